@@ -1,0 +1,39 @@
+# postloan: `make demo` and `make test` work on a fresh clone (they create .venv).
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+export MPLCONFIGDIR ?= $(CURDIR)/.cache/matplotlib
+export MLFLOW_DISABLE_TELEMETRY := true
+export BENTOML_DO_NOT_TRACK := true
+export DO_NOT_TRACK := true
+
+.PHONY: help demo test lint bench clean venv
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@rm -f $(VENV)/.installed-*; touch $@
+
+venv: $(STAMP)  ## create .venv and install the project (editable, dev extras)
+
+demo: $(STAMP)  ## generate the synthetic book and run the main job end to end
+	$(BIN)/postloan demo
+
+test: $(STAMP)  ## run the whole test suite
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)  ## ruff lint
+	$(BIN)/ruff check src pipelines serving tests benchmarks
+
+bench: $(STAMP)  ## run the benchmarks (writes benchmarks/results/*.json and docs/benchmarks.md)
+	$(BIN)/python benchmarks/generator.py
+	$(BIN)/python benchmarks/german_credit.py
+
+clean:  ## remove generated data, MLflow store and caches (keeps .venv)
+	rm -rf data/raw data/processed mlflow.db mlartifacts .cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Runnable pipelines: read and write files, own MLflow runs, compose library steps."""

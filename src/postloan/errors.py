@@ -1,0 +1,36 @@
+"""One small exception family. The CLI turns these into a short message and exit code 2."""
+
+from __future__ import annotations
+
+
+class PostloanError(Exception):
+    """Base class of every error postloan raises on purpose (bad input, config, missing model)."""
+
+
+class DataValidationError(PostloanError):
+    """A table or record breaks its schema: names the table, column, rule and offending rows."""
+
+    def __init__(
+        self,
+        table: str,
+        rule: str,
+        column: str | None = None,
+        rows: object | None = None,
+    ) -> None:
+        self.table = table
+        self.column = column
+        self.rule = rule
+        self.rows = rows
+        where = f"table '{table}'" + (f", column '{column}'" if column else "")
+        msg = f"{where}: {rule}"
+        if rows is not None and len(str(rows)) > 0:
+            msg += f"\nfirst offending rows:\n{rows}"
+        super().__init__(msg)
+
+
+class ConfigError(PostloanError):
+    """A configuration file or setting is missing or has the wrong type/value."""
+
+
+class ModelNotFoundError(PostloanError):
+    """A requested model (name, version, alias or folder) does not exist or cannot be loaded."""

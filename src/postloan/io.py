@@ -1,0 +1,214 @@
+"""Reading and writing a book of tables: parquet files plus ``manifest.json``.
+
+Writes are atomic: everything goes to a temporary sibling folder or file that is
+renamed into place only when complete, so a failure never leaves a half-written
+output. Every read validates each table against :mod:`postloan.schema`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from postloan import schema as S
+from postloan.errors import DataValidationError, PostloanError
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _to_arrow(name: str, df: pd.DataFrame) -> pa.Table:
+    spec = S.TABLES[name]
+    arrays, fields = [], []
+    for col in spec.columns:
+        s = df[col.name]
+        if col.kind == "int":
+            typ = pa.int64()
+            arr = pa.array(s.to_numpy(), type=typ)
+        elif col.kind == "float":
+            typ = pa.float64()
+            arr = pa.array(s.to_numpy(dtype="float64"), type=typ, from_pandas=True)
+        elif col.kind == "date":
+            typ = pa.timestamp("ms")
+            arr = pa.array(pd.to_datetime(s).astype("datetime64[ms]"), type=typ, from_pandas=True)
+        else:
+            typ = pa.string()
+            arr = pa.array(s.astype(object).where(s.notna(), None).tolist(), type=typ)
+        arrays.append(arr)
+        fields.append(pa.field(col.name, typ, nullable=col.nullable))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def write_parquet_atomic(table: pa.Table, path: Path) -> None:
+    """Write one parquet file via a temporary file renamed into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, compression="zstd", row_group_size=1 << 20)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_frame_atomic(df: pd.DataFrame, path: Path) -> None:
+    """Write any DataFrame to parquet (or CSV by suffix) atomically, without the index."""
+    path = Path(path)
+    if path.suffix == ".csv":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            df.to_csv(tmp, index=False)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return
+    write_parquet_atomic(pa.Table.from_pandas(df, preserve_index=False), path)
+
+
+def write_json_atomic(obj: object, path: Path) -> None:
+    """Write JSON (sorted keys, UTF-8) atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_tables(
+    tables: dict[str, pd.DataFrame],
+    out_dir: Path,
+    meta: dict | None = None,
+    overwrite: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Validate and write tables as parquet plus a manifest, atomically as a folder.
+
+    Args:
+        tables: tables keyed by schema name.
+        out_dir: destination folder; it appears only once every file is written.
+        meta: extra manifest fields (seed, configuration, dates).
+        overwrite: replace an existing non-empty folder.
+        progress: optional callback called with each table name as it is written.
+
+    Returns:
+        The manifest written.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise PostloanError(f"output folder {out_dir} exists and is not empty; "
+                            "pass --overwrite to replace it")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        entries = {}
+        for name, df in tables.items():
+            df = S.validate_table(name, df)
+            path = tmp / f"{name}.parquet"
+            pq.write_table(_to_arrow(name, df), path, compression="zstd",
+                           row_group_size=1 << 20)
+            entries[name] = {"file": path.name, "rows": int(len(df)),
+                             "sha256": file_sha256(path)}
+            if progress:
+                progress(name)
+        manifest = {"tables": entries, **(meta or {})}
+        manifest["content_hash"] = hashlib.sha256(
+            json.dumps({k: v["sha256"] for k, v in sorted(entries.items())}).encode()
+        ).hexdigest()
+        with open(tmp / MANIFEST, "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=2, sort_keys=True, default=str)
+            f.write("\n")
+        if out_dir.exists():
+            trash = out_dir.with_name(f".{out_dir.name}.old")
+            shutil.rmtree(trash, ignore_errors=True)
+            out_dir.rename(trash)
+            tmp.rename(out_dir)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            tmp.rename(out_dir)
+        return manifest
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def read_manifest(data_dir: Path) -> dict:
+    """Read ``manifest.json`` of a book folder ({} if there is none)."""
+    path = Path(data_dir) / MANIFEST
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise DataValidationError("manifest", f"unreadable {path}: {e}") from e
+
+
+def read_table(data_dir: Path, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read and validate one table of a book folder."""
+    path = Path(data_dir) / f"{name}.parquet"
+    if not path.exists():
+        raise DataValidationError(name, f"file not found: {path}")
+    try:
+        df = pq.read_table(path).to_pandas()
+    except Exception as e:  # pyarrow raises several types for corrupt files
+        raise DataValidationError(name, f"unreadable parquet file {path}: {e}") from e
+    df = S.validate_table(name, df)
+    return df if columns is None else df[columns]
+
+
+def read_tables(
+    data_dir: Path,
+    names: Iterable[str] = S.REQUIRED_TABLES,
+    check_manifest: bool = True,
+) -> dict[str, pd.DataFrame]:
+    """Read and validate several tables; check row counts against the manifest.
+
+    Raises:
+        DataValidationError: a table is missing, unreadable, breaks the schema, or its
+            row count differs from the manifest.
+    """
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataValidationError("book", f"data folder not found: {data_dir}")
+    manifest = read_manifest(data_dir) if check_manifest else {}
+    out = {}
+    for name in names:
+        df = read_table(data_dir, name)
+        want = manifest.get("tables", {}).get(name, {}).get("rows")
+        if want is not None and want != len(df):
+            raise DataValidationError(
+                name, f"row count {len(df)} differs from manifest.json ({want}): the file "
+                "changed after it was written"
+            )
+        out[name] = df
+    return out

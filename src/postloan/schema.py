@@ -1,0 +1,405 @@
+"""Every table of a post-loan book: columns, dtypes, ranges, categories, keys, PII.
+
+The simulator writes these tables and a lender's own extract must follow the same
+schema; :func:`validate_table` checks one table and raises
+:class:`~postloan.errors.DataValidationError` naming the table, the column, the
+broken rule and the first offending rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from postloan.errors import DataValidationError
+
+# Category vocabularies. Their order fixes the integer codes the feature function
+# uses, so never reorder: only append.
+REGIONS = ("north", "south", "east", "west", "central", "northeast", "southwest", "coastal")
+EMPLOYMENT_TYPES = ("salaried", "self_employed", "civil_servant", "retired", "gig_worker")
+EDUCATION = ("primary", "secondary", "bachelor", "postgraduate")
+CHANNELS = ("app", "branch", "phone")
+PRODUCTS = ("consumer", "mortgage", "card", "sme")
+COLLATERAL = ("none", "property", "vehicle", "deposit")
+CLOSE_REASONS = ("matured", "prepaid", "charged_off")
+INTERACTION_KINDS = ("service_request", "complaint", "collection_contact")
+INTERACTION_CHANNELS = ("app", "branch", "phone", "letter")
+CONTACT_OUTCOMES = ("none", "reached", "no_answer", "refused", "promise_to_pay")
+
+# Market lending rate of each product = regional policy rate + this spread (percent points).
+PRODUCT_MARKET_SPREAD = {"consumer": 6.0, "mortgage": 1.8, "card": 14.0, "sme": 4.0}
+
+# DPD buckets used by roll rates and features: current, 1-29, 30-59, 60-89, 90+.
+DPD_BUCKET_EDGES = (0, 1, 30, 60, 90)
+DEFAULT_DPD = 90
+
+MIN_DATE = pd.Timestamp("1990-01-01")
+MAX_DATE = pd.Timestamp("2100-12-31")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table.
+
+    Attributes:
+        name: column name.
+        kind: one of ``int``, ``float``, ``str``, ``category``, ``date``, ``bool``.
+        nullable: whether missing values are allowed.
+        min: smallest allowed value (numbers) or None.
+        max: largest allowed value (numbers) or None.
+        categories: allowed values for ``category`` columns.
+        pii: True for personal data: never a feature, never logged.
+    """
+
+    name: str
+    kind: str
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    categories: tuple[str, ...] = ()
+    pii: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table: its columns, its key and the column that dates each record."""
+
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    date_column: str | None = None
+    description: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+def _c(name: str, kind: str, **kw) -> Column:
+    return Column(name, kind, **kw)
+
+
+MONEY = {"min": 0.0}
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (
+        Table(
+            "customers",
+            (
+                _c("customer_id", "int", min=0),
+                _c("birth_year", "int", min=1900, max=2100),
+                _c("region", "category", categories=REGIONS),
+                _c("employment_type", "category", categories=EMPLOYMENT_TYPES),
+                _c("education", "category", categories=EDUCATION),
+                _c("channel_preference", "category", categories=CHANNELS),
+                _c("declared_monthly_income", "float", **MONEY),
+                _c("customer_since", "date"),
+            ),
+            key=("customer_id",),
+            date_column="customer_since",
+            description="Profile at onboarding (no PII).",
+        ),
+        Table(
+            "customers_pii",
+            (
+                _c("customer_id", "int", min=0),
+                _c("full_name", "str", pii=True),
+                _c("phone", "str", pii=True),
+                _c("national_id", "str", pii=True),
+                _c("address", "str", pii=True),
+            ),
+            key=("customer_id",),
+            description="Personal data, stored apart; never joined into features.",
+        ),
+        Table(
+            "loans",
+            (
+                _c("loan_id", "int", min=0),
+                _c("customer_id", "int", min=0),
+                _c("product", "category", categories=PRODUCTS),
+                _c("principal", "float", min=0.01),
+                _c("annual_rate", "float", min=0.0, max=100.0),
+                _c("term_months", "int", min=1, max=480),
+                _c("origination_date", "date"),
+                _c("collateral_type", "category", categories=COLLATERAL),
+                _c("collateral_value", "float", **MONEY),
+                _c("close_date", "date", nullable=True),
+                _c("close_reason", "category", nullable=True, categories=CLOSE_REASONS),
+            ),
+            key=("loan_id",),
+            date_column="origination_date",
+            description="One row per loan; close_date/close_reason are events known only "
+            "once they happen.",
+        ),
+        Table(
+            "repayments",
+            (
+                _c("loan_id", "int", min=0),
+                _c("customer_id", "int", min=0),
+                _c("statement_date", "date"),
+                _c("scheduled_amount", "float", **MONEY),
+                _c("paid_amount", "float", **MONEY),
+                _c("balance", "float", **MONEY),
+                _c("dpd", "int", min=0, max=3650),
+            ),
+            key=("loan_id", "statement_date"),
+            date_column="statement_date",
+            description="Monthly panel per open loan, dated at the month-end statement.",
+        ),
+        Table(
+            "activity",
+            (
+                _c("customer_id", "int", min=0),
+                _c("month_end", "date"),
+                _c("app_logins", "int", min=0),
+                _c("inbound_calls", "int", min=0),
+                _c("branch_visits", "int", min=0),
+            ),
+            key=("customer_id", "month_end"),
+            date_column="month_end",
+            description="Monthly use of the lender's channels.",
+        ),
+        Table(
+            "interactions",
+            (
+                _c("customer_id", "int", min=0),
+                _c("event_date", "date"),
+                _c("kind", "category", categories=INTERACTION_KINDS),
+                _c("channel", "category", categories=INTERACTION_CHANNELS),
+                _c("resolution_days", "float", nullable=True, min=0.0),
+                _c("outcome", "category", categories=CONTACT_OUTCOMES),
+            ),
+            key=(),
+            date_column="event_date",
+            description="Service requests, complaints (resolution_days known once resolved: "
+            "event_date + resolution_days) and collection contacts.",
+        ),
+        Table(
+            "surveys",
+            (
+                _c("customer_id", "int", min=0),
+                _c("survey_date", "date"),
+                _c("service_efficiency", "int", min=1, max=5),
+                _c("service_quality", "int", min=1, max=5),
+                _c("product_range", "int", min=1, max=5),
+                _c("staff_attitude", "int", min=1, max=5),
+                _c("resolution_speed", "int", min=1, max=5),
+                _c("overall", "int", min=1, max=5),
+            ),
+            key=("customer_id", "survey_date"),
+            date_column="survey_date",
+            description="Sparse satisfaction surveys on the five dimensions of the handbook.",
+        ),
+        Table(
+            "bureau",
+            (
+                _c("customer_id", "int", min=0),
+                _c("pull_date", "date"),
+                _c("bureau_score", "int", min=300, max=850),
+                _c("verified_monthly_income", "float", **MONEY),
+                _c("external_debt", "float", **MONEY),
+            ),
+            key=("customer_id", "pull_date"),
+            date_column="pull_date",
+            description="Quarterly credit-bureau pulls with verified income.",
+        ),
+        Table(
+            "macro",
+            (
+                _c("region", "category", categories=REGIONS),
+                _c("month_end", "date"),
+                _c("unemployment_rate", "float", min=0.0, max=100.0),
+                _c("policy_rate", "float", min=-5.0, max=50.0),
+            ),
+            key=("region", "month_end"),
+            date_column="month_end",
+            description="Monthly regional macro series.",
+        ),
+        Table(
+            "truth",
+            (
+                _c("customer_id", "int", min=0),
+                _c("month_end", "date"),
+                _c("credit_quality", "float"),
+                _c("service_sensitivity", "float"),
+                _c("p_miss", "float", min=0.0, max=1.0),
+                _c("p_attrition", "float", min=0.0, max=1.0),
+                _c("p_dissatisfied", "float", min=0.0, max=1.0),
+                _c("pd_12m", "float", min=0.0, max=1.0),
+                _c("pchurn_6m", "float", min=0.0, max=1.0),
+                _c("pdissat_3m", "float", min=0.0, max=1.0),
+            ),
+            key=("customer_id", "month_end"),
+            date_column="month_end",
+            description="Simulator only: latent traits and true probabilities; never features.",
+        ),
+    )
+}
+
+# Tables a scoring or training job needs; `truth` and `customers_pii` are optional.
+REQUIRED_TABLES = (
+    "customers",
+    "loans",
+    "repayments",
+    "activity",
+    "interactions",
+    "surveys",
+    "bureau",
+    "macro",
+)
+PII_COLUMNS = frozenset(c.name for t in TABLES.values() for c in t.columns if c.pii)
+
+
+def _rows(df: pd.DataFrame, mask: np.ndarray | pd.Series, cols: list[str], n: int = 5) -> str:
+    mask = np.asarray(mask, dtype=bool)
+    sub = df.loc[mask, [c for c in cols if c in df.columns]].head(n)
+    return sub.to_string()
+
+
+def validate_table(name: str, df: pd.DataFrame) -> pd.DataFrame:
+    """Check a table against its schema and return it with normalised dtypes.
+
+    Integers become int64, floats float64, dates datetime64[ns], categories and text
+    plain Python-string object columns (pandas 3 reads text as ``str``; LightGBM
+    and the fixed category codes need one representation).
+
+    Args:
+        name: table name, a key of :data:`TABLES`.
+        df: the table as read.
+
+    Returns:
+        The validated table with normalised dtypes (a copy).
+
+    Raises:
+        DataValidationError: on the first broken rule, naming table, column, rule and
+            the first offending rows.
+    """
+    if name not in TABLES:
+        raise DataValidationError(name, f"unknown table; known tables: {sorted(TABLES)}")
+    spec = TABLES[name]
+    if len(df) == 0:
+        raise DataValidationError(name, "table is empty (0 rows)")
+    missing = [c for c in spec.column_names if c not in df.columns]
+    if missing:
+        raise DataValidationError(
+            name, f"missing column(s) {missing}; found {list(df.columns)}", column=missing[0]
+        )
+    out = pd.DataFrame(index=pd.RangeIndex(len(df)))
+    src = df.reset_index(drop=True)
+    for col in spec.columns:
+        s = src[col.name]
+        isna = s.isna().to_numpy()
+        if not col.nullable and isna.any():
+            raise DataValidationError(
+                name, "missing values not allowed", col.name, _rows(src, isna, [col.name])
+            )
+        if col.kind in ("int", "float"):
+            if not (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)):
+                raise DataValidationError(
+                    name, f"expected a numeric ({col.kind}) column, got dtype {s.dtype}", col.name
+                )
+            vals = s.to_numpy(dtype="float64", na_value=np.nan)
+            if np.isinf(vals).any():
+                bad = np.isinf(vals)
+                raise DataValidationError(
+                    name, "infinite values", col.name, _rows(src, bad, [col.name])
+                )
+            if col.kind == "int":
+                frac = ~isna & (np.mod(np.where(isna, 0, vals), 1) != 0)
+                if frac.any():
+                    raise DataValidationError(
+                        name, "expected whole numbers", col.name, _rows(src, frac, [col.name])
+                    )
+            if col.min is not None:
+                bad = ~isna & (vals < col.min)
+                if bad.any():
+                    raise DataValidationError(
+                        name, f"values below the minimum {col.min}", col.name,
+                        _rows(src, bad, list(spec.key) + [col.name]),
+                    )
+            if col.max is not None:
+                bad = ~isna & (vals > col.max)
+                if bad.any():
+                    raise DataValidationError(
+                        name, f"values above the maximum {col.max}", col.name,
+                        _rows(src, bad, list(spec.key) + [col.name]),
+                    )
+            out[col.name] = vals.astype("int64") if col.kind == "int" and not isna.any() else vals
+        elif col.kind == "date":
+            if not pd.api.types.is_datetime64_any_dtype(s):
+                raise DataValidationError(
+                    name, f"expected a date column, got dtype {s.dtype}", col.name
+                )
+            d = pd.to_datetime(s).astype("datetime64[ns]")
+            bad = d.notna().to_numpy() & ((d < MIN_DATE) | (d > MAX_DATE)).to_numpy()
+            if bad.any():
+                raise DataValidationError(
+                    name, f"dates outside {MIN_DATE.date()}..{MAX_DATE.date()}", col.name,
+                    _rows(src, bad, list(spec.key) + [col.name]),
+                )
+            out[col.name] = d.to_numpy()
+        elif col.kind in ("category", "str"):
+            if pd.api.types.is_numeric_dtype(s) and not isna.all():
+                raise DataValidationError(
+                    name, f"expected text, got dtype {s.dtype}", col.name
+                )
+            obj = s.astype(object).where(~isna, None)
+            if col.kind == "category":
+                allowed = set(col.categories)
+                bad = ~isna & ~obj.isin(allowed).to_numpy()
+                if bad.any():
+                    raise DataValidationError(
+                        name, f"values outside the allowed categories {list(col.categories)}",
+                        col.name, _rows(src, bad, list(spec.key) + [col.name]),
+                    )
+            out[col.name] = obj.to_numpy(dtype=object)
+        elif col.kind == "bool":
+            out[col.name] = s.astype(bool).to_numpy()
+        else:  # pragma: no cover - schema declaration error
+            raise ValueError(f"unknown column kind {col.kind}")
+    if spec.key:
+        dup = out.duplicated(list(spec.key), keep=False).to_numpy()
+        if dup.any():
+            raise DataValidationError(
+                name, f"duplicate keys {list(spec.key)}", ",".join(spec.key),
+                _rows(out, dup, list(spec.key)),
+            )
+    return out
+
+
+def category_code(column: str, values: pd.Series, table: str = "snapshot") -> np.ndarray:
+    """Map category values to their fixed schema codes (position in the vocabulary).
+
+    Missing values become NaN. Unknown values raise DataValidationError.
+    """
+    vocab = CATEGORY_VOCABULARIES[column]
+    mapping = {v: float(i) for i, v in enumerate(vocab)}
+    obj = values.astype(object)
+    codes = obj.map(mapping)
+    bad = obj.notna().to_numpy() & codes.isna().to_numpy()
+    if bad.any():
+        frame = pd.DataFrame({column: obj})
+        raise DataValidationError(
+            table, f"unknown category; allowed {list(vocab)}", column,
+            _rows(frame, bad, [column]),
+        )
+    return codes.to_numpy(dtype="float64")
+
+
+CATEGORY_VOCABULARIES: dict[str, tuple[str, ...]] = {
+    "region": REGIONS,
+    "employment_type": EMPLOYMENT_TYPES,
+    "education": EDUCATION,
+    "channel_preference": CHANNELS,
+    "main_product": PRODUCTS,
+}

@@ -1,0 +1,49 @@
+"""Shared fixtures: a small simulated book, kept in memory and on disk per session.
+
+The environment is set before anything else imports matplotlib, MLflow or BentoML
+so tests never write to ~/.config or ~/.cache and never phone home.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+_TMP_HOME = Path(tempfile.mkdtemp(prefix="postloan-tests-"))
+os.environ.setdefault("MPLCONFIGDIR", str(_TMP_HOME / "mpl"))
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ["BENTOML_DO_NOT_TRACK"] = "true"
+os.environ["DO_NOT_TRACK"] = "true"
+os.environ.setdefault("BENTOML_HOME", str(_TMP_HOME / "bentoml"))
+os.environ.setdefault("XDG_CACHE_HOME", str(_TMP_HOME / "cache"))
+os.environ.setdefault("XDG_CONFIG_HOME", str(_TMP_HOME / "config"))
+
+import pytest  # noqa: E402
+
+from postloan import io  # noqa: E402
+from postloan import schema as S  # noqa: E402
+from postloan.synthetic import SimulationConfig, simulate  # noqa: E402
+
+SMALL = SimulationConfig(n_customers=3_000, n_months=30, seed=7)
+
+
+@pytest.fixture(scope="session")
+def small_tables() -> dict:
+    """A validated small book (3,000 customers, 30 months), shared read-only."""
+    tables = simulate(SMALL)
+    return {k: S.validate_table(k, v) for k, v in tables.items()}
+
+
+@pytest.fixture(scope="session")
+def small_book(small_tables, tmp_path_factory) -> Path:
+    """The small book written to disk as parquet + manifest."""
+    out = tmp_path_factory.mktemp("book") / "raw"
+    io.write_tables(small_tables, out, meta={"seed": SMALL.seed})
+    return out
+
+
+@pytest.fixture()
+def tables_copy(small_tables) -> dict:
+    """A deep copy of the small book that a test may mutate."""
+    return {k: v.copy(deep=True) for k, v in small_tables.items()}
