@@ -48,5 +48,5 @@ def run_generate(cfg: SimulationConfig, out: Path, overwrite: bool = False) -> d
     }
     with progress_bar("writing tables", len(tables)) as advance:
         manifest = io.write_tables(tables, out, meta=meta, overwrite=overwrite,
-                                   progress=lambda name: advance())
+                                   progress=lambda name: advance(), consume=True)
     return manifest

@@ -53,7 +53,7 @@ def _to_arrow(name: str, df: pd.DataFrame) -> pa.Table:
             arr = pa.array(pd.to_datetime(s).astype("datetime64[ms]"), type=typ, from_pandas=True)
         else:
             typ = pa.string()
-            arr = pa.array(s.astype(object).where(s.notna(), None).tolist(), type=typ)
+            arr = pa.array(s.to_numpy(dtype=object), type=typ, from_pandas=True)
         arrays.append(arr)
         fields.append(pa.field(col.name, typ, nullable=col.nullable))
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
@@ -111,6 +111,7 @@ def write_tables(
     meta: dict | None = None,
     overwrite: bool = False,
     progress: Callable[[str], None] | None = None,
+    consume: bool = False,
 ) -> dict:
     """Validate and write tables as parquet plus a manifest, atomically as a folder.
 
@@ -120,6 +121,8 @@ def write_tables(
         meta: extra manifest fields (seed, configuration, dates).
         overwrite: replace an existing non-empty folder.
         progress: optional callback called with each table name as it is written.
+        consume: remove each table from `tables` once written, to bound peak memory
+            on large books.
 
     Returns:
         The manifest written.
@@ -132,12 +135,15 @@ def write_tables(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
         entries = {}
-        for name, df in tables.items():
-            df = S.validate_table(name, df)
+        for name in list(tables):
+            df = S.validate_table(name, tables.pop(name) if consume else tables[name])
             path = tmp / f"{name}.parquet"
-            pq.write_table(_to_arrow(name, df), path, compression="zstd",
-                           row_group_size=1 << 20)
-            entries[name] = {"file": path.name, "rows": int(len(df)),
+            arrow = _to_arrow(name, df)
+            del df
+            pq.write_table(arrow, path, compression="zstd", row_group_size=1 << 20)
+            n_rows = arrow.num_rows
+            del arrow
+            entries[name] = {"file": path.name, "rows": int(n_rows),
                              "sha256": file_sha256(path)}
             if progress:
                 progress(name)

@@ -112,7 +112,13 @@ class _Recorder:
             self.chunks[c].append(cols[c])
 
     def frame(self) -> dict[str, np.ndarray]:
-        return {c: np.concatenate(v) if v else np.array([]) for c, v in self.chunks.items()}
+        """Concatenate and release the chunks (one copy alive at a time)."""
+        out = {}
+        for c in self.columns:
+            v = self.chunks.pop(c)
+            out[c] = np.concatenate(v) if v else np.array([])
+            del v
+        return out
 
 
 def _macro(cfg: SimulationConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
