@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export BENTOML_DO_NOT_TRACK := true
 export DO_NOT_TRACK := true
 
-.PHONY: help demo test lint bench clean venv
+.PHONY: help demo test lint bench clean venv mlflow
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ lint: $(STAMP)  ## ruff lint
 bench: $(STAMP)  ## run the benchmarks (writes benchmarks/results/*.json and docs/benchmarks.md)
 	$(BIN)/python benchmarks/generator.py
 	$(BIN)/python benchmarks/german_credit.py
+
+mlflow: $(STAMP)  ## open the MLflow UI on 127.0.0.1:5000 (runs, plots, registry)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --default-artifact-root ./mlartifacts --host 127.0.0.1 --port 5000
 
 clean:  ## remove generated data, MLflow store and caches (keeps .venv)
 	rm -rf data/raw data/processed mlflow.db mlartifacts .cache .pytest_cache

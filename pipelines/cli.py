@@ -104,6 +104,103 @@ def snapshot(
     print_frame(summarise(snap), f"snapshots written to {out}")
 
 
+def _tracking(s) -> tuple[str, Path | None]:
+    uri = s.tracking_uri
+    return uri, (s.artifact_root if uri.startswith("sqlite:") else None)
+
+
+@app.command()
+@handle_errors
+def train(
+    target: Annotated[str, typer.Option(help="default_risk | churn | satisfaction | all")] = "all",
+    data: Annotated[Path | None, typer.Option(help="Book folder (default data/raw).")] = None,
+    config: Annotated[Path | None, typer.Option(help="Training YAML (splits, params, gate).")]
+    = None,
+) -> None:
+    """Train, evaluate (OOT), explain, log to MLflow, register and gate the models."""
+    from pipelines.train import check_models, metrics_table, run_train
+    from postloan.train_config import MODEL_LABELS, load_train_config
+
+    s = get_settings()
+    models = list(MODEL_LABELS) if target == "all" else check_models([target])
+    cfg = load_train_config(config)
+    uri, art = _tracking(s)
+    results = run_train(data or s.raw_dir, models, cfg, uri, art, s.models_dir, s.root)
+    print_frame(metrics_table(results), "out-of-time metrics (OOT as-of dates)")
+    for r in results:
+        console.print(f"[bold]{r['model']}[/] v{r['version']}: {r['gate']}; top drivers: "
+                      + ", ".join(r["top_features"][:5]))
+
+
+@app.command()
+@handle_errors
+def models() -> None:
+    """List registered model versions, their aliases and gate decisions."""
+    import pandas as pd
+
+    from postloan import registry
+
+    s = get_settings()
+    client = registry.configure(_tracking(s)[0])
+    rows = registry.list_models(client)
+    if not rows:
+        console.print("no registered models yet: run `postloan train`")
+        return
+    print_frame(pd.DataFrame(rows).set_index("name"), "registered models")
+
+
+@app.command()
+@handle_errors
+def promote(
+    model: Annotated[str, typer.Option(help="default_risk | churn | satisfaction")],
+    version: Annotated[str, typer.Option(help="Registered version to make champion.")],
+    force: Annotated[bool, typer.Option(help="Skip the promotion gate.")] = False,
+) -> None:
+    """Run the promotion gate on a version (or force it to champion)."""
+    from postloan import registry
+
+    s = get_settings()
+    client = registry.configure(_tracking(s)[0])
+    registry.registered_name(model)
+    if force:
+        registry.set_champion(client, model, version, "forced by `postloan promote --force`")
+        console.print(f"{model} v{version} is champion (forced)")
+        return
+    d = registry.promotion_gate(client, model, version)
+    console.print(f"{model} v{version}: {'promoted' if d.promoted else 'kept out'} — {d.reason}")
+
+
+@app.command()
+@handle_errors
+def explain(
+    target: Annotated[str, typer.Option(help="default_risk | churn | satisfaction")],
+    customer_id: Annotated[int, typer.Option(help="Customer id.")],
+    as_of: Annotated[str, typer.Option(help="As-of date YYYY-MM-DD.")],
+    data: Annotated[Path | None, typer.Option(help="Book folder (default data/raw).")] = None,
+    alias: Annotated[str, typer.Option(help="Registry alias to load.")] = "champion",
+    k: Annotated[int, typer.Option(help="Reasons per direction.")] = 3,
+) -> None:
+    """Print a customer's score and reason codes (English and Chinese)."""
+    from postloan import io, registry
+    from postloan.snapshot import build_snapshot
+
+    s = get_settings()
+    registry.configure(_tracking(s)[0])
+    bundle = registry.load_bundle(target, alias=alias)
+    snap = build_snapshot(io.read_tables(data or s.raw_dir), as_of, with_labels=False)
+    row = snap[snap["customer_id"] == customer_id]
+    if row.empty:
+        raise PostloanError(f"customer {customer_id} is not active at {as_of}")
+    p = bundle.predict(row)[0]
+    _, reasons = bundle.explain(row, k=k)
+    console.print(f"[bold]{target}[/] probability for customer {customer_id} as of {as_of}: "
+                  f"[bold]{p:.2%}[/]")
+    for key, title in (("up", "raising the score"), ("down", "lowering the score")):
+        console.print(f"  {title}:")
+        for r in reasons[0][key]:
+            console.print(f"    {r['contribution']:+.3f}  {r['text_en']}  /  {r['text_zh']}")
+
+
 @app.command()
 @handle_errors
 def demo(
@@ -119,6 +216,15 @@ def demo(
 
 def main() -> None:
     """Entry point of the ``postloan`` script."""
+    import warnings
+
+    # MLflow's own progress bars and advice are noise on our console; runs still log.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"mlflow\..*")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
     logging.basicConfig(level=os.environ.get("POSTLOAN_LOG_LEVEL", "WARNING"),
                         format="%(levelname)s %(name)s: %(message)s")
     app()

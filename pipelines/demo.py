@@ -26,3 +26,19 @@ def run_demo(n_customers: int = 20_000, n_months: int = 36, seed: int = 42) -> N
     snap = run_snapshot(s.raw_dir, dates, out)
     print_frame(summarise(snap), f"snapshots written to {out}")
     console.print("labels are missing (NaN) where their horizon runs past the end of the data.")
+
+    console.rule("3. train, explain, register (MLflow) and gate the three models")
+    from pipelines.train import metrics_table, run_train
+    from postloan.train_config import MODEL_LABELS, TrainConfig
+
+    uri = s.tracking_uri
+    art = s.artifact_root if uri.startswith("sqlite:") else None
+    results = run_train(s.raw_dir, list(MODEL_LABELS), TrainConfig(seed=seed), uri, art,
+                        s.models_dir, s.root)
+    print_frame(metrics_table(results), "out-of-time metrics")
+    for r in results:
+        console.print(f"[bold]{r['model']}[/] v{r['version']} "
+                      f"({'champion' if r['promoted'] else 'challenger'}: {r['gate']})")
+        console.print("  top drivers: " + ", ".join(r["top_features"][:6]))
+    console.print(f"MLflow runs: {uri}  (browse with `make mlflow`)")
+    console.print(f"model bundles: {s.models_dir}/<model>/v<version>/")

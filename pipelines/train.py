@@ -1,0 +1,130 @@
+"""Train the three models, log every run to MLflow, register and gate the champions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+
+from pipelines.console import console, progress_bar
+from postloan import io, registry
+from postloan.errors import DataValidationError
+from postloan.features import FEATURE_NAMES
+from postloan.modeling import TrainOutput, train_one
+from postloan.plots import save_figure
+from postloan.snapshot import build_snapshot, data_range
+from postloan.train_config import MODEL_LABELS, TrainConfig, resolve_splits
+
+
+def git_commit(root: Path) -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                              text=True, timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _log_output(out: TrainOutput, cfg: TrainConfig, manifest: dict, commit: str) -> None:
+    model = out.bundle.model
+    mlflow.log_params({"model": model, "label": MODEL_LABELS[model], "seed": cfg.seed,
+                       "calibration": cfg.models[model].calibration,
+                       "n_features": len(FEATURE_NAMES),
+                       **{f"lgbm_{k}": v for k, v in cfg.models[model].lgbm.model_dump().items()},
+                       **{f"split_{k}": ",".join(v) for k, v in out.splits.items()}})
+    mlflow.set_tags({"git_commit": commit, "data_content_hash": manifest.get("content_hash", ""),
+                     "data_seed": str(manifest.get("seed", "")), "postloan_model": model})
+    mlflow.log_metrics(out.metrics)
+    mlflow.log_dict(cfg.model_dump(), "config/train_config.json")
+    mlflow.log_dict({"features": list(FEATURE_NAMES)}, "config/features.json")
+    side = {k[len("baseline_oot_"):]: {"lightgbm": out.metrics.get("oot_" + k[len("baseline_oot_"):]),
+                                      "baseline": v}
+            for k, v in out.metrics.items() if k.startswith("baseline_oot_")}
+    mlflow.log_dict(side, "evaluation/lightgbm_vs_baseline.json")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, fig in out.figures.items():
+            mlflow.log_artifact(str(save_figure(fig, Path(tmp) / name)), "plots")
+        for name, table in out.tables.items():
+            p = Path(tmp) / f"{name}.csv"
+            table.to_csv(p, index=False)
+            mlflow.log_artifact(str(p), "evaluation")
+
+
+def run_train(data: Path, models: list[str], cfg: TrainConfig, tracking_uri: str,
+              artifact_root: Path | None, models_dir: Path | None, root: Path) -> list[dict]:
+    """Train each model, log to MLflow, register, gate, export the bundle folder."""
+    tables = io.read_tables(data, names=[*io.S.REQUIRED_TABLES])
+    truth = None
+    if (Path(data) / "truth.parquet").exists():
+        truth = io.read_table(data, "truth")
+    manifest = io.read_manifest(data)
+    start, end = data_range(tables)
+    plan = {m: resolve_splits(cfg.splits, MODEL_LABELS[m], start, end) for m in models}
+    dates = sorted({d for s in plan.values() for v in s.values() for d in v})
+    snaps = {}
+    with progress_bar("building snapshots", len(dates)) as advance:
+        for d in dates:
+            snaps[d] = build_snapshot(tables, d)
+            advance()
+    client = registry.configure(tracking_uri)
+    commit = git_commit(root)
+    results = []
+    with progress_bar("training models", len(models)) as advance:
+        for model in models:
+            needed = [d for v in plan[model].values() for d in v]
+            snap = pd.concat([snaps[d] for d in needed], ignore_index=True)
+            out = train_one(model, snap, plan[model], cfg, truth)
+            exp_id = registry.ensure_experiment(registry.experiment_name(model), artifact_root)
+            with mlflow.start_run(experiment_id=exp_id, run_name=f"{model}-lightgbm") as run:
+                _log_output(out, cfg, manifest, commit)
+                out.bundle.metadata.update(run_id=run.info.run_id, git_commit=commit,
+                                           data_content_hash=manifest.get("content_hash"))
+                _, version = registry.log_bundle(out.bundle)
+            decision = registry.promotion_gate(client, model, version,
+                                               cfg.gate.auc_tolerance, cfg.gate.max_ece)
+            folder = None
+            if models_dir is not None:
+                out.bundle.metadata["registered_version"] = version
+                folder = out.bundle.save(Path(models_dir) / model / f"v{version}")
+                (Path(models_dir) / model / "latest.json").write_text(json.dumps(
+                    {"version": version, "champion": decision.promoted}))
+            results.append({"model": model, "version": version, "run_id": run.info.run_id,
+                            "promoted": decision.promoted, "gate": decision.reason,
+                            "metrics": out.metrics, "bundle": str(folder) if folder else None,
+                            "top_features": out.bundle.metadata["top_features"]})
+            advance()
+    return results
+
+
+def metrics_table(results: list[dict]) -> pd.DataFrame:
+    """The OOT metrics table printed by `postloan train` and the demo (metrics x models)."""
+    def fmt(v: float, pct: bool = False) -> str:
+        return "-" if v is None or pd.isna(v) else (f"{v:.1%}" if pct else f"{v:.4f}")
+
+    cols = {}
+    for r in results:
+        m = r["metrics"]
+        cols[r["model"]] = {
+            "AUC": fmt(m["oot_auc"]), "baseline AUC": fmt(m["baseline_oot_auc"]),
+            "Gini": fmt(m["oot_gini"]), "KS": fmt(m["oot_ks"]), "Brier": fmt(m["oot_brier"]),
+            "ECE": fmt(m["oot_ece"]), "top-decile lift": f"{m['oot_top_decile_lift']:.2f}",
+            "top-decile capture": fmt(m["oot_top_decile_capture"], pct=True),
+            "oracle AUC": fmt(m.get("oracle_auc")),
+            "model / oracle": fmt(m.get("oracle_ratio"), pct=True),
+            "base rate": fmt(m["oot_base_rate"], pct=True),
+            "version": f"v{r['version']}", "champion": "yes" if r["promoted"] else "no",
+        }
+    df = pd.DataFrame(cols)
+    df.index.name = "OOT metric"
+    return df
+
+
+def check_models(models: list[str]) -> list[str]:
+    unknown = [m for m in models if m not in MODEL_LABELS]
+    if unknown:
+        raise DataValidationError("config", f"unknown target(s) {unknown}; choose from "
+                                  f"{sorted(MODEL_LABELS)} or all", "target")
+    return models

@@ -1,0 +1,120 @@
+"""TreeSHAP contributions and plain-language reason codes.
+
+Contributions come from LightGBM's own TreeSHAP (``pred_contrib=True``), in
+log-odds: for each row, contributions plus the bias equal the raw margin exactly.
+Reason codes turn the largest contributions into sentences built from the
+customer's own values, in English and Chinese; the texts live in one table
+(``config/reason_texts.yaml``), not in code.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from importlib import resources
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import yaml
+
+from postloan import schema as S
+from postloan.errors import ConfigError
+
+BIAS = "bias"
+LANGS = ("en", "zh")
+
+
+def contributions(booster: lgb.Booster, X: pd.DataFrame) -> pd.DataFrame:
+    """Per-row TreeSHAP contributions in log-odds, plus a ``bias`` column.
+
+    Args:
+        booster: a trained binary LightGBM booster.
+        X: feature frame with the booster's feature names in order.
+
+    Returns:
+        Frame with one column per feature and ``bias``; rows sum to the raw margin.
+    """
+    values = booster.predict(X, pred_contrib=True)
+    return pd.DataFrame(values, columns=[*X.columns, BIAS], index=X.index)
+
+
+def global_importance(contrib: pd.DataFrame) -> pd.DataFrame:
+    """Mean absolute contribution per feature, largest first."""
+    imp = contrib.drop(columns=[BIAS]).abs().mean().sort_values(ascending=False)
+    return pd.DataFrame({"feature": imp.index, "mean_abs_shap": imp.to_numpy()})
+
+
+@lru_cache(maxsize=1)
+def reason_table() -> dict:
+    """The reason-text table (``base`` plus per-model overrides)."""
+    text = resources.files("postloan").joinpath("config/reason_texts.yaml").read_text("utf-8")
+    table = yaml.safe_load(text)
+    if not isinstance(table, dict) or "base" not in table:
+        raise ConfigError("reason_texts.yaml must hold a 'base' section")
+    return table
+
+
+def reason_text(model: str, feature: str, value: float, lang: str = "en") -> str:
+    """One sentence describing `feature` at `value` for `model`, in `lang`.
+
+    Raises:
+        ConfigError: no text is declared for the feature.
+    """
+    table = reason_table()
+    entry = table.get(model, {}).get(feature) or table["base"].get(feature)
+    if entry is None:
+        raise ConfigError(f"no reason text for feature '{feature}' (model '{model}')")
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return entry.get(f"missing_{lang}") or entry.get("missing_en") or \
+            f"{feature.replace('_', ' ')}: missing"
+    label = ""
+    if feature in S.CATEGORY_VOCABULARIES:
+        vocab = S.CATEGORY_VOCABULARIES[feature]
+        idx = int(value)
+        label = vocab[idx].replace("_", " ") if 0 <= idx < len(vocab) else str(value)
+    return entry[lang].format(value=float(value), label=label)
+
+
+def reason_codes(
+    model: str,
+    contrib: pd.DataFrame,
+    X: pd.DataFrame,
+    k: int = 3,
+) -> list[dict]:
+    """Top reasons pushing each row's score up, and the top protective ones.
+
+    Args:
+        model: model name (``default_risk``, ``churn``, ``satisfaction``): picks texts.
+        contrib: output of :func:`contributions` for `X`.
+        X: the feature frame the contributions came from.
+        k: reasons per direction.
+
+    Returns:
+        One dict per row: ``{"up": [...], "down": [...]}``; each reason has ``feature``,
+        ``value`` (None when missing), ``contribution`` and one text per language.
+        Ties break by feature order, so the result is deterministic.
+    """
+    feats = list(X.columns)
+    c = contrib[feats].to_numpy()
+    x = X.to_numpy()
+    order_up = np.argsort(-c, axis=1, kind="stable")[:, :k]
+    order_down = np.argsort(c, axis=1, kind="stable")[:, :k]
+    out = []
+    for i in range(len(X)):
+        row = {}
+        for key, order, sign in (("up", order_up[i], 1), ("down", order_down[i], -1)):
+            reasons = []
+            for j in order:
+                if sign * c[i, j] <= 0:
+                    continue
+                v = float(x[i, j])
+                reasons.append({
+                    "feature": feats[j],
+                    "value": None if math.isnan(v) else v,
+                    "contribution": float(c[i, j]),
+                    **{f"text_{lang}": reason_text(model, feats[j], v, lang) for lang in LANGS},
+                })
+            row[key] = reasons
+        out.append(row)
+    return out

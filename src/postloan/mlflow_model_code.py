@@ -1,0 +1,29 @@
+"""MLflow "model from code" entry point for postloan bundles (no pickle).
+
+MLflow stores this file with each logged model and runs it when the model is
+loaded; it is not imported by the library. The model takes customer snapshot rows
+(a DataFrame with the snapshot fields) and returns calibrated probabilities, so
+``mlflow.pyfunc.load_model("models:/postloan-default-risk@champion")`` alone can score.
+"""
+
+from __future__ import annotations
+
+import mlflow
+import pandas as pd
+from mlflow.pyfunc import PythonModel
+
+
+class BundleModel(PythonModel):
+    """A pyfunc wrapper around :class:`postloan.bundle.ModelBundle`."""
+
+    def load_context(self, context) -> None:
+        from postloan.bundle import ModelBundle
+
+        self.bundle = ModelBundle.load(context.artifacts["bundle"])
+
+    def predict(self, context, model_input, params=None):
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        return pd.DataFrame({"probability": self.bundle.predict(frame)}, index=frame.index)
+
+
+mlflow.models.set_model(BundleModel())
