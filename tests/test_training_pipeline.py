@@ -1,0 +1,122 @@
+"""End to end on a real MLflow SQLite store: train, register, gate, reload by alias."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipelines.train import run_train
+from postloan import io, registry
+from postloan.bundle import ModelBundle
+from postloan.errors import DataValidationError
+from postloan.snapshot import build_snapshot
+from postloan.train_config import MODEL_LABELS, Lgbm, ModelConfig, Splits, TrainConfig
+
+pytestmark = pytest.mark.integration
+
+FAST = TrainConfig(shap_sample=500, splits=Splits(n_train=6))
+
+
+@pytest.fixture(scope="module")
+def trained(small_book, tmp_path_factory):
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    results = run_train(small_book, list(MODEL_LABELS), FAST, uri, root / "mlartifacts",
+                        root / "models", root)
+    return {"uri": uri, "root": root, "results": {r["model"]: r for r in results}}
+
+
+def test_every_model_is_registered_and_champion(trained):
+    client = registry.configure(trained["uri"])
+    for model, r in trained["results"].items():
+        name = registry.registered_name(model)
+        mv = client.get_model_version_by_alias(name, "champion")
+        assert str(mv.version) == r["version"]
+        assert mv.tags["gate_promoted"] == "True"
+        run = client.get_run(mv.run_id)
+        for metric in ("oot_auc", "oot_ks", "oot_ece", "oot_brier", "baseline_oot_auc",
+                       "oracle_auc", "oracle_ratio", "oot_top_decile_capture"):
+            assert metric in run.data.metrics
+        assert run.data.metrics["oot_auc"] > 0.6
+        assert run.data.tags["data_content_hash"]
+        arts = {a.path for a in client.list_artifacts(mv.run_id, "plots")}
+        assert {"plots/roc.png", "plots/ks.png", "plots/calibration.png", "plots/lift.png",
+                "plots/shap_summary.png", "plots/shap_bar.png"} <= arts
+        history = json.loads(client.get_registered_model(name).tags["champion_history"])
+        assert history[-1]["version"] == r["version"]
+
+
+def test_scores_identical_after_reload_in_a_fresh_process(trained, small_tables, tmp_path):
+    snap = build_snapshot(small_tables, "2024-06-30", with_labels=False)
+    snap_path = tmp_path / "snap.parquet"
+    io.write_frame_atomic(snap, snap_path)
+    out = tmp_path / "scores.json"
+    code = textwrap.dedent(f"""
+        import json, mlflow, pandas as pd
+        mlflow.set_tracking_uri({trained['uri']!r})
+        snap = pd.read_parquet({str(snap_path)!r})
+        res = {{}}
+        for name in ["postloan-default-risk", "postloan-churn", "postloan-satisfaction"]:
+            m = mlflow.pyfunc.load_model(f"models:/{{name}}@champion")
+            res[name] = m.predict(snap)["probability"].tolist()
+        json.dump(res, open({str(out)!r}, "w"))
+    """)
+    env = {**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300,
+                   capture_output=True)
+    fresh = json.loads(out.read_text())
+    for model, r in trained["results"].items():
+        local = ModelBundle.load(r["bundle"]).predict(snap)
+        assert np.array_equal(np.asarray(fresh[registry.registered_name(model)]), local)
+
+
+def test_bundle_round_trip_is_bit_identical(trained, small_tables, tmp_path):
+    snap = build_snapshot(small_tables, "2024-05-31", with_labels=False)
+    registry.configure(trained["uri"])
+    b1 = registry.load_bundle("default_risk")
+    b2 = ModelBundle.load(b1.save(tmp_path / "copy"))
+    assert np.array_equal(b1.predict(snap), b2.predict(snap))
+    one = b1.predict(snap.iloc[[3]])  # single-record scoring equals batch scoring
+    assert one[0] == b1.predict(snap)[3]
+
+
+def test_gate_keeps_a_worse_challenger_out(trained, small_book):
+    weak = TrainConfig(shap_sample=200, splits=Splits(n_train=6), models={
+        "default_risk": ModelConfig(lgbm=Lgbm(max_rounds=1, num_leaves=2,
+                                              early_stopping_rounds=1))})
+    root = trained["root"]
+    res = run_train(small_book, ["default_risk"], weak, trained["uri"], root / "mlartifacts",
+                    None, root)[0]
+    assert res["promoted"] is False
+    client = MlflowClient(trained["uri"])
+    name = registry.registered_name("default_risk")
+    assert str(client.get_model_version_by_alias(name, "champion").version) == \
+        trained["results"]["default_risk"]["version"]
+    assert str(client.get_model_version_by_alias(name, "challenger").version) == res["version"]
+    tags = client.get_model_version(name, res["version"]).tags
+    assert tags["gate_promoted"] == "False" and "worse than champion" in tags["gate_reason"]
+
+
+def test_training_refuses_dates_without_data(small_book, tmp_path):
+    cfg = TrainConfig(splits=Splits(train=["2019-01-31"], valid=["2019-04-30"],
+                                    oot=["2019-07-31"]))
+    with pytest.raises(DataValidationError, match="no snapshot rows|outside the data"):
+        run_train(small_book, ["churn"], cfg, f"sqlite:///{tmp_path / 'm.db'}", tmp_path, None,
+                  tmp_path)
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    from postloan.errors import ModelNotFoundError
+
+    registry.configure(f"sqlite:///{tmp_path / 'empty.db'}")
+    with pytest.raises(ModelNotFoundError):
+        registry.load_bundle("churn")
+    with pytest.raises(ModelNotFoundError, match="missing"):
+        ModelBundle.load(tmp_path)
