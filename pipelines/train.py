@@ -10,7 +10,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from pipelines.console import console, progress_bar
+from pipelines.console import progress_bar
 from postloan import io, registry
 from postloan.errors import DataValidationError
 from postloan.features import FEATURE_NAMES

@@ -56,6 +56,41 @@ def _as_float(values: object, name: str, table: str) -> np.ndarray:
     return arr
 
 
+def validate_scores(y_score: object, *, probabilities: bool = True, score_name: str = "y_score",
+                    table: str = TABLE) -> np.ndarray:
+    """Check scores alone (no labels) and return them as a float array.
+
+    Args:
+        y_score: scores, 1-D.
+        probabilities: also require scores in [0, 1].
+        score_name: name of the score column in error messages.
+        table: name of the table in error messages.
+
+    Returns:
+        float64 array.
+
+    Raises:
+        DataValidationError: not numeric or not 1-D, NaN, infinite, or (with
+            `probabilities`) outside [0, 1].
+    """
+    p = _as_float(y_score, score_name, table)
+    bad = np.isnan(p)
+    if bad.any():
+        raise DataValidationError(table, f"{int(bad.sum())} missing (NaN) scores", score_name,
+                                  _offending(bad, p, score_name))
+    bad = np.isinf(p)
+    if bad.any():
+        raise DataValidationError(table, f"{int(bad.sum())} infinite scores", score_name,
+                                  _offending(bad, p, score_name))
+    if probabilities:
+        bad = (p < 0) | (p > 1)
+        if bad.any():
+            raise DataValidationError(
+                table, f"scores must be probabilities in [0, 1]; found min {p.min():.6g}, "
+                f"max {p.max():.6g}", score_name, _offending(bad, p, score_name))
+    return p
+
+
 def validate_predictions(
     y_true: object,
     y_score: object,
@@ -102,20 +137,7 @@ def validate_predictions(
         raise DataValidationError(
             table, f"labels must be 0 or 1; found {np.unique(y[bad])[:5].tolist()}",
             label_name, _offending(bad, y, label_name))
-    bad = np.isnan(p)
-    if bad.any():
-        raise DataValidationError(table, f"{int(bad.sum())} missing (NaN) scores", score_name,
-                                  _offending(bad, p, score_name))
-    bad = np.isinf(p)
-    if bad.any():
-        raise DataValidationError(table, f"{int(bad.sum())} infinite scores", score_name,
-                                  _offending(bad, p, score_name))
-    if probabilities:
-        bad = (p < 0) | (p > 1)
-        if bad.any():
-            raise DataValidationError(
-                table, f"scores must be probabilities in [0, 1]; found min {p.min():.6g}, "
-                f"max {p.max():.6g}", score_name, _offending(bad, p, score_name))
+    validate_scores(p, probabilities=probabilities, score_name=score_name, table=table)
     if require_both_classes:
         n_pos = int(y.sum())
         if n_pos in (0, len(y)):

@@ -505,10 +505,10 @@ def simulate(
         lam = np.exp(1.3 + 0.6 * engage[ac] + 0.6 * (channel[ac] == 0) - 0.25 * np.clip(mood[ac], 0, 3)
                      - 0.8 * shopping[ac] - 0.4 * shock[ac])
         act.add(customer_id=cid[ac], t=np.full(ac.size, t, np.int16),
-                logins=rng.poisson(lam),
+                logins=rng.poisson(lam).astype(np.int32),
                 calls=rng.poisson(0.15 + 0.5 * shopping[ac] + 0.3 * (missed[ac] > 0)
-                                  + 0.2 * dis[ac]),
-                visits=rng.poisson(0.08 + 0.25 * (channel[ac] == 1)))
+                                  + 0.2 * dis[ac]).astype(np.int16),
+                visits=rng.poisson(0.08 + 0.25 * (channel[ac] == 1)).astype(np.int16))
 
         # Quarterly bureau pulls.
         if t % 3 == 2:
@@ -533,9 +533,12 @@ def simulate(
         pch6 = np.where(missed[op] > 0, pch6 * 0.3, pch6)
         p_obs = 0.45 + 0.55 * 0.04 * 0.75
         pdis3 = 1.0 - (1.0 - p_dis[op] * p_obs) ** 3
+        # Truth probabilities kept as float32 while simulating (bounded memory on big books).
+        f32 = np.float32
         tru.add(customer_id=cid[op], t=np.full(op.size, t, np.int16),
-                p_miss=np.where(missed[op] == 0, p_miss[op], p_roll[op]),
-                p_attr=p_attr[op], p_dis=p_dis[op], pd12=pd12, pch6=pch6, pdis3=pdis3)
+                p_miss=np.where(missed[op] == 0, p_miss[op], p_roll[op]).astype(f32),
+                p_attr=p_attr[op].astype(f32), p_dis=p_dis[op].astype(f32),
+                pd12=pd12.astype(f32), pch6=pch6.astype(f32), pdis3=pdis3.astype(f32))
         if progress is not None:
             progress(t + 1, M)
 
@@ -595,13 +598,13 @@ def _assemble(cfg, month_ends, month_starts, rng, cid, region, emp, edu, channel
         base = first.year * 12 + first.month - 1
         idx = base + np.asarray(t, np.int64)
         years, months = idx // 12, idx % 12 + 1
-        return pd.to_datetime(pd.DataFrame({"year": years, "month": months, "day": 1})).to_numpy()
+        return pd.to_datetime(pd.DataFrame(copy=False, data={"year": years, "month": months, "day": 1})).to_numpy()
 
     def cat(values: np.ndarray, vocab: tuple[str, ...]) -> np.ndarray:
         return np.asarray(vocab, dtype=object)[values]
 
     cust_since = month_start(onboard_t) + onboard_day.astype("timedelta64[D]")
-    customers = pd.DataFrame({
+    customers = pd.DataFrame(copy=False, data={
         "customer_id": cid,
         "birth_year": birth_year,
         "region": cat(region, S.REGIONS),
@@ -621,7 +624,7 @@ def _assemble(cfg, month_ends, month_starts, rng, cid, region, emp, edu, channel
     close_date = (month_starts[close_t] + loans["close_day"][ex].astype("timedelta64[D]"))
     close_date = np.where(closed, close_date, np.datetime64("NaT"))
     reason = np.where(closed, cat(np.maximum(loans["close_reason"][ex], 0), S.CLOSE_REASONS), None)
-    loans_df = pd.DataFrame({
+    loans_df = pd.DataFrame(copy=False, data={
         "loan_id": cid[owner] * N_SLOTS + ex % N_SLOTS,
         "customer_id": cid[owner],
         "product": cat(loans["product"][ex], S.PRODUCTS),
@@ -636,21 +639,23 @@ def _assemble(cfg, month_ends, month_starts, rng, cid, region, emp, edu, channel
     })
 
     r = rep.frame()
-    repayments = pd.DataFrame({
+    repayments = pd.DataFrame(copy=False, data={
         "loan_id": r["loan_id"], "customer_id": r["customer_id"],
         "statement_date": me[r["t"].astype(np.int64)],
         "scheduled_amount": r["scheduled"], "paid_amount": r["paid"],
         "balance": r["balance"], "dpd": r["dpd"].astype(np.int64),
     })
+    del r
     a = act.frame()
-    activity = pd.DataFrame({
+    activity = pd.DataFrame(copy=False, data={
         "customer_id": a["customer_id"], "month_end": me[a["t"].astype(np.int64)],
         "app_logins": a["logins"].astype(np.int64), "inbound_calls": a["calls"].astype(np.int64),
         "branch_visits": a["visits"].astype(np.int64),
     })
+    del a
     i = inter.frame()
     ti = i["t"].astype(np.int64)
-    interactions = pd.DataFrame({
+    interactions = pd.DataFrame(copy=False, data={
         "customer_id": i["customer_id"],
         "event_date": month_starts[ti] + i["day"].astype("timedelta64[D]"),
         "kind": cat(i["kind"].astype(np.int64), S.INTERACTION_KINDS),
@@ -658,9 +663,10 @@ def _assemble(cfg, month_ends, month_starts, rng, cid, region, emp, edu, channel
         "resolution_days": i["res"],
         "outcome": cat(i["outcome"].astype(np.int64), S.CONTACT_OUTCOMES),
     }).sort_values(["event_date", "customer_id", "kind"], kind="stable").reset_index(drop=True)
+    del i, ti
     sv = surv.frame()
     ts = sv["t"].astype(np.int64)
-    surveys = pd.DataFrame({
+    surveys = pd.DataFrame(copy=False, data={
         "customer_id": sv["customer_id"],
         "survey_date": month_starts[ts] + sv["day"].astype("timedelta64[D]"),
         "service_efficiency": sv["d0"].astype(np.int64),
@@ -670,14 +676,16 @@ def _assemble(cfg, month_ends, month_starts, rng, cid, region, emp, edu, channel
         "resolution_speed": sv["d4"].astype(np.int64),
         "overall": sv["overall"].astype(np.int64),
     })
+    del sv, ts
     b = bur.frame()
-    bureau = pd.DataFrame({
+    bureau = pd.DataFrame(copy=False, data={
         "customer_id": b["customer_id"], "pull_date": me[b["t"].astype(np.int64)],
         "bureau_score": b["score"].astype(np.int64),
         "verified_monthly_income": b["income"], "external_debt": b["debt"],
     })
+    del b
     R = len(S.REGIONS)
-    macro = pd.DataFrame({
+    macro = pd.DataFrame(copy=False, data={
         "region": np.tile(np.asarray(S.REGIONS, dtype=object), cfg.n_months),
         "month_end": np.repeat(me, R),
         "unemployment_rate": np.round(unemp.reshape(-1), 3),
@@ -685,11 +693,12 @@ def _assemble(cfg, month_ends, month_starts, rng, cid, region, emp, edu, channel
     })
     tr = tru.frame()
     pos = np.searchsorted(cid, tr["customer_id"])
-    truth = pd.DataFrame({
+    truth = pd.DataFrame(copy=False, data={
         "customer_id": tr["customer_id"], "month_end": me[tr["t"].astype(np.int64)],
         "credit_quality": q[pos], "service_sensitivity": s_sens[pos],
-        "p_miss": tr["p_miss"], "p_attrition": tr["p_attr"], "p_dissatisfied": tr["p_dis"],
-        "pd_12m": tr["pd12"], "pchurn_6m": tr["pch6"], "pdissat_3m": tr["pdis3"],
+        "p_miss": tr["p_miss"].astype(np.float64), "p_attrition": tr["p_attr"].astype(np.float64),
+        "p_dissatisfied": tr["p_dis"].astype(np.float64), "pd_12m": tr["pd12"].astype(np.float64),
+        "pchurn_6m": tr["pch6"].astype(np.float64), "pdissat_3m": tr["pdis3"].astype(np.float64),
     })
     return {
         "customers": customers, "customers_pii": pii, "loans": loans_df,
