@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
-import tempfile
-import time
 
 from tqdm import tqdm
 

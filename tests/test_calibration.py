@@ -125,6 +125,14 @@ def test_fit_errors_name_the_column(raw, y, column, words, method):
     assert f"column '{column}'" in str(info.value) and words in str(info.value)
 
 
+def test_isotonic_refuses_a_constant_score():
+    with pytest.raises(DataValidationError, match="distinct") as info:
+        fit_calibrator(np.full(10, 0.3), np.r_[np.zeros(5), np.ones(5)], "isotonic")
+    assert info.value.column == "raw_score"
+    with pytest.raises(ConfigError, match="two breakpoints"):
+        Calibrator("isotonic", x_=[0.3], y_=[0.5])
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_transform_rejects_nan(method):
     cal = fit_calibrator(np.array([0.1, 0.2, 0.8, 0.9]), np.array([0, 1, 0, 1]), method)
@@ -146,6 +154,7 @@ def test_unknown_method():
         ({"x": [0.1], "y": [0.2]}, "'method'"),
         ({"method": "isotonic", "y": [0.2]}, "'x'"),
         ({"method": "isotonic", "x": [0.1, 0.2], "y": [0.2]}, "'x' and 'y'"),
+        ({"method": "isotonic", "x": [0.1], "y": [0.2]}, "'x' and 'y'"),
         ({"method": "isotonic", "x": [0.1, "a"], "y": [0.2, 0.3]}, "'x'"),
         ({"method": "isotonic", "x": [0.3, 0.1], "y": [0.2, 0.3]}, "'x'"),
         ({"method": "isotonic", "x": [0.1, 0.3], "y": [0.5, 0.3]}, "'y'"),

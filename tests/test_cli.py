@@ -72,3 +72,49 @@ def test_corrupt_table_exits_2(project, tmp_path):
     assert r.returncode == 2
     assert "surveys" in r.stderr and "unreadable" in r.stderr
     assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def trained_project(project):
+    cfg = project / "fast.yaml"
+    cfg.write_text("shap_sample: 200\nsplits:\n  n_train: 3\n  n_valid: 2\n  n_oot: 2\n"
+                   "  min_history_months: 3\n")
+    r = run("train", "--target", "churn", "--config", str(cfg), cwd=project)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return project, r
+
+
+def test_train_prints_metrics_and_registers(trained_project):
+    project, r = trained_project
+    assert "out-of-time metrics" in r.stdout and "churn" in r.stdout
+    assert (project / "mlflow.db").exists()
+    assert list((project / "models" / "churn").glob("v1/model.txt"))
+    m = run("models", cwd=project)
+    assert m.returncode == 0 and "postloan-churn" in m.stdout and "champion" in m.stdout
+
+
+def test_explain_prints_reasons_in_both_languages(trained_project):
+    project, _ = trained_project
+    snap = pd.read_parquet(project / "data" / "processed" / "snapshots.parquet")
+    cid = int(snap.loc[snap["as_of"] == pd.Timestamp("2023-09-30"), "customer_id"].iloc[0])
+    r = run("explain", "--target", "churn", "--customer-id", str(cid), "--as-of", "2023-09-30",
+            cwd=project)
+    assert r.returncode == 0, r.stderr
+    assert "probability" in r.stdout and "raising the score" in r.stdout
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in r.stdout)  # Chinese text present
+    bad = run("explain", "--target", "churn", "--customer-id", "1", "--as-of", "2023-09-30",
+              cwd=project)
+    assert bad.returncode == 2 and "not active" in bad.stderr
+    missing = run("explain", "--target", "default_risk", "--customer-id", str(cid),
+                  "--as-of", "2023-09-30", cwd=project)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+
+
+def test_bad_training_config_is_named(project):
+    cfg = project / "bad.yaml"
+    cfg.write_text("splits:\n  n_train: many\n")
+    r = run("train", "--target", "churn", "--config", str(cfg), cwd=project)
+    assert r.returncode == 2
+    assert "splits.n_train" in r.stderr and "Traceback" not in r.stderr
+    r = run("train", "--target", "fraud", cwd=project)
+    assert r.returncode == 2 and "fraud" in r.stderr

@@ -28,7 +28,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 from postloan.errors import ConfigError, DataValidationError
-from postloan.evaluation import validate_predictions, validate_scores
+from postloan.evaluation import TABLE, validate_predictions, validate_scores
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,9 @@ class Calibrator:
         if self.method not in METHODS:
             raise ConfigError(f"calibrator field 'method': expected one of {METHODS}, "
                               f"got {self.method!r}")
-        if self.method == "isotonic" and (len(self.x_) < 1 or len(self.x_) != len(self.y_)):
-            raise ConfigError("calibrator fields 'x' and 'y': isotonic needs equal-length, "
-                              f"non-empty breakpoint lists (got {len(self.x_)} and "
+        if self.method == "isotonic" and (len(self.x_) < 2 or len(self.x_) != len(self.y_)):
+            raise ConfigError("calibrator fields 'x' and 'y': isotonic needs equal-length "
+                              f"lists of at least two breakpoints (got {len(self.x_)} and "
                               f"{len(self.y_)})")
 
     def transform(self, raw_score: np.ndarray) -> np.ndarray:
@@ -129,9 +129,9 @@ class Calibrator:
         if method == "platt":
             return cls("platt", coef_=_number(d, "coef"), intercept_=_number(d, "intercept"))
         x, y = _numbers(d, "x"), _numbers(d, "y")
-        if len(x) != len(y):
-            raise ConfigError(f"calibrator fields 'x' and 'y' must have equal lengths, got "
-                              f"{len(x)} and {len(y)}")
+        if len(x) != len(y) or len(x) < 2:
+            raise ConfigError(f"calibrator fields 'x' and 'y' must be equal-length lists of at "
+                              f"least two breakpoints, got {len(x)} and {len(y)}")
         if any(b <= a for a, b in zip(x, x[1:], strict=False)):
             raise ConfigError("calibrator field 'x' must be strictly increasing")
         if any(b < a for a, b in zip(y, y[1:], strict=False)) or not all(0 <= v <= 1 for v in y):
@@ -177,13 +177,17 @@ def fit_calibrator(raw_score: np.ndarray, y: np.ndarray, method: str = "isotonic
 
     Raises:
         DataValidationError: NaN or out-of-range scores, non-binary or missing labels,
-            different lengths, or a single class.
+            different lengths, a single class, or (isotonic) a constant raw score.
         ConfigError: unknown `method`.
     """
     if method not in METHODS:
         raise ConfigError(f"calibration method must be one of {METHODS}, got {method!r}")
     yy, p = validate_predictions(y, raw_score, label_name="y", score_name="raw_score")
     if method == "isotonic":
+        if np.all(p == p[0]):
+            raise DataValidationError(
+                TABLE, f"all {len(p)} raw scores equal {p[0]:.6g}: isotonic calibration needs "
+                "at least two distinct scores", "raw_score")
         iso = IsotonicRegression(y_min=EPS, y_max=1 - EPS, increasing=True,
                                  out_of_bounds="clip").fit(p, yy)
         cal = Calibrator("isotonic", x_=iso.X_thresholds_.tolist(),

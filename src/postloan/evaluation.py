@@ -183,7 +183,8 @@ def ks_statistic(y_true: object, y_score: object) -> float:
         y_score: scores, higher = riskier (any finite real numbers).
 
     Returns:
-        KS in [0, 1].
+        KS in [0, 1]. One-sided, as ``max(tpr - fpr)``: a model that ranks bads
+        below goods scores 0, not a high KS.
     """
     y, p = validate_predictions(y_true, y_score, probabilities=False)
     fpr, tpr, _ = roc_curve(y, p)
