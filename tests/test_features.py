@@ -8,7 +8,13 @@ import pytest
 
 from postloan import schema as S
 from postloan.errors import DataValidationError
-from postloan.features import CATEGORICAL_FEATURES, FEATURE_NAMES, build_features, feature_spec
+from postloan.features import (
+    CATEGORICAL_FEATURES,
+    FEATURE_NAMES,
+    build_features,
+    feature_spec,
+    features_from_records,
+)
 from postloan.snapshot import build_snapshot
 
 
@@ -72,3 +78,13 @@ def test_extra_columns_are_ignored(snap):
     a = build_features(snap.head(20))
     b = build_features(snap.head(20).assign(default_12m=1.0, something_else="x"))
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_record_fast_path_equals_frame_path(snap):
+    rows = snap.head(25)
+    records = [{k: (None if isinstance(v, float) and np.isnan(v) else v)
+                for k, v in r.items()} for r in rows.to_dict("records")]
+    fast = features_from_records(records)
+    assert np.array_equal(fast, build_features(rows).to_numpy(), equal_nan=True)
+    with pytest.raises(DataValidationError):
+        features_from_records([{**records[0], "region": "mars"}])

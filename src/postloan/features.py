@@ -70,6 +70,24 @@ def _numeric(snapshot: pd.DataFrame, col: str) -> np.ndarray:
     return v
 
 
+def _derive(cat_codes: dict[str, np.ndarray], num: dict[str, np.ndarray]) -> np.ndarray:
+    """The feature arithmetic, on plain arrays: (n, len(FEATURE_NAMES)) float64."""
+    cols: dict[str, np.ndarray] = dict(cat_codes)
+    for c in _PASSTHROUGH:
+        cols[c] = num[c]
+    income = np.where(np.isnan(num["verified_monthly_income"]), num["declared_monthly_income"],
+                      num["verified_monthly_income"])
+    safe_income = np.where(income > 0, income, np.nan)  # zero income: ratio undefined
+    cols["income"] = income
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cols["debt_to_income"] = num["total_instalment"] / safe_income
+        cols["external_debt_to_income"] = num["external_debt"] / (12.0 * safe_income)
+        cols["rate_gap"] = num["weighted_rate"] - num["market_rate"]
+        principal = np.where(num["total_principal"] > 0, num["total_principal"], np.nan)
+        cols["balance_to_principal"] = num["total_balance"] / principal
+    return np.column_stack([np.asarray(cols[f], dtype="float64") for f in FEATURE_NAMES])
+
+
 def build_features(snapshot: pd.DataFrame) -> pd.DataFrame:
     """Turn customer snapshots into the numeric model features.
 
@@ -87,24 +105,34 @@ def build_features(snapshot: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in REQUIRED_FIELDS if c not in snapshot.columns]
     if missing:
         raise DataValidationError("snapshot", f"missing field(s) {missing}", missing[0])
-    cols: dict[str, np.ndarray] = {}
-    for c in CATEGORY_FIELDS:
-        cols[c] = S.category_code(c, snapshot[c], table="snapshot")
+    cats = {c: S.category_code(c, snapshot[c], table="snapshot") for c in CATEGORY_FIELDS}
     num = {c: _numeric(snapshot, c) for c in NUMERIC_FIELDS}
-    for c in _PASSTHROUGH:
-        cols[c] = num[c]
-    income = np.where(np.isnan(num["verified_monthly_income"]), num["declared_monthly_income"],
-                      num["verified_monthly_income"])
-    safe_income = np.where(income > 0, income, np.nan)  # zero income: ratio undefined
-    cols["income"] = income
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cols["debt_to_income"] = num["total_instalment"] / safe_income
-        cols["external_debt_to_income"] = num["external_debt"] / (12.0 * safe_income)
-        cols["rate_gap"] = num["weighted_rate"] - num["market_rate"]
-        principal = np.where(num["total_principal"] > 0, num["total_principal"], np.nan)
-        cols["balance_to_principal"] = num["total_balance"] / principal
-    out = pd.DataFrame(cols, index=snapshot.index)
-    return out[list(FEATURE_NAMES)].astype("float64")
+    return pd.DataFrame(_derive(cats, num), index=snapshot.index, columns=list(FEATURE_NAMES))
+
+
+_CODE_MAPS = {c: {v: float(i) for i, v in enumerate(S.CATEGORY_VOCABULARIES[c])}
+              for c in CATEGORY_FIELDS}
+
+
+def features_from_records(records: list[dict]) -> np.ndarray:
+    """The same features from already-validated records (e.g. a JSON request body).
+
+    A fast path for one or a few customers that skips pandas: the records must hold
+    every field of :data:`REQUIRED_FIELDS` with known categories and numbers or None
+    (the service's request models guarantee it). Same arithmetic as
+    :func:`build_features` (:func:`_derive`), so the values are identical.
+
+    Returns:
+        (n, len(FEATURE_NAMES)) float64 array in :data:`FEATURE_NAMES` order.
+    """
+    try:
+        cats = {c: np.array([_CODE_MAPS[c][r[c]] if r[c] is not None else np.nan
+                             for r in records]) for c in CATEGORY_FIELDS}
+        num = {c: np.array([np.nan if r[c] is None else r[c] for r in records],
+                           dtype="float64") for c in NUMERIC_FIELDS}
+    except KeyError as e:
+        raise DataValidationError("snapshot", f"missing field or unknown category {e}") from e
+    return _derive(cats, num)
 
 
 def feature_spec() -> dict:

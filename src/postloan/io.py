@@ -218,3 +218,35 @@ def read_tables(
             )
         out[name] = df
     return out
+
+
+def write_frames_atomic(frames: dict[str, pd.DataFrame], out_dir: Path,
+                        formats: tuple[str, ...] = ("parquet", "csv")) -> list[Path]:
+    """Write several frames as one folder that appears only when every file is written.
+
+    An existing folder is replaced as a whole, so readers never see a mix of old and
+    new files, and a failure leaves the previous folder (or none) in place.
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        for name, df in frames.items():
+            for fmt in formats:
+                path = tmp / f"{name}.{fmt}"
+                if fmt == "csv":
+                    df.to_csv(path, index=False)
+                else:
+                    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path)
+        if out_dir.exists():
+            trash = out_dir.with_name(f".{out_dir.name}.old")
+            shutil.rmtree(trash, ignore_errors=True)
+            out_dir.rename(trash)
+            tmp.rename(out_dir)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return sorted(out_dir.iterdir())

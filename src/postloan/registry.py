@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -65,7 +66,9 @@ def log_bundle(bundle: ModelBundle, register: bool = True) -> tuple[str, str | N
         (model URI, registered version or None).
     """
     code = str(resources.files("postloan").joinpath("mlflow_model_code.py"))
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        # MLflow advises type hints for input validation; the bundle validates its own input.
+        warnings.filterwarnings("ignore", message="Add type hints", category=UserWarning)
         folder = bundle.save(Path(tmp) / "bundle")
         info = mlflow.pyfunc.log_model(
             name="model",

@@ -1,0 +1,67 @@
+"""Batch scoring: champions -> scores, grades, EL, warnings, segments, outreach queue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines.console import progress_bar
+from postloan import io, registry, strategy
+from postloan.bundle import MODELS, ModelBundle
+from postloan.scoring import load_bundles_from_dir, model_versions, score_snapshot
+from postloan.snapshot import build_snapshot
+
+CHUNK = 20_000  # customers scored per step (bounded memory, visible progress)
+
+
+def load_champions(model_dir: Path | None, tracking_uri: str, alias: str = "champion"
+                   ) -> dict[str, ModelBundle]:
+    """The three champions from a bundle folder, else from the registry by alias."""
+    if model_dir is not None:
+        return load_bundles_from_dir(model_dir)
+    registry.configure(tracking_uri)
+    return {m: registry.load_bundle(m, alias=alias) for m in MODELS}
+
+
+def _flatten_reasons(scored: pd.DataFrame) -> pd.DataFrame:
+    """Top reason texts as plain columns (parquet/CSV friendly)."""
+    out = scored.drop(columns=[c for c in scored.columns if c.startswith("reasons_")])
+    for model in MODELS:
+        col = f"reasons_{model}"
+        if col in scored.columns:
+            out[f"{model}_top_reasons"] = [
+                " | ".join(r["text_en"] for r in cell["up"]) for cell in scored[col]]
+    return out
+
+
+def run_score(data: Path, as_of: str, out: Path, bundles: dict[str, ModelBundle],
+              capacity: int | None = None, config: Path | None = None) -> dict[str, pd.DataFrame]:
+    """Score every active customer at `as_of` and write the decision tables atomically."""
+    cfg = strategy.load_strategy_config(config)
+    tables = io.read_tables(data)
+    snap = build_snapshot(tables, as_of, with_labels=False)
+    parts = []
+    with progress_bar("scoring customers", len(snap)) as advance:
+        for start in range(0, len(snap), CHUNK):
+            chunk = snap.iloc[start:start + CHUNK]
+            parts.append(score_snapshot(bundles, chunk))
+            advance(len(chunk))
+    scored = pd.concat(parts)
+    decisions = strategy.apply_strategy(scored, snap, cfg)
+    queue = strategy.outreach_queue(decisions, capacity or cfg.queue.capacity)
+    versions = model_versions(bundles)
+    decisions = decisions.assign(**{f"version_{m}": v for m, v in versions.items()})
+    outputs = {"scores": _flatten_reasons(scored), "decisions": decisions, "queue": queue}
+    io.write_frames_atomic({name: _flat(df) for name, df in outputs.items()}, Path(out))
+    return outputs
+
+
+def _flat(df: pd.DataFrame) -> pd.DataFrame:
+    """Lists and dicts as text, so every output reads back from parquet and CSV."""
+    flat = df.copy()
+    for c in flat.columns:
+        if flat[c].map(lambda v: isinstance(v, (list, dict))).any():
+            flat[c] = flat[c].map(lambda v: " | ".join(map(str, v)) if isinstance(v, list)
+                                  else str(v))
+    return flat
