@@ -33,7 +33,8 @@ CATEGORY_FIELDS = ("region", "employment_type", "education", "channel_preference
 # Numeric snapshot fields; NaN means "not applicable / never happened" as documented.
 NUMERIC_FIELDS = (
     "age", "tenure_months", "declared_monthly_income", "verified_monthly_income",
-    "income_change_6m", "bureau_score", "bureau_score_change_6m", "external_debt",
+    "income_change_6m", "bureau_score", "bureau_score_avg_12m", "bureau_score_change_6m",
+    "external_debt",
     "n_open_loans", "has_mortgage", "has_card", "has_sme", "total_principal", "total_balance",
     "total_instalment", "card_utilisation", "weighted_rate", "market_rate", "months_on_book",
     "min_remaining_months", "secured_share", "max_ltv",
@@ -148,6 +149,9 @@ def build_snapshot(tables: dict[str, pd.DataFrame], as_of: str | pd.Timestamp,
     out["bureau_score"] = bscore.to_numpy()
     out["bureau_score_change_6m"] = (bscore - old["bureau_score"].reindex(ids)).to_numpy(
         dtype="float64")
+    year = bur[bur["pull_date"] > _months_before(as_of, 12)]
+    out["bureau_score_avg_12m"] = year.groupby("customer_id")["bureau_score"].mean().reindex(
+        ids).to_numpy(dtype="float64")
     out["external_debt"] = last["external_debt"].reindex(ids).to_numpy(dtype="float64")
 
     # ---- macro at the as-of date (latest month on or before it) for the customer's region
