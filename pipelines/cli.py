@@ -203,6 +203,31 @@ def explain(
 
 @app.command()
 @handle_errors
+def score(
+    as_of: Annotated[str, typer.Option(help="As-of date YYYY-MM-DD.")],
+    data: Annotated[Path | None, typer.Option(help="Book folder (default data/raw).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default "
+                                             "data/processed/scores/<as-of>).")] = None,
+    model_dir: Annotated[Path | None, typer.Option(
+        help="Bundle folder (<dir>/<model>/v<N>/) instead of the MLflow registry.")] = None,
+    alias: Annotated[str, typer.Option(help="Registry alias to score with.")] = "champion",
+    capacity: Annotated[int | None, typer.Option(help="Calls per day for the outreach queue "
+                                                 "(default from the strategy config).")] = None,
+    config: Annotated[Path | None, typer.Option(help="Strategy YAML (grades, LGD, signals, "
+                                                "levels, segments, queue).")] = None,
+) -> None:
+    """Score every active customer: PD, churn, dissatisfaction, grades, EL, warnings, queue."""
+    from pipelines.score import load_champions, print_summary, run_score
+
+    s = get_settings()
+    out = out or s.processed_dir / "scores" / as_of
+    bundles = load_champions(model_dir, _tracking(s)[0], alias)
+    outputs = run_score(data or s.raw_dir, as_of, out, bundles, capacity, config)
+    print_summary(outputs, out)
+
+
+@app.command()
+@handle_errors
 def demo(
     customers: Annotated[int, typer.Option(help="Customers in the demo book.")] = 20_000,
     months: Annotated[int, typer.Option(help="Months simulated.")] = 36,

@@ -42,3 +42,11 @@ def run_demo(n_customers: int = 20_000, n_months: int = 36, seed: int = 42) -> N
         console.print("  top drivers: " + ", ".join(r["top_features"][:6]))
     console.print(f"MLflow runs: {uri}  (browse with `make mlflow`)")
     console.print(f"model bundles: {s.models_dir}/<model>/v<version>/")
+
+    console.rule("4. score today's book: early warnings and the outreach queue")
+    from pipelines.score import load_champions, print_summary, run_score
+
+    today = f"{months[-1]:%Y-%m-%d}"
+    bundles = load_champions(None, uri)
+    out_dir = s.processed_dir / "scores" / today
+    print_summary(run_score(s.raw_dir, today, out_dir, bundles), out_dir)

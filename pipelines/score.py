@@ -49,7 +49,7 @@ def run_score(data: Path, as_of: str, out: Path, bundles: dict[str, ModelBundle]
             advance(len(chunk))
     scored = pd.concat(parts)
     decisions = strategy.apply_strategy(scored, snap, cfg)
-    queue = strategy.outreach_queue(decisions, capacity or cfg.queue.capacity)
+    queue = strategy.outreach_queue(decisions, capacity, cfg)
     versions = model_versions(bundles)
     decisions = decisions.assign(**{f"version_{m}": v for m, v in versions.items()})
     outputs = {"scores": _flatten_reasons(scored), "decisions": decisions, "queue": queue}
@@ -65,3 +65,30 @@ def _flat(df: pd.DataFrame) -> pd.DataFrame:
             flat[c] = flat[c].map(lambda v: " | ".join(map(str, v)) if isinstance(v, list)
                                   else str(v))
     return flat
+
+
+def print_summary(outputs: dict[str, pd.DataFrame], out: Path, top: int = 10) -> None:
+    """Counts per warning level and segment, and the top of the outreach queue."""
+    from pipelines.cli import print_frame
+    from pipelines.console import console
+
+    summary = strategy.summarise(outputs["decisions"])
+    for dim in ("warning_level", "segment"):
+        part = summary[summary["dimension"] == dim].set_index("name")
+        table = pd.DataFrame({
+            "customers": part["n_customers"].map("{:,}".format),
+            "share": part["share"].map("{:.1%}".format),
+            "exposure": part["ead"].map("{:,.0f}".format),
+            "expected loss": part["expected_loss"].map("{:,.0f}".format)})
+        table.index.name = dim.replace("_", " ")
+        print_frame(table, f"customers by {dim.replace('_', ' ')}")
+    q = outputs["queue"].head(top)
+    view = pd.DataFrame({
+        "customer": q["customer_id"].astype(str), "action": q["recommended_action"],
+        "benefit": q["expected_benefit"].map("{:,.0f}".format),
+        "level": q["warning_level"].astype(str), "PD": q["pd_12m"].map("{:.1%}".format),
+        "churn": q["p_churn_6m"].map("{:.1%}".format),
+        "dissat.": q["p_dissatisfied_3m"].map("{:.1%}".format),
+        "why": [r[0] if len(r) else "" for r in q["action_reasons"]]}).set_index("customer")
+    print_frame(view, f"top {len(view)} of the outreach queue")
+    console.print(f"written to {out}: scores, decisions and queue (parquet + CSV)")

@@ -118,3 +118,11 @@ def test_bad_training_config_is_named(project):
     assert "splits.n_train" in r.stderr and "Traceback" not in r.stderr
     r = run("train", "--target", "fraud", cwd=project)
     assert r.returncode == 2 and "fraud" in r.stderr
+
+
+def test_score_writes_decisions_and_queue(trained_project, tmp_path):
+    project, _ = trained_project
+    # Only churn is trained in this project: scoring needs all three champions.
+    r = run("score", "--as-of", "2023-12-31", "--out", str(tmp_path / "s"), cwd=project)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert not (tmp_path / "s").exists()

@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -120,3 +121,36 @@ def test_missing_model_is_a_clear_error(tmp_path):
         registry.load_bundle("churn")
     with pytest.raises(ModelNotFoundError, match="missing"):
         ModelBundle.load(tmp_path)
+
+
+def test_batch_score_writes_every_output(trained, small_book, tmp_path):
+    from pipelines.score import load_champions, run_score
+    from postloan.scoring import load_bundles_from_dir
+
+    bundles = load_bundles_from_dir(trained["root"] / "models")
+    out = tmp_path / "scores"
+    outputs = run_score(small_book, "2024-06-30", out, bundles, capacity=25)
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["decisions.csv", "decisions.parquet", "queue.csv", "queue.parquet",
+                     "scores.csv", "scores.parquet"]
+    d, q = outputs["decisions"], outputs["queue"]
+    assert len(q) <= 25 and q["queue_rank"].tolist() == list(range(1, len(q) + 1))
+    assert q["expected_benefit"].is_monotonic_decreasing
+    assert set(d["warning_level"].astype(str)) <= {"green", "yellow", "orange", "red"}
+    back = pd.read_parquet(out / "decisions.parquet")
+    assert len(back) == len(d) and back["customer_id"].is_unique
+    # The registry champions and the bundle folders give the same decisions.
+    reg = load_champions(None, trained["uri"])
+    again = run_score(small_book, "2024-06-30", tmp_path / "again", reg, capacity=25)
+    assert np.array_equal(again["decisions"]["pd_12m"].to_numpy(), d["pd_12m"].to_numpy())
+    pd.testing.assert_frame_equal(again["queue"], q)
+
+
+def test_batch_score_bad_date_leaves_no_output(trained, small_book, tmp_path):
+    from pipelines.score import run_score
+    from postloan.scoring import load_bundles_from_dir
+
+    bundles = load_bundles_from_dir(trained["root"] / "models")
+    with pytest.raises(DataValidationError, match="outside the data"):
+        run_score(small_book, "2031-01-31", tmp_path / "x", bundles)
+    assert not (tmp_path / "x").exists()

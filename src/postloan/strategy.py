@@ -1,0 +1,1006 @@
+"""Early warning and customer prioritisation: from three scores to who to call, why, and what.
+
+The domain's point is not the scores but the actions (domain.md, "Early warning" and
+"Customer prioritization"). Given the scored frame (:func:`postloan.scoring.score_snapshot`)
+and the customer snapshot, this module derives per customer:
+
+- a **risk grade** from calibrated PD bands (monotone in ``pd_12m``);
+- the **expected loss** EL = PD x LGD x EAD, with EAD = outstanding balance and LGD by
+  main product blended with the secured share of the balance;
+- **early-warning signals**: declared rules on snapshot or score fields;
+- a **warning level** (green / yellow / orange / red) with its response and every reason
+  that put the customer there, ranked by severity x probability inside each level;
+- a **segment** from customer value (expected margin over the remaining life) x risk;
+- the **expected benefit** of one contact and the **recommended action**, which
+  :func:`outreach_queue` ranks into a queue for a team of limited capacity.
+
+Every threshold and rule lives in ``config/strategy.yaml`` (validated by
+:class:`StrategyConfig`); the functions are pure: DataFrames in, DataFrames out.
+Arithmetic is vectorised with numpy; Python loops only build the text lists.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from postloan import schema as S
+from postloan.errors import ConfigError, DataValidationError
+from postloan.scoring import SCORE_COLUMNS
+from postloan.snapshot import NUMERIC_FIELDS
+
+log = logging.getLogger(__name__)
+
+PD_COL = SCORE_COLUMNS["default_risk"]
+CHURN_COL = SCORE_COLUMNS["churn"]
+DISSAT_COL = SCORE_COLUMNS["satisfaction"]
+
+LEVELS = ("green", "yellow", "orange", "red")
+"""Warning levels, lowest first; a level's code is its position."""
+RULE_LEVELS = ("yellow", "orange", "red")
+SEGMENTS = ("protect", "grow", "watch", "work_out")
+ACTIONS = ("payment_reminder", "restructuring_offer", "retention_offer",
+           "service_recovery_call")
+NO_ACTION = "none"
+SOURCES = ("risk", "retention", "service")
+"""Sources of a contact's benefit, in tie-break order."""
+
+# Fields a signal may test: the snapshot contract's numeric fields and the scores.
+SIGNAL_FIELDS = frozenset(NUMERIC_FIELDS) | frozenset(SCORE_COLUMNS.values())
+
+_OPS = {">=": np.greater_equal, ">": np.greater, "<=": np.less_equal, "<": np.less}
+_LEVEL_ZH = {"green": "绿色", "yellow": "黄色", "orange": "橙色", "red": "红色"}
+_CRITERIA = ("pd_min", "el_min", "max_severity_min", "severity_sum_min", "n_signals_min")
+
+OUTPUT_COLUMNS = (
+    "customer_id", PD_COL, CHURN_COL, DISSAT_COL, "risk_grade", "ead", "lgd",
+    "expected_loss", "signals", "warning_level", "response", "warning_reasons",
+    "warning_reasons_zh", "warning_rank", "customer_value", "segment", "segment_strategy",
+    "expected_benefit", "recommended_action", "action_reasons",
+)
+"""The columns :func:`apply_strategy` always returns (plus the extras it documents)."""
+
+
+# --------------------------------------------------------------------------- config
+def _check_level(name: str) -> str:
+    if name not in LEVELS:
+        raise ValueError(f"unknown level name '{name}'; levels are {list(LEVELS)}")
+    return name
+
+
+LevelName = Annotated[str, AfterValidator(_check_level)]
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Text(_Strict):
+    """One sentence in English and Chinese."""
+
+    en: str = Field(min_length=1)
+    zh: str = Field(min_length=1)
+
+
+class GradeBand(_Strict):
+    """One risk grade: PD in ``[pd_min, pd_max)`` (the last band also holds PD = 1)."""
+
+    grade: str = Field(min_length=1)
+    pd_min: Share
+    pd_max: Share
+
+
+class LgdPair(_Strict):
+    """LGD of the secured and of the unsecured part of a product's balance."""
+
+    secured: Share
+    unsecured: Share
+
+
+class Signal(_Strict):
+    """An early-warning rule: fires when ``<field> <op> <threshold>`` holds (NaN never)."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    field: str
+    op: Literal[">=", ">", "<=", "<"]
+    threshold: float
+    severity: int = Field(ge=1, le=3)
+    text_en: str = Field(min_length=1)
+    text_zh: str = Field(min_length=1)
+
+    @field_validator("field")
+    @classmethod
+    def _known_field(cls, v: str) -> str:
+        if v not in SIGNAL_FIELDS:
+            raise ValueError(
+                f"unknown signal field '{v}': not a numeric snapshot field or score column "
+                f"(e.g. dpd_current, paid_ratio_trend, {PD_COL})"
+            )
+        return v
+
+    @field_validator("text_en", "text_zh")
+    @classmethod
+    def _formattable(cls, v: str) -> str:
+        try:
+            v.format(value=1.5, threshold=1.0)
+        except (KeyError, IndexError, ValueError) as e:
+            raise ValueError(
+                f"text {v!r} does not format: only {{value}} and {{threshold}} may be used ({e})"
+            ) from e
+        return v
+
+
+class LevelRule(_Strict):
+    """Criteria of one warning level; the level applies when any of them holds."""
+
+    pd_min: Share | None = None
+    el_min: float | None = Field(None, ge=0.0)
+    max_severity_min: int | None = Field(None, ge=1, le=3)
+    severity_sum_min: int | None = Field(None, ge=1)
+    n_signals_min: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _some_criterion(self) -> LevelRule:
+        if all(getattr(self, c) is None for c in _CRITERIA):
+            raise ValueError(f"a level needs at least one criterion of {list(_CRITERIA)}")
+        return self
+
+
+class Escalation(_Strict):
+    """Red customers at least ``dpd_min`` days past due are also escalated."""
+
+    dpd_min: float = Field(ge=0.0)
+    en: str
+    zh: str
+
+
+class ValueConfig(_Strict):
+    """Customer value = expected margin over the remaining life (see the YAML)."""
+
+    funding_rate_pct: float
+    use_policy_rate: bool = True
+    funding_spread_pct: float = 0.0
+    life_cap_months: float = Field(gt=0.0)
+    card_life_months: float = Field(ge=0.0)
+
+
+class Segmentation(_Strict):
+    """High value: value >= high_value_min; high risk: grade or level in the lists."""
+
+    high_value_min: float = Field(ge=0.0)
+    high_risk_grades: list[str]
+    high_risk_levels: list[LevelName]
+
+
+class PressureRule(_Strict):
+    """No risk contact for the already-dissatisfied unless the risk is severe."""
+
+    p_dissatisfied_min: Share
+    severe_levels: list[LevelName]
+    severe_pd_min: Share
+
+
+class Outreach(_Strict):
+    """Expected benefit of one contact by source, and the default daily capacity."""
+
+    capacity: int = Field(ge=1)
+    risk_avertable_share: Share
+    retention_success_rate: Share
+    recovery_effect: Share
+    service_goodwill: float = Field(ge=0.0)
+    restructure_levels: list[LevelName]
+    defaulted_dpd_min: float = Field(S.DEFAULT_DPD, ge=0.0)
+    defaulted_avertable_share: Share = 0.05
+    pressure_rule: PressureRule
+
+
+def _exact_keys(d: Mapping[str, Any], allowed: Sequence[str], what: str,
+                required: bool = True) -> None:
+    unknown = [k for k in d if k not in allowed]
+    if unknown:
+        raise ValueError(f"unknown {what} name(s) {unknown}; allowed {list(allowed)}")
+    missing = [k for k in allowed if k not in d]
+    if required and missing:
+        raise ValueError(f"missing {what}(s) {missing}")
+
+
+class StrategyConfig(_Strict):
+    """The validated ``strategy.yaml``: every rule of grades, EL, warnings, segments, queue."""
+
+    risk_grades: list[GradeBand] = Field(min_length=1)
+    lgd: dict[str, LgdPair]
+    signals: list[Signal]
+    warning_levels: dict[str, LevelRule]
+    responses: dict[str, Text]
+    escalation: Escalation
+    n_model_reasons: int = Field(3, ge=0)
+    value: ValueConfig
+    segmentation: Segmentation
+    segments: dict[str, Text]
+    outreach: Outreach
+    actions: dict[str, Text]
+
+    @field_validator("risk_grades")
+    @classmethod
+    def _bands(cls, bands: list[GradeBand]) -> list[GradeBand]:
+        names = [b.grade for b in bands]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate grade names in {names}")
+        for i, b in enumerate(bands):
+            if not b.pd_max > b.pd_min:
+                raise ValueError(f"band {i} ({b.grade}): pd_max {b.pd_max} must be above "
+                                 f"pd_min {b.pd_min} (bands must be increasing)")
+            if i == 0:
+                if b.pd_min != 0.0:
+                    raise ValueError(f"band 0 ({b.grade}) must start at pd_min 0, not {b.pd_min}")
+                continue
+            prev = bands[i - 1]
+            if b.pd_min < prev.pd_max:
+                raise ValueError(f"bands overlap: band {i} ({b.grade}) starts at {b.pd_min}, "
+                                 f"before band {i - 1} ({prev.grade}) ends at {prev.pd_max}")
+            if b.pd_min > prev.pd_max:
+                raise ValueError(f"gap between bands: band {i - 1} ({prev.grade}) ends at "
+                                 f"{prev.pd_max}, band {i} ({b.grade}) starts at {b.pd_min}")
+        if bands[-1].pd_max != 1.0:
+            raise ValueError(f"the last band ({bands[-1].grade}) must end at pd_max 1, "
+                             f"not {bands[-1].pd_max}")
+        return bands
+
+    @field_validator("lgd")
+    @classmethod
+    def _lgd_products(cls, v: dict[str, LgdPair]) -> dict[str, LgdPair]:
+        _exact_keys(v, S.PRODUCTS, "product")
+        return v
+
+    @field_validator("signals")
+    @classmethod
+    def _unique_signals(cls, v: list[Signal]) -> list[Signal]:
+        ids = [s.id for s in v]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"duplicate signal id(s) {dup}")
+        return v
+
+    @field_validator("warning_levels")
+    @classmethod
+    def _rule_levels(cls, v: dict[str, LevelRule]) -> dict[str, LevelRule]:
+        for k in v:
+            if k not in RULE_LEVELS:
+                raise ValueError(f"unknown level name '{k}'; rule levels are {list(RULE_LEVELS)}"
+                                 " (green is what is left)")
+        return v
+
+    @field_validator("responses")
+    @classmethod
+    def _response_levels(cls, v: dict[str, Text]) -> dict[str, Text]:
+        for k in v:
+            _check_level(k)
+        _exact_keys(v, LEVELS, "level")
+        return v
+
+    @field_validator("segments")
+    @classmethod
+    def _segment_names(cls, v: dict[str, Text]) -> dict[str, Text]:
+        _exact_keys(v, SEGMENTS, "segment")
+        return v
+
+    @field_validator("actions")
+    @classmethod
+    def _action_names(cls, v: dict[str, Text]) -> dict[str, Text]:
+        _exact_keys(v, ACTIONS, "action")
+        return v
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> StrategyConfig:
+        grades = [b.grade for b in self.risk_grades]
+        for g in self.segmentation.high_risk_grades:
+            if g not in grades:
+                raise ValueError(f"segmentation.high_risk_grades: unknown grade '{g}'; "
+                                 f"grades are {grades}")
+        # A criterion must not be looser at a higher level, or the level order would lie.
+        for c in _CRITERIA:
+            prev_name, prev = None, None
+            for name in RULE_LEVELS:
+                rule = self.warning_levels.get(name)
+                x = None if rule is None else getattr(rule, c)
+                if x is None:
+                    continue
+                if prev is not None and x < prev:
+                    raise ValueError(f"warning_levels.{name}.{c} = {x} is below "
+                                     f"warning_levels.{prev_name}.{c} = {prev}: a higher level "
+                                     "must not have a looser threshold")
+                prev_name, prev = name, x
+        return self
+
+    @property
+    def grades(self) -> list[str]:
+        """Grade names, best (lowest PD) first."""
+        return [b.grade for b in self.risk_grades]
+
+
+def load_strategy_config(path: str | Path | None = None) -> StrategyConfig:
+    """Read and validate the strategy YAML (the packaged ``config/strategy.yaml`` by default).
+
+    Args:
+        path: a YAML file, or None for the packaged default.
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: unreadable file, or a field with a wrong name, type or value; the
+            message names the field (e.g. ``signals.2.field``, ``lgd.card.secured``,
+            ``risk_grades``, ``outreach.capacity``).
+    """
+    src = "postloan:config/strategy.yaml" if path is None else str(path)
+    try:
+        if path is None:
+            text = resources.files("postloan").joinpath("config/strategy.yaml").read_text(
+                "utf-8")
+        else:
+            text = Path(path).read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"cannot read strategy config {src}: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"strategy config {src} must hold a mapping")
+    try:
+        return StrategyConfig(**data)
+    except ValidationError as e:
+        errs = "; ".join(
+            f"{'.'.join(map(str, x['loc'])) or '(top level)'}: {x['msg']}" for x in e.errors()
+        )
+        raise ConfigError(f"invalid strategy config {src}: {errs}") from e
+
+
+@lru_cache(maxsize=1)
+def _default_config() -> StrategyConfig:
+    return load_strategy_config(None)
+
+
+def _cfg(cfg: StrategyConfig | None) -> StrategyConfig:
+    return _default_config() if cfg is None else cfg
+
+
+# --------------------------------------------------------------------------- pieces
+def _num(frame: pd.DataFrame, col: str) -> np.ndarray:
+    return pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype="float64",
+                                                               na_value=np.nan)
+
+
+def risk_grade(pd_12m: pd.Series | np.ndarray, cfg: StrategyConfig | None = None) -> np.ndarray:
+    """Risk grade of each PD from the configured bands (monotone: higher PD, later grade).
+
+    Args:
+        pd_12m: calibrated 12-month PDs in [0, 1].
+        cfg: strategy config (the packaged default when None).
+
+    Returns:
+        Object array of grade names.
+    """
+    cfg = _cfg(cfg)
+    return np.asarray(cfg.grades, dtype=object)[_grade_codes(pd_12m, cfg)]
+
+
+def _grade_codes(pd_12m: pd.Series | np.ndarray, cfg: StrategyConfig) -> np.ndarray:
+    p = np.asarray(pd_12m, dtype="float64")
+    inner_edges = np.array([b.pd_max for b in cfg.risk_grades[:-1]], dtype="float64")
+    # Lower bound inclusive: PD exactly at an edge belongs to the higher band.
+    return np.searchsorted(inner_edges, p, side="right")
+
+
+def expected_loss(frame: pd.DataFrame, cfg: StrategyConfig | None = None) -> pd.DataFrame:
+    """EAD, LGD and EL = PD x LGD x EAD per row.
+
+    EAD is the outstanding balance (``total_balance``); LGD blends the main product's
+    secured and unsecured LGD by ``secured_share`` (missing share = unsecured).
+
+    Args:
+        frame: rows with ``pd_12m``, ``total_balance``, ``main_product``, ``secured_share``.
+        cfg: strategy config (the packaged default when None).
+
+    Returns:
+        Frame with ``ead``, ``lgd``, ``expected_loss``, aligned with `frame`.
+
+    Raises:
+        DataValidationError: a main product with no configured LGD.
+    """
+    cfg = _cfg(cfg)
+    product = frame["main_product"].astype(object)
+    known = product.isin(list(cfg.lgd)).to_numpy()
+    if not known.all():
+        bad = product[~known]
+        raise DataValidationError("snapshot", f"main_product without an LGD in the strategy "
+                                  f"config; configured {list(cfg.lgd)}", "main_product",
+                                  bad.head(5).to_string())
+    sec = product.map({k: v.secured for k, v in cfg.lgd.items()}).to_numpy(dtype="float64")
+    uns = product.map({k: v.unsecured for k, v in cfg.lgd.items()}).to_numpy(dtype="float64")
+    share = np.clip(np.nan_to_num(_num(frame, "secured_share"), nan=0.0), 0.0, 1.0)
+    lgd = share * sec + (1.0 - share) * uns
+    ead = _num(frame, "total_balance")
+    return pd.DataFrame({"ead": ead, "lgd": lgd, "expected_loss": _num(frame, PD_COL) * lgd * ead},
+                        index=frame.index)
+
+
+def fire_signals(frame: pd.DataFrame, cfg: StrategyConfig | None = None) -> pd.DataFrame:
+    """Which early-warning signals fire for each row.
+
+    A signal fires when ``frame[field] <op> threshold`` holds; a missing (NaN) value never
+    fires, and ``>=`` / ``<=`` fire exactly at the threshold.
+
+    Args:
+        frame: rows holding every signal's field.
+        cfg: strategy config (the packaged default when None).
+
+    Returns:
+        Boolean frame, one column per signal id, aligned with `frame`.
+
+    Raises:
+        DataValidationError: a signal's field is not a column of `frame`.
+    """
+    cfg = _cfg(cfg)
+    out = {}
+    with np.errstate(invalid="ignore"):
+        for s in cfg.signals:
+            if s.field not in frame.columns:
+                raise DataValidationError("snapshot", f"column needed by signal '{s.id}' is "
+                                          "missing", s.field)
+            v = _num(frame, s.field)
+            out[s.id] = _OPS[s.op](v, s.threshold) & ~np.isnan(v)
+    return pd.DataFrame(out, index=frame.index, dtype=bool)
+
+
+def customer_value(frame: pd.DataFrame, cfg: StrategyConfig | None = None) -> np.ndarray:
+    """Expected margin over the remaining life, in money.
+
+    ``total_balance * max(weighted_rate - funding_rate, 0) / 100 * min(life, cap) / 12
+    * (1 - pd_12m) * (1 - p_churn_6m)``; life = ``min_remaining_months`` (at least 0), or
+    ``card_life_months`` when missing (revolving card only); funding_rate =
+    ``policy_rate + funding_spread_pct`` when configured and known, else
+    ``funding_rate_pct``. A missing rate counts as no margin.
+    """
+    cfg = _cfg(cfg)
+    vc = cfg.value
+    funding = np.full(len(frame), vc.funding_rate_pct, dtype="float64")
+    if vc.use_policy_rate and "policy_rate" in frame.columns:
+        pol = _num(frame, "policy_rate") + vc.funding_spread_pct
+        funding = np.where(np.isnan(pol), funding, pol)
+    margin = np.nan_to_num(np.maximum(_num(frame, "weighted_rate") - funding, 0.0), nan=0.0)
+    life = _num(frame, "min_remaining_months")
+    life = np.clip(np.where(np.isnan(life), vc.card_life_months, life), 0.0, vc.life_cap_months)
+    return (_num(frame, "total_balance") * margin / 100.0 * life / 12.0
+            * (1.0 - _num(frame, PD_COL)) * (1.0 - _num(frame, CHURN_COL)))
+
+
+# --------------------------------------------------------------------------- inputs
+_SNAPSHOT_NEEDS = ("total_balance", "main_product", "secured_share", "weighted_rate",
+                   "min_remaining_months", "dpd_current")
+
+
+def _join(scored: pd.DataFrame, snapshot: pd.DataFrame) -> pd.DataFrame:
+    """Scores beside their snapshot rows, in the snapshot's row order."""
+    for col in SCORE_COLUMNS.values():
+        if col not in scored.columns:
+            raise DataValidationError("scores", "missing score column", col)
+    for col in ("customer_id", *_SNAPSHOT_NEEDS):
+        if col not in snapshot.columns:
+            raise DataValidationError("snapshot", "missing column", col)
+    snap = snapshot.reset_index(drop=True)
+    sc = scored.reset_index(drop=True)
+    if snap["customer_id"].duplicated().any():
+        raise DataValidationError("snapshot", "duplicate customer_id", "customer_id")
+    if "customer_id" in sc.columns:
+        if sc["customer_id"].duplicated().any():
+            raise DataValidationError("scores", "duplicate customer_id", "customer_id")
+        pos = pd.Index(sc["customer_id"]).get_indexer(snap["customer_id"])
+        if (pos < 0).any() or len(sc) != len(snap):
+            raise DataValidationError("scores", "scores and snapshot hold different customers",
+                                      "customer_id")
+        sc = sc.iloc[pos].reset_index(drop=True)
+    elif len(sc) != len(snap):
+        raise DataValidationError("scores", f"{len(sc)} score rows for {len(snap)} snapshot rows "
+                                  "and no customer_id to join on")
+    extra = [c for c in sc.columns if c not in snap.columns]
+    frame = pd.concat([snap, sc[extra]], axis=1)
+    for col in SCORE_COLUMNS.values():
+        p = _num(frame, col)
+        bad = np.isnan(p) | (p < 0.0) | (p > 1.0)
+        if bad.any():
+            raise DataValidationError("scores", "probabilities must be present and in [0, 1]",
+                                      col, frame.loc[bad, ["customer_id", col]].head(5))
+    bal = _num(frame, "total_balance")
+    bad = np.isnan(bal) | (bal < 0.0)
+    if bad.any():
+        raise DataValidationError("snapshot", "balance must be present and >= 0",
+                                  "total_balance",
+                                  frame.loc[bad, ["customer_id", "total_balance"]].head(5))
+    return frame
+
+
+def _up_reasons(cell: Any, k: int) -> list[dict]:
+    """The top-k "up" reasons of one reasons cell (dict, JSON text or missing)."""
+    if k <= 0 or cell is None:
+        return []
+    if isinstance(cell, str):
+        try:
+            cell = json.loads(cell)
+        except ValueError:
+            return []
+    if not isinstance(cell, Mapping):
+        return []
+    up = cell.get("up")
+    if up is None:
+        return []
+    return [r for r in list(up)[:k] if isinstance(r, Mapping)]
+
+
+def _fmt_num(x: float) -> str:
+    return f"{x:g}"
+
+
+# --------------------------------------------------------------------------- strategy
+def apply_strategy(scored: pd.DataFrame, snapshot: pd.DataFrame,
+                   cfg: StrategyConfig | None = None) -> pd.DataFrame:
+    """Grades, expected loss, warnings, segments and the recommended contact per customer.
+
+    Rules (all thresholds in ``strategy.yaml``):
+
+    - **risk_grade**: the PD band holding ``pd_12m`` (lower bound inclusive).
+    - **expected_loss** = pd_12m x lgd x ead; ead = total_balance; lgd = secured_share x
+      lgd[product].secured + (1 - secured_share) x lgd[product].unsecured.
+    - **signals**: ids of the fired rule signals (NaN never fires).
+    - **warning_level**: the highest of red > orange > yellow any of whose criteria
+      holds (PD, EL, max severity, severity sum, number of signals), else green;
+      **response** is the level's response, for red at ``escalation.dpd_min`` days
+      past due or more with the escalation appended.
+    - **warning_reasons** (en) / **warning_reasons_zh**: first the level criteria that
+      hold (``"red: 12-month PD 34.0% >= 30%"``), then every fired signal
+      (``"signal <id> (severity s): ..."``), then for non-green customers the top
+      ``n_model_reasons`` SHAP "up" reasons of the default model (``"model: ..."``)
+      when ``reasons_default_risk`` is present, then the escalation. Every non-green
+      customer has at least the criterion that put them there.
+    - **warning_rank**: 1 = most urgent inside the level, by severity x probability
+      ``warning_score = pd_12m x (1 + severity_sum)``, then expected loss, then
+      customer_id.
+    - **customer_value** (see :func:`customer_value`) and **segment**: high value =
+      value >= high_value_min; high risk = grade in high_risk_grades or level in
+      high_risk_levels; protect (high value, low risk), grow (low, low), watch (high,
+      high), work_out (low, high); **segment_strategy** its text.
+    - **expected_benefit**, **recommended_action**, **action_reasons**: the best of
+      risk = EL x risk_avertable_share (defaulted_avertable_share at
+      defaulted_dpd_min days past due or more; action restructuring_offer at
+      restructure_levels, else payment_reminder), retention = value x p_churn x
+      retention_success_rate (retention_offer), service = p_dissatisfied x (value x
+      recovery_effect + service_goodwill) (service_recovery_call); ties go to the
+      earlier source. **Pressure rule**: when the best source is risk, p_dissatisfied
+      >= pressure_rule.p_dissatisfied_min and the risk is not severe (level not in
+      severe_levels and pd_12m < severe_pd_min), the risk contact is withheld and the
+      action is the service-recovery call with its own benefit; the reasons say so,
+      and say so too when severe risk overrides the rule. No benefit: action "none".
+
+    Args:
+        scored: output of :func:`postloan.scoring.score_snapshot` (``pd_12m``,
+            ``p_churn_6m``, ``p_dissatisfied_3m``; ``customer_id`` to join on, else
+            aligned by row order; optional ``reasons_<model>`` columns).
+        snapshot: the customer snapshot rows (:data:`postloan.snapshot.SNAPSHOT_FIELDS`).
+        cfg: strategy config (the packaged default when None).
+
+    Returns:
+        One row per customer in the snapshot's row order: :data:`OUTPUT_COLUMNS`, plus
+        ``as_of`` (when given), ``dpd_current``, ``n_signals``, ``severity_sum``,
+        ``max_severity``, ``warning_score``, ``response_zh``, ``segment_strategy_zh``,
+        ``benefit_risk``, ``benefit_retention``, ``benefit_service``, ``action_source``,
+        ``pressure_rule`` (``withheld`` / ``overridden`` / ``""``) and
+        ``action_reasons_zh``. Repeated labels (risk_grade and warning_level ordered,
+        response, segment, segment_strategy, action_source, recommended_action,
+        pressure_rule) are categoricals; signals and the reasons are lists of strings.
+
+    Raises:
+        DataValidationError: missing columns, duplicate or mismatched customers,
+            probabilities missing or outside [0, 1], negative balances, unknown products.
+    """
+    cfg = _cfg(cfg)
+    frame = _join(scored, snapshot)
+    n = len(frame)
+    p_def, p_churn, p_dis = (_num(frame, c) for c in (PD_COL, CHURN_COL, DISSAT_COL))
+    dpd = np.nan_to_num(_num(frame, "dpd_current"), nan=0.0)
+
+    grade_code = _grade_codes(p_def, cfg)
+    el_frame = expected_loss(frame, cfg)
+    el = el_frame["expected_loss"].to_numpy()
+
+    # ---- signals and warning level
+    fired = fire_signals(frame, cfg).to_numpy()
+    sev = np.array([s.severity for s in cfg.signals], dtype="int64")
+    n_sig = fired.sum(axis=1).astype("int64")
+    sev_sum = (fired * sev).sum(axis=1).astype("int64") if len(sev) else np.zeros(n, "int64")
+    max_sev = (fired * sev).max(axis=1, initial=0).astype("int64") if len(sev) else \
+        np.zeros(n, "int64")
+    measures = {"pd_min": p_def, "el_min": el, "max_severity_min": max_sev,
+                "severity_sum_min": sev_sum, "n_signals_min": n_sig}
+    met: dict[str, dict[str, np.ndarray]] = {}
+    level = np.zeros(n, dtype="int64")
+    for name in RULE_LEVELS:  # ascending, so the highest level that holds wins
+        rule = cfg.warning_levels.get(name)
+        if rule is None:
+            continue
+        met[name] = {c: measures[c] >= getattr(rule, c) for c in _CRITERIA
+                     if getattr(rule, c) is not None}
+        level[np.logical_or.reduce(list(met[name].values()))] = LEVELS.index(name)
+    escalate = (level == LEVELS.index("red")) & (dpd >= cfg.escalation.dpd_min)
+
+    # Severity x probability inside each level.
+    warning_score = p_def * (1.0 + sev_sum)
+    cid_code = pd.factorize(frame["customer_id"], sort=True)[0]
+    order = np.lexsort((cid_code, -el, -warning_score, level))
+    lv_sorted = level[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(lv_sorted)) + 1] if n else np.array([], int)
+    pos = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n]))
+    warning_rank = np.empty(n, dtype="int64")
+    warning_rank[order] = pos + 1
+
+    # ---- value and segment
+    value = customer_value(frame, cfg)
+    seg_cfg = cfg.segmentation
+    high_value = value >= seg_cfg.high_value_min
+    high_risk = (np.isin(grade_code, [cfg.grades.index(g) for g in seg_cfg.high_risk_grades])
+                 | np.isin(level, [LEVELS.index(lv) for lv in seg_cfg.high_risk_levels]))
+    # protect, grow, watch, work_out = positions in SEGMENTS
+    segment = np.where(high_risk, np.where(high_value, 2, 3), np.where(high_value, 0, 1))
+
+    # ---- expected benefit of one contact and the action
+    oc = cfg.outreach
+    # Early action averts a share of the EL; once past the default DPD it is work-out,
+    # where a contact averts much less.
+    avert = np.where(dpd >= oc.defaulted_dpd_min, oc.defaulted_avertable_share,
+                     oc.risk_avertable_share)
+    benefits = np.nan_to_num(np.column_stack([
+        el * avert,
+        value * p_churn * oc.retention_success_rate,
+        p_dis * (value * oc.recovery_effect + oc.service_goodwill),
+    ]), nan=0.0)
+    source = np.argmax(benefits, axis=1)  # first maximum: risk, retention, service
+    pr = oc.pressure_rule
+    pressured = p_dis >= pr.p_dissatisfied_min
+    severe = np.isin(level, [LEVELS.index(lv) for lv in pr.severe_levels]) | (
+        p_def >= pr.severe_pd_min)
+    withheld = (source == 0) & pressured & ~severe
+    overridden = (source == 0) & pressured & severe
+    source = np.where(withheld, 2, source)
+    benefit = benefits[np.arange(n), source]
+    restructure = np.isin(level, [LEVELS.index(lv) for lv in oc.restructure_levels])
+    risk_action = np.where(restructure, ACTIONS.index("restructuring_offer"),
+                           ACTIONS.index("payment_reminder"))
+    action = np.select([source == 1, source == 2],
+                       [ACTIONS.index("retention_offer"), ACTIONS.index("service_recovery_call")],
+                       risk_action)
+    none = ~(benefit > 0.0)
+    action = np.where(none, len(ACTIONS), action)  # the code after ACTIONS is NO_ACTION
+    source = np.where(none, len(SOURCES), source)
+    benefit = np.where(none, 0.0, benefit)
+
+    # ---- text lists (the only Python loops). Millions of small lists would trigger the
+    # cyclic garbage collector over and over (none of them can form a cycle): pause it.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        signals_col, w_en, w_zh, sig_en, sig_zh = _warning_texts(
+            cfg, frame, met, level, fired, p_def, el, max_sev, sev_sum, n_sig, dpd, escalate)
+        a_en, a_zh = _action_texts(
+            cfg, frame, source, level, withheld, overridden, risk_action, p_def, p_churn,
+            p_dis, el, avert, value, benefit, sig_en, sig_zh)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+    def cat(codes: np.ndarray, names: Sequence[str], ordered: bool = False) -> pd.Categorical:
+        return pd.Categorical.from_codes(codes, categories=list(names), ordered=ordered)
+
+    resp_names = [cfg.responses[lv].en for lv in LEVELS]
+    resp_names_zh = [cfg.responses[lv].zh for lv in LEVELS]
+    resp_names.append(f"{cfg.responses['red'].en}; {cfg.escalation.en}")
+    resp_names_zh.append(f"{cfg.responses['red'].zh}；{cfg.escalation.zh}")
+    resp_code = np.where(escalate, len(LEVELS), level)
+
+    out = pd.DataFrame({"customer_id": frame["customer_id"].to_numpy()})
+    if "as_of" in frame.columns:
+        out["as_of"] = frame["as_of"].to_numpy()
+    out[PD_COL] = p_def
+    out[CHURN_COL] = p_churn
+    out[DISSAT_COL] = p_dis
+    out["risk_grade"] = cat(grade_code, cfg.grades, ordered=True)
+    out["ead"] = el_frame["ead"].to_numpy()
+    out["lgd"] = el_frame["lgd"].to_numpy()
+    out["expected_loss"] = el
+    out["dpd_current"] = dpd
+    out["signals"] = signals_col
+    out["n_signals"] = n_sig
+    out["severity_sum"] = sev_sum
+    out["max_severity"] = max_sev
+    out["warning_level"] = cat(level, LEVELS, ordered=True)
+    out["response"] = cat(resp_code, resp_names)
+    out["response_zh"] = cat(resp_code, resp_names_zh)
+    out["warning_reasons"] = w_en
+    out["warning_reasons_zh"] = w_zh
+    out["warning_score"] = warning_score
+    out["warning_rank"] = warning_rank
+    out["customer_value"] = value
+    out["segment"] = cat(segment, SEGMENTS)
+    out["segment_strategy"] = cat(segment, [cfg.segments[s].en for s in SEGMENTS])
+    out["segment_strategy_zh"] = cat(segment, [cfg.segments[s].zh for s in SEGMENTS])
+    out["benefit_risk"] = benefits[:, 0]
+    out["benefit_retention"] = benefits[:, 1]
+    out["benefit_service"] = benefits[:, 2]
+    out["expected_benefit"] = benefit
+    out["action_source"] = cat(source, [*SOURCES, NO_ACTION])
+    out["recommended_action"] = cat(action, [*ACTIONS, NO_ACTION])
+    out["pressure_rule"] = cat(np.select([withheld, overridden], [1, 2], 0),
+                               ["", "withheld", "overridden"])
+    out["action_reasons"] = a_en
+    out["action_reasons_zh"] = a_zh
+    log.info("strategy applied to %d customers: %s", n,
+             dict(zip(LEVELS, np.bincount(level, minlength=len(LEVELS)).tolist(), strict=True)))
+    return out
+
+
+def _model_reasons(cell: Any, k: int, en: list[str], zh: list[str]) -> None:
+    for r in _up_reasons(cell, k):
+        en.append(f"model: {r.get('text_en', r.get('feature'))}")
+        zh.append(f"模型：{r.get('text_zh', r.get('feature'))}")
+
+
+def _warning_texts(cfg: StrategyConfig, frame: pd.DataFrame,
+                   met: dict[str, dict[str, np.ndarray]], level: np.ndarray,
+                   fired: np.ndarray, p_def: np.ndarray, el: np.ndarray, max_sev: np.ndarray,
+                   sev_sum: np.ndarray, n_sig: np.ndarray, dpd: np.ndarray,
+                   escalate: np.ndarray) -> tuple[list[list[str]], ...]:
+    """Fired signal ids, warning reasons (en, zh) and signal sentences (en, zh) per row."""
+    n = len(frame)
+    signals_col: list[list[str]] = [[] for _ in range(n)]
+    w_en: list[list[str]] = [[] for _ in range(n)]
+    w_zh: list[list[str]] = [[] for _ in range(n)]
+    sig_en: list[list[str]] = [[] for _ in range(n)]
+    sig_zh: list[list[str]] = [[] for _ in range(n)]
+    idx = np.flatnonzero((level > 0) | (n_sig > 0) | escalate)
+    if not len(idx):
+        return signals_col, w_en, w_zh, sig_en, sig_zh
+    sigs = cfg.signals
+    # Signals by severity (highest first), then in declaration order.
+    sig_order = sorted(range(len(sigs)), key=lambda j: -sigs[j].severity)
+    fields = [s.field for s in sigs]
+    values = (np.column_stack([_num(frame, f)[idx] for f in fields]).tolist() if sigs
+              else [[] for _ in idx])
+    fired_rows = fired[idx].tolist()
+    met_rows = {lv: {c: m[idx].tolist() for c, m in crit.items()} for lv, crit in met.items()}
+    reasons_def = (frame["reasons_default_risk"].to_numpy()[idx]
+                   if "reasons_default_risk" in frame.columns else None)
+    k = cfg.n_model_reasons
+    cache: dict[tuple[int, float], tuple[str, str, str, str]] = {}
+    cols = [a[idx].tolist() for a in (level, p_def, el, max_sev, sev_sum, n_sig, dpd, escalate)]
+    esc_min = _fmt_num(cfg.escalation.dpd_min)
+    for r, (i, lvc, p, e, ms, ss, ns, d, esc) in enumerate(zip(idx.tolist(), *cols, strict=True)):
+        lv = LEVELS[lvc]
+        en: list[str] = []
+        zh: list[str] = []
+        for c, hold in met_rows.get(lv, {}).items():
+            if hold[r]:
+                te, tz = _criterion_text(c, lv, getattr(cfg.warning_levels[lv], c), p, e, ms,
+                                         ss, ns)
+                en.append(te)
+                zh.append(tz)
+        frow, vrow = fired_rows[r], values[r]
+        for j in sig_order:
+            if frow[j]:
+                key = (j, vrow[j])
+                texts = cache.get(key)
+                if texts is None:
+                    s = sigs[j]
+                    te = s.text_en.format(value=vrow[j], threshold=s.threshold)
+                    tz = s.text_zh.format(value=vrow[j], threshold=s.threshold)
+                    texts = (te, tz, f"signal {s.id} (severity {s.severity}): {te}",
+                             f"预警信号 {s.id}（严重度{s.severity}）：{tz}")
+                    cache[key] = texts
+                signals_col[i].append(sigs[j].id)
+                sig_en[i].append(texts[0])
+                sig_zh[i].append(texts[1])
+                en.append(texts[2])
+                zh.append(texts[3])
+        if lvc > 0 and reasons_def is not None:
+            _model_reasons(reasons_def[r], k, en, zh)
+        if esc:
+            en.append(f"escalated: {d:.0f} days past due >= {esc_min}")
+            zh.append(f"升级：逾期{d:.0f}天 >= {esc_min}天")
+        w_en[i] = en
+        w_zh[i] = zh
+    return signals_col, w_en, w_zh, sig_en, sig_zh
+
+
+def _action_texts(cfg: StrategyConfig, frame: pd.DataFrame, source: np.ndarray,
+                  level: np.ndarray, withheld: np.ndarray, overridden: np.ndarray,
+                  risk_action: np.ndarray, p_def: np.ndarray, p_churn: np.ndarray,
+                  p_dis: np.ndarray, el: np.ndarray, avert: np.ndarray, value: np.ndarray,
+                  benefit: np.ndarray, sig_en: list[list[str]],
+                  sig_zh: list[list[str]]) -> tuple[list[list[str]], list[list[str]]]:
+    """Reasons (en, zh) for each row's recommended action."""
+    oc = cfg.outreach
+    pr = oc.pressure_rule
+    k = cfg.n_model_reasons
+    reasons_churn = (frame["reasons_churn"].to_numpy() if "reasons_churn" in frame.columns
+                     else None)
+    reasons_sat = (frame["reasons_satisfaction"].to_numpy()
+                   if "reasons_satisfaction" in frame.columns else None)
+    thr_dis, sev_pd = pr.p_dissatisfied_min, pr.severe_pd_min
+    ret_rate = oc.retention_success_rate
+    a_en: list[list[str]] = []
+    a_zh: list[list[str]] = []
+    cols = [a.tolist() for a in (source, level, withheld, overridden, risk_action, p_def,
+                                 p_churn, p_dis, el, avert, value, benefit)]
+    for i, (src, lvc, wh, ov, ra_code, p, pc, pdis, e, av, v, b) in enumerate(
+            zip(*cols, strict=True)):
+        lv = LEVELS[lvc]
+        lz = _LEVEL_ZH[lv]
+        en: list[str] = []
+        zh: list[str] = []
+        if wh:
+            ra = cfg.actions[ACTIONS[ra_code]]
+            en.append(f"pressure rule: p_dissatisfied {pdis:.0%} >= {thr_dis:.0%} and risk not "
+                      f"severe (level {lv}, PD {p:.1%} < {sev_pd:.0%}): {ra.en} withheld, "
+                      "service-recovery call instead")
+            zh.append(f"施压规则：不满意概率{pdis:.0%} >= {thr_dis:.0%}且风险不严重（{lz}预警，"
+                      f"违约概率{p:.1%} < {sev_pd:.0%}）：暂缓{ra.zh}，改为服务补救回访")
+        elif ov:
+            en.append(f"pressure rule overridden: p_dissatisfied {pdis:.0%} >= {thr_dis:.0%} but "
+                      f"the risk is severe (level {lv}, PD {p:.1%})")
+            zh.append(f"施压规则不适用：不满意概率{pdis:.0%} >= {thr_dis:.0%}，但风险严重"
+                      f"（{lz}预警，违约概率{p:.1%}）")
+        if src == 0:
+            en.append(f"risk: expected loss {e:,.0f} (PD {p:.1%}, warning level {lv}); early "
+                      f"action can avert {av:.0%} = {b:,.0f}")
+            zh.append(f"风险：预期损失{e:,.0f}（违约概率{p:.1%}，{lz}预警）；及早干预可避免"
+                      f"{av:.0%}，即{b:,.0f}")
+            en.extend(sig_en[i])
+            zh.extend(sig_zh[i])
+        elif src == 1:
+            en.append(f"retention: churn probability {pc:.0%} puts customer value {v:,.0f} at "
+                      f"risk; a retention offer succeeds {ret_rate:.0%} = {b:,.0f}")
+            zh.append(f"挽留：流失概率{pc:.0%}，客户价值{v:,.0f}面临流失；挽留成功率"
+                      f"{ret_rate:.0%}，预期收益{b:,.0f}")
+            if reasons_churn is not None:
+                _model_reasons(reasons_churn[i], k, en, zh)
+        elif src == 2:
+            en.append(f"service recovery: dissatisfaction probability {pdis:.0%} on customer "
+                      f"value {v:,.0f}; expected benefit {b:,.0f}")
+            zh.append(f"服务补救：不满意概率{pdis:.0%}，客户价值{v:,.0f}；预期收益{b:,.0f}")
+            if reasons_sat is not None:
+                _model_reasons(reasons_sat[i], k, en, zh)
+        else:
+            en.append("no expected benefit from a contact")
+            zh.append("联系无预期收益")
+        a_en.append(en)
+        a_zh.append(zh)
+    return a_en, a_zh
+
+
+def _criterion_text(c: str, lv: str, thr: float, p: float, el: float, max_sev: int,
+                    sev_sum: int, n_sig: int) -> tuple[str, str]:
+    """The sentence (en, zh) saying which criterion put a customer at level `lv`."""
+    lz = f"{_LEVEL_ZH[lv]}预警"
+    if c == "pd_min":
+        return (f"{lv}: 12-month PD {p:.1%} >= {thr:.1%}",
+                f"{lz}：12个月违约概率{p:.1%} >= {thr:.1%}")
+    if c == "el_min":
+        return (f"{lv}: expected loss {el:,.0f} >= {thr:,.0f}",
+                f"{lz}：预期损失{el:,.0f} >= {thr:,.0f}")
+    if c == "max_severity_min":
+        return (f"{lv}: a severity-{max_sev} signal fired (>= {thr})",
+                f"{lz}：触发严重度{max_sev}级信号（>= {thr}）")
+    if c == "severity_sum_min":
+        return (f"{lv}: signal severities sum to {sev_sum} (>= {thr})",
+                f"{lz}：信号严重度合计{sev_sum}（>= {thr}）")
+    return (f"{lv}: {n_sig} early-warning signal(s) fired (>= {thr})",
+            f"{lz}：触发{n_sig}个预警信号（>= {thr}）")
+
+
+# --------------------------------------------------------------------------- queue
+QUEUE_COLUMNS = ("queue_rank", "customer_id", "recommended_action", "expected_benefit",
+                 "action_source", "action_reasons", "action_reasons_zh", "warning_level",
+                 "segment", PD_COL, CHURN_COL, DISSAT_COL, "expected_loss", "customer_value",
+                 "pressure_rule")
+
+
+def outreach_queue(decisions: pd.DataFrame, capacity: int | None = None,
+                   cfg: StrategyConfig | None = None) -> pd.DataFrame:
+    """Today's contacts: the customers a team of `capacity` should call first.
+
+    Customers with a positive expected benefit, ordered by ``expected_benefit``
+    descending then ``customer_id`` ascending (so the queue does not depend on the input
+    row order), cut at `capacity`; one recommended action each, with its reasons.
+
+    Args:
+        decisions: output of :func:`apply_strategy`.
+        capacity: contacts available; None takes ``outreach.capacity`` from the config.
+        cfg: strategy config (the packaged default when None; only read for capacity).
+
+    Returns:
+        At most `capacity` rows: :data:`QUEUE_COLUMNS` (those present in `decisions`),
+        ``queue_rank`` 1 first, index 0..k-1.
+
+    Raises:
+        ConfigError: capacity is not an integer >= 1.
+        DataValidationError: `decisions` lacks customer_id, expected_benefit or
+            recommended_action.
+    """
+    if capacity is None:
+        capacity = _cfg(cfg).outreach.capacity
+    if isinstance(capacity, bool) or not isinstance(capacity, int | np.integer) or capacity < 1:
+        raise ConfigError(f"outreach capacity must be an integer >= 1, got {capacity!r}")
+    for col in ("customer_id", "expected_benefit", "recommended_action"):
+        if col not in decisions.columns:
+            raise DataValidationError("decisions", "missing column (run apply_strategy first)",
+                                      col)
+    d = decisions.reset_index(drop=True)
+    b = _num(d, "expected_benefit")
+    keep = np.flatnonzero((b > 0.0) & (d["recommended_action"] != NO_ACTION).to_numpy())
+    cid_code = pd.factorize(d["customer_id"].iloc[keep], sort=True)[0]
+    order = keep[np.lexsort((cid_code, -b[keep]))][: int(capacity)]
+    cols = [c for c in QUEUE_COLUMNS if c in d.columns]
+    q = d.iloc[order][cols].reset_index(drop=True)
+    q.insert(0, "queue_rank", np.arange(1, len(q) + 1, dtype="int64"))
+    return q
+
+
+def summarise(decisions: pd.DataFrame) -> pd.DataFrame:
+    """Counts per warning level and per segment, with their exposure and expected loss.
+
+    Args:
+        decisions: output of :func:`apply_strategy`.
+
+    Returns:
+        Long frame: ``dimension`` (``warning_level`` or ``segment``), ``name`` (every
+        level green..red, every segment, zero rows included), ``n_customers``,
+        ``share``, ``ead``, ``expected_loss``, ``customer_value`` (sums).
+    """
+    n = len(decisions)
+    rows = []
+    for dim, names in (("warning_level", LEVELS), ("segment", SEGMENTS)):
+        g = decisions.groupby(dim, observed=True)
+        counts = g.size()
+        sums = g[["ead", "expected_loss", "customer_value"]].sum()
+        for name in names:
+            k = int(counts.get(name, 0))
+            rows.append({
+                "dimension": dim, "name": name, "n_customers": k,
+                "share": k / n if n else math.nan,
+                "ead": float(sums["ead"].get(name, 0.0)),
+                "expected_loss": float(sums["expected_loss"].get(name, 0.0)),
+                "customer_value": float(sums["customer_value"].get(name, 0.0)),
+            })
+    return pd.DataFrame(rows)
+
+
+__all__ = [
+    "ACTIONS", "LEVELS", "NO_ACTION", "OUTPUT_COLUMNS", "QUEUE_COLUMNS", "SEGMENTS",
+    "SIGNAL_FIELDS", "StrategyConfig", "apply_strategy", "customer_value", "expected_loss",
+    "fire_signals", "load_strategy_config", "outreach_queue", "risk_grade", "summarise",
+]
