@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _common import machine, update_section, write_json
 from tqdm import tqdm
 
+from _common import machine, update_section, write_json
 from pipelines.train import run_train
 from postloan import io, strategy
 from postloan.scoring import load_bundles_from_dir, score_snapshot

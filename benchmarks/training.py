@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 from _common import machine, update_section, write_json
-
 from pipelines.train import run_train
 from postloan import io
 from postloan.synthetic import SimulationConfig, simulate
