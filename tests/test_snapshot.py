@@ -164,3 +164,17 @@ def test_features_shape_and_missing_values(small_tables):
     # "Never surveyed" and "never delinquent" stay missing, not silently 0.
     assert f["last_survey_score"].isna().any()
     assert f["months_since_delinquent"].isna().any()
+
+
+@pytest.mark.parametrize("as_of", ["2024-02-29", "2024-03-31", "2024-04-30", "2024-05-15"])
+def test_monthly_windows_hold_exactly_their_months(small_tables, as_of):
+    """A 1-month window holds one statement month, a 3-month window three, at any date."""
+    as_of = pd.Timestamp(as_of)
+    snap = build_snapshot(small_tables, as_of, with_labels=False).set_index("customer_id")
+    act = small_tables["activity"]
+    act = act[act["month_end"] <= as_of]
+    months = sorted(act["month_end"].unique())
+    for k, col in ((1, "app_logins_1m"), (3, "app_logins_3m")):
+        last = act[act["month_end"].isin(months[-k:])]
+        expect = last.groupby("customer_id")["app_logins"].sum().reindex(snap.index).fillna(0)
+        assert np.array_equal(snap[col].to_numpy(), expect.to_numpy())

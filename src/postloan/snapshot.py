@@ -53,12 +53,22 @@ SNAPSHOT_FIELDS = ("customer_id", "as_of", *CATEGORY_FIELDS, *NUMERIC_FIELDS)
 _DAYS_PER_MONTH = 30.4375
 
 
+def _shift_months(as_of: pd.Timestamp, k: int) -> pd.Timestamp:
+    """`as_of` moved by k months; a month-end date stays a month end.
+
+    Plain ``DateOffset`` maps 30 April back to 30 March, so a "last month" window
+    (30 March, 30 April] would take in the 31 March statement too: two months.
+    """
+    d = as_of + pd.DateOffset(months=k)
+    return d + pd.offsets.MonthEnd(0) if as_of.is_month_end else d
+
+
 def _months_before(as_of: pd.Timestamp, k: int) -> pd.Timestamp:
-    return as_of - pd.DateOffset(months=k)
+    return _shift_months(as_of, -k)
 
 
 def _months_after(as_of: pd.Timestamp, k: int) -> pd.Timestamp:
-    return as_of + pd.DateOffset(months=k)
+    return _shift_months(as_of, k)
 
 
 def data_range(tables: dict[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timestamp]:

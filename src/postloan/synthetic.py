@@ -510,14 +510,18 @@ def simulate(
                                   + 0.2 * dis[ac]).astype(np.int16),
                 visits=rng.poisson(0.08 + 0.25 * (channel[ac] == 1)).astype(np.int16))
 
-        # Quarterly bureau pulls.
-        if t % 3 == 2:
-            score = np.clip(np.round(665 + 55 * q_obs[ac] - 45 * np.minimum(missed[ac], 4)
-                                     - 25 * shock[ac] + rng.normal(0, 12, ac.size)), 300, 850)
-            bur.add(customer_id=cid[ac], t=np.full(ac.size, t, np.int16),
+        # Bureau pulls: at onboarding (the application) and every quarter.
+        pulled = ac[(t % 3 == 2) | (onboard_t[ac] == t)]
+        if pulled.size:
+            score = np.clip(np.round(665 + 55 * q_obs[pulled] - 45 * np.minimum(missed[pulled], 4)
+                                     - 25 * shock[pulled] + rng.normal(0, 12, pulled.size)),
+                            300, 850)
+            bur.add(customer_id=cid[pulled], t=np.full(pulled.size, t, np.int16),
                     score=score.astype(np.int64),
-                    income=np.round(income[ac] * np.exp(rng.normal(0, 0.05, ac.size)), 2),
-                    debt=np.round(ext_debt_base[ac] * np.exp(rng.normal(0, 0.1, ac.size)), 2))
+                    income=np.round(income[pulled] * np.exp(rng.normal(0, 0.05, pulled.size)),
+                                    2),
+                    debt=np.round(ext_debt_base[pulled] * np.exp(rng.normal(0, 0.1, pulled.size)),
+                                  2))
 
         # Truth: true hazards, and label probabilities holding them constant.
         op = np.flatnonzero(open_c)
