@@ -228,6 +228,43 @@ def score(
 
 @app.command()
 @handle_errors
+def monitor(
+    reference: Annotated[str, typer.Option(help="Reference as-of date YYYY-MM-DD.")],
+    current: Annotated[str, typer.Option(help="Current as-of date YYYY-MM-DD.")],
+    data: Annotated[Path | None, typer.Option(help="Book folder (default data/raw).")] = None,
+    model_dir: Annotated[Path | None, typer.Option(
+        help="Bundle folder instead of the MLflow registry champions.")] = None,
+    config: Annotated[Path | None, typer.Option(help="Monitoring thresholds YAML.")] = None,
+    out: Annotated[Path | None, typer.Option(help="HTML report (default data/processed/"
+                                             "monitoring/<ref>_vs_<cur>.html).")] = None,
+    fail_on_drift: Annotated[bool, typer.Option(
+        help="Exit 3 when any model's verdict is re-validate (for schedulers).")] = False,
+) -> None:
+    """Drift (PSI/CSI), performance decay and a verdict per model between two dates."""
+    import pandas as pd
+
+    from pipelines.monitor import run_monitor
+    from pipelines.score import load_champions
+    from postloan.monitoring import load_monitoring_config
+
+    s = get_settings()
+    cfg = load_monitoring_config(config)
+    uri = _tracking(s)[0]
+    bundles = load_champions(model_dir, uri)
+    out = out or s.processed_dir / "monitoring" / f"{reference}_vs_{current}.html"
+    results = run_monitor(data or s.raw_dir, reference, current, bundles, cfg, out,
+                          tracking_uri=None if model_dir else uri)
+    table = pd.DataFrame([{"model": r["model"], "verdict": r["verdict"],
+                           "score PSI": f"{r['score_psi']:.3f}",
+                           "reasons": "; ".join(r["reasons"][:3]) or "-"} for r in results])
+    print_frame(table.set_index("model"), f"drift {reference} vs {current} (report: {out})")
+    if fail_on_drift and any(r["verdict"] == "re-validate" for r in results):
+        err_console.print("re-validate: at least one model has drifted (--fail-on-drift)")
+        raise typer.Exit(3)
+
+
+@app.command()
+@handle_errors
 def demo(
     customers: Annotated[int, typer.Option(help="Customers in the demo book.")] = 20_000,
     months: Annotated[int, typer.Option(help="Months simulated.")] = 36,

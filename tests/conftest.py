@@ -47,3 +47,20 @@ def small_book(small_tables, tmp_path_factory) -> Path:
 def tables_copy(small_tables) -> dict:
     """A deep copy of the small book that a test may mutate."""
     return {k: v.copy(deep=True) for k, v in small_tables.items()}
+
+
+@pytest.fixture(scope="session")
+def trained(small_book, tmp_path_factory) -> dict:
+    """The three models trained fast on the small book, in a real SQLite MLflow store.
+
+    Returns ``{"uri", "root", "results"}``; bundles are exported to ``root / "models"``.
+    """
+    from pipelines.train import run_train
+    from postloan.train_config import MODEL_LABELS, Splits, TrainConfig
+
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    cfg = TrainConfig(shap_sample=500, splits=Splits(n_train=6))
+    results = run_train(small_book, list(MODEL_LABELS), cfg, uri, root / "mlartifacts",
+                        root / "models", root)
+    return {"uri": uri, "root": root, "results": {r["model"]: r for r in results}}

@@ -22,18 +22,6 @@ from postloan.train_config import MODEL_LABELS, Lgbm, ModelConfig, Splits, Train
 
 pytestmark = pytest.mark.integration
 
-FAST = TrainConfig(shap_sample=500, splits=Splits(n_train=6))
-
-
-@pytest.fixture(scope="module")
-def trained(small_book, tmp_path_factory):
-    root = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    results = run_train(small_book, list(MODEL_LABELS), FAST, uri, root / "mlartifacts",
-                        root / "models", root)
-    return {"uri": uri, "root": root, "results": {r["model"]: r for r in results}}
-
-
 def test_every_model_is_registered_and_champion(trained):
     client = registry.configure(trained["uri"])
     for model, r in trained["results"].items():
