@@ -33,6 +33,8 @@ lint: $(STAMP)  ## ruff lint
 
 bench: $(STAMP)  ## run the benchmarks (writes benchmarks/results/*.json and docs/benchmarks.md)
 	$(BIN)/python benchmarks/generator.py
+	$(BIN)/python benchmarks/training.py
+	$(BIN)/python benchmarks/queue_capture.py
 	$(BIN)/python benchmarks/german_credit.py
 
 mlflow: $(STAMP)  ## open the MLflow UI on 127.0.0.1:5000 (runs, plots, registry)

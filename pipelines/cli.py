@@ -265,6 +265,62 @@ def monitor(
 
 @app.command()
 @handle_errors
+def stress(
+    scenario: Annotated[str, typer.Option(help="Scenario YAML file, or a built-in name: "
+                                          "mild | severe.")],
+    as_of: Annotated[str, typer.Option(help="As-of date of the book YYYY-MM-DD.")],
+    data: Annotated[Path | None, typer.Option(help="Book folder (default data/raw).")] = None,
+    model_dir: Annotated[Path | None, typer.Option(
+        help="Bundle folder instead of the MLflow registry champions.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default "
+                                             "data/processed/stress/<scenario>).")] = None,
+) -> None:
+    """Re-score the book under a macro scenario: PD, EL, warnings by segment, before/after."""
+    from pipelines.score import load_champions
+    from pipelines.stress import run_stress
+    from postloan.stress import load_scenario
+
+    s = get_settings()
+    sc = load_scenario(scenario)
+    bundles = load_champions(model_dir, _tracking(s)[0])
+    out = out or s.processed_dir / "stress" / sc.name
+    t = run_stress(data or s.raw_dir, as_of, sc, bundles, out)
+    view = t.assign(mean_pd=t["mean_pd"].map("{:.2%}".format),
+                    expected_loss=t["expected_loss"].map("{:,.0f}".format))
+    print_frame(view.set_index("group"), f"scenario '{sc.name}': {sc.description}")
+    console.print(f"table and plot written to {out}")
+
+
+@app.command()
+@handle_errors
+def benchmark(
+    name: Annotated[str, typer.Argument(help="Benchmark to run: german-credit.")],
+    repeats: Annotated[int, typer.Option(help="CV repeats.")] = 5,
+    splits: Annotated[int, typer.Option(help="CV folds per repeat.")] = 5,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+) -> None:
+    """Real-data benchmark through the same training code (German credit, repeated CV)."""
+    import pandas as pd
+
+    from pipelines.console import progress_bar
+    from postloan.benchmarking import german_credit_cv
+
+    if name != "german-credit":
+        raise PostloanError(f"unknown benchmark '{name}'; available: german-credit")
+    with progress_bar("outer folds", repeats * splits) as advance:
+        res = german_credit_cv(n_splits=splits, n_repeats=repeats, seed=seed,
+                               progress=lambda done, total: advance())
+    rows = {m: {"mean AUC": f"{r['mean_auc']:.4f}", "sd": f"{r['sd_auc']:.4f}",
+                "folds": str(len(r["fold_auc"]))} for m, r in res["models"].items()}
+    table = pd.DataFrame(rows).T
+    table.index.name = "model"
+    print_frame(table, "German credit, repeated stratified CV (tuning inside the folds)")
+    console.print("anchors (Lessmann et al. 2015): logistic regression 0.784, best of 41 "
+                  "classifiers 0.801. `make bench` writes docs/benchmarks.md.")
+
+
+@app.command()
+@handle_errors
 def demo(
     customers: Annotated[int, typer.Option(help="Customers in the demo book.")] = 20_000,
     months: Annotated[int, typer.Option(help="Months simulated.")] = 36,

@@ -84,8 +84,12 @@ def load_german_credit() -> GermanCredit:
     target = raw[GERMAN_TARGET].astype("string").str.strip().str.lower()
     bad_values = ~target.isin(["bad", "good"])
     if bad_values.any():
-        raise DataValidationError("germancredit", "target must be 'bad' or 'good'",
-                                  GERMAN_TARGET, raw.loc[bad_values, [GERMAN_TARGET]].head())
+        raise DataValidationError(
+            "germancredit",
+            "target must be 'bad' or 'good'",
+            GERMAN_TARGET,
+            raw.loc[bad_values, [GERMAN_TARGET]].head(),
+        )
     y = (target == GERMAN_BAD).astype("int64").rename("bad")
 
     features = raw.drop(columns=[GERMAN_TARGET])
@@ -108,7 +112,11 @@ def load_german_credit() -> GermanCredit:
             categories[name] = levels
             columns[name] = pd.Series(codes, index=features.index)
     X = pd.DataFrame(columns, index=features.index)
-    log.info("German credit: %d rows, %d categorical + %d numeric features, %.1f%% bad",
-             len(X), len(categorical), len(numeric), 100 * y.mean())
-    return GermanCredit(X=X, y=y, categorical=categorical, numeric=numeric,
-                        categories=categories)
+    log.info(
+        "German credit: %d rows, %d categorical + %d numeric features, %.1f%% bad",
+        len(X),
+        len(categorical),
+        len(numeric),
+        100 * y.mean(),
+    )
+    return GermanCredit(X=X, y=y, categorical=categorical, numeric=numeric, categories=categories)
