@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export BENTOML_DO_NOT_TRACK := true
 export DO_NOT_TRACK := true
 
-.PHONY: help demo test lint bench clean venv mlflow
+.PHONY: help demo test lint bench clean venv mlflow lab serve
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -36,6 +36,14 @@ bench: $(STAMP)  ## run the benchmarks (writes benchmarks/results/*.json and doc
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/queue_capture.py
 	$(BIN)/python benchmarks/german_credit.py
+
+NB_STAMP := $(VENV)/.notebooks-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+$(NB_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[notebooks]'
+	@rm -f $(VENV)/.notebooks-*; touch $@
+
+lab: $(NB_STAMP)  ## JupyterLab on 127.0.0.1 with the project's environment
+	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.root_dir=$(CURDIR)/notebooks
 
 mlflow: $(STAMP)  ## open the MLflow UI on 127.0.0.1:5000 (runs, plots, registry)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --default-artifact-root ./mlartifacts --host 127.0.0.1 --port 5000

@@ -321,6 +321,28 @@ def benchmark(
 
 @app.command()
 @handle_errors
+def report(
+    model: Annotated[str, typer.Option(help="default_risk | churn | satisfaction")],
+    version: Annotated[str | None, typer.Option(help="Registered version (default: "
+                                                "champion).")] = None,
+    alias: Annotated[str | None, typer.Option(help="Registry alias, e.g. champion, "
+                                              "challenger.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output HTML (default "
+                                             "models/<model>/v<N>/report.html).")] = None,
+    data: Annotated[Path | None, typer.Option(help="Book folder (default data/raw).")] = None,
+) -> None:
+    """Write a model version's self-contained HTML report and log it to its MLflow run."""
+    from pipelines.report import run_report
+
+    s = get_settings()
+    path = run_report(model, version=version, alias=alias, out=out,
+                      tracking_uri=_tracking(s)[0], data_dir=data or s.raw_dir,
+                      models_dir=s.models_dir)
+    console.print(f"report written to [bold]{path}[/]")
+
+
+@app.command()
+@handle_errors
 def demo(
     customers: Annotated[int, typer.Option(help="Customers in the demo book.")] = 20_000,
     months: Annotated[int, typer.Option(help="Months simulated.")] = 36,

@@ -43,7 +43,13 @@ def run_demo(n_customers: int = 20_000, n_months: int = 36, seed: int = 42) -> N
     console.print(f"MLflow runs: {uri}  (browse with `make mlflow`)")
     console.print(f"model bundles: {s.models_dir}/<model>/v<version>/")
 
-    console.rule("4. score today's book: early warnings and the outreach queue")
+    console.rule("4. model reports for reviewers (self-contained HTML)")
+    from pipelines.report import run_champion_reports
+
+    for model, path in run_champion_reports(uri, s.raw_dir, s.models_dir).items():
+        console.print(f"{model}: {path}")
+
+    console.rule("5. score today's book: early warnings and the outreach queue")
     from pipelines.score import load_champions, print_summary, run_score
 
     today = f"{months[-1]:%Y-%m-%d}"

@@ -21,7 +21,8 @@ class BundleModel(PythonModel):
 
         self.bundle = ModelBundle.load(context.artifacts["bundle"])
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None
+                ) -> pd.DataFrame:
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         return pd.DataFrame({"probability": self.bundle.predict(frame)}, index=frame.index)
 

@@ -15,6 +15,8 @@ points instead.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -63,42 +65,160 @@ def load_monitoring_config(path: Path | None = None) -> MonitoringConfig:
         raise ConfigError(f"invalid monitoring config {path}: {errs}") from e
 
 
-def psi(reference, current, n_bins: int = 10, categorical: bool = False,
-        eps: float = 1e-4) -> float:
-    """Population stability index of `current` against `reference`.
+def _num(x: float) -> str:
+    if isinstance(x, float) and math.isinf(x):
+        return "-inf" if x < 0 else "inf"
+    return f"{x:.4g}"
+
+
+PSI_EPS = 1e-4
+"""Share given to an empty bin so that ln(cur/ref) stays finite (a common choice)."""
+PSI_STABLE, PSI_SHIFTED = 0.10, 0.25
+"""Glossary bands: PSI < 0.1 stable, 0.1-0.25 watch, > 0.25 shifted."""
+MISSING_BIN = "missing"
+
+
+def psi_status(value: float) -> str:
+    """``stable`` (< 0.1), ``watch`` (0.1-0.25), ``shifted`` (> 0.25) or ``n/a`` (NaN)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if value < PSI_STABLE:
+        return "stable"
+    return "watch" if value <= PSI_SHIFTED else "shifted"
+
+
+def _as_values(values: object, name: str) -> pd.Series:
+    # Positional (an index is ignored); numbers stay numbers, lists of None become NaN.
+    s = pd.Series(values.to_numpy() if isinstance(values, pd.Series) else values)
+    if len(s) == 0:
+        raise DataValidationError("psi", f"the {name} sample is empty", name)
+    return s
+
+
+def psi_bins(reference: object, current: object, n_bins: int = 10,
+             categorical: bool = False) -> pd.DataFrame:
+    """The bins of :func:`psi` with each sample's share and each bin's PSI term.
+
+    Numeric values are cut at the reference's interior quantiles
+    (``n_bins - 1`` cut points at 1/n_bins, 2/n_bins, ...; duplicates dropped, so a
+    feature with few distinct values gets fewer bins), each bin right-closed
+    ``(lo, hi]`` with open outer ends, so current values outside the reference range
+    land in the outer bins. Categorical values get one bin per value seen in either
+    sample. Missing values (NaN / None) get their own bin when either sample has any.
 
     Args:
-        reference: values of the reference sample (NaN allowed: its own bin).
-        current: values of the current sample.
-        n_bins: quantile bins of the reference (fewer when values repeat).
-        categorical: one bin per distinct value instead of quantile bins.
-        eps: floor of a bin's share, so an empty bin gives a large but finite term.
+        reference: the baseline sample (e.g. training dates).
+        current: the sample compared with it (e.g. out-of-time dates).
+        n_bins: number of quantile bins for numeric values.
+        categorical: treat values as categories instead of numbers.
 
     Returns:
-        PSI (0 when the distributions match).
+        One row per bin: ``bin`` (label), ``ref_share``, ``cur_share`` (raw shares, 0
+        for an empty bin) and ``term`` = (cur - ref) x ln(cur / ref) after replacing
+        empty shares by :data:`PSI_EPS`.
+
+    Raises:
+        DataValidationError: a sample is empty, or numeric values are not numbers.
+        ValueError: ``n_bins`` < 1.
     """
-    ref = np.asarray(reference, dtype="float64")
-    cur = np.asarray(current, dtype="float64")
-    if ref.size == 0 or cur.size == 0:
-        raise DataValidationError("monitoring", "PSI needs a non-empty reference and current")
-    ref_ok, cur_ok = ref[~np.isnan(ref)], cur[~np.isnan(cur)]
+    if isinstance(n_bins, bool) or int(n_bins) != n_bins or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
+    ref = _as_values(reference, "reference")
+    cur = _as_values(current, "current")
     if categorical:
-        cats = np.unique(np.concatenate([ref_ok, cur_ok]))
-        r_idx, c_idx = np.searchsorted(cats, ref_ok), np.searchsorted(cats, cur_ok)
-        n = cats.size
+        ref_missing, cur_missing = ref.isna().to_numpy(), cur.isna().to_numpy()
+        labels = list(dict.fromkeys([*ref[~ref_missing].map(str), *cur[~cur_missing].map(str)]))
+        ref_lab = ref.map(lambda v: MISSING_BIN if pd.isna(v) else str(v)).to_numpy()
+        cur_lab = cur.map(lambda v: MISSING_BIN if pd.isna(v) else str(v)).to_numpy()
     else:
-        if ref_ok.size:
-            edges = np.unique(np.quantile(ref_ok, np.linspace(0, 1, n_bins + 1)))[1:-1]
-        else:
-            edges = np.array([])
-        r_idx = np.searchsorted(edges, ref_ok, side="right")
-        c_idx = np.searchsorted(edges, cur_ok, side="right")
-        n = edges.size + 1
-    r_counts = np.append(np.bincount(r_idx, minlength=n), np.isnan(ref).sum())
-    c_counts = np.append(np.bincount(c_idx, minlength=n), np.isnan(cur).sum())
-    r = np.maximum(r_counts / ref.size, eps)
-    c = np.maximum(c_counts / cur.size, eps)
-    return float(np.sum((c - r) * np.log(c / r)))
+        try:
+            r = ref.to_numpy(dtype="float64", na_value=np.nan)
+            c = cur.to_numpy(dtype="float64", na_value=np.nan)
+        except (TypeError, ValueError) as e:
+            raise DataValidationError("psi", f"values must be numeric: {e}") from e
+        ref_missing, cur_missing = np.isnan(r), np.isnan(c)
+        seen = r[~ref_missing]
+        cuts = (np.unique(np.quantile(seen, np.arange(1, n_bins) / n_bins))
+                if len(seen) and n_bins > 1 else np.array([]))
+        # searchsorted(side="left") counts the cut points strictly below x: bin i holds
+        # (cuts[i-1], cuts[i]], so a value equal to a cut point stays in the lower bin.
+        ref_idx = np.searchsorted(cuts, r[~ref_missing], side="left")
+        cur_idx = np.searchsorted(cuts, c[~cur_missing], side="left")
+        edges = [-np.inf, *cuts.tolist(), np.inf]
+        labels = [f"({_num(edges[i])}, {_num(edges[i + 1])}]" for i in range(len(cuts) + 1)]
+        ref_lab = np.full(len(r), MISSING_BIN, dtype=object)
+        cur_lab = np.full(len(c), MISSING_BIN, dtype=object)
+        ref_lab[~ref_missing] = np.asarray(labels, dtype=object)[ref_idx]
+        cur_lab[~cur_missing] = np.asarray(labels, dtype=object)[cur_idx]
+    if ref_missing.any() or cur_missing.any():
+        labels = [*labels, MISSING_BIN]
+    ref_share = pd.Series(ref_lab).value_counts().reindex(labels, fill_value=0) / len(ref_lab)
+    cur_share = pd.Series(cur_lab).value_counts().reindex(labels, fill_value=0) / len(cur_lab)
+    p = np.where(ref_share.to_numpy() == 0, PSI_EPS, ref_share.to_numpy(dtype="float64"))
+    q = np.where(cur_share.to_numpy() == 0, PSI_EPS, cur_share.to_numpy(dtype="float64"))
+    return pd.DataFrame({"bin": labels, "ref_share": ref_share.to_numpy(dtype="float64"),
+                         "cur_share": cur_share.to_numpy(dtype="float64"),
+                         "term": (q - p) * np.log(q / p)})
+
+
+def psi(reference: object, current: object, n_bins: int = 10,
+        categorical: bool = False) -> float:
+    """Population stability index of `current` against `reference`.
+
+    ``PSI = sum over bins of (cur - ref) x ln(cur / ref)``, with bins from the
+    reference's quantiles and empty shares replaced by :data:`PSI_EPS` (see
+    :func:`psi_bins`). Every term is >= 0, so PSI >= 0, and 0 means identical
+    shares. Bands (glossary): < 0.1 stable, 0.1-0.25 watch, > 0.25 shifted.
+
+    Args:
+        reference: baseline sample.
+        current: sample compared with it.
+        n_bins: quantile bins for numeric values (10 is the industry habit).
+        categorical: one bin per category instead of quantile bins.
+
+    Returns:
+        The PSI.
+
+    Raises:
+        DataValidationError: a sample is empty or not numeric.
+    """
+    return float(psi_bins(reference, current, n_bins, categorical)["term"].sum())
+
+
+def psi_table(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str],
+              categorical: Iterable[str] = (), n_bins: int = 10) -> pd.DataFrame:
+    """PSI of several columns of two frames.
+
+    Args:
+        reference: baseline rows.
+        current: rows compared with them.
+        columns: columns to compare (present in both frames).
+        categorical: the columns among them to bin by category.
+        n_bins: quantile bins for numeric columns.
+
+    Returns:
+        One row per column in the given order: ``variable``, ``psi``, ``status``,
+        ``n_bins`` (bins used), ``ref_missing`` and ``cur_missing`` (shares of missing
+        values).
+
+    Raises:
+        DataValidationError: a column is missing from a frame, or a frame is empty.
+    """
+    cats = set(categorical)
+    rows = []
+    for col in columns:
+        for name, frame in (("reference", reference), ("current", current)):
+            if col not in frame.columns:
+                raise DataValidationError("psi", f"column missing from the {name} frame", col)
+        b = psi_bins(reference[col], current[col], n_bins, categorical=col in cats)
+        value = float(b["term"].sum())
+        missing = b[b["bin"] == MISSING_BIN]
+        rows.append({"variable": col, "psi": value, "status": psi_status(value),
+                     "n_bins": len(b),
+                     "ref_missing": float(missing["ref_share"].sum()),
+                     "cur_missing": float(missing["cur_share"].sum())})
+    return pd.DataFrame(rows, columns=["variable", "psi", "status", "n_bins", "ref_missing",
+                                       "cur_missing"])
 
 
 def status(value: float, cfg: MonitoringConfig) -> str:

@@ -187,9 +187,14 @@ def list_models(client: MlflowClient) -> list[dict]:
             versions = client.search_model_versions(f"name='{name}'")
         except MlflowException:
             continue
+        # search_model_versions leaves `aliases` empty on MLflow 3.17: read them from the
+        # registered model instead.
+        by_version: dict[str, list[str]] = {}
+        for alias, v in (client.get_registered_model(name).aliases or {}).items():
+            by_version.setdefault(str(v), []).append(alias)
         for mv in sorted(versions, key=lambda v: int(v.version)):
             rows.append({"model": model, "name": name, "version": str(mv.version),
-                         "aliases": ",".join(getattr(mv, "aliases", []) or []),
+                         "aliases": ",".join(sorted(by_version.get(str(mv.version), []))),
                          "run_id": mv.run_id,
                          "gate": mv.tags.get("gate_reason", ""),
                          "promoted_at": mv.tags.get("promoted_at", "")})

@@ -1,0 +1,237 @@
+"""Write the reviewer-facing HTML report of a registered model version.
+
+Fetches the version's run (metrics, params, tags, plots, evaluation tables), its
+bundle and the registry's gate decisions from MLflow; rebuilds the training-date and
+OOT-date snapshots from the book for the stability (PSI) and dependence plots;
+renders with :func:`postloan.reports.render_report`; writes the page atomically and
+logs it to the version's MLflow run as ``report/report.html``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from postloan import io, registry, reports
+from postloan.bundle import MODELS, ModelBundle
+from postloan.errors import ModelNotFoundError, PostloanError
+from postloan.features import CATEGORICAL_FEATURES
+from postloan.settings import get_settings
+from postloan.snapshot import build_snapshot
+
+log = logging.getLogger(__name__)
+
+N_DEPENDENCE = 6  # dependence plots: the top features by mean |SHAP|
+N_PSI_FEATURES = 10  # features whose PSI is reported besides the score
+N_EXPLAIN = 2000  # OOT rows behind the dependence plots
+
+
+class Book:
+    """The book's tables with a snapshot cache, shared by the reports of several models."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir)
+        self.tables = io.read_tables(self.data_dir)
+        self.manifest = io.read_manifest(self.data_dir)
+        self._snaps: dict[str, pd.DataFrame] = {}
+
+    def snapshots(self, dates: list[str]) -> pd.DataFrame:
+        """Stacked snapshots (no labels) at `dates`, built once per date."""
+        for d in dates:
+            if d not in self._snaps:
+                self._snaps[d] = build_snapshot(self.tables, d, with_labels=False)
+        return pd.concat([self._snaps[d] for d in dates], ignore_index=True)
+
+
+def resolve_version(client: MlflowClient, model: str, version: str | None,
+                    alias: str | None) -> object:
+    """The registered model version for a version number or an alias (default champion).
+
+    Raises:
+        ModelNotFoundError: unknown model, no such registered model, version or alias.
+        PostloanError: both a version and an alias are given.
+    """
+    if model not in MODELS:
+        raise ModelNotFoundError(f"unknown model '{model}'; known: {sorted(MODELS)}")
+    if version is not None and alias is not None:
+        raise PostloanError("give either a version or an alias, not both")
+    name = registry.registered_name(model)
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        raise ModelNotFoundError(f"no registered model '{name}' in this tracking store: "
+                                 "run `postloan train` first") from None
+    try:
+        if version is not None:
+            return client.get_model_version(name, str(version))
+        return client.get_model_version_by_alias(name, alias or registry.CHAMPION)
+    except MlflowException:
+        known = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
+        what = f"version {version}" if version is not None else f"alias '{alias or 'champion'}'"
+        raise ModelNotFoundError(f"{name} has no {what}; registered versions: "
+                                 f"{', '.join(map(str, known)) or 'none'}") from None
+
+
+def _download(run_id: str, path: str, dst: Path) -> Path | None:
+    try:
+        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path,
+                                                        dst_path=str(dst)))
+    except (MlflowException, OSError) as e:
+        log.warning("run %s has no artifact %s: %s", run_id, path, e)
+        return None
+
+
+def _versions(client: MlflowClient, name: str) -> list[dict]:
+    # search_model_versions leaves aliases empty: take them from the registered model.
+    aliases: dict[str, list[str]] = {}
+    for alias, v in (client.get_registered_model(name).aliases or {}).items():
+        aliases.setdefault(str(v), []).append(alias)
+    out = []
+    for mv in client.search_model_versions(f"name='{name}'"):
+        created = datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC).isoformat(
+            timespec="seconds") if mv.creation_timestamp else ""
+        out.append({"version": str(mv.version), "run_id": mv.run_id,
+                    "aliases": sorted(aliases.get(str(mv.version), [])), "created": created,
+                    "tags": dict(mv.tags or {})})
+    return out
+
+
+def gather(model: str, version: str | None = None, alias: str | None = None,
+           tracking_uri: str | None = None, data_dir: Path | None = None,
+           book: Book | None = None) -> reports.ReportInputs:
+    """Collect everything the report of one model version shows.
+
+    Raises:
+        ModelNotFoundError: the model, version or alias does not exist, or the version
+            holds no postloan bundle.
+        DataValidationError: the book cannot be read.
+    """
+    s = get_settings()
+    uri = tracking_uri or s.tracking_uri
+    client = registry.configure(uri)
+    mv = resolve_version(client, model, version, alias)
+    name, ver = registry.registered_name(model), str(mv.version)
+    run = client.get_run(mv.run_id)
+    with tempfile.TemporaryDirectory(prefix="postloan-report-") as tmp:
+        tmp = Path(tmp)
+        bundle = ModelBundle.load(registry.download_bundle(model, version=ver, dst=tmp / "b"))
+        images, tables = {}, {}
+        plots = _download(run.info.run_id, "plots", tmp / "a")
+        if plots is not None:
+            images = {p.name: p.read_bytes() for p in sorted(plots.glob("*.png"))}
+        evaluation = _download(run.info.run_id, "evaluation", tmp / "a")
+        if evaluation is not None:
+            tables = {p.stem: pd.read_csv(p) for p in sorted(evaluation.glob("*.csv"))}
+    history = json.loads(client.get_registered_model(name).tags.get("champion_history", "[]"))
+    versions = _versions(client, name)
+    inputs = reports.ReportInputs(
+        model=model, version=ver, metadata=bundle.metadata, run_id=run.info.run_id,
+        metrics=dict(run.data.metrics), params=dict(run.data.params), tags=dict(run.data.tags),
+        tables=tables, images=images, registered_name=name,
+        aliases=next((v["aliases"] for v in versions if v["version"] == ver), []),
+        versions=versions, champion_history=history)
+
+    book = book or Book(data_dir or s.raw_dir)
+    inputs.manifest = book.manifest
+    trained_on = run.data.tags.get("data_content_hash", "")
+    if trained_on and book.manifest.get("content_hash") != trained_on:
+        note = (f"The book read for the stability and dependence sections ({book.data_dir}, "
+                f"hash {book.manifest.get('content_hash', 'unknown')}) is not the book this "
+                f"model was trained on (hash {trained_on}): those sections describe another "
+                "population.")
+        log.warning(note)
+        inputs.notes.append(note)
+    splits = bundle.metadata.get("splits", {})
+    ref_dates, oot_dates = splits.get("train", []), splits.get("oot", [])
+    ref, cur = book.snapshots(ref_dates), book.snapshots(oot_dates)
+    top = list(bundle.metadata.get("top_features") or [])
+    if not top and "shap_importance" in tables:
+        top = tables["shap_importance"]["feature"].head(N_PSI_FEATURES).tolist()
+    stab = reports.stability_table(bundle, ref, cur, top[:N_PSI_FEATURES])
+    inputs.stability = stab
+    inputs.stability_png = reports.figure_png(reports.psi_figure(
+        stab, f"{model} v{ver}: PSI, training dates -> OOT dates"))
+    inputs.stability_dates = {"reference": ref_dates, "current": oot_dates}
+    seed = int(bundle.metadata.get("params", {}).get("seed", 42))
+    X, contrib = reports.explanation_sample(bundle, cur, N_EXPLAIN, seed)
+    inputs.explained_rows = {"n": len(X), "dates": oot_dates}
+    inputs.dependence = {f: reports.figure_png(reports.dependence_figure(contrib, X, f))
+                         for f in top[:N_DEPENDENCE]}
+    # A typical customer: the median value, the most frequent one for categories.
+    typical = X.median().fillna(X.mode().iloc[0])
+    typical[list(CATEGORICAL_FEATURES)] = X[list(CATEGORICAL_FEATURES)].mode().iloc[0]
+    inputs.reason_examples = {f: float(v) for f, v in typical.items() if pd.notna(v)}
+    return inputs
+
+
+def write_text_atomic(text: str, path: Path) -> Path:
+    """Write UTF-8 text via a temporary sibling renamed into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def run_report(model: str, version: str | None = None, alias: str | None = None,
+               out: Path | None = None, tracking_uri: str | None = None,
+               data_dir: Path | None = None, models_dir: Path | None = None,
+               book: Book | None = None, log_to_run: bool = True) -> Path:
+    """Write the HTML report of a registered model version and log it to its run.
+
+    Args:
+        model: ``default_risk``, ``churn`` or ``satisfaction``.
+        version: registered version; with neither version nor alias, the champion.
+        alias: registry alias (``champion``, ``challenger``).
+        out: output file (default ``<models_dir>/<model>/v<version>/report.html``).
+        tracking_uri: MLflow tracking store (default from settings).
+        data_dir: the book (default ``data/raw``), for stability and dependence plots.
+        models_dir: root of the default output (default ``models/``).
+        book: an already-read book to share between several reports.
+        log_to_run: also log the page to the version's run as ``report/report.html``.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ModelNotFoundError: the model, version or alias does not exist.
+        DataValidationError: the book cannot be read.
+    """
+    inputs = gather(model, version, alias, tracking_uri, data_dir, book)
+    page = reports.render_report(inputs)
+    if out is None:
+        out = Path(models_dir or get_settings().models_dir) / model / f"v{inputs.version}" / \
+            "report.html"
+    path = write_text_atomic(page, Path(out))
+    if log_to_run:
+        client = registry.configure(tracking_uri or get_settings().tracking_uri)
+        with tempfile.TemporaryDirectory() as tmp:
+            named = write_text_atomic(page, Path(tmp) / "report.html")
+            client.log_artifact(inputs.run_id, str(named), artifact_path="report")
+    log.info("wrote %s (%d kB)", path, path.stat().st_size // 1024)
+    return path
+
+
+def run_champion_reports(tracking_uri: str | None = None, data_dir: Path | None = None,
+                         models_dir: Path | None = None) -> dict[str, Path]:
+    """Write the report of every model's champion (for `make demo`); model -> path."""
+    s = get_settings()
+    book = Book(data_dir or s.raw_dir)
+    return {m: run_report(m, alias=registry.CHAMPION, tracking_uri=tracking_uri,
+                          models_dir=models_dir, book=book) for m in MODELS}
