@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-console = Console(stderr=False)
-err_console = Console(stderr=True)
+# Piped output (CI logs, `make demo | tee`) gets 140 columns instead of rich's 80, so
+# the wide summary tables stay readable.
+console = Console(stderr=False, width=None if sys.stdout.isatty() else 140)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 
 
 @contextmanager

@@ -67,6 +67,10 @@ def _flat(df: pd.DataFrame) -> pd.DataFrame:
     return flat
 
 
+def _short(text: str, n: int = 56) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
 def print_summary(outputs: dict[str, pd.DataFrame], out: Path, top: int = 10) -> None:
     """Counts per warning level and segment, and the top of the outreach queue."""
     from pipelines.cli import print_frame
@@ -89,6 +93,7 @@ def print_summary(outputs: dict[str, pd.DataFrame], out: Path, top: int = 10) ->
         "level": q["warning_level"].astype(str), "PD": q["pd_12m"].map("{:.1%}".format),
         "churn": q["p_churn_6m"].map("{:.1%}".format),
         "dissat.": q["p_dissatisfied_3m"].map("{:.1%}".format),
-        "why": [r[0] if len(r) else "" for r in q["action_reasons"]]}).set_index("customer")
+        "why": [_short(r[0]) if len(r) else "" for r in q["action_reasons"]]}
+    ).set_index("customer")
     print_frame(view, f"top {len(view)} of the outreach queue")
     console.print(f"written to {out}: scores, decisions and queue (parquet + CSV)")
