@@ -45,6 +45,9 @@ $(NB_STAMP): $(STAMP)
 lab: $(NB_STAMP)  ## JupyterLab on 127.0.0.1 with the project's environment
 	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.root_dir=$(CURDIR)/notebooks
 
+serve: $(STAMP)  ## run the scoring service on 127.0.0.1:3000 (needs POSTLOAN_API_TOKENS; see serving/README.md)
+	POSTLOAN_MODEL_DIR=$${POSTLOAN_MODEL_DIR:-models} $(BIN)/python -m serving --port $${PORT:-3000}
+
 mlflow: $(STAMP)  ## open the MLflow UI on 127.0.0.1:5000 (runs, plots, registry)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --default-artifact-root ./mlartifacts --host 127.0.0.1 --port 5000
 

@@ -343,6 +343,24 @@ def report(
 
 @app.command()
 @handle_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Bind address (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 3000,
+    insecure_local: Annotated[bool, typer.Option(
+        help="Allow starting without POSTLOAN_API_TOKENS (local experiments only).")] = False,
+) -> None:
+    """Start the BentoML scoring service (checks configuration and champions first)."""
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "serving", "--host", host, "--port", str(port)]
+    if insecure_local:
+        args.append("--insecure-local")
+    raise typer.Exit(subprocess.call(args, cwd=get_settings().root))
+
+
+@app.command()
+@handle_errors
 def demo(
     customers: Annotated[int, typer.Option(help="Customers in the demo book.")] = 20_000,
     months: Annotated[int, typer.Option(help="Months simulated.")] = 36,

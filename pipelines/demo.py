@@ -56,3 +56,6 @@ def run_demo(n_customers: int = 20_000, n_months: int = 36, seed: int = 42) -> N
     bundles = load_champions(None, uri)
     out_dir = s.processed_dir / "scores" / today
     print_summary(run_score(s.raw_dir, today, out_dir, bundles), out_dir)
+    console.rule("next")
+    console.print("serve the champions over HTTP:  POSTLOAN_API_TOKENS=<token> make serve   "
+                  "(see serving/README.md)")

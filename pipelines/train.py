@@ -91,6 +91,9 @@ def run_train(data: Path, models: list[str], cfg: TrainConfig, tracking_uri: str
                 folder = out.bundle.save(Path(models_dir) / model / f"v{version}")
                 (Path(models_dir) / model / "latest.json").write_text(json.dumps(
                     {"version": version, "champion": decision.promoted}))
+                if decision.promoted:  # the folder deployment follows the registry's gate
+                    (Path(models_dir) / model / "champion.json").write_text(json.dumps(
+                        {"version": version, "reason": decision.reason}))
             results.append({"model": model, "version": version, "run_id": run.info.run_id,
                             "promoted": decision.promoted, "gate": decision.reason,
                             "metrics": out.metrics, "bundle": str(folder) if folder else None,

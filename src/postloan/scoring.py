@@ -6,6 +6,7 @@ customer gets the same numbers wherever it is scored.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -23,8 +24,9 @@ SCORE_COLUMNS = {"default_risk": "pd_12m", "churn": "p_churn_6m",
 def load_bundles_from_dir(model_dir: Path) -> dict[str, ModelBundle]:
     """Load the three bundles from ``model_dir/<model>/`` (a bundle folder each).
 
-    ``model_dir/<model>`` may itself be a bundle, or hold ``v<N>`` folders (the
-    highest version is used) as written by ``postloan train``.
+    ``model_dir/<model>`` may itself be a bundle, or hold ``v<N>`` folders as written
+    by ``postloan train``: the version named in ``champion.json`` (what the promotion
+    gate accepted), else the highest.
     """
     model_dir = Path(model_dir)
     out = {}
@@ -32,6 +34,14 @@ def load_bundles_from_dir(model_dir: Path) -> dict[str, ModelBundle]:
         base = model_dir / model
         if (base / "model.txt").is_file():
             out[model] = ModelBundle.load(base)
+            continue
+        champion = base / "champion.json"
+        if champion.is_file():
+            try:
+                version = json.loads(champion.read_text())["version"]
+            except (ValueError, KeyError) as e:
+                raise ModelNotFoundError(f"unreadable {champion}: {e}") from e
+            out[model] = ModelBundle.load(base / f"v{version}")
             continue
         versions = sorted((p for p in base.glob("v*") if p.name[1:].isdigit()),
                           key=lambda p: int(p.name[1:]))

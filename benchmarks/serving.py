@@ -1,0 +1,340 @@
+"""Serving latency and throughput on loopback (issue 5), against `mlflow models serve`.
+
+Starts the service (`bentoml serve serving.service:PostloanService`) on a free
+127.0.0.1 port with the champions of a bundle folder, and measures with keep-alive
+httpx clients: one customer on ``/score`` (three models, reasons, strategy) over
+``--n-single`` sequential requests; ``/predict`` with the default-risk model only (one
+model, no reasons: the same work as the MLflow server); a batch of 100 on ``/score``;
+throughput of ``--clients`` concurrent clients. The peer is the default-risk champion
+served by ``mlflow models serve`` from the registry (``--tracking-uri``), fed the same
+customers. An in-process breakdown shows where a single request's time goes.
+
+    python benchmarks/serving.py [--model-dir models] [--data data/raw]
+        [--tracking-uri sqlite:///mlflow.db] [--n-single 1000] [--clients 8] [--docs]
+
+Goals: single customer, three models with reasons, p50 <= 8 ms and p99 <= 25 ms;
+same-work p50 at least 3x lower than the MLflow server's.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # as in the service (before LightGBM loads)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import secrets  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from _common import ROOT, machine, update_section, write_json  # noqa: E402
+from postloan import io  # noqa: E402
+from postloan.settings import get_settings  # noqa: E402
+from postloan.snapshot import SNAPSHOT_FIELDS, build_snapshot, data_range  # noqa: E402
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+# ---------------------------------------------------------------------------- helpers
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def json_record(row: dict) -> dict:
+    out = {}
+    for k in SNAPSHOT_FIELDS:
+        v = row[k]
+        if k == "as_of":
+            out[k] = pd.Timestamp(v).date().isoformat()
+        elif isinstance(v, float) and math.isnan(v):
+            out[k] = None
+        else:
+            out[k] = v.item() if hasattr(v, "item") else v
+    return out
+
+
+def stats(ms: list[float]) -> dict:
+    a = np.asarray(ms)
+    return {"n": len(a), "p50_ms": float(np.percentile(a, 50)),
+            "p90_ms": float(np.percentile(a, 90)), "p99_ms": float(np.percentile(a, 99)),
+            "mean_ms": float(a.mean()), "max_ms": float(a.max())}
+
+
+def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_ready(proc: subprocess.Popen, url: str, log: Path, timeout: float = 180) -> float:
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return time.perf_counter() - t0
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    raise SystemExit(f"server not ready after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def sequential(client: httpx.Client, path: str, bodies: list[dict], n: int,
+               check: int = 200) -> list[float]:
+    out = []
+    for i in range(n):
+        body = bodies[i % len(bodies)]
+        t0 = time.perf_counter()
+        r = client.post(path, json=body)
+        out.append((time.perf_counter() - t0) * 1000)
+        if r.status_code != check:
+            raise SystemExit(f"{path}: {r.status_code} {r.text[:300]}")
+    return out
+
+
+def concurrent(url: str, headers: dict, path: str, bodies: list[dict], clients: int,
+               n_total: int) -> dict:
+    lat: list[float] = []
+    lock = threading.Lock()
+    counter = iter(range(n_total))
+
+    def worker() -> None:
+        with httpx.Client(base_url=url, headers=headers, timeout=60) as c:
+            while True:
+                with lock:
+                    i = next(counter, None)
+                if i is None:
+                    return
+                t0 = time.perf_counter()
+                r = c.post(path, json=bodies[i % len(bodies)])
+                ms = (time.perf_counter() - t0) * 1000
+                if r.status_code != 200:
+                    raise RuntimeError(f"{r.status_code} {r.text[:200]}")
+                with lock:
+                    lat.append(ms)
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    return {**stats(lat), "clients": clients, "requests_per_s": len(lat) / wall}
+
+
+def breakdown(model_dir: Path, records: list[dict], n: int = 300) -> dict:
+    """Milliseconds per step of one single-customer /score, in this process."""
+    from serving.schemas import ScoreRequest
+
+    from postloan import explain, strategy
+    from postloan.features import FEATURE_NAMES, features_from_records
+    from postloan.scoring import SCORE_COLUMNS, load_bundles_from_dir
+
+    bundles = load_bundles_from_dir(model_dir)
+    cfg = strategy.load_strategy_config()
+    raw = [json.dumps({"customers": [r]}) for r in records[:n]]
+    parsed = [ScoreRequest.model_validate_json(b) for b in raw]
+    recs = [[c.model_dump() for c in p.customers] for p in parsed]
+
+    def timed(fn) -> float:
+        fn(0)
+        t0 = time.perf_counter()
+        for i in range(n):
+            fn(i)
+        return (time.perf_counter() - t0) / n * 1000
+
+    X = [features_from_records(r) for r in recs]
+    Xdf = [pd.DataFrame(x, columns=list(FEATURE_NAMES)) for x in X]
+    out = {"validate_request": timed(lambda i: ScoreRequest.model_validate_json(raw[i])),
+           "features": timed(lambda i: features_from_records(recs[i]))}
+    for m, b in bundles.items():
+        out[f"predict_{m}"] = timed(lambda i, b=b: b.predict_features(X[i]))
+        out[f"treeshap_{m}"] = timed(lambda i, b=b: explain.contributions(b.booster, Xdf[i]))
+        contrib = [explain.contributions(b.booster, x) for x in Xdf]
+        out[f"reason_texts_{m}"] = timed(
+            lambda i, m=m, c=contrib: explain.reason_codes(m, c[i], Xdf[i]))
+    scored = []
+    for i in range(n):
+        s = pd.DataFrame({"customer_id": [recs[i][0]["customer_id"]]})
+        for m, b in bundles.items():
+            s[SCORE_COLUMNS[m]] = b.predict_features(X[i])
+        scored.append(s)
+    snaps = [pd.DataFrame.from_records(r, columns=list(SNAPSHOT_FIELDS)) for r in recs]
+    out["snapshot_frame"] = timed(
+        lambda i: pd.DataFrame.from_records(recs[i], columns=list(SNAPSHOT_FIELDS)))
+    out["apply_strategy"] = timed(lambda i: strategy.apply_strategy(scored[i], snaps[i], cfg))
+    out["trees"] = {m: b.booster.num_trees() for m, b in bundles.items()}
+    return out
+
+
+# ---------------------------------------------------------------------------- main
+def main() -> None:
+    s = get_settings()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model-dir", type=Path, default=s.models_dir)
+    ap.add_argument("--data", type=Path, default=s.raw_dir)
+    ap.add_argument("--as-of", default=None, help="snapshot date (default: 6 months "
+                    "before the end of the data)")
+    ap.add_argument("--tracking-uri", default=s.tracking_uri,
+                    help="registry holding postloan-default-risk@champion for the MLflow peer")
+    ap.add_argument("--no-mlflow", action="store_true", help="skip the MLflow peer")
+    ap.add_argument("--n-single", type=int, default=1000)
+    ap.add_argument("--n-batch", type=int, default=30)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--n-concurrent", type=int, default=1600)
+    ap.add_argument("--workers", type=int, default=1, help="POSTLOAN_WORKERS of the service")
+    ap.add_argument("--docs", action="store_true", help="also write docs/benchmarks.md")
+    args = ap.parse_args()
+
+    tables = io.read_tables(args.data)
+    _, end = data_range(tables)
+    as_of = args.as_of or (end - pd.DateOffset(months=6) + pd.offsets.MonthEnd(0))
+    snap = build_snapshot(tables, as_of, with_labels=False)
+    snap = snap.sample(n=min(1000, len(snap)), random_state=0).reset_index(drop=True)
+    records = [json_record(r) for r in snap.to_dict("records")]
+    print(f"{len(records)} customers as of {pd.Timestamp(as_of).date()}", flush=True)
+
+    tmp = Path(tempfile.mkdtemp(prefix="postloan-bench-serving-"))
+    token = secrets.token_urlsafe(32)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTLOAN_")}
+    env.update(POSTLOAN_MODEL_DIR=str(args.model_dir), POSTLOAN_API_TOKENS=token,
+               POSTLOAN_AUDIT_LOG=str(tmp / "audit.jsonl"), BENTOML_DO_NOT_TRACK="true",
+               BENTOML_HOME=str(tmp / "bentoml"), MLFLOW_DISABLE_TELEMETRY="true",
+               POSTLOAN_WORKERS=str(args.workers))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    bentoml = str(Path(sys.executable).with_name("bentoml"))
+    log = tmp / "bentoml.log"
+    proc = start([bentoml, "serve", "serving.service:PostloanService", "--port", str(port)],
+                 env, log)
+    headers = {"Authorization": f"Bearer {token}"}
+    results: dict = {"machine": machine(), "workers": args.workers,
+                     "load_average_before": os.getloadavg(), "customers": len(records),
+                     "as_of": str(pd.Timestamp(as_of).date()), "model_dir": str(args.model_dir)}
+    try:
+        results["startup_s"] = wait_ready(proc, f"{url}/readyz", log)
+        singles = [{"customers": [r]} for r in records]
+        batches = [{"customers": records[i:i + 100]} for i in range(0, len(records) - 99, 100)]
+        pd_only = [{"customers": [r], "models": ["default_risk"]} for r in records]
+        with httpx.Client(base_url=url, headers=headers, timeout=60) as c:
+            sequential(c, "/score", singles, 50)  # warm-up
+            print("single /score ...", flush=True)
+            results["single_score"] = stats(sequential(c, "/score", singles, args.n_single))
+            print("single /predict default_risk ...", flush=True)
+            sequential(c, "/predict", pd_only, 50)
+            results["single_predict_pd"] = stats(
+                sequential(c, "/predict", pd_only, args.n_single))
+            print("batch of 100 /score ...", flush=True)
+            b = stats(sequential(c, "/score", batches, args.n_batch))
+            results["batch100_score"] = {**b, "customers_per_s": 100 / (b["p50_ms"] / 1000)}
+        print(f"{args.clients} concurrent clients /score ...", flush=True)
+        results["concurrent_score"] = concurrent(url, headers, "/score", singles, args.clients,
+                                                 args.n_concurrent)
+    finally:
+        stop(proc)
+    results["audit_lines"] = sum(1 for _ in (tmp / "audit.jsonl").open())
+
+    if not args.no_mlflow:
+        try:
+            results["mlflow"] = mlflow_peer(args.tracking_uri, records, args.n_single, tmp)
+        except SystemExit as e:  # the peer is a comparison, not the subject
+            print(f"MLflow peer skipped: {str(e)[:500]}", flush=True)
+    print("in-process breakdown ...", flush=True)
+    results["breakdown_ms"] = breakdown(args.model_dir, records)
+    results["load_average_after"] = os.getloadavg()
+    write_json(results, "serving")
+    md = markdown(results)
+    print(md)
+    if args.docs:
+        update_section("serving", md)
+
+
+def mlflow_peer(uri: str, records: list[dict], n: int, tmp: Path) -> dict:
+    """p50/p99 of the default-risk champion under `mlflow models serve`, same payload."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTLOAN_")}
+    # `mlflow models serve` runs `uvicorn` from PATH: the one beside this Python.
+    env.update(MLFLOW_TRACKING_URI=uri, MLFLOW_DISABLE_TELEMETRY="true",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
+    mlflow = str(Path(sys.executable).with_name("mlflow"))
+    log = tmp / "mlflow.log"
+    ref = "models:/postloan-default-risk@champion"
+    proc = start([mlflow, "models", "serve", "-m", ref, "--env-manager", "local",
+                  "-h", "127.0.0.1", "-p", str(port)], env, log)
+    try:
+        startup = wait_ready(proc, f"http://127.0.0.1:{port}/ping", log)
+        bodies = [{"dataframe_records": [r]} for r in records]
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as c:
+            print("mlflow models serve ...", flush=True)
+            sequential(c, "/invocations", bodies, 50)
+            return {"model": ref, "startup_s": startup,
+                    **stats(sequential(c, "/invocations", bodies, n))}
+    finally:
+        stop(proc)
+
+
+def markdown(r: dict) -> str:
+    def row(name: str, x: dict, extra: str = "") -> str:
+        return (f"| {name} | {x['n']} | {x['p50_ms']:.2f} | {x['p90_ms']:.2f} | "
+                f"{x['p99_ms']:.2f} | {extra} |")
+
+    c = r["concurrent_score"]
+    lines = ["## Serving (loopback)", "",
+             f"`bentoml serve serving.service:PostloanService` ({r['workers']} worker(s), "
+             "OMP_NUM_THREADS=1) "
+             f"with the champions of `{r['model_dir']}` "
+             f"(trees: {r['breakdown_ms']['trees']}); {r['customers']} distinct customers "
+             f"as of {r['as_of']}, keep-alive httpx clients on the same machine; start-up "
+             f"{r['startup_s']:.1f} s; 1-minute load average "
+             f"{r['load_average_before'][0]:.1f} before, {r['load_average_after'][0]:.1f} "
+             f"after (2 cores). Goals: one customer, three models with reasons, p50 "
+             "<= 8 ms and p99 <= 25 ms; same work p50 >= 3x lower than `mlflow models serve`.",
+             "", "| request | n | p50 ms | p90 ms | p99 ms | notes |", "|---|---|---|---|---|---|",
+             row("`/score`, 1 customer (3 models + reasons + strategy)", r["single_score"]),
+             row("`/predict`, 1 customer, default-risk only (no reasons)",
+                 r["single_predict_pd"]),
+             row("`/score`, batch of 100", r["batch100_score"],
+                 f"{r['batch100_score']['customers_per_s']:.0f} customers/s"),
+             row(f"`/score`, 1 customer, {c['clients']} concurrent clients", c,
+                 f"{c['requests_per_s']:.0f} requests/s")]
+    if "mlflow" in r:
+        m = r["mlflow"]
+        ratio = m["p50_ms"] / r["single_predict_pd"]["p50_ms"]
+        lines.append(row("`mlflow models serve`, 1 customer, default-risk (same work)", m,
+                         f"{ratio:.1f}x the postloan `/predict` p50"))
+    b = r["breakdown_ms"]
+    steps = [k for k in b if k != "trees"]
+    lines += ["", "Where one `/score` customer's time goes (in process, ms):", "",
+              "| " + " | ".join(steps) + " |", "|" + "---|" * len(steps),
+              "| " + " | ".join(f"{b[k]:.2f}" for k in steps) + " |"]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

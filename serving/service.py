@@ -1,0 +1,437 @@
+"""The postloan HTTP service (BentoML 1.4): score, early warning, prioritise, explain.
+
+Thin by design: the request models check the input (``serving/schemas.py``), the
+library does the work (the one feature function, the champions' bundles, TreeSHAP
+reasons, the strategy rules), and this module only wires them and shapes the answer.
+Champions are loaded once, at start-up, from a bundle folder (``POSTLOAN_MODEL_DIR``)
+or from the MLflow registry by alias; any problem stops start-up with one sentence.
+
+Run: ``python -m serving`` or ``bentoml serve serving.service:PostloanService``
+(binds 127.0.0.1:3000 unless told otherwise). See ``serving/README.md``.
+"""
+
+from __future__ import annotations
+
+import os
+
+# One request is one or a few rows: OpenMP's thread start-up and spinning cost 10-100x
+# the work of a single-row LightGBM prediction (and starve the event loop on a busy
+# machine). Parallelism comes from workers instead. Must be set before LightGBM loads.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import json  # noqa: E402
+import logging  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import uuid  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import TypeVar  # noqa: E402
+
+import bentoml  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from starlette.applications import Starlette  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import JSONResponse  # noqa: E402
+from starlette.routing import Route  # noqa: E402
+
+from postloan import explain, registry, strategy  # noqa: E402
+from postloan.bundle import MODELS, ModelBundle  # noqa: E402
+from postloan.errors import ConfigError, ModelNotFoundError, PostloanError  # noqa: E402
+from postloan.features import FEATURE_NAMES, feature_spec, features_from_records  # noqa: E402
+from postloan.scoring import SCORE_COLUMNS, load_bundles_from_dir, model_versions  # noqa: E402
+from postloan.settings import get_settings  # noqa: E402
+from postloan.snapshot import SNAPSHOT_FIELDS  # noqa: E402
+from serving import schemas  # noqa: E402
+from serving.config import ServingConfig  # noqa: E402
+from serving.logs import (  # noqa: E402
+    ServiceStartError,
+    audit_logger,
+    audit_record,
+    install_short_errors,
+)
+from serving.schemas import (  # noqa: E402
+    EarlyWarningRequest,
+    EarlyWarningResponse,
+    ExplainRequest,
+    ExplainResponse,
+    PredictRequest,
+    PredictResponse,
+    PrioritizeRequest,
+    PrioritizeResponse,
+    ScoreRequest,
+    ScoreResponse,
+)
+from serving.security import GuardMiddleware  # noqa: E402
+
+log = logging.getLogger("postloan.serving")
+API_VERSION = "1"
+AUDIT_DECISION = ("risk_grade", "expected_loss", "warning_level", "segment",
+                  "recommended_action", "expected_benefit")
+SCORE_FIELDS = ("customer_id", *SCORE_COLUMNS.values(), "risk_grade", "ead", "lgd",
+                "expected_loss", "warning_level", "response", "response_zh", "signals",
+                "warning_reasons", "warning_reasons_zh", "customer_value", "segment",
+                "recommended_action", "expected_benefit")
+WARNING_FIELDS = ("customer_id", "warning_level", "warning_rank", "response", "response_zh",
+                  "signals", "warning_reasons", "warning_reasons_zh", "risk_grade",
+                  SCORE_COLUMNS["default_risk"], "expected_loss")
+_T = TypeVar("_T")
+
+
+# ---------------------------------------------------------------------------- champions
+def load_champions(config: ServingConfig) -> tuple[dict[str, ModelBundle], dict[str, dict]]:
+    """The three champions and where each came from.
+
+    Args:
+        config: the service settings (bundle folder, or registry alias).
+
+    Returns:
+        (model -> bundle, model -> {source, registered_name, version, alias, run_id}).
+
+    Raises:
+        ModelNotFoundError: a model is missing, unreadable, or not the model its folder
+            or registry name says.
+    """
+    info: dict[str, dict] = {}
+    if config.model_dir is not None:
+        bundles = load_bundles_from_dir(config.model_dir)
+        info = {m: {"source": f"folder {config.model_dir}", "alias": None,
+                    "champion": _folder_champion(config.model_dir, m, bundles[m])}
+                for m in bundles}
+    else:
+        uri = get_settings().tracking_uri
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # log noise
+        try:
+            client = registry.configure(uri)
+            bundles = {}
+            for m in MODELS:
+                name = registry.registered_name(m)
+                try:
+                    mv = client.get_model_version_by_alias(name, config.alias)
+                except Exception as e:  # MlflowException: no such model or alias
+                    raise ModelNotFoundError(
+                        f"no '{config.alias}' version of {name} in the registry at {uri} "
+                        f"({type(e).__name__}); train and promote one (`postloan train`), or "
+                        "serve a bundle folder with POSTLOAN_MODEL_DIR") from None
+                # By version, not alias: the alias may move while we download.
+                bundles[m] = registry.load_bundle(m, alias=None, version=str(mv.version))
+                bundles[m].metadata["registered_version"] = str(mv.version)
+                bundles[m].metadata.setdefault("run_id", mv.run_id)
+                info[m] = {"source": f"registry {uri}", "alias": config.alias,
+                           "champion": config.alias == registry.CHAMPION}
+        except PostloanError:
+            raise
+        except Exception as e:  # unreachable tracking server, corrupt store, ...
+            raise ModelNotFoundError(f"cannot load champions from the registry at {uri}: "
+                                     f"{type(e).__name__}: {e}") from None
+    for m, b in bundles.items():
+        if b.model != m:
+            raise ModelNotFoundError(f"the bundle loaded for '{m}' is a '{b.model}' model")
+    versions = model_versions(bundles)
+    for m, b in bundles.items():
+        info[m].update(registered_name=registry.registered_name(m), version=versions[m],
+                       run_id=b.metadata.get("run_id"))
+    return bundles, info
+
+
+def _folder_champion(model_dir: Path, model: str, bundle: ModelBundle) -> bool | None:
+    """Whether the folder's bundle passed the promotion gate (None: not recorded).
+
+    ``postloan train`` writes every trained version to ``<model>/v<N>/`` and records
+    the gate's verdict on the latest in ``<model>/latest.json``; the folder loader takes
+    the highest version, which may be a challenger the gate kept out.
+    """
+    try:
+        latest = json.loads((Path(model_dir) / model / "latest.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if str(latest.get("version")) != str(bundle.metadata.get("registered_version")):
+        return None
+    champion = bool(latest.get("champion"))
+    if not champion:
+        log.warning("%s v%s in %s was kept out by the promotion gate and is served anyway "
+                    "(a bundle folder serves its highest version)", model, latest["version"],
+                    model_dir)
+    return champion
+
+
+def _refuse_start(error: Exception) -> None:
+    """Log why start-up is refused, stop a ``bentoml serve`` arbiter, and raise.
+
+    Under ``bentoml serve`` a worker whose start-up fails is restarted forever by the
+    process manager; terminating the parent (the arbiter) stops the server instead.
+    """
+    log.critical("postloan service cannot start: %s", error)
+    main = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if main is not None and main.name == "_bentoml_impl.worker.service":
+        os.kill(os.getppid(), signal.SIGTERM)
+    raise ServiceStartError(str(error)) from None
+
+
+# ---------------------------------------------------------------------------- scoring
+def _columns(frame: pd.DataFrame, cols: tuple[str, ...] | list[str]) -> dict[str, list]:
+    """Columns as lists of Python objects (str for categories, float, int, list)."""
+    return {c: frame[c].to_numpy(dtype=object).tolist() for c in cols}
+
+
+def _slim_reasons(cell: dict) -> dict:
+    """Reasons without texts for the audit trail: feature and contribution only."""
+    return {k: [[r["feature"], r["contribution"]] for r in cell[k]] for k in ("up", "down")}
+
+
+class Engine:
+    """Scores and decisions for validated records: the library's functions, composed.
+
+    Kept apart from the BentoML class so it can be used and tested without a server.
+    """
+
+    def __init__(self, bundles: dict[str, ModelBundle], cfg: strategy.StrategyConfig) -> None:
+        self.bundles = bundles
+        self.cfg = cfg
+        self.versions = model_versions(bundles)
+
+    def score(self, records: list[dict], k: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Scored frame (as :func:`postloan.scoring.score_snapshot`) and strategy decisions.
+
+        The features come from :func:`postloan.features.features_from_records` (the
+        feature function's array path: same arithmetic, no pandas); probabilities and
+        reasons from the same bundle and explain calls as batch scoring, so the numbers
+        are the batch numbers (tests/test_serving.py checks equality).
+        """
+        X = features_from_records(records)
+        Xdf = pd.DataFrame(X, columns=list(FEATURE_NAMES))
+        scored = pd.DataFrame({"customer_id": [r["customer_id"] for r in records]})
+        for model, bundle in self.bundles.items():
+            scored[SCORE_COLUMNS[model]] = bundle.predict_features(X)
+            contrib = explain.contributions(bundle.booster, Xdf)
+            scored[f"reasons_{model}"] = explain.reason_codes(model, contrib, Xdf, k=k)
+        snap = pd.DataFrame.from_records(records, columns=list(SNAPSHOT_FIELDS))
+        decisions = strategy.apply_strategy(scored, snap, self.cfg)
+        return scored, decisions
+
+    def predict(self, records: list[dict], models: list[str]) -> dict[str, list[float]]:
+        """Calibrated probabilities only (the batch numbers without reasons), no pandas."""
+        X = features_from_records(records)
+        return {SCORE_COLUMNS[m]: self.bundles[m].predict_features(X).tolist() for m in models}
+
+    def explain(self, record: dict, models: list[str], k: int = 3) -> dict[str, dict]:
+        """Every feature's TreeSHAP contribution for one customer, per model."""
+        X = features_from_records([record])
+        Xdf = pd.DataFrame(X, columns=list(FEATURE_NAMES))
+        out = {}
+        for model in models:
+            bundle = self.bundles[model]
+            contrib = explain.contributions(bundle.booster, Xdf)
+            c = contrib[list(FEATURE_NAMES)].to_numpy()[0]
+            order = np.argsort(-np.abs(c), kind="stable")
+            out[model] = {
+                "version": self.versions[model],
+                "probability": float(bundle.predict_features(X)[0]),
+                "raw_margin": float(bundle.margin(X)[0]),
+                "bias": float(contrib[explain.BIAS].iloc[0]),
+                "contributions": [
+                    {"feature": FEATURE_NAMES[j],
+                     "value": None if np.isnan(X[0, j]) else float(X[0, j]),
+                     "contribution": float(c[j])} for j in order],
+                "reasons": explain.reason_codes(model, contrib, Xdf, k=k)[0],
+            }
+        return out
+
+
+# ---------------------------------------------------------------------------- service
+def _workers() -> int:
+    """``POSTLOAN_WORKERS`` (BentoML reads its service config when the module loads)."""
+    raw = os.environ.get("POSTLOAN_WORKERS", "").strip() or "1"
+    if not raw.isdigit() or not 1 <= int(raw) <= 64:
+        raise ConfigError(f"POSTLOAN_WORKERS={raw!r}: use a whole number from 1 to 64")
+    return int(raw)
+
+
+def _client_errors(fn: Callable[[], _T]) -> _T | JSONResponse:
+    """Run `fn`; a library error on the input (PostloanError) is a 422, not a 500."""
+    try:
+        return fn()
+    except PostloanError as e:
+        # The message may quote the customer's values: it goes back to the caller only.
+        log.warning("422: %s", type(e).__name__)
+        return JSONResponse({"error": str(e).splitlines()[0]}, status_code=422)
+
+
+@bentoml.service(
+    name="postloan",
+    # BentoML binds 0.0.0.0 by default; a scoring service with customer data does not
+    # listen beyond this machine unless the operator says so (--host).
+    http={"host": "127.0.0.1", "port": 3000},
+    traffic={"timeout": 60},
+    workers=_workers(),
+    logging={"access": {"enabled": True, "request_content_length": True,
+                        "request_content_type": True, "response_content_length": True,
+                        "response_content_type": True}},
+)
+class PostloanService:
+    """Early warning and prioritisation over the champion models."""
+
+    def __init__(self) -> None:
+        install_short_errors()
+        try:
+            self.config = ServingConfig.from_env()
+            bundles, self.model_info = load_champions(self.config)
+            cfg = strategy.load_strategy_config(self.config.strategy_config)
+        except PostloanError as e:
+            _refuse_start(e)
+        self.engine = Engine(bundles, cfg)
+        self.audit = audit_logger(self.config.audit_log)
+        if self.config.insecure_local:
+            log.warning("no API token configured and POSTLOAN_INSECURE_LOCAL=1: every "
+                        "request is accepted without authentication")
+        self._metadata = self._build_metadata()
+        log.info("postloan service ready: %s", self.engine.versions)
+
+    # -- helpers
+    def _audit(self, endpoint: str, records: list[dict], scores: dict[str, list],
+               reasons: dict[str, list] | None, decision: dict[str, list] | None) -> None:
+        """One audit line per customer (see :func:`serving.logs.audit_record`).
+
+        Args:
+            scores: score column -> values (missing columns: the model did not run).
+            reasons: model -> reasons cells, or None.
+            decision: decision column -> values (:data:`AUDIT_DECISION`), or None.
+        """
+        rid = uuid.uuid4().hex
+        for i, rec in enumerate(records):
+            self.audit.info(audit_record(
+                endpoint, rid, rec["customer_id"], schemas.input_hash(rec),
+                self.engine.versions,
+                {c: (scores[c][i] if c in scores else None) for c in SCORE_COLUMNS.values()},
+                None if reasons is None else {m: _slim_reasons(v[i]) for m, v in reasons.items()},
+                {} if decision is None else {c: decision[c][i] for c in AUDIT_DECISION}))
+
+    def _build_metadata(self) -> dict:
+        models = {}
+        for m, b in self.engine.bundles.items():
+            meta = b.metadata
+            metrics = meta.get("metrics", {}) or {}
+            models[m] = {
+                **self.model_info[m], "label": b.label,
+                "score_column": SCORE_COLUMNS[m],
+                "trained": {k: meta.get(k) for k in ("calibration", "best_iteration",
+                                                     "data_content_hash", "git_commit")},
+                "oot_metrics": {k: v for k, v in metrics.items() if k.startswith("oot_")},
+            }
+        return {
+            "service": "postloan", "api_version": API_VERSION,
+            "models": models,
+            "feature_spec": feature_spec(),
+            "snapshot_fields": list(SNAPSHOT_FIELDS),
+            "strategy": self.engine.cfg.model_dump(mode="json"),
+            "limits": {"max_batch": self.config.max_batch},
+            "auth": "none (insecure local)" if self.config.insecure_local else "bearer",
+        }
+
+    def metadata(self) -> dict:
+        """Models (names, versions, aliases, run ids), feature spec, thresholds in force."""
+        return self._metadata
+
+    # -- endpoints
+    @bentoml.api(route="/score")
+    def score(self, request: ScoreRequest, /) -> ScoreResponse:
+        """Probabilities, risk grade, expected loss, warning level, segment and top reasons."""
+        return _client_errors(lambda: self._score(request))
+
+    def _score(self, request: ScoreRequest) -> ScoreResponse:
+        records = [c.model_dump() for c in request.customers]
+        scored, d = self.engine.score(records, k=request.k_reasons)
+        values = _columns(d, SCORE_FIELDS)
+        reasons = {m: scored[f"reasons_{m}"].tolist() for m in self.engine.bundles}
+        self._audit("score", records, values, reasons, values)
+        results = [{**{c: values[c][i] for c in SCORE_FIELDS}, "as_of": rec["as_of"],
+                    "reasons": {m: reasons[m][i] for m in reasons}}
+                   for i, rec in enumerate(records)]
+        return ScoreResponse(model_versions=self.engine.versions, results=results)
+
+    @bentoml.api(route="/early_warning")
+    def early_warning(self, request: EarlyWarningRequest, /) -> EarlyWarningResponse:
+        """Only the customers at or above `min_level`, most urgent first, with reasons."""
+        return _client_errors(lambda: self._early_warning(request))
+
+    def _early_warning(self, request: EarlyWarningRequest) -> EarlyWarningResponse:
+        records = [c.model_dump() for c in request.customers]
+        scored, d = self.engine.score(records)
+        reasons = {m: scored[f"reasons_{m}"].tolist() for m in self.engine.bundles}
+        self._audit("early_warning", records, _columns(d, list(SCORE_COLUMNS.values())),
+                    reasons, _columns(d, AUDIT_DECISION))
+        level = d["warning_level"].cat.codes.to_numpy()
+        keep = np.flatnonzero(level >= strategy.LEVELS.index(request.min_level))
+        keep = keep[np.lexsort((d["warning_rank"].to_numpy()[keep], -level[keep]))]
+        values = _columns(d.iloc[keep], WARNING_FIELDS)
+        warnings = [{**{c: values[c][i] for c in WARNING_FIELDS}, "as_of": records[j]["as_of"],
+                     "reasons": reasons["default_risk"][j]} for i, j in enumerate(keep.tolist())]
+        return EarlyWarningResponse(model_versions=self.engine.versions,
+                                    min_level=request.min_level,
+                                    n_customers=len(records), warnings=warnings)
+
+    @bentoml.api(route="/prioritize")
+    def prioritize(self, request: PrioritizeRequest, /) -> PrioritizeResponse:
+        """The outreach queue: who to contact first, with which action and why."""
+        return _client_errors(lambda: self._prioritize(request))
+
+    def _prioritize(self, request: PrioritizeRequest) -> PrioritizeResponse:
+        records = [c.model_dump() for c in request.customers]
+        scored, d = self.engine.score(records)
+        reasons = {m: scored[f"reasons_{m}"].tolist() for m in self.engine.bundles}
+        self._audit("prioritize", records, _columns(d, list(SCORE_COLUMNS.values())),
+                    reasons, _columns(d, AUDIT_DECISION))
+        q = strategy.outreach_queue(d, request.capacity, self.engine.cfg)
+        cols = [c for c in schemas.QueueEntry.model_fields if c in q.columns]
+        values = _columns(q, cols)
+        queue = [{c: values[c][i] for c in cols} for i in range(len(q))]
+        return PrioritizeResponse(model_versions=self.engine.versions,
+                                  capacity=request.capacity, n_customers=len(records),
+                                  queue=queue)
+
+    @bentoml.api(route="/predict")
+    def predict(self, request: PredictRequest, /) -> PredictResponse:
+        """Calibrated probabilities only: no reasons, no strategy (the lightest call)."""
+        return _client_errors(lambda: self._predict(request))
+
+    def _predict(self, request: PredictRequest) -> PredictResponse:
+        records = [c.model_dump() for c in request.customers]
+        models = list(dict.fromkeys(request.models or list(self.engine.bundles)))
+        cols = [SCORE_COLUMNS[m] for m in models]
+        values = self.engine.predict(records, models)
+        self._audit("predict", records, values, None, None)
+        results = [{"customer_id": rec["customer_id"], "as_of": rec["as_of"],
+                    "probabilities": {c: values[c][i] for c in cols}}
+                   for i, rec in enumerate(records)]
+        return PredictResponse(model_versions={m: self.engine.versions[m] for m in models},
+                               results=results)
+
+    @bentoml.api(route="/explain")
+    def explain(self, request: ExplainRequest, /) -> ExplainResponse:
+        """Every feature's contribution (log-odds) to each model's score for one customer."""
+        return _client_errors(lambda: self._explain(request))
+
+    def _explain(self, request: ExplainRequest) -> ExplainResponse:
+        record = request.customer.model_dump()
+        models = list(dict.fromkeys(request.models or list(self.engine.bundles)))
+        expl = self.engine.explain(record, models)
+        self._audit("explain", [record],
+                    {SCORE_COLUMNS[m]: [e["probability"]] for m, e in expl.items()}, None, None)
+        return ExplainResponse(customer_id=record["customer_id"], as_of=record["as_of"],
+                               explanations=expl)
+
+
+# GET /metadata: BentoML's API methods are POST-only, so a small Starlette route is
+# mounted beside them (behind the same guard middleware).
+async def _metadata_endpoint(_: Request) -> JSONResponse:
+    return JSONResponse(bentoml.get_current_service().metadata())
+
+
+def _current_config() -> ServingConfig:
+    return bentoml.get_current_service().config
+
+
+PostloanService.mount_asgi_app(
+    Starlette(routes=[Route("/metadata", _metadata_endpoint, methods=["GET"])]), path="/")
+PostloanService.add_asgi_middleware(GuardMiddleware, get_config=_current_config)
