@@ -18,7 +18,7 @@ from postloan import io, registry
 from postloan.bundle import ModelBundle
 from postloan.errors import DataValidationError
 from postloan.snapshot import build_snapshot
-from postloan.train_config import MODEL_LABELS, Lgbm, ModelConfig, Splits, TrainConfig
+from postloan.train_config import Lgbm, ModelConfig, Splits, TrainConfig
 
 pytestmark = pytest.mark.integration
 
