@@ -185,12 +185,13 @@ def list_models(client: MlflowClient) -> list[dict]:
         name = registered_name(model)
         try:
             versions = client.search_model_versions(f"name='{name}'")
+            # search_model_versions leaves `aliases` empty on MLflow 3.17: read them from
+            # the registered model instead.
+            aliases = client.get_registered_model(name).aliases or {} if versions else {}
         except MlflowException:
             continue
-        # search_model_versions leaves `aliases` empty on MLflow 3.17: read them from the
-        # registered model instead.
         by_version: dict[str, list[str]] = {}
-        for alias, v in (client.get_registered_model(name).aliases or {}).items():
+        for alias, v in aliases.items():
             by_version.setdefault(str(v), []).append(alias)
         for mv in sorted(versions, key=lambda v: int(v.version)):
             rows.append({"model": model, "name": name, "version": str(mv.version),
