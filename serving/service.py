@@ -101,6 +101,11 @@ def load_champions(config: ServingConfig) -> tuple[dict[str, ModelBundle], dict[
                 for m in bundles}
     else:
         uri = get_settings().tracking_uri
+        store = _missing_sqlite_store(uri)
+        if store is not None:  # MLflow would create an empty store there: refuse instead
+            raise ModelNotFoundError(f"no MLflow store at {store} (MLFLOW_TRACKING_URI={uri}); "
+                                     "train first (`postloan train`), or serve a bundle folder "
+                                     "with POSTLOAN_MODEL_DIR")
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # log noise
         try:
             client = registry.configure(uri)
@@ -133,6 +138,16 @@ def load_champions(config: ServingConfig) -> tuple[dict[str, ModelBundle], dict[
         info[m].update(registered_name=registry.registered_name(m), version=versions[m],
                        run_id=b.metadata.get("run_id"))
     return bundles, info
+
+
+def _missing_sqlite_store(uri: str) -> Path | None:
+    """The file of a ``sqlite:///`` tracking URI when it does not exist, else None."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///"):].split("?", 1)[0]
+    if not path or path == ":memory:" or Path(path).is_file():
+        return None
+    return Path(path)
 
 
 def _folder_champion(model_dir: Path, model: str, bundle: ModelBundle) -> bool | None:
