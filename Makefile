@@ -31,11 +31,13 @@ test: $(STAMP)  ## run the whole test suite
 lint: $(STAMP)  ## ruff lint
 	$(BIN)/ruff check src pipelines serving tests benchmarks
 
-bench: $(STAMP)  ## run the benchmarks (writes benchmarks/results/*.json and docs/benchmarks.md)
+bench: $(STAMP)  ## run the benchmarks (results JSON + docs/benchmarks.md; serving ones need `make demo` first)
 	$(BIN)/python benchmarks/generator.py
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/queue_capture.py
 	$(BIN)/python benchmarks/german_credit.py
+	$(BIN)/python benchmarks/serving.py --docs
+	$(BIN)/python benchmarks/load.py
 
 NB_STAMP := $(VENV)/.notebooks-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 $(NB_STAMP): $(STAMP)
