@@ -349,6 +349,31 @@ def test_pressure_rule(cfg):
     assert d.loc[3, "action_reasons"][0].startswith("risk: expected loss")
 
 
+# --------------------------------------------------------------------------- one customer
+def test_one_customer_at_a_time_matches_the_batch(cfg, snapshot):
+    """The service scores one customer per request: alone, each gets its batch decision."""
+    sc = fake_scores(snapshot, 7)
+    reasons = {"up": [{"feature": "dpd_current", "text_en": "late now", "text_zh": "逾期"}],
+               "down": []}
+    for model in ("default_risk", "churn", "satisfaction"):
+        sc[f"reasons_{model}"] = [reasons] * len(sc)
+    batch = st.apply_strategy(sc, snapshot, cfg)
+    # Every level and every action, then the first rows: realistic and covering.
+    picks = {*batch.groupby("warning_level", observed=True).head(3).index,
+             *batch.groupby("recommended_action", observed=True).head(3).index,
+             *range(40)}
+    rows = sorted(picks)
+    assert set(batch.loc[rows, "warning_level"].astype(str)) == set(st.LEVELS)
+
+    singles = [st.apply_strategy(sc.iloc[[i]], snapshot.iloc[[i]], cfg) for i in rows]
+    alone = pd.concat(singles, ignore_index=True)
+    assert (alone["warning_rank"] == 1).all()  # the rank is within the batch given
+    pd.testing.assert_frame_equal(alone.drop(columns="warning_rank"),
+                                  batch.loc[rows].drop(columns="warning_rank")
+                                  .reset_index(drop=True),
+                                  check_exact=True)
+
+
 # --------------------------------------------------------------------------- joins, summary
 def test_scores_without_customer_id_align_by_row_order(cfg, snapshot):
     sc = fake_scores(snapshot, 5)

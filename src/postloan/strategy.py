@@ -25,11 +25,12 @@ import gc
 import json
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -383,12 +384,160 @@ def _cfg(cfg: StrategyConfig | None) -> StrategyConfig:
     return _default_config() if cfg is None else cfg
 
 
-# --------------------------------------------------------------------------- pieces
+# --------------------------------------------------------------------------- tables
+@dataclass(frozen=True)
+class _Tables:
+    """What the rules need from one config, as arrays, tuples and categorical dtypes.
+
+    Built once per config object (:func:`_tables`), so a call for one customer does no
+    per-call work on the config.
+    """
+
+    grades: tuple[str, ...]
+    grade_edges: np.ndarray  # inner band edges: pd_max of every band but the last
+    lgd_secured: dict[str, float]
+    lgd_unsecured: dict[str, float]
+    sig_ids: tuple[str, ...]
+    sig_fields: tuple[str, ...]
+    sig_tests: tuple[tuple[Callable[..., np.ndarray], float], ...]  # (op, threshold)
+    severity: np.ndarray  # int64, per signal
+    sig_order: tuple[int, ...]  # signals by severity (highest first), then declared order
+    level_rules: tuple[tuple[str, int, tuple[tuple[str, Any], ...]], ...]
+    # (level, its code, ((criterion, threshold), ...)) for the configured rule levels
+    high_risk_grade: np.ndarray  # bool per grade code
+    high_risk_level: np.ndarray  # bool per level code
+    severe_level: np.ndarray  # bool per level code
+    restructure_level: np.ndarray  # bool per level code
+    esc_min: str
+    dtypes: dict[str, pd.CategoricalDtype]  # of the categorical output columns
+
+
+def _level_mask(names: Sequence[str]) -> np.ndarray:
+    return np.isin(np.arange(len(LEVELS)), [LEVELS.index(lv) for lv in names])
+
+
+def _build_tables(cfg: StrategyConfig) -> _Tables:
+    grades = tuple(cfg.grades)
+    sigs = cfg.signals
+
+    def cat(names: Sequence[str], ordered: bool = False) -> pd.CategoricalDtype:
+        return pd.CategoricalDtype(list(names), ordered=ordered)
+
+    resp = [cfg.responses[lv].en for lv in LEVELS]
+    resp_zh = [cfg.responses[lv].zh for lv in LEVELS]
+    resp.append(f"{cfg.responses['red'].en}; {cfg.escalation.en}")
+    resp_zh.append(f"{cfg.responses['red'].zh}；{cfg.escalation.zh}")
+    level_rules = []
+    for name in RULE_LEVELS:  # ascending, so the highest level that holds wins
+        rule = cfg.warning_levels.get(name)
+        if rule is not None:
+            crit = tuple((c, getattr(rule, c)) for c in _CRITERIA if getattr(rule, c) is not None)
+            level_rules.append((name, LEVELS.index(name), crit))
+    return _Tables(
+        grades=grades,
+        grade_edges=np.array([b.pd_max for b in cfg.risk_grades[:-1]], dtype="float64"),
+        lgd_secured={k: v.secured for k, v in cfg.lgd.items()},
+        lgd_unsecured={k: v.unsecured for k, v in cfg.lgd.items()},
+        sig_ids=tuple(s.id for s in sigs),
+        sig_fields=tuple(s.field for s in sigs),
+        sig_tests=tuple((_OPS[s.op], s.threshold) for s in sigs),
+        severity=np.array([s.severity for s in sigs], dtype="int64"),
+        sig_order=tuple(sorted(range(len(sigs)), key=lambda j: -sigs[j].severity)),
+        level_rules=tuple(level_rules),
+        high_risk_grade=np.isin(np.arange(len(grades)),
+                                [grades.index(g) for g in cfg.segmentation.high_risk_grades]),
+        high_risk_level=_level_mask(cfg.segmentation.high_risk_levels),
+        severe_level=_level_mask(cfg.outreach.pressure_rule.severe_levels),
+        restructure_level=_level_mask(cfg.outreach.restructure_levels),
+        esc_min=_fmt_num(cfg.escalation.dpd_min),
+        dtypes={
+            "risk_grade": cat(grades, ordered=True),
+            "warning_level": cat(LEVELS, ordered=True),
+            "response": cat(resp),
+            "response_zh": cat(resp_zh),
+            "segment": cat(SEGMENTS),
+            "segment_strategy": cat([cfg.segments[s].en for s in SEGMENTS]),
+            "segment_strategy_zh": cat([cfg.segments[s].zh for s in SEGMENTS]),
+            "action_source": cat([*SOURCES, NO_ACTION]),
+            "recommended_action": cat([*ACTIONS, NO_ACTION]),
+            "pressure_rule": cat(["", "withheld", "overridden"]),
+        },
+    )
+
+
+_TABLES: dict[int, tuple[StrategyConfig, _Tables]] = {}
+_TABLES_MAX = 8
+
+
+def _tables(cfg: StrategyConfig) -> _Tables:
+    """The derived tables of `cfg` (the config is frozen, so they never go stale).
+
+    Keyed on ``id(cfg)``; the entry keeps the config alive so its id is not reused.
+    """
+    hit = _TABLES.get(id(cfg))
+    if hit is not None and hit[0] is cfg:
+        return hit[1]
+    tables = _build_tables(cfg)
+    if len(_TABLES) >= _TABLES_MAX:
+        _TABLES.pop(next(iter(_TABLES)), None)
+    _TABLES[id(cfg)] = (cfg, tables)
+    return tables
+
+
+# --------------------------------------------------------------------------- columns
+def _num_values(s: pd.Series) -> np.ndarray:
+    """A column as float64 (non-numbers become NaN)."""
+    if isinstance(s.dtype, np.dtype) and s.dtype == np.float64:
+        return s.to_numpy()  # already numeric: to_numeric would change nothing
+    return pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
 def _num(frame: pd.DataFrame, col: str) -> np.ndarray:
-    return pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype="float64",
-                                                               na_value=np.nan)
+    return _num_values(frame[col])
 
 
+class _Columns:
+    """The joined input, column by column: the snapshot's columns, then the scores' others.
+
+    Reads what ``pd.concat([snapshot, scores[extra]], axis=1)`` would hold (scores taken
+    in the order `pos` when given) without building that frame: for one customer,
+    pandas spends far more time building and indexing frames than on the arithmetic.
+    Numeric columns are converted once and kept; callers must not modify them.
+    """
+
+    def __init__(self, snap: pd.DataFrame, extra: pd.DataFrame | None = None,
+                 pos: np.ndarray | None = None) -> None:
+        self.snap = snap
+        self.extra = extra
+        self.pos = pos
+        self.n = len(snap)
+        self._nums: dict[str, np.ndarray] = {}
+
+    def __contains__(self, col: str) -> bool:
+        return col in self.snap.columns or (self.extra is not None
+                                            and col in self.extra.columns)
+
+    def _get(self, col: str, convert: Callable[[pd.Series], np.ndarray]) -> np.ndarray:
+        if col in self.snap.columns:
+            return convert(self.snap[col])
+        if self.extra is None:
+            raise KeyError(col)
+        v = convert(self.extra[col])
+        return v if self.pos is None else v[self.pos]
+
+    def values(self, col: str) -> np.ndarray:
+        """The column's values (``Series.to_numpy()``)."""
+        return self._get(col, pd.Series.to_numpy)
+
+    def num(self, col: str) -> np.ndarray:
+        """The column as float64, as :func:`_num` would give it."""
+        v = self._nums.get(col)
+        if v is None:
+            v = self._nums[col] = self._get(col, _num_values)
+        return v
+
+
+# --------------------------------------------------------------------------- pieces
 def risk_grade(pd_12m: pd.Series | np.ndarray, cfg: StrategyConfig | None = None) -> np.ndarray:
     """Risk grade of each PD from the configured bands (monotone: higher PD, later grade).
 
@@ -405,9 +554,8 @@ def risk_grade(pd_12m: pd.Series | np.ndarray, cfg: StrategyConfig | None = None
 
 def _grade_codes(pd_12m: pd.Series | np.ndarray, cfg: StrategyConfig) -> np.ndarray:
     p = np.asarray(pd_12m, dtype="float64")
-    inner_edges = np.array([b.pd_max for b in cfg.risk_grades[:-1]], dtype="float64")
     # Lower bound inclusive: PD exactly at an edge belongs to the higher band.
-    return np.searchsorted(inner_edges, p, side="right")
+    return np.searchsorted(_tables(cfg).grade_edges, p, side="right")
 
 
 def expected_loss(frame: pd.DataFrame, cfg: StrategyConfig | None = None) -> pd.DataFrame:
@@ -426,21 +574,27 @@ def expected_loss(frame: pd.DataFrame, cfg: StrategyConfig | None = None) -> pd.
     Raises:
         DataValidationError: a main product with no configured LGD.
     """
-    cfg = _cfg(cfg)
-    product = frame["main_product"].astype(object)
-    known = product.isin(list(cfg.lgd)).to_numpy()
-    if not known.all():
-        bad = product[~known]
+    ead, lgd, el = _expected_loss(_Columns(frame), _tables(_cfg(cfg)))
+    return pd.DataFrame({"ead": ead, "lgd": lgd, "expected_loss": el}, index=frame.index)
+
+
+def _expected_loss(cols: _Columns, t: _Tables) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ead, lgd, expected_loss) arrays; see :func:`expected_loss`."""
+    product = cols.values("main_product").astype(object, copy=False)
+    codes, uniques = pd.factorize(product)  # missing products get code -1
+    known_u = np.array([u in t.lgd_secured for u in uniques], dtype=bool)
+    if (codes < 0).any() or not known_u.all():
+        known = (codes >= 0) & known_u[codes]
+        bad = pd.Series(product, dtype=object)[~known]
         raise DataValidationError("snapshot", f"main_product without an LGD in the strategy "
-                                  f"config; configured {list(cfg.lgd)}", "main_product",
+                                  f"config; configured {list(t.lgd_secured)}", "main_product",
                                   bad.head(5).to_string())
-    sec = product.map({k: v.secured for k, v in cfg.lgd.items()}).to_numpy(dtype="float64")
-    uns = product.map({k: v.unsecured for k, v in cfg.lgd.items()}).to_numpy(dtype="float64")
-    share = np.clip(np.nan_to_num(_num(frame, "secured_share"), nan=0.0), 0.0, 1.0)
+    sec = np.array([t.lgd_secured[u] for u in uniques], dtype="float64")[codes]
+    uns = np.array([t.lgd_unsecured[u] for u in uniques], dtype="float64")[codes]
+    share = np.clip(np.nan_to_num(cols.num("secured_share"), nan=0.0), 0.0, 1.0)
     lgd = share * sec + (1.0 - share) * uns
-    ead = _num(frame, "total_balance")
-    return pd.DataFrame({"ead": ead, "lgd": lgd, "expected_loss": _num(frame, PD_COL) * lgd * ead},
-                        index=frame.index)
+    ead = cols.num("total_balance")
+    return ead, lgd, cols.num(PD_COL) * lgd * ead
 
 
 def fire_signals(frame: pd.DataFrame, cfg: StrategyConfig | None = None) -> pd.DataFrame:
@@ -459,16 +613,24 @@ def fire_signals(frame: pd.DataFrame, cfg: StrategyConfig | None = None) -> pd.D
     Raises:
         DataValidationError: a signal's field is not a column of `frame`.
     """
-    cfg = _cfg(cfg)
-    out = {}
+    t = _tables(_cfg(cfg))
+    fired = _fire_signals(_Columns(frame), t)
+    return pd.DataFrame({sid: fired[:, j] for j, sid in enumerate(t.sig_ids)},
+                        index=frame.index, dtype=bool)
+
+
+def _fire_signals(cols: _Columns, t: _Tables) -> np.ndarray:
+    """Boolean (rows x signals) array; see :func:`fire_signals`."""
+    fired = np.zeros((cols.n, len(t.sig_ids)), dtype=bool, order="F")
     with np.errstate(invalid="ignore"):
-        for s in cfg.signals:
-            if s.field not in frame.columns:
-                raise DataValidationError("snapshot", f"column needed by signal '{s.id}' is "
-                                          "missing", s.field)
-            v = _num(frame, s.field)
-            out[s.id] = _OPS[s.op](v, s.threshold) & ~np.isnan(v)
-    return pd.DataFrame(out, index=frame.index, dtype=bool)
+        for j, (sid, field, (op, threshold)) in enumerate(
+                zip(t.sig_ids, t.sig_fields, t.sig_tests, strict=True)):
+            if field not in cols:
+                raise DataValidationError("snapshot", f"column needed by signal '{sid}' is "
+                                          "missing", field)
+            v = cols.num(field)
+            fired[:, j] = op(v, threshold) & ~np.isnan(v)
+    return fired
 
 
 def customer_value(frame: pd.DataFrame, cfg: StrategyConfig | None = None) -> np.ndarray:
@@ -480,17 +642,20 @@ def customer_value(frame: pd.DataFrame, cfg: StrategyConfig | None = None) -> np
     ``policy_rate + funding_spread_pct`` when configured and known, else
     ``funding_rate_pct``. A missing rate counts as no margin.
     """
-    cfg = _cfg(cfg)
+    return _customer_value(_Columns(frame), _cfg(cfg))
+
+
+def _customer_value(cols: _Columns, cfg: StrategyConfig) -> np.ndarray:
     vc = cfg.value
-    funding = np.full(len(frame), vc.funding_rate_pct, dtype="float64")
-    if vc.use_policy_rate and "policy_rate" in frame.columns:
-        pol = _num(frame, "policy_rate") + vc.funding_spread_pct
+    funding = np.full(cols.n, vc.funding_rate_pct, dtype="float64")
+    if vc.use_policy_rate and "policy_rate" in cols:
+        pol = cols.num("policy_rate") + vc.funding_spread_pct
         funding = np.where(np.isnan(pol), funding, pol)
-    margin = np.nan_to_num(np.maximum(_num(frame, "weighted_rate") - funding, 0.0), nan=0.0)
-    life = _num(frame, "min_remaining_months")
+    margin = np.nan_to_num(np.maximum(cols.num("weighted_rate") - funding, 0.0), nan=0.0)
+    life = cols.num("min_remaining_months")
     life = np.clip(np.where(np.isnan(life), vc.card_life_months, life), 0.0, vc.life_cap_months)
-    return (_num(frame, "total_balance") * margin / 100.0 * life / 12.0
-            * (1.0 - _num(frame, PD_COL)) * (1.0 - _num(frame, CHURN_COL)))
+    return (cols.num("total_balance") * margin / 100.0 * life / 12.0
+            * (1.0 - cols.num(PD_COL)) * (1.0 - cols.num(CHURN_COL)))
 
 
 # --------------------------------------------------------------------------- inputs
@@ -536,6 +701,43 @@ def _join(scored: pd.DataFrame, snapshot: pd.DataFrame) -> pd.DataFrame:
                                   "total_balance",
                                   frame.loc[bad, ["customer_id", "total_balance"]].head(5))
     return frame
+
+
+def _join_columns(scored: pd.DataFrame, snapshot: pd.DataFrame) -> _Columns:
+    """:func:`_join` without building the joined frame: the same checks, as columns.
+
+    Any problem is reported by :func:`_join` itself, so the errors are the same.
+    """
+    n = len(snapshot)
+    ok = (all(c in scored.columns for c in SCORE_COLUMNS.values())
+          and all(c in snapshot.columns for c in ("customer_id", *_SNAPSHOT_NEEDS)))
+    ok = ok and (n < 2 or not snapshot["customer_id"].duplicated().any())
+    pos = None
+    if ok and "customer_id" in scored.columns:
+        sc_id, snap_id = scored["customer_id"], snapshot["customer_id"]
+        ok = len(scored) == n and (n < 2 or not sc_id.duplicated().any())
+        a, b = sc_id.to_numpy(), snap_id.to_numpy()
+        if ok and not (a.dtype == b.dtype and a.dtype.kind in "iu" and np.array_equal(a, b)):
+            pos = pd.Index(sc_id).get_indexer(snap_id)  # not already in the snapshot's order
+            ok = not (pos < 0).any()
+    elif ok:
+        ok = len(scored) == n
+    if not ok:
+        _join_error(scored, snapshot)
+    cols = _Columns(snapshot, scored, pos)
+    for col in SCORE_COLUMNS.values():
+        p = cols.num(col)
+        if (np.isnan(p) | (p < 0.0) | (p > 1.0)).any():
+            _join_error(scored, snapshot)
+    bal = cols.num("total_balance")
+    if (np.isnan(bal) | (bal < 0.0)).any():
+        _join_error(scored, snapshot)
+    return cols
+
+
+def _join_error(scored: pd.DataFrame, snapshot: pd.DataFrame) -> NoReturn:
+    _join(scored, snapshot)  # raises the DataValidationError that names the problem
+    raise AssertionError("the join checks disagree")  # pragma: no cover
 
 
 def _up_reasons(cell: Any, k: int) -> list[dict]:
@@ -621,18 +823,18 @@ def apply_strategy(scored: pd.DataFrame, snapshot: pd.DataFrame,
             probabilities missing or outside [0, 1], negative balances, unknown products.
     """
     cfg = _cfg(cfg)
-    frame = _join(scored, snapshot)
-    n = len(frame)
-    p_def, p_churn, p_dis = (_num(frame, c) for c in (PD_COL, CHURN_COL, DISSAT_COL))
-    dpd = np.nan_to_num(_num(frame, "dpd_current"), nan=0.0)
+    t = _tables(cfg)
+    cols = _join_columns(scored, snapshot)
+    n = cols.n
+    p_def, p_churn, p_dis = (cols.num(c) for c in (PD_COL, CHURN_COL, DISSAT_COL))
+    dpd = np.nan_to_num(cols.num("dpd_current"), nan=0.0)
 
     grade_code = _grade_codes(p_def, cfg)
-    el_frame = expected_loss(frame, cfg)
-    el = el_frame["expected_loss"].to_numpy()
+    ead, lgd, el = _expected_loss(cols, t)
 
     # ---- signals and warning level
-    fired = fire_signals(frame, cfg).to_numpy()
-    sev = np.array([s.severity for s in cfg.signals], dtype="int64")
+    fired = _fire_signals(cols, t)
+    sev = t.severity
     n_sig = fired.sum(axis=1).astype("int64")
     sev_sum = (fired * sev).sum(axis=1).astype("int64") if len(sev) else np.zeros(n, "int64")
     max_sev = (fired * sev).max(axis=1, initial=0).astype("int64") if len(sev) else \
@@ -641,18 +843,16 @@ def apply_strategy(scored: pd.DataFrame, snapshot: pd.DataFrame,
                 "severity_sum_min": sev_sum, "n_signals_min": n_sig}
     met: dict[str, dict[str, np.ndarray]] = {}
     level = np.zeros(n, dtype="int64")
-    for name in RULE_LEVELS:  # ascending, so the highest level that holds wins
-        rule = cfg.warning_levels.get(name)
-        if rule is None:
-            continue
-        met[name] = {c: measures[c] >= getattr(rule, c) for c in _CRITERIA
-                     if getattr(rule, c) is not None}
-        level[np.logical_or.reduce(list(met[name].values()))] = LEVELS.index(name)
+    for name, code, criteria in t.level_rules:  # ascending: the highest level that holds wins
+        met[name] = {c: measures[c] >= thr for c, thr in criteria}
+        level[np.logical_or.reduce(list(met[name].values()))] = code
     escalate = (level == LEVELS.index("red")) & (dpd >= cfg.escalation.dpd_min)
 
     # Severity x probability inside each level.
     warning_score = p_def * (1.0 + sev_sum)
-    cid_code = pd.factorize(frame["customer_id"], sort=True)[0]
+    # customer_id only breaks ties, and one row has none to break.
+    cid_code = (pd.factorize(snapshot["customer_id"], sort=True)[0] if n > 1
+                else np.zeros(n, dtype="int64"))
     order = np.lexsort((cid_code, -el, -warning_score, level))
     lv_sorted = level[order]
     starts = np.r_[0, np.flatnonzero(np.diff(lv_sorted)) + 1] if n else np.array([], int)
@@ -661,11 +861,9 @@ def apply_strategy(scored: pd.DataFrame, snapshot: pd.DataFrame,
     warning_rank[order] = pos + 1
 
     # ---- value and segment
-    value = customer_value(frame, cfg)
-    seg_cfg = cfg.segmentation
-    high_value = value >= seg_cfg.high_value_min
-    high_risk = (np.isin(grade_code, [cfg.grades.index(g) for g in seg_cfg.high_risk_grades])
-                 | np.isin(level, [LEVELS.index(lv) for lv in seg_cfg.high_risk_levels]))
+    value = _customer_value(cols, cfg)
+    high_value = value >= cfg.segmentation.high_value_min
+    high_risk = t.high_risk_grade[grade_code] | t.high_risk_level[level]
     # protect, grow, watch, work_out = positions in SEGMENTS
     segment = np.where(high_risk, np.where(high_value, 2, 3), np.where(high_value, 0, 1))
 
@@ -683,18 +881,15 @@ def apply_strategy(scored: pd.DataFrame, snapshot: pd.DataFrame,
     source = np.argmax(benefits, axis=1)  # first maximum: risk, retention, service
     pr = oc.pressure_rule
     pressured = p_dis >= pr.p_dissatisfied_min
-    severe = np.isin(level, [LEVELS.index(lv) for lv in pr.severe_levels]) | (
-        p_def >= pr.severe_pd_min)
+    severe = t.severe_level[level] | (p_def >= pr.severe_pd_min)
     withheld = (source == 0) & pressured & ~severe
     overridden = (source == 0) & pressured & severe
     source = np.where(withheld, 2, source)
     benefit = benefits[np.arange(n), source]
-    restructure = np.isin(level, [LEVELS.index(lv) for lv in oc.restructure_levels])
-    risk_action = np.where(restructure, ACTIONS.index("restructuring_offer"),
+    risk_action = np.where(t.restructure_level[level], ACTIONS.index("restructuring_offer"),
                            ACTIONS.index("payment_reminder"))
-    action = np.select([source == 1, source == 2],
-                       [ACTIONS.index("retention_offer"), ACTIONS.index("service_recovery_call")],
-                       risk_action)
+    action = np.where(source == 1, ACTIONS.index("retention_offer"),
+                      np.where(source == 2, ACTIONS.index("service_recovery_call"), risk_action))
     none = ~(benefit > 0.0)
     action = np.where(none, len(ACTIONS), action)  # the code after ACTIONS is NO_ACTION
     source = np.where(none, len(SOURCES), source)
@@ -706,61 +901,60 @@ def apply_strategy(scored: pd.DataFrame, snapshot: pd.DataFrame,
     gc.disable()
     try:
         signals_col, w_en, w_zh, sig_en, sig_zh = _warning_texts(
-            cfg, frame, met, level, fired, p_def, el, max_sev, sev_sum, n_sig, dpd, escalate)
+            cfg, t, cols, met, level, fired, p_def, el, max_sev, sev_sum, n_sig, dpd, escalate)
         a_en, a_zh = _action_texts(
-            cfg, frame, source, level, withheld, overridden, risk_action, p_def, p_churn,
+            cfg, cols, source, level, withheld, overridden, risk_action, p_def, p_churn,
             p_dis, el, avert, value, benefit, sig_en, sig_zh)
     finally:
         if gc_was_enabled:
             gc.enable()
 
-    def cat(codes: np.ndarray, names: Sequence[str], ordered: bool = False) -> pd.Categorical:
-        return pd.Categorical.from_codes(codes, categories=list(names), ordered=ordered)
+    def cat(col: str, codes: np.ndarray) -> pd.Categorical:
+        return pd.Categorical.from_codes(codes, dtype=t.dtypes[col])
 
-    resp_names = [cfg.responses[lv].en for lv in LEVELS]
-    resp_names_zh = [cfg.responses[lv].zh for lv in LEVELS]
-    resp_names.append(f"{cfg.responses['red'].en}; {cfg.escalation.en}")
-    resp_names_zh.append(f"{cfg.responses['red'].zh}；{cfg.escalation.zh}")
     resp_code = np.where(escalate, len(LEVELS), level)
-
-    out = pd.DataFrame({"customer_id": frame["customer_id"].to_numpy()})
-    if "as_of" in frame.columns:
-        out["as_of"] = frame["as_of"].to_numpy()
-    out[PD_COL] = p_def
-    out[CHURN_COL] = p_churn
-    out[DISSAT_COL] = p_dis
-    out["risk_grade"] = cat(grade_code, cfg.grades, ordered=True)
-    out["ead"] = el_frame["ead"].to_numpy()
-    out["lgd"] = el_frame["lgd"].to_numpy()
-    out["expected_loss"] = el
-    out["dpd_current"] = dpd
-    out["signals"] = signals_col
-    out["n_signals"] = n_sig
-    out["severity_sum"] = sev_sum
-    out["max_severity"] = max_sev
-    out["warning_level"] = cat(level, LEVELS, ordered=True)
-    out["response"] = cat(resp_code, resp_names)
-    out["response_zh"] = cat(resp_code, resp_names_zh)
-    out["warning_reasons"] = w_en
-    out["warning_reasons_zh"] = w_zh
-    out["warning_score"] = warning_score
-    out["warning_rank"] = warning_rank
-    out["customer_value"] = value
-    out["segment"] = cat(segment, SEGMENTS)
-    out["segment_strategy"] = cat(segment, [cfg.segments[s].en for s in SEGMENTS])
-    out["segment_strategy_zh"] = cat(segment, [cfg.segments[s].zh for s in SEGMENTS])
-    out["benefit_risk"] = benefits[:, 0]
-    out["benefit_retention"] = benefits[:, 1]
-    out["benefit_service"] = benefits[:, 2]
-    out["expected_benefit"] = benefit
-    out["action_source"] = cat(source, [*SOURCES, NO_ACTION])
-    out["recommended_action"] = cat(action, [*ACTIONS, NO_ACTION])
-    out["pressure_rule"] = cat(np.select([withheld, overridden], [1, 2], 0),
-                               ["", "withheld", "overridden"])
-    out["action_reasons"] = a_en
-    out["action_reasons_zh"] = a_zh
-    log.info("strategy applied to %d customers: %s", n,
-             dict(zip(LEVELS, np.bincount(level, minlength=len(LEVELS)).tolist(), strict=True)))
+    columns: dict[str, Any] = {"customer_id": cols.values("customer_id")}
+    if "as_of" in cols:
+        columns["as_of"] = cols.values("as_of")
+    columns.update({
+        PD_COL: p_def,
+        CHURN_COL: p_churn,
+        DISSAT_COL: p_dis,
+        "risk_grade": cat("risk_grade", grade_code),
+        "ead": ead,
+        "lgd": lgd,
+        "expected_loss": el,
+        "dpd_current": dpd,
+        "signals": signals_col,
+        "n_signals": n_sig,
+        "severity_sum": sev_sum,
+        "max_severity": max_sev,
+        "warning_level": cat("warning_level", level),
+        "response": cat("response", resp_code),
+        "response_zh": cat("response_zh", resp_code),
+        "warning_reasons": w_en,
+        "warning_reasons_zh": w_zh,
+        "warning_score": warning_score,
+        "warning_rank": warning_rank,
+        "customer_value": value,
+        "segment": cat("segment", segment),
+        "segment_strategy": cat("segment_strategy", segment),
+        "segment_strategy_zh": cat("segment_strategy_zh", segment),
+        "benefit_risk": benefits[:, 0],
+        "benefit_retention": benefits[:, 1],
+        "benefit_service": benefits[:, 2],
+        "expected_benefit": benefit,
+        "action_source": cat("action_source", source),
+        "recommended_action": cat("recommended_action", action),
+        "pressure_rule": cat("pressure_rule", np.select([withheld, overridden], [1, 2], 0)),
+        "action_reasons": a_en,
+        "action_reasons_zh": a_zh,
+    })
+    out = pd.DataFrame(columns)  # one frame from the dict: no per-column insert
+    if log.isEnabledFor(logging.INFO):
+        log.info("strategy applied to %d customers: %s", n,
+                 dict(zip(LEVELS, np.bincount(level, minlength=len(LEVELS)).tolist(),
+                          strict=True)))
     return out
 
 
@@ -770,13 +964,13 @@ def _model_reasons(cell: Any, k: int, en: list[str], zh: list[str]) -> None:
         zh.append(f"模型：{r.get('text_zh', r.get('feature'))}")
 
 
-def _warning_texts(cfg: StrategyConfig, frame: pd.DataFrame,
+def _warning_texts(cfg: StrategyConfig, t: _Tables, cols: _Columns,
                    met: dict[str, dict[str, np.ndarray]], level: np.ndarray,
                    fired: np.ndarray, p_def: np.ndarray, el: np.ndarray, max_sev: np.ndarray,
                    sev_sum: np.ndarray, n_sig: np.ndarray, dpd: np.ndarray,
                    escalate: np.ndarray) -> tuple[list[list[str]], ...]:
     """Fired signal ids, warning reasons (en, zh) and signal sentences (en, zh) per row."""
-    n = len(frame)
+    n = cols.n
     signals_col: list[list[str]] = [[] for _ in range(n)]
     w_en: list[list[str]] = [[] for _ in range(n)]
     w_zh: list[list[str]] = [[] for _ in range(n)]
@@ -786,19 +980,17 @@ def _warning_texts(cfg: StrategyConfig, frame: pd.DataFrame,
     if not len(idx):
         return signals_col, w_en, w_zh, sig_en, sig_zh
     sigs = cfg.signals
-    # Signals by severity (highest first), then in declaration order.
-    sig_order = sorted(range(len(sigs)), key=lambda j: -sigs[j].severity)
-    fields = [s.field for s in sigs]
-    values = (np.column_stack([_num(frame, f)[idx] for f in fields]).tolist() if sigs
+    sig_order = t.sig_order  # by severity (highest first), then in declaration order
+    values = (np.column_stack([cols.num(f)[idx] for f in t.sig_fields]).tolist() if sigs
               else [[] for _ in idx])
     fired_rows = fired[idx].tolist()
     met_rows = {lv: {c: m[idx].tolist() for c, m in crit.items()} for lv, crit in met.items()}
-    reasons_def = (frame["reasons_default_risk"].to_numpy()[idx]
-                   if "reasons_default_risk" in frame.columns else None)
+    reasons_def = (cols.values("reasons_default_risk")[idx]
+                   if "reasons_default_risk" in cols else None)
     k = cfg.n_model_reasons
     cache: dict[tuple[int, float], tuple[str, str, str, str]] = {}
     cols = [a[idx].tolist() for a in (level, p_def, el, max_sev, sev_sum, n_sig, dpd, escalate)]
-    esc_min = _fmt_num(cfg.escalation.dpd_min)
+    esc_min = t.esc_min
     for r, (i, lvc, p, e, ms, ss, ns, d, esc) in enumerate(zip(idx.tolist(), *cols, strict=True)):
         lv = LEVELS[lvc]
         en: list[str] = []
@@ -836,7 +1028,7 @@ def _warning_texts(cfg: StrategyConfig, frame: pd.DataFrame,
     return signals_col, w_en, w_zh, sig_en, sig_zh
 
 
-def _action_texts(cfg: StrategyConfig, frame: pd.DataFrame, source: np.ndarray,
+def _action_texts(cfg: StrategyConfig, cols: _Columns, source: np.ndarray,
                   level: np.ndarray, withheld: np.ndarray, overridden: np.ndarray,
                   risk_action: np.ndarray, p_def: np.ndarray, p_churn: np.ndarray,
                   p_dis: np.ndarray, el: np.ndarray, avert: np.ndarray, value: np.ndarray,
@@ -846,10 +1038,9 @@ def _action_texts(cfg: StrategyConfig, frame: pd.DataFrame, source: np.ndarray,
     oc = cfg.outreach
     pr = oc.pressure_rule
     k = cfg.n_model_reasons
-    reasons_churn = (frame["reasons_churn"].to_numpy() if "reasons_churn" in frame.columns
-                     else None)
-    reasons_sat = (frame["reasons_satisfaction"].to_numpy()
-                   if "reasons_satisfaction" in frame.columns else None)
+    reasons_churn = cols.values("reasons_churn") if "reasons_churn" in cols else None
+    reasons_sat = (cols.values("reasons_satisfaction") if "reasons_satisfaction" in cols
+                   else None)
     thr_dis, sev_pd = pr.p_dissatisfied_min, pr.severe_pd_min
     ret_rate = oc.retention_success_rate
     a_en: list[list[str]] = []
