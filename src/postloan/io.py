@@ -154,18 +154,23 @@ def write_tables(
         with open(tmp / MANIFEST, "w", encoding="utf-8") as f:
             json.dump(manifest, f, indent=2, sort_keys=True, default=str)
             f.write("\n")
-        if out_dir.exists():
-            trash = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(trash, ignore_errors=True)
-            out_dir.rename(trash)
-            tmp.rename(out_dir)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            tmp.rename(out_dir)
+        _swap_in(tmp, out_dir)
         return manifest
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _swap_in(tmp: Path, out_dir: Path) -> None:
+    """Put a complete temporary folder in place of `out_dir` (replacing it whole)."""
+    if out_dir.exists():
+        trash = out_dir.with_name(f".{out_dir.name}.old")
+        shutil.rmtree(trash, ignore_errors=True)
+        out_dir.rename(trash)
+        tmp.rename(out_dir)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        tmp.rename(out_dir)
 
 
 def read_manifest(data_dir: Path) -> dict:
@@ -238,14 +243,7 @@ def write_frames_atomic(frames: dict[str, pd.DataFrame], out_dir: Path,
                     df.to_csv(path, index=False)
                 else:
                     pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path)
-        if out_dir.exists():
-            trash = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(trash, ignore_errors=True)
-            out_dir.rename(trash)
-            tmp.rename(out_dir)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            tmp.rename(out_dir)
+        _swap_in(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

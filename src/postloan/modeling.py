@@ -18,7 +18,7 @@ from postloan import explain, explain_plots, plots
 from postloan.bundle import ModelBundle
 from postloan.calibration import fit_calibrator
 from postloan.errors import DataValidationError
-from postloan.features import CATEGORICAL_FEATURES, FEATURE_NAMES, MONEY_FEATURES, build_features
+from postloan.features import CATEGORICAL_FEATURES, MONEY_FEATURES, build_features
 from postloan.snapshot import oracle_scores
 from postloan.train_config import MODEL_LABELS, TrainConfig
 from postloan.training import LgbmParams, baseline_coefficients, fit_baseline, fit_lightgbm
@@ -162,5 +162,3 @@ def train_one(model: str, snap: pd.DataFrame, splits: dict[str, list[pd.Timestam
     }
     return TrainOutput(bundle, metrics, tables, figures, meta["splits"])
 
-
-__all__ = ["TrainOutput", "train_one", "FEATURE_NAMES"]
