@@ -42,7 +42,7 @@ from postloan.errors import ConfigError, ModelNotFoundError, PostloanError  # no
 from postloan.features import FEATURE_NAMES, feature_spec, features_from_records  # noqa: E402
 from postloan.scoring import SCORE_COLUMNS, load_bundles_from_dir, model_versions  # noqa: E402
 from postloan.settings import get_settings  # noqa: E402
-from postloan.snapshot import SNAPSHOT_FIELDS  # noqa: E402
+from postloan.snapshot import NUMERIC_FIELDS, SNAPSHOT_FIELDS  # noqa: E402
 from serving import schemas  # noqa: E402
 from serving.config import ServingConfig  # noqa: E402
 from serving.logs import (  # noqa: E402
@@ -185,9 +185,20 @@ def _refuse_start(error: Exception) -> None:
 
 
 # ---------------------------------------------------------------------------- scoring
-def _columns(frame: pd.DataFrame, cols: tuple[str, ...] | list[str]) -> dict[str, list]:
-    """Columns as lists of Python objects (str for categories, float, int, list)."""
-    return {c: frame[c].to_numpy(dtype=object).tolist() for c in cols}
+_NUMERIC_SNAPSHOT = frozenset(NUMERIC_FIELDS)
+
+
+def _lists(columns: dict[str, np.ndarray | list], names: tuple[str, ...] | list[str],
+           rows: np.ndarray | None = None) -> dict[str, list]:
+    """Columns (all rows, or `rows`) as lists of plain Python values for the response."""
+    out = {}
+    for c in names:
+        v = columns[c]
+        if isinstance(v, np.ndarray):
+            out[c] = (v if rows is None else v[rows]).tolist()
+        else:
+            out[c] = list(v) if rows is None else [v[i] for i in rows.tolist()]
+    return out
 
 
 def _slim_reasons(cell: dict) -> dict:
@@ -199,6 +210,8 @@ class Engine:
     """Scores and decisions for validated records: the library's functions, composed.
 
     Kept apart from the BentoML class so it can be used and tested without a server.
+    A request holds one or a few customers, so the work runs on arrays and lists, not
+    frames: for one customer pandas would cost more than the models.
     """
 
     def __init__(self, bundles: dict[str, ModelBundle], cfg: strategy.StrategyConfig) -> None:
@@ -206,24 +219,33 @@ class Engine:
         self.cfg = cfg
         self.versions = model_versions(bundles)
 
-    def score(self, records: list[dict], k: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Scored frame (as :func:`postloan.scoring.score_snapshot`) and strategy decisions.
+    def score(self, records: list[dict], k: int = 3) -> dict[str, np.ndarray | list]:
+        """Scores, reasons and strategy decisions per customer, as columns.
 
         The features come from :func:`postloan.features.features_from_records` (the
-        feature function's array path: same arithmetic, no pandas); probabilities and
-        reasons from the same bundle and explain calls as batch scoring, so the numbers
-        are the batch numbers (tests/test_serving.py checks equality).
+        feature function's array path: same arithmetic, no pandas); probabilities,
+        contributions and reasons from the same bundle and explain calls as batch
+        scoring, the decisions from :func:`postloan.strategy.decide` (the rules of
+        ``apply_strategy``), so the numbers are the batch numbers (tests/test_serving.py
+        checks equality).
+
+        Returns:
+            The decision columns of :func:`postloan.strategy.apply_strategy` plus a
+            ``reasons_<model>`` list per model.
         """
         X = features_from_records(records)
-        Xdf = pd.DataFrame(X, columns=list(FEATURE_NAMES))
-        scored = pd.DataFrame({"customer_id": [r["customer_id"] for r in records]})
+        scores: dict[str, np.ndarray | list] = {}
         for model, bundle in self.bundles.items():
-            scored[SCORE_COLUMNS[model]] = bundle.predict_features(X)
-            contrib = explain.contributions(bundle.booster, Xdf)
-            scored[f"reasons_{model}"] = explain.reason_codes(model, contrib, Xdf, k=k)
-        snap = pd.DataFrame.from_records(records, columns=list(SNAPSHOT_FIELDS))
-        decisions = strategy.apply_strategy(scored, snap, self.cfg)
-        return scored, decisions
+            scores[SCORE_COLUMNS[model]] = bundle.predict_features(X)
+            contrib = explain.contributions_array(bundle.booster, X)[:, :-1]
+            scores[f"reasons_{model}"] = explain.reason_codes_array(model, contrib, X,
+                                                                    FEATURE_NAMES, k=k)
+        snap = {f: (np.array([r[f] for r in records], dtype="float64")
+                    if f in _NUMERIC_SNAPSHOT else [r[f] for r in records])
+                for f in SNAPSHOT_FIELDS}
+        decisions = strategy.decide(scores, snap, self.cfg)
+        decisions.update({c: v for c, v in scores.items() if c.startswith("reasons_")})
+        return decisions
 
     def predict(self, records: list[dict], models: list[str]) -> dict[str, list[float]]:
         """Calibrated probabilities only (the batch numbers without reasons), no pandas."""
@@ -233,23 +255,22 @@ class Engine:
     def explain(self, record: dict, models: list[str], k: int = 3) -> dict[str, dict]:
         """Every feature's TreeSHAP contribution for one customer, per model."""
         X = features_from_records([record])
-        Xdf = pd.DataFrame(X, columns=list(FEATURE_NAMES))
         out = {}
         for model in models:
             bundle = self.bundles[model]
-            contrib = explain.contributions(bundle.booster, Xdf)
-            c = contrib[list(FEATURE_NAMES)].to_numpy()[0]
-            order = np.argsort(-np.abs(c), kind="stable")
+            contrib = explain.contributions_array(bundle.booster, X)
+            c = contrib[:, :-1]
+            order = np.argsort(-np.abs(c[0]), kind="stable")
             out[model] = {
                 "version": self.versions[model],
                 "probability": float(bundle.predict_features(X)[0]),
                 "raw_margin": float(bundle.margin(X)[0]),
-                "bias": float(contrib[explain.BIAS].iloc[0]),
+                "bias": float(contrib[0, -1]),
                 "contributions": [
                     {"feature": FEATURE_NAMES[j],
                      "value": None if np.isnan(X[0, j]) else float(X[0, j]),
-                     "contribution": float(c[j])} for j in order],
-                "reasons": explain.reason_codes(model, contrib, Xdf, k=k)[0],
+                     "contribution": float(c[0, j])} for j in order],
+                "reasons": explain.reason_codes_array(model, c, X, FEATURE_NAMES, k=k)[0],
             }
         return out
 
@@ -356,9 +377,9 @@ class PostloanService:
 
     def _score(self, request: ScoreRequest) -> ScoreResponse:
         records = [c.model_dump() for c in request.customers]
-        scored, d = self.engine.score(records, k=request.k_reasons)
-        values = _columns(d, SCORE_FIELDS)
-        reasons = {m: scored[f"reasons_{m}"].tolist() for m in self.engine.bundles}
+        d = self.engine.score(records, k=request.k_reasons)
+        values = _lists(d, SCORE_FIELDS)
+        reasons = {m: d[f"reasons_{m}"] for m in self.engine.bundles}
         self._audit("score", records, values, reasons, values)
         results = [{**{c: values[c][i] for c in SCORE_FIELDS}, "as_of": rec["as_of"],
                     "reasons": {m: reasons[m][i] for m in reasons}}
@@ -372,14 +393,14 @@ class PostloanService:
 
     def _early_warning(self, request: EarlyWarningRequest) -> EarlyWarningResponse:
         records = [c.model_dump() for c in request.customers]
-        scored, d = self.engine.score(records)
-        reasons = {m: scored[f"reasons_{m}"].tolist() for m in self.engine.bundles}
-        self._audit("early_warning", records, _columns(d, list(SCORE_COLUMNS.values())),
-                    reasons, _columns(d, AUDIT_DECISION))
-        level = d["warning_level"].cat.codes.to_numpy()
+        d = self.engine.score(records)
+        reasons = {m: d[f"reasons_{m}"] for m in self.engine.bundles}
+        self._audit("early_warning", records, _lists(d, list(SCORE_COLUMNS.values())),
+                    reasons, _lists(d, AUDIT_DECISION))
+        level = np.array([strategy.LEVELS.index(lv) for lv in d["warning_level"]], dtype=int)
         keep = np.flatnonzero(level >= strategy.LEVELS.index(request.min_level))
-        keep = keep[np.lexsort((d["warning_rank"].to_numpy()[keep], -level[keep]))]
-        values = _columns(d.iloc[keep], WARNING_FIELDS)
+        keep = keep[np.lexsort((d["warning_rank"][keep], -level[keep]))]
+        values = _lists(d, WARNING_FIELDS, keep)
         warnings = [{**{c: values[c][i] for c in WARNING_FIELDS}, "as_of": records[j]["as_of"],
                      "reasons": reasons["default_risk"][j]} for i, j in enumerate(keep.tolist())]
         return EarlyWarningResponse(model_versions=self.engine.versions,
@@ -393,13 +414,15 @@ class PostloanService:
 
     def _prioritize(self, request: PrioritizeRequest) -> PrioritizeResponse:
         records = [c.model_dump() for c in request.customers]
-        scored, d = self.engine.score(records)
-        reasons = {m: scored[f"reasons_{m}"].tolist() for m in self.engine.bundles}
-        self._audit("prioritize", records, _columns(d, list(SCORE_COLUMNS.values())),
-                    reasons, _columns(d, AUDIT_DECISION))
-        q = strategy.outreach_queue(d, request.capacity, self.engine.cfg)
+        d = self.engine.score(records)
+        reasons = {m: d[f"reasons_{m}"] for m in self.engine.bundles}
+        self._audit("prioritize", records, _lists(d, list(SCORE_COLUMNS.values())),
+                    reasons, _lists(d, AUDIT_DECISION))
+        q = strategy.outreach_queue(pd.DataFrame({c: d[c] for c in strategy.QUEUE_COLUMNS
+                                                  if c != "queue_rank" and c in d}),
+                                    request.capacity, self.engine.cfg)
         cols = [c for c in schemas.QueueEntry.model_fields if c in q.columns]
-        values = _columns(q, cols)
+        values = _lists({c: q[c].to_numpy() for c in cols}, cols)
         queue = [{c: values[c][i] for c in cols} for i in range(len(q))]
         return PrioritizeResponse(model_versions=self.engine.versions,
                                   capacity=request.capacity, n_customers=len(records),

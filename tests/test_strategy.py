@@ -374,6 +374,38 @@ def test_one_customer_at_a_time_matches_the_batch(cfg, snapshot):
                                   check_exact=True)
 
 
+def test_decide_on_columns_equals_apply_strategy(cfg, snapshot):
+    """The service's column path gives the frame path's decisions, column for column."""
+    sc = fake_scores(snapshot, 11)
+    reasons = {"up": [{"feature": "dpd_current", "text_en": "late now", "text_zh": "逾期"}],
+               "down": []}
+    sc["reasons_default_risk"] = [reasons] * len(sc)
+    frame = st.apply_strategy(sc, snapshot, cfg)
+    cols = st.decide({c: sc[c].to_numpy() if c != "reasons_default_risk" else sc[c].tolist()
+                      for c in sc.columns},
+                     {c: snapshot[c].to_numpy() for c in snapshot.columns}, cfg)
+    assert list(cols) == list(frame.columns)
+    for c in frame.columns:
+        want = frame[c].astype(object).tolist() if frame[c].dtype == "category" else \
+            frame[c].to_numpy().tolist()
+        got = cols[c].tolist() if isinstance(cols[c], np.ndarray) else cols[c]
+        assert got == want, c
+
+
+def test_decide_refuses_what_apply_strategy_refuses(cfg):
+    rows = base_rows(2)
+    snap = {c: rows[c].to_numpy() for c in rows.columns}
+    sc = {c: v.to_numpy() for c, v in scores_for(rows, 0.1).items()}
+    with pytest.raises(DataValidationError, match="pd_12m"):
+        st.decide({**sc, "pd_12m": np.array([0.1, 1.5])}, snap, cfg)
+    with pytest.raises(DataValidationError, match="p_churn_6m"):
+        st.decide({k: v for k, v in sc.items() if k != "p_churn_6m"}, snap, cfg)
+    with pytest.raises(DataValidationError, match="total_balance"):
+        st.decide(sc, {**snap, "total_balance": np.array([1.0, np.nan])}, cfg)
+    with pytest.raises(DataValidationError, match="duplicate"):
+        st.decide(sc, {**snap, "customer_id": np.array([1, 1])}, cfg)
+
+
 # --------------------------------------------------------------------------- joins, summary
 def test_scores_without_customer_id_align_by_row_order(cfg, snapshot):
     sc = fake_scores(snapshot, 5)

@@ -10,6 +10,7 @@ customer's own values, in English and Chinese; the texts live in one table
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
 
@@ -35,8 +36,13 @@ def contributions(booster: lgb.Booster, X: pd.DataFrame) -> pd.DataFrame:
     Returns:
         Frame with one column per feature and ``bias``; rows sum to the raw margin.
     """
-    values = booster.predict(X, pred_contrib=True)
+    values = contributions_array(booster, X.to_numpy(dtype="float64"))
     return pd.DataFrame(values, columns=[*X.columns, BIAS], index=X.index)
+
+
+def contributions_array(booster: lgb.Booster, X: np.ndarray) -> np.ndarray:
+    """:func:`contributions` on a float64 feature matrix: (n, n_features + 1), bias last."""
+    return booster.predict(X, pred_contrib=True)
 
 
 def global_importance(contrib: pd.DataFrame) -> pd.DataFrame:
@@ -96,23 +102,39 @@ def reason_codes(
         Ties break by feature order, so the result is deterministic.
     """
     feats = list(X.columns)
-    c = contrib[feats].to_numpy()
-    x = X.to_numpy()
+    return reason_codes_array(model, contrib[feats].to_numpy(), X.to_numpy(dtype="float64"),
+                              feats, k)
+
+
+def reason_codes_array(model: str, c: np.ndarray, x: np.ndarray, feats: Sequence[str],
+                       k: int = 3) -> list[dict]:
+    """:func:`reason_codes` on arrays (the service's path: no frames for one customer).
+
+    Args:
+        model: model name (picks the texts).
+        c: (n, len(feats)) contributions, without the bias column.
+        x: (n, len(feats)) feature values.
+        feats: the feature names of the columns.
+        k: reasons per direction.
+    """
     order_up = np.argsort(-c, axis=1, kind="stable")[:, :k]
     order_down = np.argsort(c, axis=1, kind="stable")[:, :k]
+    c_list, x_list = c.tolist(), x.tolist()
     out = []
-    for i in range(len(X)):
+    for i in range(len(c_list)):
+        ci, xi = c_list[i], x_list[i]
         row = {}
-        for key, order, sign in (("up", order_up[i], 1), ("down", order_down[i], -1)):
+        for key, order, sign in (("up", order_up[i].tolist(), 1),
+                                 ("down", order_down[i].tolist(), -1)):
             reasons = []
             for j in order:
-                if sign * c[i, j] <= 0:
+                if sign * ci[j] <= 0:
                     continue
-                v = float(x[i, j])
+                v = xi[j]
                 reasons.append({
                     "feature": feats[j],
                     "value": None if math.isnan(v) else v,
-                    "contribution": float(c[i, j]),
+                    "contribution": ci[j],
                     **{f"text_{lang}": reason_text(model, feats[j], v, lang) for lang in LANGS},
                 })
             row[key] = reasons

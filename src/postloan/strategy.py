@@ -410,6 +410,7 @@ class _Tables:
     restructure_level: np.ndarray  # bool per level code
     esc_min: str
     dtypes: dict[str, pd.CategoricalDtype]  # of the categorical output columns
+    labels: dict[str, np.ndarray]  # their categories as object arrays (codes -> labels)
 
 
 def _level_mask(names: Sequence[str]) -> np.ndarray:
@@ -433,6 +434,18 @@ def _build_tables(cfg: StrategyConfig) -> _Tables:
         if rule is not None:
             crit = tuple((c, getattr(rule, c)) for c in _CRITERIA if getattr(rule, c) is not None)
             level_rules.append((name, LEVELS.index(name), crit))
+    dtypes = {
+        "risk_grade": cat(grades, ordered=True),
+        "warning_level": cat(LEVELS, ordered=True),
+        "response": cat(resp),
+        "response_zh": cat(resp_zh),
+        "segment": cat(SEGMENTS),
+        "segment_strategy": cat([cfg.segments[s].en for s in SEGMENTS]),
+        "segment_strategy_zh": cat([cfg.segments[s].zh for s in SEGMENTS]),
+        "action_source": cat([*SOURCES, NO_ACTION]),
+        "recommended_action": cat([*ACTIONS, NO_ACTION]),
+        "pressure_rule": cat(["", "withheld", "overridden"]),
+    }
     return _Tables(
         grades=grades,
         grade_edges=np.array([b.pd_max for b in cfg.risk_grades[:-1]], dtype="float64"),
@@ -450,18 +463,8 @@ def _build_tables(cfg: StrategyConfig) -> _Tables:
         severe_level=_level_mask(cfg.outreach.pressure_rule.severe_levels),
         restructure_level=_level_mask(cfg.outreach.restructure_levels),
         esc_min=_fmt_num(cfg.escalation.dpd_min),
-        dtypes={
-            "risk_grade": cat(grades, ordered=True),
-            "warning_level": cat(LEVELS, ordered=True),
-            "response": cat(resp),
-            "response_zh": cat(resp_zh),
-            "segment": cat(SEGMENTS),
-            "segment_strategy": cat([cfg.segments[s].en for s in SEGMENTS]),
-            "segment_strategy_zh": cat([cfg.segments[s].zh for s in SEGMENTS]),
-            "action_source": cat([*SOURCES, NO_ACTION]),
-            "recommended_action": cat([*ACTIONS, NO_ACTION]),
-            "pressure_rule": cat(["", "withheld", "overridden"]),
-        },
+        dtypes=dtypes,
+        labels={c: np.asarray(list(d.categories), dtype=object) for c, d in dtypes.items()},
     )
 
 
@@ -502,38 +505,50 @@ class _Columns:
     Reads what ``pd.concat([snapshot, scores[extra]], axis=1)`` would hold (scores taken
     in the order `pos` when given) without building that frame: for one customer,
     pandas spends far more time building and indexing frames than on the arithmetic.
+    Each source is a frame or a mapping of column name to array (see :func:`decide`).
     Numeric columns are converted once and kept; callers must not modify them.
     """
 
-    def __init__(self, snap: pd.DataFrame, extra: pd.DataFrame | None = None,
+    def __init__(self, snap: pd.DataFrame | Mapping[str, Any],
+                 extra: pd.DataFrame | Mapping[str, Any] | None = None,
                  pos: np.ndarray | None = None) -> None:
         self.snap = snap
         self.extra = extra
         self.pos = pos
-        self.n = len(snap)
+        self.n = len(snap) if isinstance(snap, pd.DataFrame) else \
+            len(snap["customer_id"])
         self._nums: dict[str, np.ndarray] = {}
 
-    def __contains__(self, col: str) -> bool:
-        return col in self.snap.columns or (self.extra is not None
-                                            and col in self.extra.columns)
+    @staticmethod
+    def _has(source: Any, col: str) -> bool:
+        return source is not None and col in (source.columns if isinstance(source, pd.DataFrame)
+                                              else source)
 
-    def _get(self, col: str, convert: Callable[[pd.Series], np.ndarray]) -> np.ndarray:
-        if col in self.snap.columns:
-            return convert(self.snap[col])
-        if self.extra is None:
+    def __contains__(self, col: str) -> bool:
+        return self._has(self.snap, col) or self._has(self.extra, col)
+
+    def _get(self, col: str, numeric: bool) -> np.ndarray:
+        source = self.snap if self._has(self.snap, col) else self.extra
+        if source is None:
             raise KeyError(col)
-        v = convert(self.extra[col])
-        return v if self.pos is None else v[self.pos]
+        raw = source[col]
+        if isinstance(raw, pd.Series):
+            v = _num_values(raw) if numeric else raw.to_numpy()
+        else:
+            v = np.asarray(raw)
+            if numeric and v.dtype != np.float64:
+                v = _num_values(pd.Series(v))
+        return v if source is self.snap or self.pos is None else v[self.pos]
 
     def values(self, col: str) -> np.ndarray:
         """The column's values (``Series.to_numpy()``)."""
-        return self._get(col, pd.Series.to_numpy)
+        return self._get(col, numeric=False)
 
     def num(self, col: str) -> np.ndarray:
         """The column as float64, as :func:`_num` would give it."""
         v = self._nums.get(col)
         if v is None:
-            v = self._nums[col] = self._get(col, _num_values)
+            v = self._nums[col] = self._get(col, numeric=True)
         return v
 
 
@@ -824,7 +839,71 @@ def apply_strategy(scored: pd.DataFrame, snapshot: pd.DataFrame,
     """
     cfg = _cfg(cfg)
     t = _tables(cfg)
-    cols = _join_columns(scored, snapshot)
+    columns = _decide(_join_columns(scored, snapshot), cfg)
+    # one frame from the dict: no per-column insert
+    out = pd.DataFrame({c: (pd.Categorical.from_codes(v.codes, dtype=t.dtypes[c])
+                            if isinstance(v, _Codes) else v) for c, v in columns.items()})
+    if log.isEnabledFor(logging.INFO):
+        log.info("strategy applied to %d customers: %s", len(out),
+                 out["warning_level"].value_counts(sort=False).to_dict())
+    return out
+
+
+def decide(scores: Mapping[str, Any], snapshot: Mapping[str, Any],
+           cfg: StrategyConfig | None = None) -> dict[str, np.ndarray | list]:
+    """:func:`apply_strategy` on columns instead of frames, for a few customers at a time.
+
+    The same rules and numbers; made for the HTTP service, where building, indexing
+    and converting pandas frames would cost more than the rules for one customer.
+
+    Args:
+        scores: column -> values for the probabilities (``pd_12m``, ``p_churn_6m``,
+            ``p_dissatisfied_3m``) and optional ``reasons_<model>`` cells, in the
+            snapshot's customer order.
+        snapshot: column -> values of the snapshot fields (``customer_id`` included).
+        cfg: strategy config (the packaged default when None).
+
+    Returns:
+        The columns of :func:`apply_strategy` in its order, as arrays (labels instead of
+        categoricals) and lists.
+
+    Raises:
+        DataValidationError: as :func:`apply_strategy`.
+    """
+    cfg = _cfg(cfg)
+    t = _tables(cfg)
+    n = len(snapshot["customer_id"])
+    ok = (all(c in scores for c in SCORE_COLUMNS.values())
+          and all(c in snapshot for c in _SNAPSHOT_NEEDS)
+          and all(len(scores[c]) == n for c in SCORE_COLUMNS.values())
+          and len(set(snapshot["customer_id"])) == n)
+    cols = _Columns(snapshot, scores)
+    if ok:
+        p = np.concatenate([cols.num(c) for c in SCORE_COLUMNS.values()])
+        bal = cols.num("total_balance")
+        ok = not ((np.isnan(p) | (p < 0.0) | (p > 1.0)).any()
+                  or (np.isnan(bal) | (bal < 0.0)).any())
+    if not ok:
+        _join_error(pd.DataFrame(dict(scores)), pd.DataFrame(dict(snapshot)))
+    columns = _decide(cols, cfg)
+    return {c: (t.labels[c][v.codes] if isinstance(v, _Codes) else v)
+            for c, v in columns.items()}
+
+
+@dataclass(frozen=True)
+class _Codes:
+    """Codes of a categorical output column (its categories: ``_Tables.dtypes``)."""
+
+    codes: np.ndarray
+
+
+def _decide(cols: _Columns, cfg: StrategyConfig) -> dict[str, Any]:
+    """The rules of :func:`apply_strategy` on checked, joined columns.
+
+    Returns:
+        Output column -> values, in output order; categorical columns as :class:`_Codes`.
+    """
+    t = _tables(cfg)
     n = cols.n
     p_def, p_churn, p_dis = (cols.num(c) for c in (PD_COL, CHURN_COL, DISSAT_COL))
     dpd = np.nan_to_num(cols.num("dpd_current"), nan=0.0)
@@ -851,7 +930,7 @@ def apply_strategy(scored: pd.DataFrame, snapshot: pd.DataFrame,
     # Severity x probability inside each level.
     warning_score = p_def * (1.0 + sev_sum)
     # customer_id only breaks ties, and one row has none to break.
-    cid_code = (pd.factorize(snapshot["customer_id"], sort=True)[0] if n > 1
+    cid_code = (pd.factorize(cols.values("customer_id"), sort=True)[0] if n > 1
                 else np.zeros(n, dtype="int64"))
     order = np.lexsort((cid_code, -el, -warning_score, level))
     lv_sorted = level[order]
@@ -909,9 +988,6 @@ def apply_strategy(scored: pd.DataFrame, snapshot: pd.DataFrame,
         if gc_was_enabled:
             gc.enable()
 
-    def cat(col: str, codes: np.ndarray) -> pd.Categorical:
-        return pd.Categorical.from_codes(codes, dtype=t.dtypes[col])
-
     resp_code = np.where(escalate, len(LEVELS), level)
     columns: dict[str, Any] = {"customer_id": cols.values("customer_id")}
     if "as_of" in cols:
@@ -920,7 +996,7 @@ def apply_strategy(scored: pd.DataFrame, snapshot: pd.DataFrame,
         PD_COL: p_def,
         CHURN_COL: p_churn,
         DISSAT_COL: p_dis,
-        "risk_grade": cat("risk_grade", grade_code),
+        "risk_grade": _Codes(grade_code),
         "ead": ead,
         "lgd": lgd,
         "expected_loss": el,
@@ -929,33 +1005,28 @@ def apply_strategy(scored: pd.DataFrame, snapshot: pd.DataFrame,
         "n_signals": n_sig,
         "severity_sum": sev_sum,
         "max_severity": max_sev,
-        "warning_level": cat("warning_level", level),
-        "response": cat("response", resp_code),
-        "response_zh": cat("response_zh", resp_code),
+        "warning_level": _Codes(level),
+        "response": _Codes(resp_code),
+        "response_zh": _Codes(resp_code),
         "warning_reasons": w_en,
         "warning_reasons_zh": w_zh,
         "warning_score": warning_score,
         "warning_rank": warning_rank,
         "customer_value": value,
-        "segment": cat("segment", segment),
-        "segment_strategy": cat("segment_strategy", segment),
-        "segment_strategy_zh": cat("segment_strategy_zh", segment),
+        "segment": _Codes(segment),
+        "segment_strategy": _Codes(segment),
+        "segment_strategy_zh": _Codes(segment),
         "benefit_risk": benefits[:, 0],
         "benefit_retention": benefits[:, 1],
         "benefit_service": benefits[:, 2],
         "expected_benefit": benefit,
-        "action_source": cat("action_source", source),
-        "recommended_action": cat("recommended_action", action),
-        "pressure_rule": cat("pressure_rule", np.select([withheld, overridden], [1, 2], 0)),
+        "action_source": _Codes(source),
+        "recommended_action": _Codes(action),
+        "pressure_rule": _Codes(np.select([withheld, overridden], [1, 2], 0)),
         "action_reasons": a_en,
         "action_reasons_zh": a_zh,
     })
-    out = pd.DataFrame(columns)  # one frame from the dict: no per-column insert
-    if log.isEnabledFor(logging.INFO):
-        log.info("strategy applied to %d customers: %s", n,
-                 dict(zip(LEVELS, np.bincount(level, minlength=len(LEVELS)).tolist(),
-                          strict=True)))
-    return out
+    return columns
 
 
 def _model_reasons(cell: Any, k: int, en: list[str], zh: list[str]) -> None:
@@ -1192,6 +1263,7 @@ def summarise(decisions: pd.DataFrame) -> pd.DataFrame:
 
 __all__ = [
     "ACTIONS", "LEVELS", "NO_ACTION", "OUTPUT_COLUMNS", "QUEUE_COLUMNS", "SEGMENTS",
-    "SIGNAL_FIELDS", "StrategyConfig", "apply_strategy", "customer_value", "expected_loss",
+    "SIGNAL_FIELDS", "StrategyConfig", "apply_strategy", "customer_value", "decide",
+    "expected_loss",
     "fire_signals", "load_strategy_config", "outreach_queue", "risk_grade", "summarise",
 ]
