@@ -26,7 +26,7 @@ BYTES_PER_CUSTOMER = 16_384  # a snapshot is ~2 KB of JSON; generous for pretty-
 BODY_OVERHEAD = 65_536
 
 
-async def _send_json(send: Callable, status: int, body: dict[str, Any],
+async def send_json(send: Callable, status: int, body: dict[str, Any],
                      headers: list[tuple[bytes, bytes]] = ()) -> None:
     raw = json.dumps(body).encode("utf-8")
     await send({"type": "http.response.start", "status": status,
@@ -77,27 +77,27 @@ class GuardMiddleware:
         try:
             config = self.get_config()
         except Exception:  # no service instance: start-up has not finished
-            return await _send_json(send, 503, {"error": "service is starting"})
+            return await send_json(send, 503, {"error": "service is starting"})
         headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                    for k, v in scope.get("headers", [])}
         if not is_authorised(headers.get("authorization"), config):
             log.warning("401 on %s %s: missing or invalid bearer token", scope.get("method"),
                         path)
-            return await _send_json(send, 401, {"error": "missing or invalid bearer token: "
+            return await send_json(send, 401, {"error": "missing or invalid bearer token: "
                                                 "send 'Authorization: Bearer <token>'"},
                                     [(b"www-authenticate", b'Bearer realm="postloan"')])
         if scope.get("method") == "POST":
             media = headers.get("content-type", "application/json").split(";")[0].strip()
             if media.lower() != "application/json":
                 log.warning("415 on %s: content type %.60s", path, media)
-                return await _send_json(send, 415, {"error": f"unsupported content type "
+                return await send_json(send, 415, {"error": f"unsupported content type "
                                                     f"{media[:60]!r}: send application/json"})
             limit = BODY_OVERHEAD + BYTES_PER_CUSTOMER * config.max_batch
             too_big = {"error": f"request body over {limit} bytes: split the batch"}
             length = headers.get("content-length")
             if length is not None and (not length.isdigit() or int(length) > limit):
                 log.warning("413 on %s: body of %.20s bytes", path, length)
-                return await _send_json(send, 413, too_big)
+                return await send_json(send, 413, too_big)
             if length is None:  # chunked: read it here, bounded, then hand it on
                 chunks, size, more = [], 0, True
                 while more:
@@ -109,7 +109,7 @@ class GuardMiddleware:
                     more = message.get("more_body", False)
                     if size > limit:
                         log.warning("413 on %s: chunked body over %d bytes", path, limit)
-                        return await _send_json(send, 413, too_big)
+                        return await send_json(send, 413, too_big)
                 receive = _replay(b"".join(chunks), receive)
         return await self.app(scope, receive, send)
 

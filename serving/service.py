@@ -51,6 +51,7 @@ from serving.logs import (  # noqa: E402
     audit_record,
     install_short_errors,
 )
+from serving.openapi import OpenAPIMiddleware  # noqa: E402
 from serving.schemas import (  # noqa: E402
     EarlyWarningRequest,
     EarlyWarningResponse,
@@ -473,3 +474,4 @@ def _current_config() -> ServingConfig:
 PostloanService.mount_asgi_app(
     Starlette(routes=[Route("/metadata", _metadata_endpoint, methods=["GET"])]), path="/")
 PostloanService.add_asgi_middleware(GuardMiddleware, get_config=_current_config)
+PostloanService.add_asgi_middleware(OpenAPIMiddleware, service=PostloanService)

@@ -248,6 +248,23 @@ def test_health_and_openapi_are_open(client):
     assert "CustomerSnapshot" in schemas and "northeast" in schemas
 
 
+def test_openapi_documents_metadata_auth_and_real_error_bodies(client):
+    """The served document is the contract kept: /metadata, bearer auth, guard errors."""
+    spec = client.get("/docs.json").json()
+    meta = spec["paths"]["/metadata"]["get"]
+    assert meta["security"] == [{"bearerAuth": []}] and "401" in meta["responses"]
+    assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    for path in ("/score", "/explain"):
+        op = spec["paths"][path]["post"]
+        assert {"400", "401", "413", "415", "422"} <= set(op["responses"]), path
+    assert "security" not in spec["paths"]["/livez"]["get"]
+    detail = spec["components"]["schemas"]["InvalidArgument"]["properties"]["detail"]
+    bad = client.post("/score", json={"customers": []}, headers=AUTH)
+    assert bad.status_code == 400 and detail["type"] == "array"
+    assert isinstance(bad.json()["detail"], list)
+    assert set(detail["items"]["required"]) <= set(bad.json()["detail"][0])
+
+
 def test_audit_trail_has_versions_hash_scores_and_no_snapshot_values(client, records,
                                                                      service_env):
     from serving.schemas import input_hash
