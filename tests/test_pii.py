@@ -37,3 +37,48 @@ def test_pii_columns_are_never_features_or_snapshot_fields():
     assert not S.PII_COLUMNS & set(FEATURE_NAMES)
     assert not S.PII_COLUMNS & set(SNAPSHOT_FIELDS)
     assert "customers_pii" not in S.REQUIRED_TABLES
+
+
+def test_demo_monitor_and_stress_leave_no_pii_in_logs_reports_or_outputs(tmp_path):
+    """After the whole job (`postloan demo`, then monitor and stress), only the PII table
+    holds PII: not the console output, the reports, MLflow, the bundles or the scores."""
+    import os
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from postloan import io
+    from postloan.snapshot import data_range
+
+    exe = Path(sys.executable).parent / "postloan"
+    env = {**os.environ, "POSTLOAN_ROOT": str(tmp_path), "COLUMNS": "160"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    logs = []
+
+    def run(*args: str) -> None:
+        r = subprocess.run([str(exe), *args], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=900)
+        assert r.returncode == 0, r.stderr[-3000:]
+        logs.append(r.stdout + r.stderr)
+
+    run("demo", "--customers", "2500", "--months", "36", "--seed", "3")
+    raw = tmp_path / "data" / "raw"
+    tables = io.read_tables(raw, names=["customers_pii", "repayments"])
+    _, end = data_range(tables)
+    ref = (end - pd.DateOffset(months=6) + pd.offsets.MonthEnd(0)).strftime("%Y-%m-%d")
+    run("monitor", "--reference", ref, "--current", end.strftime("%Y-%m-%d"))
+    run("stress", "--scenario", "severe", "--as-of", end.strftime("%Y-%m-%d"))
+
+    pii = tables["customers_pii"]
+    needles = [str(v).encode() for col in ("phone", "national_id", "full_name", "address")
+               for v in pii[col]]
+    files = [p for p in tmp_path.rglob("*") if p.is_file()
+             and p != raw / "customers_pii.parquet"]
+    kinds = {p.suffix for p in files}
+    assert {".html", ".png", ".parquet", ".csv", ".json", ".db"} <= kinds, kinds
+    assert len(needles) == 4 * len(pii) > 0
+    for blob, where in [*((p.read_bytes(), p) for p in files),
+                        ("\n".join(logs).encode(), "console output")]:
+        hits = [n for n in needles if n in blob]
+        assert not hits, f"PII value {hits[0]!r} found in {where}"
