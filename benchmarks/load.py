@@ -19,19 +19,18 @@ import csv
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
-
-import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine, write_json  # noqa: E402
+
+# The repository root before this folder, whose `serving.py` would shadow the package.
+sys.path.insert(0, str(ROOT))
+from serving.process import ServiceProcess, ServiceProcessError  # noqa: E402
 
 MAX_SECONDS = 60
 LOCUSTFILE = textwrap.dedent('''
@@ -51,49 +50,6 @@ LOCUSTFILE = textwrap.dedent('''
                 if r.status_code != 200 or len(r.json().get("results", [])) != 1:
                     r.failure(f"status {r.status_code}")
 ''')
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(model_dir: Path, token: str, workers: int, port: int,
-                 log: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTLOAN_")}
-    env.update(POSTLOAN_MODEL_DIR=str(model_dir.resolve()), POSTLOAN_API_TOKENS=token,
-               POSTLOAN_WORKERS=str(workers), POSTLOAN_AUDIT_LOG=str(log.with_name("audit.jsonl")),
-               BENTOML_DO_NOT_TRACK="true")
-    bentoml = Path(sys.executable).with_name("bentoml")
-    return subprocess.Popen(
-        [str(bentoml), "serve", "serving.service:PostloanService", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-        start_new_session=True)
-
-
-def wait_ready(proc: subprocess.Popen, url: str, log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"the service stopped:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    sys.exit(f"the service was not ready in {timeout:.0f} s:\n{log.read_text()[-3000:]}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 def read_stats(prefix: Path) -> dict:
@@ -135,8 +91,6 @@ def main() -> int:
     if not args.model_dir.is_dir():
         sys.exit(f"{args.model_dir}: not a folder (train first: `postloan train`)")
     token = secrets.token_urlsafe(32)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="postloan-load-") as tmp_s:
         tmp = Path(tmp_s)
         locustfile = tmp / "locustfile.py"
@@ -145,9 +99,17 @@ def main() -> int:
         body = {"customers": body["customers"][:1]}
         (tmp / "body.json").write_text(json.dumps(body), encoding="utf-8")
         log = tmp / "serve.log"
-        proc = start_server(args.model_dir, token, args.workers, port, log)
+        server = ServiceProcess(
+            {"POSTLOAN_MODEL_DIR": str(args.model_dir.resolve()), "POSTLOAN_API_TOKENS": token,
+             "POSTLOAN_AUDIT_LOG": str(tmp / "audit.jsonl"), "BENTOML_DO_NOT_TRACK": "true"},
+            workers=args.workers, log=log)
+        url = server.url
+        server.start()
         try:
-            wait_ready(proc, url, log)
+            try:
+                server.wait_ready(timeout=120)
+            except ServiceProcessError as e:
+                sys.exit(str(e))
             env = {**os.environ, "LOAD_TOKEN": token, "LOAD_BODY": str(tmp / "body.json")}
             locust = Path(sys.executable).with_name("locust")
             run = subprocess.run(
@@ -158,7 +120,7 @@ def main() -> int:
                 cwd=tmp, env=env, capture_output=True, text=True, timeout=seconds + 60)
             stats = read_stats(tmp / "load")
         finally:
-            stop(proc)
+            server.stop()
         server_log = log.read_text(encoding="utf-8", errors="replace")
     result = {"users": args.users, "spawn_rate": args.spawn_rate, "seconds": seconds,
               "workers": args.workers, "locust_exit_code": run.returncode, "score": stats,

@@ -24,10 +24,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # as in the service (before Light
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import math  # noqa: E402
 import secrets  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -42,66 +39,34 @@ import pandas as pd  # noqa: E402
 from _common import ROOT, machine, update_section, write_json  # noqa: E402
 from postloan import io  # noqa: E402
 from postloan.settings import get_settings  # noqa: E402
-from postloan.snapshot import SNAPSHOT_FIELDS, build_snapshot, data_range  # noqa: E402
+from postloan.snapshot import (  # noqa: E402
+    SNAPSHOT_FIELDS,
+    build_snapshot,
+    data_range,
+    to_json_record,
+)
 
-if str(ROOT) not in sys.path:
+# Before importing `serving`: this script's own folder (first on sys.path) holds a
+# `serving.py` that would shadow the package.
+if sys.path[0] != str(ROOT):
     sys.path.insert(0, str(ROOT))
+
+from serving.process import (  # noqa: E402
+    ServiceProcess,
+    ServiceProcessError,
+    child_env,
+    free_port,
+    stop_process_group,
+    wait_until_ready,
+)
 
 
 # ---------------------------------------------------------------------------- helpers
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def json_record(row: dict) -> dict:
-    out = {}
-    for k in SNAPSHOT_FIELDS:
-        v = row[k]
-        if k == "as_of":
-            out[k] = pd.Timestamp(v).date().isoformat()
-        elif isinstance(v, float) and math.isnan(v):
-            out[k] = None
-        else:
-            out[k] = v.item() if hasattr(v, "item") else v
-    return out
-
-
 def stats(ms: list[float]) -> dict:
     a = np.asarray(ms)
     return {"n": len(a), "p50_ms": float(np.percentile(a, 50)),
             "p90_ms": float(np.percentile(a, 90)), "p99_ms": float(np.percentile(a, 99)),
             "mean_ms": float(a.mean()), "max_ms": float(a.max())}
-
-
-def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def wait_ready(proc: subprocess.Popen, url: str, log: Path, timeout: float = 180) -> float:
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < timeout:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return time.perf_counter() - t0
-        except httpx.TransportError:
-            pass
-        time.sleep(0.25)
-    raise SystemExit(f"server not ready after {timeout}s:\n{log.read_text()[-3000:]}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 def sequential(client: httpx.Client, path: str, bodies: list[dict], n: int,
@@ -217,28 +182,27 @@ def main() -> None:
     as_of = args.as_of or (end - pd.DateOffset(months=6) + pd.offsets.MonthEnd(0))
     snap = build_snapshot(tables, as_of, with_labels=False)
     snap = snap.sample(n=min(1000, len(snap)), random_state=0).reset_index(drop=True)
-    records = [json_record(r) for r in snap.to_dict("records")]
+    records = [to_json_record(r) for r in snap.to_dict("records")]
     print(f"{len(records)} customers as of {pd.Timestamp(as_of).date()}", flush=True)
 
     tmp = Path(tempfile.mkdtemp(prefix="postloan-bench-serving-"))
     token = secrets.token_urlsafe(32)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTLOAN_")}
-    env.update(POSTLOAN_MODEL_DIR=str(args.model_dir), POSTLOAN_API_TOKENS=token,
-               POSTLOAN_AUDIT_LOG=str(tmp / "audit.jsonl"), BENTOML_DO_NOT_TRACK="true",
-               BENTOML_HOME=str(tmp / "bentoml"), MLFLOW_DISABLE_TELEMETRY="true",
-               POSTLOAN_WORKERS=str(args.workers))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    bentoml = str(Path(sys.executable).with_name("bentoml"))
-    log = tmp / "bentoml.log"
-    proc = start([bentoml, "serve", "serving.service:PostloanService", "--port", str(port)],
-                 env, log)
+    server = ServiceProcess(
+        {"POSTLOAN_MODEL_DIR": str(args.model_dir), "POSTLOAN_API_TOKENS": token,
+         "POSTLOAN_AUDIT_LOG": str(tmp / "audit.jsonl"), "BENTOML_DO_NOT_TRACK": "true",
+         "BENTOML_HOME": str(tmp / "bentoml"), "MLFLOW_DISABLE_TELEMETRY": "true"},
+        workers=args.workers, log=tmp / "bentoml.log")
+    url = server.url
+    server.start()
     headers = {"Authorization": f"Bearer {token}"}
     results: dict = {"machine": machine(), "workers": args.workers,
                      "load_average_before": os.getloadavg(), "customers": len(records),
                      "as_of": str(pd.Timestamp(as_of).date()), "model_dir": str(args.model_dir)}
     try:
-        results["startup_s"] = wait_ready(proc, f"{url}/readyz", log)
+        try:
+            results["startup_s"] = server.wait_ready(timeout=180)
+        except ServiceProcessError as e:
+            raise SystemExit(str(e)) from None
         singles = [{"customers": [r]} for r in records]
         batches = [{"customers": records[i:i + 100]} for i in range(0, len(records) - 99, 100)]
         pd_only = [{"customers": [r], "models": ["default_risk"]} for r in records]
@@ -257,13 +221,13 @@ def main() -> None:
         results["concurrent_score"] = concurrent(url, headers, "/score", singles, args.clients,
                                                  args.n_concurrent)
     finally:
-        stop(proc)
+        server.stop()
     results["audit_lines"] = sum(1 for _ in (tmp / "audit.jsonl").open())
 
     if not args.no_mlflow:
         try:
             results["mlflow"] = mlflow_peer(args.tracking_uri, records, args.n_single, tmp)
-        except SystemExit as e:  # the peer is a comparison, not the subject
+        except (SystemExit, ServiceProcessError) as e:  # a comparison, not the subject
             print(f"MLflow peer skipped: {str(e)[:500]}", flush=True)
     print("in-process breakdown ...", flush=True)
     results["breakdown_ms"] = breakdown(args.model_dir, records)
@@ -278,17 +242,20 @@ def main() -> None:
 def mlflow_peer(uri: str, records: list[dict], n: int, tmp: Path) -> dict:
     """p50/p99 of the default-risk champion under `mlflow models serve`, same payload."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTLOAN_")}
     # `mlflow models serve` runs `uvicorn` from PATH: the one beside this Python.
-    env.update(MLFLOW_TRACKING_URI=uri, MLFLOW_DISABLE_TELEMETRY="true",
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
+    env = child_env({"MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true",
+                     "PATH": f"{Path(sys.executable).parent}{os.pathsep}"
+                             f"{os.environ.get('PATH', '')}"})
     mlflow = str(Path(sys.executable).with_name("mlflow"))
     log = tmp / "mlflow.log"
     ref = "models:/postloan-default-risk@champion"
-    proc = start([mlflow, "models", "serve", "-m", ref, "--env-manager", "local",
-                  "-h", "127.0.0.1", "-p", str(port)], env, log)
+    with log.open("w") as out:
+        proc = subprocess.Popen([mlflow, "models", "serve", "-m", ref, "--env-manager",
+                                 "local", "-h", "127.0.0.1", "-p", str(port)], cwd=ROOT,
+                                env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     try:
-        startup = wait_ready(proc, f"http://127.0.0.1:{port}/ping", log)
+        startup = wait_until_ready(proc, f"http://127.0.0.1:{port}/ping", log, timeout=180)
         bodies = [{"dataframe_records": [r]} for r in records]
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as c:
             print("mlflow models serve ...", flush=True)
@@ -296,7 +263,7 @@ def mlflow_peer(uri: str, records: list[dict], n: int, tmp: Path) -> dict:
             return {"model": ref, "startup_s": startup,
                     **stats(sequential(c, "/invocations", bodies, n))}
     finally:
-        stop(proc)
+        stop_process_group(proc)
 
 
 def markdown(r: dict) -> str:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -27,6 +25,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from serving.process import ServiceProcess, child_env, free_port  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -44,49 +44,13 @@ SENTINEL_TEXT = "🦄-sentinel-4242"
 
 
 # ---------------------------------------------------------------------------- helpers
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# Not passed on to the servers and launchers started here: the caller's own settings and
+# registry (each test names the store it wants).
+DROP = ("POSTLOAN_", "MLFLOW_TRACKING")
 
 
 def _env(**extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("POSTLOAN_", "MLFLOW_TRACKING"))}
-    env.update(extra)
-    return env
-
-
-def _serve(env: dict, port: int, log: Path) -> subprocess.Popen:
-    bentoml = Path(sys.executable).with_name("bentoml")
-    return subprocess.Popen(
-        [str(bentoml), "serve", "serving.service:PostloanService", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-        start_new_session=True)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-
-def _wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> float:
-    """Seconds until ``/readyz`` answers 200 (fails if the server dies or times out)."""
-    t0 = time.monotonic()
-    while True:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return time.monotonic() - t0
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() - t0 < timeout, log.read_text()[-3000:]
-        time.sleep(0.25)
+    return child_env(extra, drop=DROP)
 
 
 def _body(path: str, customers: list[dict]) -> dict:
@@ -125,17 +89,13 @@ def _assert_4xx_with_reason(r: httpx.Response, status: tuple[int, ...] = (400,))
 @pytest.fixture(scope="module")
 def server(trained, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("reliability")
-    port = _free_port()
     log = tmp / "serve.log"
-    env = _env(POSTLOAN_MODEL_DIR=str(trained["root"] / "models"), POSTLOAN_API_TOKENS=TOKEN,
-               POSTLOAN_MAX_BATCH=str(MAX_BATCH), POSTLOAN_AUDIT_LOG=str(tmp / "audit.jsonl"))
-    proc = _serve(env, port, log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, proc, log, timeout=90)
-        yield {"url": url, "proc": proc, "log": log, "audit": tmp / "audit.jsonl"}
-    finally:
-        _stop(proc)
+    env = {"POSTLOAN_MODEL_DIR": str(trained["root"] / "models"), "POSTLOAN_API_TOKENS": TOKEN,
+           "POSTLOAN_MAX_BATCH": str(MAX_BATCH), "POSTLOAN_AUDIT_LOG": str(tmp / "audit.jsonl")}
+    with ServiceProcess(env, log=log, drop=DROP) as s:
+        s.wait_ready(timeout=90)
+        yield {"url": s.url, "proc": s.proc, "log": log, "audit": tmp / "audit.jsonl",
+               "service": s}
 
 
 @pytest.fixture(scope="module")
@@ -309,7 +269,7 @@ def test_killing_a_worker_under_load_recovers(server, http):
     t.join(timeout=150)
     assert not t.is_alive(), "the request loop did not finish"
     assert not victim.is_running() or victim.status() == psutil.STATUS_ZOMBIE
-    recovery = _wait_ready(server["url"], server["proc"], server["log"], timeout=30)
+    recovery = server["service"].wait_ready(timeout=30)
     _healthy(http)
     recovered = time.monotonic() - killed_at[0]
     failed = [o for o in outcomes if o != 200]
@@ -331,13 +291,10 @@ def _start_and_expect_refusal(env: dict, tmp: Path, needle: str) -> str:
     launcher ``python -m serving`` is the entry point that exits non-zero (2), checked
     by the callers.
     """
-    port = _free_port()
+    port = free_port()
     log = tmp / f"refused-{port}.log"
-    proc = _serve(env, port, log)
-    try:
-        rc = proc.wait(timeout=90)
-    finally:
-        _stop(proc)
+    with ServiceProcess(env, port=port, log=log, drop=DROP) as s:
+        rc = s.proc.wait(timeout=90)
     text = log.read_text()
     assert rc is not None, text[-2000:]
     assert needle in text, text[-3000:]
@@ -350,7 +307,7 @@ def _start_and_expect_refusal(env: dict, tmp: Path, needle: str) -> str:
 def test_missing_model_folder_stops_start_up(tmp_path):
     env = _env(POSTLOAN_API_TOKENS=TOKEN, POSTLOAN_MODEL_DIR=str(tmp_path / "no-models"))
     _start_and_expect_refusal(env, tmp_path, "not a folder")
-    launcher = subprocess.run([sys.executable, "-m", "serving", "--port", str(_free_port())],
+    launcher = subprocess.run([sys.executable, "-m", "serving", "--port", str(free_port())],
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert launcher.returncode == 2 and "not a folder" in launcher.stderr
     assert "listening" not in launcher.stderr + launcher.stdout
@@ -361,7 +318,7 @@ def test_missing_mlflow_store_stops_start_up(tmp_path):
     env = _env(POSTLOAN_API_TOKENS=TOKEN, MLFLOW_TRACKING_URI=uri)
     text = _start_and_expect_refusal(env, tmp_path, "no MLflow store at")
     assert "MLFLOW_TRACKING_URI" in text
-    launcher = subprocess.run([sys.executable, "-m", "serving", "--port", str(_free_port())],
+    launcher = subprocess.run([sys.executable, "-m", "serving", "--port", str(free_port())],
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert launcher.returncode == 2, launcher.stderr[-2000:]
     assert "no MLflow store at" in launcher.stderr, launcher.stderr[-2000:]
@@ -376,7 +333,7 @@ def test_locked_mlflow_store_stops_start_up(trained, tmp_path):
     try:
         env = _env(POSTLOAN_API_TOKENS=TOKEN, MLFLOW_TRACKING_URI=f"sqlite:///{store}")
         t0 = time.monotonic()
-        r = subprocess.run([sys.executable, "-m", "serving", "--port", str(_free_port())],
+        r = subprocess.run([sys.executable, "-m", "serving", "--port", str(free_port())],
                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
         took = time.monotonic() - t0
     finally:

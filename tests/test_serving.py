@@ -8,13 +8,9 @@ once per process, so one session fixture holds the app under a TestClient.
 from __future__ import annotations
 
 import json
-import math
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -27,12 +23,14 @@ from hypothesis import strategies as hs
 from postloan import strategy
 from postloan.features import FEATURE_NAMES
 from postloan.scoring import SCORE_COLUMNS, load_bundles_from_dir, score_snapshot
-from postloan.snapshot import NUMERIC_FIELDS, SNAPSHOT_FIELDS, build_snapshot
+from postloan.snapshot import NUMERIC_FIELDS, SNAPSHOT_FIELDS, build_snapshot, to_json_record
 from postloan.train_config import MODEL_LABELS
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `serving` is a folder of the repo, not an installed package
     sys.path.insert(0, str(ROOT))
+
+from serving.process import ServiceProcess, child_env  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -94,20 +92,6 @@ def sample(snapshot) -> pd.DataFrame:
     risky = snapshot.sort_values(["dpd_current", "customer_id"], ascending=[False, True])
     rows = pd.concat([risky.head(20), snapshot.head(MAX_BATCH)]).drop_duplicates("customer_id")
     return rows.head(MAX_BATCH).reset_index(drop=True)
-
-
-def to_json_record(row: dict) -> dict:
-    """A snapshot row as the JSON body's customer: NaN -> null, dates as YYYY-MM-DD."""
-    out = {}
-    for k in SNAPSHOT_FIELDS:
-        v = row[k]
-        if k == "as_of":
-            out[k] = pd.Timestamp(v).date().isoformat()
-        elif isinstance(v, float) and math.isnan(v):
-            out[k] = None
-        else:
-            out[k] = v.item() if hasattr(v, "item") else v
-    return out
 
 
 @pytest.fixture(scope="session")
@@ -550,7 +534,7 @@ def test_champions_from_the_registry_by_alias(service_env, service_module, champ
 
 
 def test_launcher_checks_before_serving(champions, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTLOAN_")}
+    env = child_env()
     bad = subprocess.run([sys.executable, "-m", "serving", "--check"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "POSTLOAN_API_TOKENS" in bad.stderr
@@ -562,49 +546,14 @@ def test_launcher_checks_before_serving(champions, tmp_path):
 
 
 # ---------------------------------------------------------------------------- real server
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve(env: dict, port: int, log: Path) -> subprocess.Popen:
-    bentoml = Path(sys.executable).with_name("bentoml")
-    return subprocess.Popen(
-        [str(bentoml), "serve", "serving.service:PostloanService", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-        start_new_session=True)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-
 def test_real_bentoml_serve(champions, records, batch, tmp_path):
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTLOAN_")}
-    env.update(POSTLOAN_MODEL_DIR=str(champions["models"]), POSTLOAN_API_TOKENS=TOKEN,
-               POSTLOAN_AUDIT_LOG=str(tmp_path / "audit.jsonl"))
     log = tmp_path / "serve.log"
-    proc = _serve(env, port, log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.5)
+    server = ServiceProcess({"POSTLOAN_MODEL_DIR": str(champions["models"]),
+                             "POSTLOAN_API_TOKENS": TOKEN,
+                             "POSTLOAN_AUDIT_LOG": str(tmp_path / "audit.jsonl")}, log=log)
+    port, url = server.port, server.url
+    with server:
+        server.wait_ready(timeout=90)
         assert f"listening on http://127.0.0.1:{port}" in log.read_text()  # loopback default
         with httpx.Client(base_url=url, timeout=30) as c:
             assert c.post("/score", json={"customers": records[:1]}).status_code == 401
@@ -617,8 +566,6 @@ def test_real_bentoml_serve(champions, records, batch, tmp_path):
             assert c.post("/score", content=b"\x80\x04K\x01.", headers={
                 **AUTH, "Content-Type": "application/vnd.bentoml+pickle"}).status_code == 415
             assert c.get("/metadata", headers=AUTH).json()["limits"]["max_batch"] == 1000
-    finally:
-        _stop(proc)
     text = log.read_text()
     assert "Traceback" not in text, text[-3000:]
     rejected = [x for x in text.splitlines() if "400 on /score" in x]
@@ -628,13 +575,18 @@ def test_real_bentoml_serve(champions, records, batch, tmp_path):
 
 
 def test_real_bentoml_serve_stops_when_it_cannot_start(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTLOAN_")}
     log = tmp_path / "serve.log"
-    proc = _serve(env, _free_port(), log)
-    try:
-        proc.wait(timeout=90)  # exits by itself instead of restarting the worker forever
-    finally:
-        _stop(proc)
+    with ServiceProcess(log=log) as server:
+        server.proc.wait(timeout=90)  # exits by itself instead of restarting the worker forever
     text = log.read_text()
     assert "postloan service cannot start: no API token configured" in text
     assert text.count("Traceback") == 0, text[-3000:]
+
+
+def test_service_process_reports_a_server_that_exits(tmp_path):
+    from serving.process import ServiceProcessError
+
+    with ServiceProcess(log=tmp_path / "serve.log") as server:  # no token: refuses to start
+        with pytest.raises(ServiceProcessError, match="no API token configured"):
+            server.wait_ready(timeout=90)
+    assert server.proc.poll() is not None

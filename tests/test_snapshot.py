@@ -178,3 +178,25 @@ def test_monthly_windows_hold_exactly_their_months(small_tables, as_of):
         last = act[act["month_end"].isin(months[-k:])]
         expect = last.groupby("customer_id")["app_logins"].sum().reindex(snap.index).fillna(0)
         assert np.array_equal(snap[col].to_numpy(), expect.to_numpy())
+
+
+def test_to_json_record_is_the_service_body(small_tables):
+    import json
+
+    from postloan.snapshot import to_json_record
+
+    dates = np.sort(small_tables["repayments"]["statement_date"].unique())
+    snap = build_snapshot(small_tables, pd.Timestamp(dates[18]))
+    rows = snap.to_dict("records")
+    records = [to_json_record(r) for r in rows]
+    assert all(tuple(r) == SNAPSHOT_FIELDS for r in records)  # labels left out, in order
+    json.dumps(records, allow_nan=False)  # plain JSON: no NaN, no numpy or pandas types
+    assert records[0]["as_of"] == pd.Timestamp(dates[18]).date().isoformat()
+    nan = [(i, k) for i, r in enumerate(rows) for k in SNAPSHOT_FIELDS
+           if isinstance(r[k], float) and np.isnan(r[k])]
+    assert nan and all(records[i][k] is None for i, k in nan)
+    # numpy scalars (e.g. from DataFrame.iloc) become Python numbers
+    one = to_json_record({**rows[0], "customer_id": np.int64(7), "age": np.float64("nan"),
+                          "tenure_months": np.float32(3.5)})
+    assert one["customer_id"] == 7 and type(one["customer_id"]) is int
+    assert one["age"] is None and one["tenure_months"] == 3.5

@@ -15,7 +15,7 @@ turns either into model features.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -72,8 +72,17 @@ def _months_after(as_of: pd.Timestamp, k: int) -> pd.Timestamp:
 
 
 def data_range(tables: dict[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """First and last statement dates of the book."""
-    d = tables["repayments"]["statement_date"]
+    """First and last statement dates of the book.
+
+    A partition of a book (:mod:`postloan.engine`) carries the whole book's range in
+    ``tables["repayments"].attrs["book_range"]``, so a partition's labels and as-of
+    checks match the whole book's even when its own customers' statements span less.
+    """
+    rep = tables["repayments"]
+    book_range = rep.attrs.get("book_range")
+    if book_range is not None:
+        return pd.Timestamp(book_range[0]), pd.Timestamp(book_range[1])
+    d = rep["statement_date"]
     return pd.Timestamp(d.min()), pd.Timestamp(d.max())
 
 
@@ -437,3 +446,29 @@ def oracle_scores(truth: pd.DataFrame, snapshot: pd.DataFrame) -> pd.DataFrame:
         "churn_6m": merged["pchurn_6m"].to_numpy(dtype="float64"),
         "dissatisfied_3m": merged["pdissat_3m"].to_numpy(dtype="float64"),
     }, index=snapshot.index)
+
+
+def to_json_record(row: Mapping) -> dict:
+    """The service's JSON customer body for one snapshot row.
+
+    Takes one row of :func:`build_snapshot`'s frame (e.g. from
+    ``frame.to_dict("records")``) and returns the fields of :data:`SNAPSHOT_FIELDS`, in
+    that order, as plain JSON values: ``as_of`` as a ``YYYY-MM-DD`` string, NaN as
+    ``None`` (JSON ``null``: not applicable) and numpy scalars as Python numbers.
+
+    Args:
+        row: one snapshot row holding at least every field of :data:`SNAPSHOT_FIELDS`
+            (labels and other extra keys are left out).
+
+    Returns:
+        A dict ready for ``json.dumps`` as one customer of a request to the service.
+    """
+    out = {}
+    for k in SNAPSHOT_FIELDS:
+        v = row[k]
+        if k == "as_of":
+            out[k] = pd.Timestamp(v).date().isoformat()
+            continue
+        v = v.item() if hasattr(v, "item") else v  # numpy scalar -> Python
+        out[k] = None if isinstance(v, float) and np.isnan(v) else v
+    return out
