@@ -36,8 +36,10 @@ bench: $(STAMP)  ## run the benchmarks (results JSON + docs/benchmarks.md; servi
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/queue_capture.py
 	$(BIN)/python benchmarks/german_credit.py
+	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/serving.py --docs
 	$(BIN)/python benchmarks/load.py
+	$(BIN)/python benchmarks/treeshap.py
 
 NB_STAMP := $(VENV)/.notebooks-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 $(NB_STAMP): $(STAMP)

@@ -21,6 +21,7 @@ from postloan import explain
 from postloan.calibration import Calibrator
 from postloan.errors import ModelNotFoundError
 from postloan.features import FEATURE_NAMES, build_features, feature_spec
+from postloan.treeshap import TreeExplainer
 
 # The three models: name -> label they predict.
 MODELS = {"default_risk": "default_12m", "churn": "churn_6m",
@@ -64,6 +65,12 @@ class ModelBundle:
     def predict(self, snapshot: pd.DataFrame) -> np.ndarray:
         """Calibrated probabilities for snapshot rows."""
         return self.predict_features(self.features(snapshot))
+
+    @property
+    def explainer(self) -> TreeExplainer:
+        """The booster's exact TreeSHAP explainer, built on first use and cached per booster
+        (what :func:`postloan.explain.contributions` uses; touch it to warm a service)."""
+        return TreeExplainer.from_booster(self.booster)
 
     def explain(self, snapshot: pd.DataFrame, k: int = 3) -> tuple[pd.DataFrame, list[dict]]:
         """TreeSHAP contributions (log-odds) and reason codes for snapshot rows."""
