@@ -48,6 +48,17 @@ def print_frame(df, title: str) -> None:
     console.print(t)
 
 
+EngineOpt = Annotated[str, typer.Option(
+    help="local: in this process (streams partitions when the book is partitioned or "
+    "--partitions is given); dask: one task per partition on a Dask cluster.")]
+SchedulerOpt = Annotated[str | None, typer.Option(
+    help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: a LocalCluster sized "
+    "to this machine). Needs --engine dask.")]
+PartitionsOpt = Annotated[int | None, typer.Option(
+    help="Split a plain book into this many customer partitions on the fly (a "
+    "partitioned book keeps its own).", min=1)]
+
+
 @app.command()
 @handle_errors
 def generate(
@@ -61,6 +72,9 @@ def generate(
     shock_month: Annotated[str | None, typer.Option(
         help="Month the shock starts, YYYY-MM (default: two thirds into the window).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+    partitions: Annotated[int | None, typer.Option(
+        help="Write a partitioned book (customers hashed into N parts) for the scale-out "
+        "engines.", min=1)] = None,
 ) -> None:
     """Simulate a post-loan book and write its parquet tables and manifest.json."""
     from pipelines.generate import run_generate, shock_from_month
@@ -78,11 +92,31 @@ def generate(
     if shock or shock_month:
         cfg = SimulationConfig(customers, months, seed, start, shock_from_month(cfg, shock_month))
     out = out or get_settings().raw_dir
-    manifest = run_generate(cfg, out, overwrite=overwrite)
+    manifest = run_generate(cfg, out, overwrite=overwrite, partitions=partitions)
     rows = {k: v["rows"] for k, v in manifest["tables"].items()}
     console.print(f"wrote book to [bold]{out}[/] ({manifest['start']}..{manifest['end']}, "
                   f"seed {seed}, content hash {manifest['content_hash'][:12]})")
     console.print(", ".join(f"{k}: {v:,}" for k, v in rows.items()))
+    if partitions:
+        console.print(f"partitioned into {partitions} parts by customer id")
+
+
+@app.command()
+@handle_errors
+def partition(
+    partitions: Annotated[int, typer.Option(help="Number of customer partitions.", min=1)],
+    out: Annotated[Path, typer.Option(help="Output folder of the partitioned book.")],
+    data: Annotated[Path | None, typer.Option(help="Book folder (default data/raw).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+) -> None:
+    """Split a book into customer partitions (one table in memory at a time) for Dask."""
+    from postloan.engine import partition_book
+
+    src = data or get_settings().raw_dir
+    with err_console.status(f"partitioning {src}"):
+        m = partition_book(src, out, partitions, overwrite=overwrite)
+    console.print(f"wrote {m['n_partitions']} partitions to [bold]{out}[/] "
+                  f"({m['tables']['customers']['rows']:,} customers)")
 
 
 @app.command()
@@ -94,14 +128,28 @@ def snapshot(
     out: Annotated[Path | None, typer.Option(help="Output parquet or .csv (default "
                                              "data/processed/snapshots.parquet).")] = None,
     labels: Annotated[bool, typer.Option(help="Add labels after the as-of date.")] = True,
+    engine: EngineOpt = "local",
+    scheduler: SchedulerOpt = None,
+    partitions: PartitionsOpt = None,
 ) -> None:
-    """Build point-in-time customer snapshots (and labels) for one or more as-of dates."""
-    from pipelines.snapshot import run_snapshot, summarise
+    """Build point-in-time customer snapshots (and labels) for one or more as-of dates.
+
+    Through the partition engines (--engine dask, or a partitioned book) the output is a
+    folder of parquet parts (pandas.read_parquet reads it whole) with _manifest.json.
+    """
+    from pipelines.engine import uses_partitions
+    from pipelines.snapshot import run_snapshot, run_snapshot_engine, summarise
 
     s = get_settings()
     out = out or s.processed_dir / "snapshots.parquet"
-    snap = run_snapshot(data or s.raw_dir, as_of, out, with_labels=labels)
-    print_frame(summarise(snap), f"snapshots written to {out}")
+    data = data or s.raw_dir
+    if uses_partitions(engine, data, partitions):
+        table = run_snapshot_engine(data, as_of, out, engine, scheduler, partitions, labels)
+    else:
+        if scheduler:
+            raise PostloanError("--scheduler needs --engine dask")
+        table = summarise(run_snapshot(data, as_of, out, with_labels=labels))
+    print_frame(table, f"snapshots written to {out}")
 
 
 def _tracking(s) -> tuple[str, Path | None]:
@@ -116,8 +164,17 @@ def train(
     data: Annotated[Path | None, typer.Option(help="Book folder (default data/raw).")] = None,
     config: Annotated[Path | None, typer.Option(help="Training YAML (splits, params, gate).")]
     = None,
+    engine: EngineOpt = "local",
+    scheduler: SchedulerOpt = None,
+    partitions: PartitionsOpt = None,
 ) -> None:
-    """Train, evaluate (OOT), explain, log to MLflow, register and gate the models."""
+    """Train, evaluate (OOT), explain, log to MLflow, register and gate the models.
+
+    --engine dask builds the training snapshots per partition on the cluster and fits
+    LightGBM with lightgbm.dask; early stopping (round count), calibration, the baseline
+    and the evaluation run on a customer sample (see docs/scale.md).
+    """
+    from pipelines.engine import check_engine
     from pipelines.train import check_models, metrics_table, run_train
     from postloan.train_config import MODEL_LABELS, load_train_config
 
@@ -125,7 +182,15 @@ def train(
     models = list(MODEL_LABELS) if target == "all" else check_models([target])
     cfg = load_train_config(config)
     uri, art = _tracking(s)
-    results = run_train(data or s.raw_dir, models, cfg, uri, art, s.models_dir, s.root)
+    if check_engine(engine) == "dask":
+        from pipelines.train import run_train_dask
+
+        results = run_train_dask(data or s.raw_dir, models, cfg, uri, art, s.models_dir,
+                                 s.root, scheduler=scheduler, partitions=partitions)
+    else:
+        if scheduler or partitions:
+            raise PostloanError("--scheduler and --partitions need --engine dask for train")
+        results = run_train(data or s.raw_dir, models, cfg, uri, art, s.models_dir, s.root)
     print_frame(metrics_table(results), "out-of-time metrics (OOT as-of dates)")
     for r in results:
         console.print(f"[bold]{r['model']}[/] v{r['version']}: {r['gate']}; top drivers: "
@@ -215,14 +280,30 @@ def score(
                                                  "(default from the strategy config).")] = None,
     config: Annotated[Path | None, typer.Option(help="Strategy YAML (grades, LGD, signals, "
                                                 "levels, segments, queue).")] = None,
+    engine: EngineOpt = "local",
+    scheduler: SchedulerOpt = None,
+    partitions: PartitionsOpt = None,
 ) -> None:
-    """Score every active customer: PD, churn, dissatisfaction, grades, EL, warnings, queue."""
-    from pipelines.score import load_champions, print_summary, run_score
+    """Score every active customer: PD, churn, dissatisfaction, grades, EL, warnings, queue.
+
+    Through the partition engines (--engine dask, or a partitioned book) scores and
+    decisions are written as folders of parquet parts, the queue whole, manifest.json last.
+    """
+    from pipelines.engine import uses_partitions
+    from pipelines.score import load_champions, print_summary, run_score, run_score_engine
 
     s = get_settings()
     out = out or s.processed_dir / "scores" / as_of
+    data = data or s.raw_dir
+    partitioned = uses_partitions(engine, data, partitions)
+    if scheduler and not partitioned:
+        raise PostloanError("--scheduler needs --engine dask")
     bundles = load_champions(model_dir, _tracking(s)[0], alias)
-    outputs = run_score(data or s.raw_dir, as_of, out, bundles, capacity, config)
+    if partitioned:
+        outputs = run_score_engine(data, as_of, out, bundles, capacity, config, engine,
+                                   scheduler, partitions, model_dir)
+    else:
+        outputs = run_score(data, as_of, out, bundles, capacity, config)
     print_summary(outputs, out)
 
 

@@ -28,8 +28,12 @@ def shock_from_month(cfg: SimulationConfig, month: str | None) -> Shock:
     return Shock(month_index=int(months.get_loc(ts)))
 
 
-def run_generate(cfg: SimulationConfig, out: Path, overwrite: bool = False) -> dict:
-    """Simulate the book and write parquet tables plus manifest.json atomically."""
+def run_generate(cfg: SimulationConfig, out: Path, overwrite: bool = False,
+                 partitions: int | None = None) -> dict:
+    """Simulate the book and write parquet tables plus manifest.json atomically.
+
+    With `partitions`, write a partitioned book (:mod:`postloan.engine`) instead.
+    """
     with progress_bar("simulating months", cfg.n_months) as advance:
         tables = simulate(cfg, progress=lambda done, total: advance())
     months = cfg.month_ends()
@@ -46,6 +50,13 @@ def run_generate(cfg: SimulationConfig, out: Path, overwrite: bool = False) -> d
             "rate_jump": cfg.shock.rate_jump,
         },
     }
+    if partitions:
+        from pipelines.console import err_console
+        from postloan.engine import write_partitioned_book
+
+        with err_console.status(f"writing {partitions} partitions"):
+            return write_partitioned_book(tables, out, partitions, meta=meta,
+                                          overwrite=overwrite, consume=True)
     with progress_bar("writing tables", len(tables)) as advance:
         manifest = io.write_tables(tables, out, meta=meta, overwrite=overwrite,
                                    progress=lambda name: advance(), consume=True)

@@ -9,6 +9,7 @@ import pandas as pd
 from pipelines.console import progress_bar
 from postloan import io, registry, strategy
 from postloan.bundle import MODELS, ModelBundle
+from postloan.engine import flat_frame, flatten_reasons
 from postloan.scoring import load_bundles_from_dir, model_versions, score_snapshot
 from postloan.snapshot import build_snapshot
 
@@ -22,17 +23,6 @@ def load_champions(model_dir: Path | None, tracking_uri: str, alias: str = "cham
         return load_bundles_from_dir(model_dir)
     registry.configure(tracking_uri)
     return {m: registry.load_bundle(m, alias=alias) for m in MODELS}
-
-
-def _flatten_reasons(scored: pd.DataFrame) -> pd.DataFrame:
-    """Top reason texts as plain columns (parquet/CSV friendly)."""
-    out = scored.drop(columns=[c for c in scored.columns if c.startswith("reasons_")])
-    for model in MODELS:
-        col = f"reasons_{model}"
-        if col in scored.columns:
-            out[f"{model}_top_reasons"] = [
-                " | ".join(r["text_en"] for r in cell["up"]) for cell in scored[col]]
-    return out
 
 
 def run_score(data: Path, as_of: str, out: Path, bundles: dict[str, ModelBundle],
@@ -52,19 +42,46 @@ def run_score(data: Path, as_of: str, out: Path, bundles: dict[str, ModelBundle]
     queue = strategy.outreach_queue(decisions, capacity, cfg)
     versions = model_versions(bundles)
     decisions = decisions.assign(**{f"version_{m}": v for m, v in versions.items()})
-    outputs = {"scores": _flatten_reasons(scored), "decisions": decisions, "queue": queue}
-    io.write_frames_atomic({name: _flat(df) for name, df in outputs.items()}, Path(out))
+    outputs = {"scores": flatten_reasons(scored), "decisions": decisions, "queue": queue}
+    io.write_frames_atomic({name: flat_frame(df) for name, df in outputs.items()}, Path(out))
     return outputs
 
 
-def _flat(df: pd.DataFrame) -> pd.DataFrame:
-    """Lists and dicts as text, so every output reads back from parquet and CSV."""
-    flat = df.copy()
-    for c in flat.columns:
-        if flat[c].map(lambda v: isinstance(v, (list, dict))).any():
-            flat[c] = flat[c].map(lambda v: " | ".join(map(str, v)) if isinstance(v, list)
-                                  else str(v))
-    return flat
+def run_score_engine(data: Path, as_of: str, out: Path, bundles: dict[str, ModelBundle],
+                     capacity: int | None = None, config: Path | None = None,
+                     engine_name: str = "local", scheduler: str | None = None,
+                     partitions: int | None = None, model_dir: Path | None = None,
+                     with_reasons: bool = True) -> dict[str, pd.DataFrame]:
+    """Score through the partition engine (local streaming or Dask); partitioned output.
+
+    Workers load the champions from `model_dir`; champions from the registry are first
+    saved to a temporary bundle folder beside `out` (visible to a local cluster; a
+    remote cluster needs `model_dir` on a shared file system).
+    """
+    import shutil
+    import tempfile
+
+    from pipelines.engine import partitioned_book, runner
+    from postloan import engine
+
+    out = Path(out)
+    staged = None
+    if model_dir is None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staged = Path(tempfile.mkdtemp(prefix=f".{out.name}.models-", dir=out.parent))
+        for m, b in bundles.items():
+            b.save(staged / m)
+        model_dir = staged
+    try:
+        with partitioned_book(data, partitions) as book:
+            n = engine.book_manifest(book)["n_partitions"]
+            with runner(engine_name, scheduler, "scoring partitions", n) as r:
+                res = engine.score_book(book, as_of, out, model_dir, r, capacity, config,
+                                        with_reasons=with_reasons)
+    finally:
+        if staged is not None:
+            shutil.rmtree(staged, ignore_errors=True)
+    return {"decisions": res["decisions"], "queue": res["queue"]}
 
 
 def _short(text: str, n: int = 56) -> str:
@@ -96,4 +113,8 @@ def print_summary(outputs: dict[str, pd.DataFrame], out: Path, top: int = 10) ->
         "why": [_short(r[0]) if len(r) else "" for r in q["action_reasons"]]}
     ).set_index("customer")
     print_frame(view, f"top {len(view)} of the outreach queue")
-    console.print(f"written to {out}: scores, decisions and queue (parquet + CSV)")
+    if (Path(out) / "scores").is_dir():
+        console.print(f"written to {out}: scores/ and decisions/ (parquet parts), queue "
+                      "(parquet + CSV), manifest.json")
+    else:
+        console.print(f"written to {out}: scores, decisions and queue (parquet + CSV)")

@@ -26,14 +26,40 @@ def run_snapshot(data: Path, as_of: list[str], out: Path, with_labels: bool = Tr
     return snap
 
 
+def run_snapshot_engine(data: Path, as_of: list[str], out: Path, engine_name: str = "local",
+                        scheduler: str | None = None, partitions: int | None = None,
+                        with_labels: bool = True) -> pd.DataFrame:
+    """Snapshots through the partition engine (local streaming or Dask).
+
+    Writes `out` as a folder of ``part-XXXXX.parquet`` plus ``_manifest.json`` and
+    returns the summary table (customers and label rates per as-of date).
+    """
+    from pipelines.engine import partitioned_book, runner
+    from postloan import engine
+
+    dates = [parse_as_of(d) for d in as_of]
+    with partitioned_book(data, partitions) as book:
+        n = engine.book_manifest(book)["n_partitions"]
+        with runner(engine_name, scheduler, "snapshot partitions", n) as r:
+            res = engine.snapshot_book(book, dates, out, r, with_labels=with_labels)
+    return _format_summary(engine.summarise_snapshot_stats(res["stats"]))
+
+
 def summarise(snap: pd.DataFrame) -> pd.DataFrame:
     """Customers and label rates per as-of date ("-" where the horizon is not observed)."""
     g = snap.groupby("as_of")
-    out = pd.DataFrame({"customers": g.size().map("{:,}".format)})
+    rates = pd.DataFrame({"customers": g.size()})
     for lab in LABELS:
         if lab in snap.columns:
-            rate = g[lab].mean()
-            out[lab] = [("-" if pd.isna(r) else f"{r:.1%}") for r in rate]
+            rates[lab] = g[lab].mean()
+    return _format_summary(rates)
+
+
+def _format_summary(rates: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame({"customers": rates["customers"].map("{:,}".format)}, index=rates.index)
+    for lab in LABELS:
+        if lab in rates.columns:
+            out[lab] = [("-" if pd.isna(r) else f"{r:.1%}") for r in rates[lab]]
     out.index = [f"{d:%Y-%m-%d}" for d in out.index]
     out.index.name = "as of"
     return out

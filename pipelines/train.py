@@ -77,28 +77,84 @@ def run_train(data: Path, models: list[str], cfg: TrainConfig, tracking_uri: str
             needed = [d for v in plan[model].values() for d in v]
             snap = pd.concat([snaps[d] for d in needed], ignore_index=True)
             out = train_one(model, snap, plan[model], cfg, truth)
-            exp_id = registry.ensure_experiment(registry.experiment_name(model), artifact_root)
-            with mlflow.start_run(experiment_id=exp_id, run_name=f"{model}-lightgbm") as run:
-                _log_output(out, cfg, manifest, commit)
-                out.bundle.metadata.update(run_id=run.info.run_id, git_commit=commit,
-                                           data_content_hash=manifest.get("content_hash"))
-                _, version = registry.log_bundle(out.bundle)
-            decision = registry.promotion_gate(client, model, version,
-                                               cfg.gate.auc_tolerance, cfg.gate.max_ece)
-            folder = None
-            if models_dir is not None:
-                out.bundle.metadata["registered_version"] = version
-                folder = out.bundle.save(Path(models_dir) / model / f"v{version}")
-                (Path(models_dir) / model / "latest.json").write_text(json.dumps(
-                    {"version": version, "champion": decision.promoted}))
-                if decision.promoted:  # the folder deployment follows the registry's gate
-                    (Path(models_dir) / model / "champion.json").write_text(json.dumps(
-                        {"version": version, "reason": decision.reason}))
-            results.append({"model": model, "version": version, "run_id": run.info.run_id,
-                            "promoted": decision.promoted, "gate": decision.reason,
-                            "metrics": out.metrics, "bundle": str(folder) if folder else None,
-                            "top_features": out.bundle.metadata["top_features"]})
+            results.append(_log_and_register(out, cfg, manifest, commit, client,
+                                             artifact_root, models_dir))
             advance()
+    return results
+
+
+def _log_and_register(out: TrainOutput, cfg: TrainConfig, manifest: dict, commit: str,
+                      client, artifact_root: Path | None, models_dir: Path | None) -> dict:
+    """Log one trained model to MLflow, register it, gate it, export its bundle folder."""
+    model = out.bundle.model
+    exp_id = registry.ensure_experiment(registry.experiment_name(model), artifact_root)
+    with mlflow.start_run(experiment_id=exp_id, run_name=f"{model}-lightgbm") as run:
+        _log_output(out, cfg, manifest, commit)
+        if "engine" in out.bundle.metadata:
+            mlflow.set_tag("engine", out.bundle.metadata["engine"]["name"])
+            mlflow.log_dict(out.bundle.metadata["engine"], "config/engine.json")
+        out.bundle.metadata.update(run_id=run.info.run_id, git_commit=commit,
+                                   data_content_hash=manifest.get("content_hash"))
+        _, version = registry.log_bundle(out.bundle)
+    decision = registry.promotion_gate(client, model, version,
+                                       cfg.gate.auc_tolerance, cfg.gate.max_ece)
+    folder = None
+    if models_dir is not None:
+        out.bundle.metadata["registered_version"] = version
+        folder = out.bundle.save(Path(models_dir) / model / f"v{version}")
+        (Path(models_dir) / model / "latest.json").write_text(json.dumps(
+            {"version": version, "champion": decision.promoted}))
+        if decision.promoted:  # the folder deployment follows the registry's gate
+            (Path(models_dir) / model / "champion.json").write_text(json.dumps(
+                {"version": version, "reason": decision.reason}))
+    return {"model": model, "version": version, "run_id": run.info.run_id,
+            "promoted": decision.promoted, "gate": decision.reason,
+            "metrics": out.metrics, "bundle": str(folder) if folder else None,
+            "top_features": out.bundle.metadata["top_features"]}
+
+
+def run_train_dask(data: Path, models: list[str], cfg: TrainConfig, tracking_uri: str,
+                   artifact_root: Path | None, models_dir: Path | None, root: Path,
+                   scheduler: str | None = None, partitions: int | None = None,
+                   max_sample_customers: int = 50_000, work_dir: Path | None = None
+                   ) -> list[dict]:
+    """Train on a Dask cluster (lightgbm.dask); log, register and gate like run_train.
+
+    Snapshots and features of every partition are built on the workers and written to
+    `work_dir` (a temporary folder by default; on a remote cluster it must be shared);
+    a customer sample of at most `max_sample_customers` feeds early stopping (round
+    count), calibration, the baseline and the OOT evaluation.
+    """
+    import shutil
+
+    from pipelines.engine import bar, cluster, partitioned_book
+    from postloan import engine
+
+    work = Path(work_dir or tempfile.mkdtemp(prefix="postloan-dask-train-"))
+    try:
+        with partitioned_book(data, partitions) as book:
+            bm = engine.book_manifest(book)
+            start, end = (pd.Timestamp(d) for d in bm["book_range"])
+            plan = {m: resolve_splits(cfg.splits, MODEL_LABELS[m], start, end) for m in models}
+            dates = sorted({d for sp in plan.values() for v in sp.values() for d in v})
+            with cluster("dask", scheduler) as dask_client:
+                with bar(dask_client, "training snapshots", bm["n_partitions"]) as r:
+                    prepared = engine.prepare_training(book, dates, r, work / "parts",
+                                                       max_sample_customers)
+                client = registry.configure(tracking_uri)
+                commit = git_commit(root)
+                manifest = {**bm, "content_hash": bm.get("source_content_hash")
+                            or bm.get("content_hash")}
+                results = []
+                with progress_bar("training models (lightgbm.dask)", len(models)) as advance:
+                    for model in models:
+                        out = engine.train_one_dask(model, dask_client, prepared,
+                                                    plan[model], cfg)
+                        results.append(_log_and_register(out, cfg, manifest, commit, client,
+                                                         artifact_root, models_dir))
+                        advance()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return results
 
 

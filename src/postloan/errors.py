@@ -27,6 +27,11 @@ class DataValidationError(PostloanError):
             msg += f"\nfirst offending rows:\n{rows}"
         super().__init__(msg)
 
+    def __reduce__(self):
+        # Rebuild from the fields, not the message: the error crosses process boundaries
+        # (Dask workers) and must arrive as itself.
+        return (type(self), (self.table, self.rule, self.column, self.rows))
+
 
 class ConfigError(PostloanError):
     """A configuration file or setting is missing or has the wrong type/value."""
@@ -34,3 +39,8 @@ class ConfigError(PostloanError):
 
 class ModelNotFoundError(PostloanError):
     """A requested model (name, version, alias or folder) does not exist or cannot be loaded."""
+
+
+class EngineError(PostloanError):
+    """A scale-out run could not complete: unreachable scheduler, a partition that failed
+    beyond the engine's retries, or a book without the partitioned layout."""

@@ -7,8 +7,10 @@ figures out. The pipelines log the result to MLflow.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
@@ -67,7 +69,8 @@ def _split(snap: pd.DataFrame, label: str, dates: list[pd.Timestamp], name: str,
 
 
 def train_one(model: str, snap: pd.DataFrame, splits: dict[str, list[pd.Timestamp]],
-              cfg: TrainConfig, truth: pd.DataFrame | None = None) -> TrainOutput:
+              cfg: TrainConfig, truth: pd.DataFrame | None = None,
+              fit: Callable[..., lgb.Booster] | None = None) -> TrainOutput:
     """Train the LightGBM model and the logistic baseline for `model`; evaluate on OOT.
 
     Args:
@@ -76,6 +79,9 @@ def train_one(model: str, snap: pd.DataFrame, splits: dict[str, list[pd.Timestam
         splits: as-of dates per split (``train``, ``valid``, ``oot``).
         cfg: training configuration.
         truth: the simulator's truth table, for the oracle AUC (optional).
+        fit: fits the booster, called like :func:`postloan.training.fit_lightgbm`
+            (the default); the Dask engine passes one that trains on the whole book
+            while `snap` is a customer sample (calibration, baseline, evaluation).
 
     Raises:
         DataValidationError: a split has no rows, no labels, or a single class.
@@ -92,7 +98,8 @@ def train_one(model: str, snap: pd.DataFrame, splits: dict[str, list[pd.Timestam
         raise DataValidationError("oot", f"'{label}' holds one class only in the OOT split",
                                   label)
     params = LgbmParams(**mcfg.lgbm.model_dump(), seed=cfg.seed, num_threads=cfg.num_threads)
-    booster = fit_lightgbm(X_tr, y_tr, X_va, y_va, params, CATEGORICAL_FEATURES, mcfg.monotone)
+    booster = (fit or fit_lightgbm)(X_tr, y_tr, X_va, y_va, params, CATEGORICAL_FEATURES,
+                                    mcfg.monotone)
     raw_va = booster.predict(X_va)
     calibrator = fit_calibrator(raw_va, y_va, method=mcfg.calibration)
     meta = {

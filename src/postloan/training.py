@@ -165,6 +165,35 @@ def check_split(name: str, X: pd.DataFrame, y: Any) -> np.ndarray:
     return labels
 
 
+def lightgbm_params(params: LgbmParams, columns: Sequence[str],
+                    monotone: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """LightGBM's parameter dict for `params` plus monotone constraints on `columns`.
+
+    Shared by :func:`fit_lightgbm` and the Dask trainer (:mod:`postloan.engine`).
+
+    Raises:
+        DataValidationError: a constraint names an unknown feature or a direction other
+            than -1/0/+1.
+    """
+    p = params.to_lgb()
+    if monotone:
+        unknown = sorted(set(monotone) - set(columns))
+        if unknown:
+            raise DataValidationError(
+                "train", f"monotone constraint on unknown features {unknown}", "monotone"
+            )
+        bad = {k: v for k, v in monotone.items() if v not in (-1, 0, 1)}
+        if bad:
+            raise DataValidationError(
+                "train", f"monotone directions must be -1, 0 or +1: {bad}", "monotone"
+            )
+        p["monotone_constraints"] = [int(monotone.get(c, 0)) for c in columns]
+        # "advanced" keeps more of the model's freedom than "basic" while still
+        # guaranteeing the constraint (LightGBM docs, monotone_constraints_method).
+        p["monotone_constraints_method"] = "advanced"
+    return p
+
+
 def fit_lightgbm(
     X_train: pd.DataFrame,
     y_train: Any,
@@ -204,22 +233,7 @@ def fit_lightgbm(
         extra = [c for c in X_valid.columns if c not in X_train.columns]
         detail = f"missing {missing}, extra {extra}" if missing or extra else "order differs"
         raise DataValidationError("valid", f"columns differ from the training split: {detail}")
-    p = params.to_lgb()
-    if monotone:
-        unknown = sorted(set(monotone) - set(X_train.columns))
-        if unknown:
-            raise DataValidationError(
-                "train", f"monotone constraint on unknown features {unknown}", "monotone"
-            )
-        bad = {k: v for k, v in monotone.items() if v not in (-1, 0, 1)}
-        if bad:
-            raise DataValidationError(
-                "train", f"monotone directions must be -1, 0 or +1: {bad}", "monotone"
-            )
-        p["monotone_constraints"] = [int(monotone.get(c, 0)) for c in X_train.columns]
-        # "advanced" keeps more of the model's freedom than "basic" while still
-        # guaranteeing the constraint (LightGBM docs, monotone_constraints_method).
-        p["monotone_constraints_method"] = "advanced"
+    p = lightgbm_params(params, list(X_train.columns), monotone)
     cats = [c for c in categorical_features if c in X_train.columns]
     # An explicit (possibly empty) list: "auto" would also treat pandas category dtypes
     # as categorical, which the serving path (float codes) would not reproduce.
