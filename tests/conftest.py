@@ -28,6 +28,16 @@ from postloan.synthetic import SimulationConfig, simulate  # noqa: E402
 SMALL = SimulationConfig(n_customers=3_000, n_months=30, seed=7)
 
 
+def cli_env(root: Path, **extra: str) -> dict[str, str]:
+    """Environment for a `postloan` subprocess working in `root`.
+
+    Leaves out MLFLOW_TRACKING_URI: ``mlflow.set_tracking_uri`` (called in-process by
+    the fixtures) exports it, which would point a child at another test's store.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    return {**env, "POSTLOAN_ROOT": str(root), "COLUMNS": "120", **extra}
+
+
 @pytest.fixture(scope="session")
 def small_tables() -> dict:
     """A validated small book (3,000 customers, 30 months), shared read-only."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,11 +9,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import cli_env
+
 BIN = Path(sys.executable).parent / "postloan"
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "POSTLOAN_ROOT": str(cwd), "COLUMNS": "120"}
+    env = cli_env(cwd)
     return subprocess.run([str(BIN), *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=300)
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import cli_env
 from postloan import engine
 from postloan.errors import DataValidationError, EngineError
 from postloan.scoring import load_bundles_from_dir
@@ -227,7 +228,7 @@ def test_dask_training_gives_a_valid_bundle_close_to_local(part_book, trained, c
 # ---------------------------------------------------------------- CLI
 def test_cli_snapshot_on_the_cluster(small_book, client, tmp_path):
     bin_ = Path(sys.executable).parent / "postloan"
-    env = {**os.environ, "POSTLOAN_ROOT": str(tmp_path), "COLUMNS": "120"}
+    env = cli_env(tmp_path)
     r = subprocess.run([str(bin_), "snapshot", "--as-of", AS_OF, "--data", str(small_book),
                         "--partitions", "3", "--engine", "dask", "--scheduler",
                         client.scheduler.address, "--out", str(tmp_path / "snap")],

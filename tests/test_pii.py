@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import cli_env
 from postloan import schema as S
 
 pytestmark = pytest.mark.integration
@@ -42,7 +43,6 @@ def test_pii_columns_are_never_features_or_snapshot_fields():
 def test_demo_monitor_and_stress_leave_no_pii_in_logs_reports_or_outputs(tmp_path):
     """After the whole job (`postloan demo`, then monitor and stress), only the PII table
     holds PII: not the console output, the reports, MLflow, the bundles or the scores."""
-    import os
     import subprocess
     import sys
 
@@ -52,8 +52,7 @@ def test_demo_monitor_and_stress_leave_no_pii_in_logs_reports_or_outputs(tmp_pat
     from postloan.snapshot import data_range
 
     exe = Path(sys.executable).parent / "postloan"
-    env = {**os.environ, "POSTLOAN_ROOT": str(tmp_path), "COLUMNS": "160"}
-    env.pop("MLFLOW_TRACKING_URI", None)
+    env = cli_env(tmp_path, COLUMNS="160")
     logs = []
 
     def run(*args: str) -> None:
