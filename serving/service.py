@@ -219,11 +219,12 @@ class Engine:
         self.bundles = bundles
         self.cfg = cfg
         self.versions = model_versions(bundles)
-        # Build the TreeSHAP explainers and load (or compile) their kernels now, not on
-        # the first request.
+        # Build the tree explainers and load (or compile) their TreeSHAP and margin
+        # kernels now, not on the first request.
         warm = np.zeros((1, len(FEATURE_NAMES)))
         for bundle in bundles.values():
             explain.contributions_array(bundle.booster, warm)
+            bundle.margin(warm)
 
     def score(self, records: list[dict], k: int = 3) -> dict[str, np.ndarray | list]:
         """Scores, reasons and strategy decisions per customer, as columns.

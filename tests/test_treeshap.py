@@ -2,7 +2,8 @@
 
 Every test trains a real LightGBM booster (no mocks) and compares the explainer with
 ``booster.predict(X, pred_contrib=True)`` element by element, plus additivity
-(contributions + bias = raw margin).
+(contributions + bias = raw margin), and its margin predictor with
+``booster.predict(X, raw_score=True)`` bit for bit (``np.array_equal``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,26 @@ def assert_equal_to_lightgbm(booster: lgb.Booster, X: np.ndarray,
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=ATOL)
     margin = booster.predict(X, raw_score=True)
     np.testing.assert_allclose(ours.sum(axis=1), margin, rtol=0, atol=ATOL)
+    assert_margin_identical(booster, X, explainer)
+    return ours
+
+
+def assert_margin_identical(booster: lgb.Booster, X: np.ndarray,
+                            explainer: TreeExplainer | None = None) -> np.ndarray:
+    """The margin predictor gives LightGBM's raw scores bit for bit, at any thread count
+    and memory layout."""
+    explainer = explainer or TreeExplainer.from_booster(booster)
+    theirs = booster.predict(X, raw_score=True)
+    ours = explainer.margin(X)
+    assert ours.shape == theirs.shape == (len(X),) and ours.dtype == np.float64
+    assert np.array_equal(ours, theirs), np.abs(ours - theirs).max()
+    for threads in (1, 2):
+        assert np.array_equal(explainer.margin(X, num_threads=threads), theirs)
+    assert np.array_equal(explainer.margin(np.asfortranarray(X)), theirs)
+    # Small calls (the service's) walk the trees instead of using the leaf masks.
+    few = min(len(X), 40)
+    singles = [explainer.margin(X[i:i + 1]) for i in range(few)]
+    assert np.array_equal(np.concatenate(singles or [np.empty(0)]), theirs[:few])
     return ours
 
 
@@ -166,6 +187,10 @@ def test_single_row_empty_input_and_threads():
     assert_equal_to_lightgbm(b, X[:1])
     empty = e.contributions(np.empty((0, 8)))
     assert empty.shape == (0, 9)
+    assert e.margin(np.empty((0, 8))).shape == (0,)
+    # One row: the service's call.
+    assert_margin_identical(b, X[:1])
+    assert np.array_equal(e.margin(X[:1]), b.predict(X[:1], raw_score=True))
     # Rows are independent: any thread count gives bit-identical values.
     Xs = X[:1_000]
     one, two = e.contributions(Xs, num_threads=1), e.contributions(Xs, num_threads=2)
@@ -186,7 +211,9 @@ def test_concurrent_callers_get_their_own_rows():
     chunks = [X[i: i + 300] for i in range(0, len(X), 300)]
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(e.contributions, chunks))
+        margins = list(pool.map(e.margin, chunks))
     np.testing.assert_allclose(np.vstack(results), expected, rtol=0, atol=ATOL)
+    assert np.array_equal(np.concatenate(margins), b.predict(X, raw_score=True))
 
 
 def test_best_iteration_and_cache_follow_booster_predict():
@@ -207,6 +234,48 @@ def test_regression_objective_is_single_output_too():
     X, y, _ = numeric_data(6)
     b = train(X, np.nan_to_num(X[:, 0]) * 3 + y, {"objective": "regression", "num_leaves": 15})
     assert_equal_to_lightgbm(b, X[:200])
+
+
+def test_margin_with_infinite_huge_and_tiny_values(seed):
+    X, y, rng = numeric_data(seed, n=4_000)
+    b = train(X, y, {"num_leaves": 31, "min_child_samples": 5}, rounds=50)
+    Xs = on_thresholds(b, X[:2_000], rng)
+    odd = np.array([np.inf, -np.inf, 1e300, -1e300, 1e301, -1e301, np.finfo(float).max,
+                    -np.finfo(float).max, 1e-40, -1e-40, 1e-35, -1e-35, 2e-35, -0.0,
+                    np.nextafter(1e-35, 1), np.nan, 5e-324])
+    hit = rng.random(Xs.shape) < 0.3
+    Xs[hit] = rng.choice(odd, size=int(hit.sum()))
+    Xs[: len(odd)] = odd[:, None]  # every odd value in every column
+    assert_margin_identical(b, Xs)
+    # float32 input, as LightGBM widens it to double.
+    with np.errstate(over="ignore"):  # values beyond float32 become +-inf, as intended
+        X32 = Xs.astype(np.float32)
+    assert np.array_equal(TreeExplainer.from_booster(b).margin(X32),
+                          b.predict(X32, raw_score=True))
+
+
+def test_margin_walks_trees_beyond_64_leaves():
+    # Trees of up to 64 leaves use bit masks, larger ones a walk; mixed in one model.
+    X, y, rng = numeric_data(8, n=6_000, p=10, nan_share=0.05)
+    b = train(X, y, {"num_leaves": 200, "min_child_samples": 3,
+                     "min_sum_hessian_in_leaf": 0}, rounds=15)
+    e = TreeExplainer.from_booster(b)
+    assert not e._tree_qs.all()  # some trees have more than 64 leaves
+    assert_margin_identical(b, on_thresholds(b, X[:3_000], rng), e)
+
+
+def test_margin_is_the_bundle_margin_and_refuses_wrong_shapes(trained, small_tables):
+    bundles = load_bundles_from_dir(trained["root"] / "models")
+    X = bundles["churn"].features(build_snapshot(small_tables, "2024-06-30"))
+    for bundle in bundles.values():
+        theirs = bundle.booster.predict(X, raw_score=True)
+        assert np.array_equal(bundle.margin(X), theirs)
+        assert np.array_equal(bundle.margin(X.to_numpy(), num_threads=2), theirs)
+        # Probabilities are unchanged by the switch, bit for bit.
+        before = bundle.calibrator.transform(1.0 / (1.0 + np.exp(-theirs)))
+        assert np.array_equal(bundle.predict_features(X), before)
+        with pytest.raises(DataValidationError, match="65 columns"):
+            bundle.margin(X.iloc[:, :5])
 
 
 def test_trained_models_match_lightgbm(trained, small_tables):
@@ -244,6 +313,10 @@ def test_wrong_feature_count_is_a_data_error():
         e.contributions(X[:, :5])
     with pytest.raises(DataValidationError, match="8 columns"):
         e.contributions(X[0])
+    with pytest.raises(DataValidationError, match="8 columns"):
+        e.margin(X[:, :5])
+    with pytest.raises(DataValidationError, match="8 columns"):
+        e.margin(X[0])
 
 
 def _missing_types(booster: lgb.Booster) -> list[str]:

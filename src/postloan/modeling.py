@@ -17,7 +17,7 @@ from sklearn.metrics import roc_auc_score
 
 from postloan import evaluation as ev
 from postloan import explain, explain_plots, plots
-from postloan.bundle import ModelBundle
+from postloan.bundle import ModelBundle, booster_probability
 from postloan.calibration import fit_calibrator
 from postloan.errors import DataValidationError
 from postloan.features import CATEGORICAL_FEATURES, MONEY_FEATURES, build_features
@@ -100,7 +100,7 @@ def train_one(model: str, snap: pd.DataFrame, splits: dict[str, list[pd.Timestam
     params = LgbmParams(**mcfg.lgbm.model_dump(), seed=cfg.seed, num_threads=cfg.num_threads)
     booster = (fit or fit_lightgbm)(X_tr, y_tr, X_va, y_va, params, CATEGORICAL_FEATURES,
                                     mcfg.monotone)
-    raw_va = booster.predict(X_va)
+    raw_va = booster_probability(booster, X_va)
     calibrator = fit_calibrator(raw_va, y_va, method=mcfg.calibration)
     meta = {
         "label": label,
