@@ -40,7 +40,6 @@ from _common import ROOT, machine, update_section, write_json  # noqa: E402
 from postloan import io  # noqa: E402
 from postloan.settings import get_settings  # noqa: E402
 from postloan.snapshot import (  # noqa: E402
-    SNAPSHOT_FIELDS,
     build_snapshot,
     data_range,
     to_json_record,
@@ -113,16 +112,29 @@ def concurrent(url: str, headers: dict, path: str, bodies: list[dict], clients: 
     return {**stats(lat), "clients": clients, "requests_per_s": len(lat) / wall}
 
 
-def breakdown(model_dir: Path, records: list[dict], n: int = 300) -> dict:
-    """Milliseconds per step of one single-customer /score, in this process."""
-    from serving.schemas import ScoreRequest
+def breakdown(model_dir: Path, records: list[dict], tmp: Path, n: int = 300) -> dict:
+    """Milliseconds per step of one single-customer /score, in this process.
 
-    from postloan import explain, strategy
-    from postloan.features import FEATURE_NAMES, features_from_records
-    from postloan.scoring import SCORE_COLUMNS, load_bundles_from_dir
+    The steps are the service's own (``serving.service.Engine``: arrays, no frames);
+    ``whole_request`` is ``PostloanService._score`` plus the JSON of its answer, i.e.
+    everything but BentoML's HTTP handling, and ``other`` what the steps leave out of it
+    (strategy rules, audit line, response model).
+    """
+    saved = dict(os.environ)
+    os.environ.update(POSTLOAN_MODEL_DIR=str(model_dir), POSTLOAN_INSECURE_LOCAL="1",
+                      POSTLOAN_AUDIT_LOG=str(tmp / "breakdown-audit.jsonl"))
+    try:
+        from serving.schemas import ScoreRequest
+        from serving.service import PostloanService
 
-    bundles = load_bundles_from_dir(model_dir)
-    cfg = strategy.load_strategy_config()
+        from postloan import explain
+        from postloan.features import FEATURE_NAMES, features_from_records
+
+        svc = PostloanService()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    bundles = svc.engine.bundles
     raw = [json.dumps({"customers": [r]}) for r in records[:n]]
     parsed = [ScoreRequest.model_validate_json(b) for b in raw]
     recs = [[c.model_dump() for c in p.customers] for p in parsed]
@@ -135,25 +147,19 @@ def breakdown(model_dir: Path, records: list[dict], n: int = 300) -> dict:
         return (time.perf_counter() - t0) / n * 1000
 
     X = [features_from_records(r) for r in recs]
-    Xdf = [pd.DataFrame(x, columns=list(FEATURE_NAMES)) for x in X]
     out = {"validate_request": timed(lambda i: ScoreRequest.model_validate_json(raw[i])),
            "features": timed(lambda i: features_from_records(recs[i]))}
     for m, b in bundles.items():
         out[f"predict_{m}"] = timed(lambda i, b=b: b.predict_features(X[i]))
-        out[f"treeshap_{m}"] = timed(lambda i, b=b: explain.contributions(b.booster, Xdf[i]))
-        contrib = [explain.contributions(b.booster, x) for x in Xdf]
+        out[f"treeshap_{m}"] = timed(
+            lambda i, b=b: explain.contributions_array(b.booster, X[i]))
+        contrib = [explain.contributions_array(b.booster, x)[:, :-1] for x in X]
         out[f"reason_texts_{m}"] = timed(
-            lambda i, m=m, c=contrib: explain.reason_codes(m, c[i], Xdf[i]))
-    scored = []
-    for i in range(n):
-        s = pd.DataFrame({"customer_id": [recs[i][0]["customer_id"]]})
-        for m, b in bundles.items():
-            s[SCORE_COLUMNS[m]] = b.predict_features(X[i])
-        scored.append(s)
-    snaps = [pd.DataFrame.from_records(r, columns=list(SNAPSHOT_FIELDS)) for r in recs]
-    out["snapshot_frame"] = timed(
-        lambda i: pd.DataFrame.from_records(recs[i], columns=list(SNAPSHOT_FIELDS)))
-    out["apply_strategy"] = timed(lambda i: strategy.apply_strategy(scored[i], snaps[i], cfg))
+            lambda i, m=m, c=contrib: explain.reason_codes_array(m, c[i], X[i], FEATURE_NAMES))
+    steps = sum(out.values())
+    out["whole_request"] = timed(
+        lambda i: svc._score(ScoreRequest.model_validate_json(raw[i])).model_dump_json())
+    out["other"] = out["whole_request"] - steps
     out["trees"] = {m: b.booster.num_trees() for m, b in bundles.items()}
     return out
 
@@ -230,7 +236,7 @@ def main() -> None:
         except (SystemExit, ServiceProcessError) as e:  # a comparison, not the subject
             print(f"MLflow peer skipped: {str(e)[:500]}", flush=True)
     print("in-process breakdown ...", flush=True)
-    results["breakdown_ms"] = breakdown(args.model_dir, records)
+    results["breakdown_ms"] = breakdown(args.model_dir, records, tmp)
     results["load_average_after"] = os.getloadavg()
     write_json(results, "serving")
     md = markdown(results)
@@ -299,7 +305,10 @@ def markdown(r: dict) -> str:
     steps = [k for k in b if k != "trees"]
     lines += ["", "Where one `/score` customer's time goes (in process, ms):", "",
               "| " + " | ".join(steps) + " |", "|" + "---|" * len(steps),
-              "| " + " | ".join(f"{b[k]:.2f}" for k in steps) + " |"]
+              "| " + " | ".join(f"{b[k]:.2f}" for k in steps) + " |", "",
+              f"The rest of the `/score` p50, {r['single_score']['p50_ms'] - b['whole_request']:.1f}"
+              " ms, is the HTTP round trip through BentoML (parsing, middleware, access log, "
+              "thread hand-off) and the client."]
     return "\n".join(lines)
 
 
