@@ -340,11 +340,12 @@ def render(r: dict) -> str:
         f"**{sp['with_reasons']:.2f}x** with reasons, {sp['without_reasons']:.2f}x without "
         "(goal >= 1.6x). Three-model scoring without reasons: "
         f"**{p['per_s']:,.0f} customers/s** (goal >= 100,000): features "
-        f"{prof['features_s']:.2f} s, LightGBM predict {predict:.2f} s, calibration "
+        f"{prof['features_s']:.2f} s, tree predictions {predict:.2f} s, calibration "
         f"{calib:.3f} s for {p['rows']:,} customers; trees per model "
         + ", ".join(f"{m} {n}" for m, n in p.get("trees", {}).items())
         + f" (load average {p['load_avg_1m_before']:.1f} on 2 cores when measured). "
-        f"LightGBM's tree traversal is {predict / p['seconds']:.0%} of the time, so the "
+        "Tree predictions (`ModelBundle.margin`: postloan's predictor, bit-identical to "
+        f"LightGBM's raw scores) are {predict / p['seconds']:.0%} of the time, so the "
         "throughput falls in proportion to the champions' total number of trees "
         f"({sum(p.get('trees', {}).values())} here, trained on this book).", "",
         f"Training per target on {r['customers']:,} customers (local engine; the "
