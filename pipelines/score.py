@@ -9,11 +9,9 @@ import pandas as pd
 from pipelines.console import progress_bar
 from postloan import io, registry, strategy
 from postloan.bundle import MODELS, ModelBundle
-from postloan.engine import flat_frame, flatten_reasons
-from postloan.scoring import load_bundles_from_dir, model_versions, score_snapshot
+from postloan.engine import flat_frame, score_and_decide
+from postloan.scoring import load_bundles_from_dir
 from postloan.snapshot import build_snapshot
-
-CHUNK = 20_000  # customers scored per step (bounded memory, visible progress)
 
 
 def load_champions(model_dir: Path | None, tracking_uri: str, alias: str = "champion"
@@ -31,18 +29,8 @@ def run_score(data: Path, as_of: str, out: Path, bundles: dict[str, ModelBundle]
     cfg = strategy.load_strategy_config(config)
     tables = io.read_tables(data)
     snap = build_snapshot(tables, as_of, with_labels=False)
-    parts = []
     with progress_bar("scoring customers", len(snap)) as advance:
-        for start in range(0, len(snap), CHUNK):
-            chunk = snap.iloc[start:start + CHUNK]
-            parts.append(score_snapshot(bundles, chunk))
-            advance(len(chunk))
-    scored = pd.concat(parts)
-    decisions = strategy.apply_strategy(scored, snap, cfg)
-    queue = strategy.outreach_queue(decisions, capacity, cfg)
-    versions = model_versions(bundles)
-    decisions = decisions.assign(**{f"version_{m}": v for m, v in versions.items()})
-    outputs = {"scores": flatten_reasons(scored), "decisions": decisions, "queue": queue}
+        outputs = score_and_decide(snap, bundles, cfg, capacity, progress=advance)
     io.write_frames_atomic({name: flat_frame(df) for name, df in outputs.items()}, Path(out))
     return outputs
 

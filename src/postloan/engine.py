@@ -547,8 +547,6 @@ def score_tables(tables: dict, as_of: str | pd.Timestamp, bundles: dict, cfg: An
         (this piece's top `capacity` candidates) and ``snapshot``; None when nobody in
         `tables` is active at `as_of`.
     """
-    from postloan import strategy
-    from postloan.scoring import model_versions, score_snapshot
     from postloan.snapshot import build_snapshot
 
     try:
@@ -557,6 +555,24 @@ def score_tables(tables: dict, as_of: str | pd.Timestamp, bundles: dict, cfg: An
         if e.table == "loans":
             return None
         raise
+    return {**score_and_decide(snap, bundles, cfg, capacity, with_reasons, progress),
+            "snapshot": snap}
+
+
+def score_and_decide(snap: pd.DataFrame, bundles: dict, cfg: Any, capacity: int | None,
+                     with_reasons: bool = True,
+                     progress: Callable[[int], None] | None = None) -> dict[str, pd.DataFrame]:
+    """Scores (in chunks of :data:`SCORE_CHUNK`: bounded memory), decisions and queue.
+
+    The one scoring step of every engine (and of ``postloan score`` on a plain book).
+
+    Returns:
+        ``scores`` (flattened reasons), ``decisions`` (with ``version_<model>``) and
+        ``queue`` (the top `capacity` of these customers).
+    """
+    from postloan import strategy
+    from postloan.scoring import model_versions, score_snapshot
+
     parts = []
     for start in range(0, len(snap), SCORE_CHUNK):
         chunk = snap.iloc[start:start + SCORE_CHUNK]
@@ -568,8 +584,7 @@ def score_tables(tables: dict, as_of: str | pd.Timestamp, bundles: dict, cfg: An
     queue = strategy.outreach_queue(decisions, capacity, cfg)
     versions = model_versions(bundles)
     decisions = decisions.assign(**{f"version_{m}": v for m, v in versions.items()})
-    return {"scores": flatten_reasons(scored), "decisions": decisions, "queue": queue,
-            "snapshot": snap}
+    return {"scores": flatten_reasons(scored), "decisions": decisions, "queue": queue}
 
 
 _RANK_KEYS = ("customer_id", "warning_level", "warning_score", "expected_loss", "segment",
@@ -602,14 +617,9 @@ def global_warning_rank(level_code: np.ndarray, warning_score: np.ndarray,
     1 = most urgent: warning_score descending, then expected loss descending, then
     customer_id ascending (:func:`postloan.strategy.apply_strategy`).
     """
-    n = len(level_code)
-    order = np.lexsort((customer_id, -expected_loss, -warning_score, level_code))
-    lv_sorted = level_code[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(lv_sorted)) + 1] if n else np.array([], int)
-    pos = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n]))
-    rank = np.empty(n, dtype="int64")
-    rank[order] = pos + 1
-    return rank
+    from postloan.strategy import rank_within_level
+
+    return rank_within_level(level_code, warning_score, expected_loss, customer_id)
 
 
 def _rank_task(k: int, tmp: str, ranks: np.ndarray) -> int:

@@ -897,6 +897,20 @@ class _Codes:
     codes: np.ndarray
 
 
+def rank_within_level(level: np.ndarray, warning_score: np.ndarray,
+                      expected_loss: np.ndarray, customer_key: np.ndarray) -> np.ndarray:
+    """``warning_rank``: 1 = most urgent inside each level, by warning score, then expected
+    loss (both descending), then customer (ascending `customer_key`: ids or their codes)."""
+    n = len(level)
+    order = np.lexsort((customer_key, -expected_loss, -warning_score, level))
+    lv_sorted = level[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(lv_sorted)) + 1] if n else np.array([], int)
+    pos = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n]))
+    rank = np.empty(n, dtype="int64")
+    rank[order] = pos + 1
+    return rank
+
+
 def _decide(cols: _Columns, cfg: StrategyConfig) -> dict[str, Any]:
     """The rules of :func:`apply_strategy` on checked, joined columns.
 
@@ -932,12 +946,7 @@ def _decide(cols: _Columns, cfg: StrategyConfig) -> dict[str, Any]:
     # customer_id only breaks ties, and one row has none to break.
     cid_code = (pd.factorize(cols.values("customer_id"), sort=True)[0] if n > 1
                 else np.zeros(n, dtype="int64"))
-    order = np.lexsort((cid_code, -el, -warning_score, level))
-    lv_sorted = level[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(lv_sorted)) + 1] if n else np.array([], int)
-    pos = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n]))
-    warning_rank = np.empty(n, dtype="int64")
-    warning_rank[order] = pos + 1
+    warning_rank = rank_within_level(level, warning_score, el, cid_code)
 
     # ---- value and segment
     value = _customer_value(cols, cfg)
@@ -1264,6 +1273,6 @@ def summarise(decisions: pd.DataFrame) -> pd.DataFrame:
 __all__ = [
     "ACTIONS", "LEVELS", "NO_ACTION", "OUTPUT_COLUMNS", "QUEUE_COLUMNS", "SEGMENTS",
     "SIGNAL_FIELDS", "StrategyConfig", "apply_strategy", "customer_value", "decide",
-    "expected_loss",
+    "expected_loss", "rank_within_level",
     "fire_signals", "load_strategy_config", "outreach_queue", "risk_grade", "summarise",
 ]
