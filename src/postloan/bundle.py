@@ -26,6 +26,10 @@ from postloan.treeshap import TreeExplainer
 # The three models: name -> label they predict.
 MODELS = {"default_risk": "default_12m", "churn": "churn_6m",
           "satisfaction": "dissatisfied_3m"}
+# Column of each model's calibrated probability in a scored frame (batch scoring,
+# the strategy rules and the service all read it from here).
+SCORE_COLUMNS = {"default_risk": "pd_12m", "churn": "p_churn_6m",
+                 "satisfaction": "p_dissatisfied_3m"}
 FILES = ("model.txt", "calibrator.json", "feature_spec.json", "metadata.json")
 
 

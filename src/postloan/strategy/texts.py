@@ -1,0 +1,191 @@
+"""The sentences behind every decision, in English and Chinese.
+
+Warning reasons (which criterion, which signal, which model reason put a customer at
+a level) and action reasons (why this contact, and when the pressure rule withheld
+a risk contact). The only Python loops of the strategy live here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from postloan.strategy.config import ACTIONS, LEVELS, StrategyConfig
+from postloan.strategy.rules import _Columns, _Tables
+
+_LEVEL_ZH = {"green": "绿色", "yellow": "黄色", "orange": "橙色", "red": "红色"}
+
+
+def _up_reasons(cell: Any, k: int) -> list[dict]:
+    """The top-k "up" reasons of one reasons cell (dict, JSON text or missing)."""
+    if k <= 0 or cell is None:
+        return []
+    if isinstance(cell, str):
+        try:
+            cell = json.loads(cell)
+        except ValueError:
+            return []
+    if not isinstance(cell, Mapping):
+        return []
+    up = cell.get("up")
+    if up is None:
+        return []
+    return [r for r in list(up)[:k] if isinstance(r, Mapping)]
+
+
+def _model_reasons(cell: Any, k: int, en: list[str], zh: list[str]) -> None:
+    for r in _up_reasons(cell, k):
+        en.append(f"model: {r.get('text_en', r.get('feature'))}")
+        zh.append(f"模型：{r.get('text_zh', r.get('feature'))}")
+
+
+def _warning_texts(cfg: StrategyConfig, t: _Tables, cols: _Columns,
+                   met: dict[str, dict[str, np.ndarray]], level: np.ndarray,
+                   fired: np.ndarray, p_def: np.ndarray, el: np.ndarray, max_sev: np.ndarray,
+                   sev_sum: np.ndarray, n_sig: np.ndarray, dpd: np.ndarray,
+                   escalate: np.ndarray) -> tuple[list[list[str]], ...]:
+    """Fired signal ids, warning reasons (en, zh) and signal sentences (en, zh) per row."""
+    n = cols.n
+    signals_col: list[list[str]] = [[] for _ in range(n)]
+    w_en: list[list[str]] = [[] for _ in range(n)]
+    w_zh: list[list[str]] = [[] for _ in range(n)]
+    sig_en: list[list[str]] = [[] for _ in range(n)]
+    sig_zh: list[list[str]] = [[] for _ in range(n)]
+    idx = np.flatnonzero((level > 0) | (n_sig > 0) | escalate)
+    if not len(idx):
+        return signals_col, w_en, w_zh, sig_en, sig_zh
+    sigs = cfg.signals
+    sig_order = t.sig_order  # by severity (highest first), then in declaration order
+    values = (np.column_stack([cols.num(f)[idx] for f in t.sig_fields]).tolist() if sigs
+              else [[] for _ in idx])
+    fired_rows = fired[idx].tolist()
+    met_rows = {lv: {c: m[idx].tolist() for c, m in crit.items()} for lv, crit in met.items()}
+    reasons_def = (cols.values("reasons_default_risk")[idx]
+                   if "reasons_default_risk" in cols else None)
+    k = cfg.n_model_reasons
+    cache: dict[tuple[int, float], tuple[str, str, str, str]] = {}
+    cols = [a[idx].tolist() for a in (level, p_def, el, max_sev, sev_sum, n_sig, dpd, escalate)]
+    esc_min = t.esc_min
+    for r, (i, lvc, p, e, ms, ss, ns, d, esc) in enumerate(zip(idx.tolist(), *cols, strict=True)):
+        lv = LEVELS[lvc]
+        en: list[str] = []
+        zh: list[str] = []
+        for c, hold in met_rows.get(lv, {}).items():
+            if hold[r]:
+                te, tz = _criterion_text(c, lv, getattr(cfg.warning_levels[lv], c), p, e, ms,
+                                         ss, ns)
+                en.append(te)
+                zh.append(tz)
+        frow, vrow = fired_rows[r], values[r]
+        for j in sig_order:
+            if frow[j]:
+                key = (j, vrow[j])
+                texts = cache.get(key)
+                if texts is None:
+                    s = sigs[j]
+                    te = s.text_en.format(value=vrow[j], threshold=s.threshold)
+                    tz = s.text_zh.format(value=vrow[j], threshold=s.threshold)
+                    texts = (te, tz, f"signal {s.id} (severity {s.severity}): {te}",
+                             f"预警信号 {s.id}（严重度{s.severity}）：{tz}")
+                    cache[key] = texts
+                signals_col[i].append(sigs[j].id)
+                sig_en[i].append(texts[0])
+                sig_zh[i].append(texts[1])
+                en.append(texts[2])
+                zh.append(texts[3])
+        if lvc > 0 and reasons_def is not None:
+            _model_reasons(reasons_def[r], k, en, zh)
+        if esc:
+            en.append(f"escalated: {d:.0f} days past due >= {esc_min}")
+            zh.append(f"升级：逾期{d:.0f}天 >= {esc_min}天")
+        w_en[i] = en
+        w_zh[i] = zh
+    return signals_col, w_en, w_zh, sig_en, sig_zh
+
+
+def _action_texts(cfg: StrategyConfig, cols: _Columns, source: np.ndarray,
+                  level: np.ndarray, withheld: np.ndarray, overridden: np.ndarray,
+                  risk_action: np.ndarray, p_def: np.ndarray, p_churn: np.ndarray,
+                  p_dis: np.ndarray, el: np.ndarray, avert: np.ndarray, value: np.ndarray,
+                  benefit: np.ndarray, sig_en: list[list[str]],
+                  sig_zh: list[list[str]]) -> tuple[list[list[str]], list[list[str]]]:
+    """Reasons (en, zh) for each row's recommended action."""
+    oc = cfg.outreach
+    pr = oc.pressure_rule
+    k = cfg.n_model_reasons
+    reasons_churn = cols.values("reasons_churn") if "reasons_churn" in cols else None
+    reasons_sat = (cols.values("reasons_satisfaction") if "reasons_satisfaction" in cols
+                   else None)
+    thr_dis, sev_pd = pr.p_dissatisfied_min, pr.severe_pd_min
+    ret_rate = oc.retention_success_rate
+    a_en: list[list[str]] = []
+    a_zh: list[list[str]] = []
+    cols = [a.tolist() for a in (source, level, withheld, overridden, risk_action, p_def,
+                                 p_churn, p_dis, el, avert, value, benefit)]
+    for i, (src, lvc, wh, ov, ra_code, p, pc, pdis, e, av, v, b) in enumerate(
+            zip(*cols, strict=True)):
+        lv = LEVELS[lvc]
+        lz = _LEVEL_ZH[lv]
+        en: list[str] = []
+        zh: list[str] = []
+        if wh:
+            ra = cfg.actions[ACTIONS[ra_code]]
+            en.append(f"pressure rule: p_dissatisfied {pdis:.0%} >= {thr_dis:.0%} and risk not "
+                      f"severe (level {lv}, PD {p:.1%} < {sev_pd:.0%}): {ra.en} withheld, "
+                      "service-recovery call instead")
+            zh.append(f"施压规则：不满意概率{pdis:.0%} >= {thr_dis:.0%}且风险不严重（{lz}预警，"
+                      f"违约概率{p:.1%} < {sev_pd:.0%}）：暂缓{ra.zh}，改为服务补救回访")
+        elif ov:
+            en.append(f"pressure rule overridden: p_dissatisfied {pdis:.0%} >= {thr_dis:.0%} but "
+                      f"the risk is severe (level {lv}, PD {p:.1%})")
+            zh.append(f"施压规则不适用：不满意概率{pdis:.0%} >= {thr_dis:.0%}，但风险严重"
+                      f"（{lz}预警，违约概率{p:.1%}）")
+        if src == 0:
+            en.append(f"risk: expected loss {e:,.0f} (PD {p:.1%}, warning level {lv}); early "
+                      f"action can avert {av:.0%} = {b:,.0f}")
+            zh.append(f"风险：预期损失{e:,.0f}（违约概率{p:.1%}，{lz}预警）；及早干预可避免"
+                      f"{av:.0%}，即{b:,.0f}")
+            en.extend(sig_en[i])
+            zh.extend(sig_zh[i])
+        elif src == 1:
+            en.append(f"retention: churn probability {pc:.0%} puts customer value {v:,.0f} at "
+                      f"risk; a retention offer succeeds {ret_rate:.0%} = {b:,.0f}")
+            zh.append(f"挽留：流失概率{pc:.0%}，客户价值{v:,.0f}面临流失；挽留成功率"
+                      f"{ret_rate:.0%}，预期收益{b:,.0f}")
+            if reasons_churn is not None:
+                _model_reasons(reasons_churn[i], k, en, zh)
+        elif src == 2:
+            en.append(f"service recovery: dissatisfaction probability {pdis:.0%} on customer "
+                      f"value {v:,.0f}; expected benefit {b:,.0f}")
+            zh.append(f"服务补救：不满意概率{pdis:.0%}，客户价值{v:,.0f}；预期收益{b:,.0f}")
+            if reasons_sat is not None:
+                _model_reasons(reasons_sat[i], k, en, zh)
+        else:
+            en.append("no expected benefit from a contact")
+            zh.append("联系无预期收益")
+        a_en.append(en)
+        a_zh.append(zh)
+    return a_en, a_zh
+
+
+def _criterion_text(c: str, lv: str, thr: float, p: float, el: float, max_sev: int,
+                    sev_sum: int, n_sig: int) -> tuple[str, str]:
+    """The sentence (en, zh) saying which criterion put a customer at level `lv`."""
+    lz = f"{_LEVEL_ZH[lv]}预警"
+    if c == "pd_min":
+        return (f"{lv}: 12-month PD {p:.1%} >= {thr:.1%}",
+                f"{lz}：12个月违约概率{p:.1%} >= {thr:.1%}")
+    if c == "el_min":
+        return (f"{lv}: expected loss {el:,.0f} >= {thr:,.0f}",
+                f"{lz}：预期损失{el:,.0f} >= {thr:,.0f}")
+    if c == "max_severity_min":
+        return (f"{lv}: a severity-{max_sev} signal fired (>= {thr})",
+                f"{lz}：触发严重度{max_sev}级信号（>= {thr}）")
+    if c == "severity_sum_min":
+        return (f"{lv}: signal severities sum to {sev_sum} (>= {thr})",
+                f"{lz}：信号严重度合计{sev_sum}（>= {thr}）")
+    return (f"{lv}: {n_sig} early-warning signal(s) fired (>= {thr})",
+            f"{lz}：触发{n_sig}个预警信号（>= {thr}）")
