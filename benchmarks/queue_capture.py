@@ -24,7 +24,7 @@ from tqdm import tqdm
 from _common import machine, update_section, write_json
 from pipelines.train import run_train
 from postloan import io, strategy
-from postloan.scoring import load_bundles_from_dir, score_snapshot
+from postloan.batch import load_bundles_from_dir, score_snapshot
 from postloan.snapshot import build_snapshot
 from postloan.synthetic import SimulationConfig, simulate
 from postloan.train_config import MODEL_LABELS, Splits, TrainConfig

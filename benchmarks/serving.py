@@ -115,7 +115,7 @@ def concurrent(url: str, headers: dict, path: str, bodies: list[dict], clients: 
 def breakdown(model_dir: Path, records: list[dict], tmp: Path, n: int = 300) -> dict:
     """Milliseconds per step of one single-customer /score, in this process.
 
-    The steps are the service's own (``serving.service.Engine``: arrays, no frames);
+    The steps are the service's own (``serving.service.Scorer``: arrays, no frames);
     ``whole_request`` is ``PostloanService._score`` plus the JSON of its answer, i.e.
     everything but BentoML's HTTP handling, and ``other`` what the steps leave out of it
     (strategy rules, audit line, response model).
@@ -134,7 +134,7 @@ def breakdown(model_dir: Path, records: list[dict], tmp: Path, n: int = 300) -> 
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    bundles = svc.engine.bundles
+    bundles = svc.scorer.bundles
     raw = [json.dumps({"customers": [r]}) for r in records[:n]]
     parsed = [ScoreRequest.model_validate_json(b) for b in raw]
     recs = [[c.model_dump() for c in p.customers] for p in parsed]

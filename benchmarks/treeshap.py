@@ -35,9 +35,9 @@ import pandas as pd
 
 from _common import RESULTS, ROOT, machine, update_section, write_json
 from postloan import io
+from postloan.batch import load_bundles_from_dir
 from postloan.features import CATEGORICAL_FEATURES, build_features
 from postloan.modeling import validation_customers
-from postloan.scoring import load_bundles_from_dir
 from postloan.snapshot import build_snapshot, data_range
 from postloan.synthetic import SimulationConfig, simulate
 from postloan.train_config import TrainConfig

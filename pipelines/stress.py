@@ -8,9 +8,8 @@ import pandas as pd
 
 from postloan import io, strategy
 from postloan.bundle import ModelBundle
-from postloan.scoring import score_snapshot
 from postloan.snapshot import build_snapshot
-from postloan.stress import Scenario, apply_scenario, compare
+from postloan.stress import Scenario, compare, stress_decisions
 
 
 def stress_figure(table: pd.DataFrame, scenario: Scenario):
@@ -40,13 +39,8 @@ def run_stress(data: Path, as_of: str, scenario: Scenario, bundles: dict[str, Mo
     """Before/after table by segment; writes table (parquet + CSV) and a PNG atomically."""
     from postloan.plots import save_figure
 
-    cfg = strategy.load_strategy_config()
     snap = build_snapshot(io.read_tables(data), as_of, with_labels=False)
-    stressed = apply_scenario(snap, scenario)
-    before = strategy.apply_strategy(score_snapshot(bundles, snap, with_reasons=False), snap,
-                                     cfg)
-    after = strategy.apply_strategy(score_snapshot(bundles, stressed, with_reasons=False),
-                                    stressed, cfg)
+    before, after = stress_decisions(snap, scenario, bundles, strategy.load_strategy_config())
     table = compare(before, after)
     io.write_frames_atomic({"stress": table}, Path(out))
     save_figure(stress_figure(table, scenario), Path(out) / "stress.png")

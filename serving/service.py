@@ -37,10 +37,10 @@ from starlette.responses import JSONResponse  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
 from postloan import explain, registry, strategy  # noqa: E402
+from postloan.batch import SCORE_COLUMNS, load_bundles_from_dir, model_versions  # noqa: E402
 from postloan.bundle import MODELS, ModelBundle  # noqa: E402
 from postloan.errors import ConfigError, ModelNotFoundError, PostloanError  # noqa: E402
 from postloan.features import FEATURE_NAMES, feature_spec, features_from_records  # noqa: E402
-from postloan.scoring import SCORE_COLUMNS, load_bundles_from_dir, model_versions  # noqa: E402
 from postloan.settings import get_settings  # noqa: E402
 from postloan.snapshot import NUMERIC_FIELDS, SNAPSHOT_FIELDS  # noqa: E402
 from serving import schemas  # noqa: E402
@@ -207,7 +207,7 @@ def _slim_reasons(cell: dict) -> dict:
     return {k: [[r["feature"], r["contribution"]] for r in cell[k]] for k in ("up", "down")}
 
 
-class Engine:
+class Scorer:
     """Scores and decisions for validated records: the library's functions, composed.
 
     Kept apart from the BentoML class so it can be used and tested without a server.
@@ -323,13 +323,13 @@ class PostloanService:
             cfg = strategy.load_strategy_config(self.config.strategy_config)
         except PostloanError as e:
             _refuse_start(e)
-        self.engine = Engine(bundles, cfg)
+        self.scorer = Scorer(bundles, cfg)
         self.audit = audit_logger(self.config.audit_log)
         if self.config.insecure_local:
             log.warning("no API token configured and POSTLOAN_INSECURE_LOCAL=1: every "
                         "request is accepted without authentication")
         self._metadata = self._build_metadata()
-        log.info("postloan service ready: %s", self.engine.versions)
+        log.info("postloan service ready: %s", self.scorer.versions)
 
     # -- helpers
     def _audit(self, endpoint: str, records: list[dict], scores: dict[str, list],
@@ -345,14 +345,14 @@ class PostloanService:
         for i, rec in enumerate(records):
             self.audit.info(audit_record(
                 endpoint, rid, rec["customer_id"], schemas.input_hash(rec),
-                self.engine.versions,
+                self.scorer.versions,
                 {c: (scores[c][i] if c in scores else None) for c in SCORE_COLUMNS.values()},
                 None if reasons is None else {m: _slim_reasons(v[i]) for m, v in reasons.items()},
                 {} if decision is None else {c: decision[c][i] for c in AUDIT_DECISION}))
 
     def _build_metadata(self) -> dict:
         models = {}
-        for m, b in self.engine.bundles.items():
+        for m, b in self.scorer.bundles.items():
             meta = b.metadata
             metrics = meta.get("metrics", {}) or {}
             models[m] = {
@@ -367,7 +367,7 @@ class PostloanService:
             "models": models,
             "feature_spec": feature_spec(),
             "snapshot_fields": list(SNAPSHOT_FIELDS),
-            "strategy": self.engine.cfg.model_dump(mode="json"),
+            "strategy": self.scorer.cfg.model_dump(mode="json"),
             "limits": {"max_batch": self.config.max_batch},
             "auth": "none (insecure local)" if self.config.insecure_local else "bearer",
         }
@@ -384,14 +384,14 @@ class PostloanService:
 
     def _score(self, request: ScoreRequest) -> ScoreResponse:
         records = [c.model_dump() for c in request.customers]
-        d = self.engine.score(records, k=request.k_reasons)
+        d = self.scorer.score(records, k=request.k_reasons)
         values = _lists(d, SCORE_FIELDS)
-        reasons = {m: d[f"reasons_{m}"] for m in self.engine.bundles}
+        reasons = {m: d[f"reasons_{m}"] for m in self.scorer.bundles}
         self._audit("score", records, values, reasons, values)
         results = [{**{c: values[c][i] for c in SCORE_FIELDS}, "as_of": rec["as_of"],
                     "reasons": {m: reasons[m][i] for m in reasons}}
                    for i, rec in enumerate(records)]
-        return ScoreResponse(model_versions=self.engine.versions, results=results)
+        return ScoreResponse(model_versions=self.scorer.versions, results=results)
 
     @bentoml.api(route="/early_warning")
     def early_warning(self, request: EarlyWarningRequest, /) -> EarlyWarningResponse:
@@ -400,17 +400,15 @@ class PostloanService:
 
     def _early_warning(self, request: EarlyWarningRequest) -> EarlyWarningResponse:
         records = [c.model_dump() for c in request.customers]
-        d = self.engine.score(records)
-        reasons = {m: d[f"reasons_{m}"] for m in self.engine.bundles}
+        d = self.scorer.score(records)
+        reasons = {m: d[f"reasons_{m}"] for m in self.scorer.bundles}
         self._audit("early_warning", records, _lists(d, list(SCORE_COLUMNS.values())),
                     reasons, _lists(d, AUDIT_DECISION))
-        level = np.array([strategy.LEVELS.index(lv) for lv in d["warning_level"]], dtype=int)
-        keep = np.flatnonzero(level >= strategy.LEVELS.index(request.min_level))
-        keep = keep[np.lexsort((d["warning_rank"][keep], -level[keep]))]
+        keep = strategy.early_warnings(d, request.min_level)
         values = _lists(d, WARNING_FIELDS, keep)
         warnings = [{**{c: values[c][i] for c in WARNING_FIELDS}, "as_of": records[j]["as_of"],
                      "reasons": reasons["default_risk"][j]} for i, j in enumerate(keep.tolist())]
-        return EarlyWarningResponse(model_versions=self.engine.versions,
+        return EarlyWarningResponse(model_versions=self.scorer.versions,
                                     min_level=request.min_level,
                                     n_customers=len(records), warnings=warnings)
 
@@ -421,17 +419,17 @@ class PostloanService:
 
     def _prioritize(self, request: PrioritizeRequest) -> PrioritizeResponse:
         records = [c.model_dump() for c in request.customers]
-        d = self.engine.score(records)
-        reasons = {m: d[f"reasons_{m}"] for m in self.engine.bundles}
+        d = self.scorer.score(records)
+        reasons = {m: d[f"reasons_{m}"] for m in self.scorer.bundles}
         self._audit("prioritize", records, _lists(d, list(SCORE_COLUMNS.values())),
                     reasons, _lists(d, AUDIT_DECISION))
         q = strategy.outreach_queue(pd.DataFrame({c: d[c] for c in strategy.QUEUE_COLUMNS
                                                   if c != "queue_rank" and c in d}),
-                                    request.capacity, self.engine.cfg)
+                                    request.capacity, self.scorer.cfg)
         cols = [c for c in schemas.QueueEntry.model_fields if c in q.columns]
         values = _lists({c: q[c].to_numpy() for c in cols}, cols)
         queue = [{c: values[c][i] for c in cols} for i in range(len(q))]
-        return PrioritizeResponse(model_versions=self.engine.versions,
+        return PrioritizeResponse(model_versions=self.scorer.versions,
                                   capacity=request.capacity, n_customers=len(records),
                                   queue=queue)
 
@@ -442,14 +440,14 @@ class PostloanService:
 
     def _predict(self, request: PredictRequest) -> PredictResponse:
         records = [c.model_dump() for c in request.customers]
-        models = list(dict.fromkeys(request.models or list(self.engine.bundles)))
+        models = list(dict.fromkeys(request.models or list(self.scorer.bundles)))
         cols = [SCORE_COLUMNS[m] for m in models]
-        values = self.engine.predict(records, models)
+        values = self.scorer.predict(records, models)
         self._audit("predict", records, values, None, None)
         results = [{"customer_id": rec["customer_id"], "as_of": rec["as_of"],
                     "probabilities": {c: values[c][i] for c in cols}}
                    for i, rec in enumerate(records)]
-        return PredictResponse(model_versions={m: self.engine.versions[m] for m in models},
+        return PredictResponse(model_versions={m: self.scorer.versions[m] for m in models},
                                results=results)
 
     @bentoml.api(route="/explain")
@@ -459,8 +457,8 @@ class PostloanService:
 
     def _explain(self, request: ExplainRequest) -> ExplainResponse:
         record = request.customer.model_dump()
-        models = list(dict.fromkeys(request.models or list(self.engine.bundles)))
-        expl = self.engine.explain(record, models)
+        models = list(dict.fromkeys(request.models or list(self.scorer.bundles)))
+        expl = self.scorer.explain(record, models)
         self._audit("explain", [record],
                     {SCORE_COLUMNS[m]: [e["probability"]] for m, e in expl.items()}, None, None)
         return ExplainResponse(customer_id=record["customer_id"], as_of=record["as_of"],

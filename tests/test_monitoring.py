@@ -8,6 +8,7 @@ import pytest
 
 from pipelines.monitor import run_monitor
 from postloan import io
+from postloan.batch import load_bundles_from_dir
 from postloan.errors import ConfigError, DataValidationError
 from postloan.monitoring import (
     MonitoringConfig,
@@ -16,7 +17,6 @@ from postloan.monitoring import (
     psi,
     status,
 )
-from postloan.scoring import load_bundles_from_dir
 from postloan.synthetic import Shock, SimulationConfig, simulate
 
 

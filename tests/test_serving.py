@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
 from postloan import strategy
+from postloan.batch import SCORE_COLUMNS, load_bundles_from_dir, score_snapshot
 from postloan.features import FEATURE_NAMES
-from postloan.scoring import SCORE_COLUMNS, load_bundles_from_dir, score_snapshot
 from postloan.snapshot import NUMERIC_FIELDS, SNAPSHOT_FIELDS, build_snapshot, to_json_record
 from postloan.train_config import MODEL_LABELS
 
@@ -169,6 +169,9 @@ def test_early_warning_returns_only_levels_at_or_above(client, records, batch):
     # Highest level first, then the rank inside the level.
     keys = [(-strategy.LEVELS.index(w["warning_level"]), w["warning_rank"]) for w in got]
     assert keys == sorted(keys)
+    # ... which is the batch order of the same customers (strategy.early_warnings).
+    order = strategy.early_warnings(dec, "orange")
+    assert [w["customer_id"] for w in got] == dec["customer_id"].iloc[order].tolist()
     for w in got:
         assert w["warning_reasons"] and w["warning_reasons_zh"]
         assert w["warning_reasons"][0].startswith(w["warning_level"])

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from pipelines.stress import run_stress
+from postloan.batch import load_bundles_from_dir
 from postloan.errors import ConfigError
-from postloan.scoring import load_bundles_from_dir
 from postloan.snapshot import build_snapshot
 from postloan.stress import Scenario, apply_scenario, builtin_scenarios, load_scenario
 

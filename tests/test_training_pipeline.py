@@ -113,7 +113,7 @@ def test_missing_model_is_a_clear_error(tmp_path):
 
 def test_batch_score_writes_every_output(trained, small_book, tmp_path):
     from pipelines.score import load_champions, run_score
-    from postloan.scoring import load_bundles_from_dir
+    from postloan.batch import load_bundles_from_dir
 
     bundles = load_bundles_from_dir(trained["root"] / "models")
     out = tmp_path / "scores"
@@ -136,7 +136,7 @@ def test_batch_score_writes_every_output(trained, small_book, tmp_path):
 
 def test_batch_score_bad_date_leaves_no_output(trained, small_book, tmp_path):
     from pipelines.score import run_score
-    from postloan.scoring import load_bundles_from_dir
+    from postloan.batch import load_bundles_from_dir
 
     bundles = load_bundles_from_dir(trained["root"] / "models")
     with pytest.raises(DataValidationError, match="outside the data"):

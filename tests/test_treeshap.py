@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 
 from postloan import explain
+from postloan.batch import load_bundles_from_dir
 from postloan.errors import DataValidationError
 from postloan.explain import BIAS
 from postloan.features import FEATURE_NAMES
-from postloan.scoring import load_bundles_from_dir
 from postloan.snapshot import build_snapshot
 from postloan.treeshap import TreeExplainer, UnsupportedModelError
 

@@ -18,7 +18,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from postloan import schema as S
+from postloan.batch import score_and_decide
+from postloan.bundle import ModelBundle
 from postloan.errors import ConfigError
+from postloan.strategy import StrategyConfig
 
 
 class Scenario(BaseModel):
@@ -107,6 +110,24 @@ def apply_scenario(snapshot: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
     # The 6-month change compounds with the cut; no history (NaN) stays unknown.
     out["income_change_6m"] = (1.0 + out["income_change_6m"]) * (1.0 - cut) - 1.0
     return out
+
+
+def stress_decisions(snapshot: pd.DataFrame, scenario: Scenario,
+                     bundles: dict[str, ModelBundle],
+                     cfg: StrategyConfig | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Decisions for the book as it is and under `scenario`, by the one batch step.
+
+    Both go through :func:`postloan.batch.score_and_decide` (without reason codes, which
+    the comparison does not read), so the *before* decisions are the numbers ``postloan
+    score`` gives for the same snapshot and champions.
+
+    Returns:
+        (before, after) decision frames, one row per customer in the snapshot's order.
+    """
+    before = score_and_decide(snapshot, bundles, cfg, with_reasons=False)["decisions"]
+    stressed = apply_scenario(snapshot, scenario)
+    after = score_and_decide(stressed, bundles, cfg, with_reasons=False)["decisions"]
+    return before, after
 
 
 def compare(before: pd.DataFrame, after: pd.DataFrame, by: str = "segment") -> pd.DataFrame:
