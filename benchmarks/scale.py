@@ -79,8 +79,8 @@ def _warm() -> None:
     import numpy as np
     import pandas as pd
 
-    import postloan.engine  # noqa: F401
-    import postloan.scoring  # noqa: F401
+    import postloan.batch  # noqa: F401
+    import postloan.scale  # noqa: F401
     import postloan.strategy  # noqa: F401
     from postloan import explain
 
@@ -95,9 +95,9 @@ class _cluster:
     """A warmed-up LocalCluster of 2 single-threaded workers (start-up is not timed)."""
 
     def __enter__(self):
-        from postloan import engine
+        from postloan import scale
 
-        self._cm = engine.dask_client(n_workers=2, threads_per_worker=1)
+        self._cm = scale.dask_client(n_workers=2, threads_per_worker=1)
         client = self._cm.__enter__()
         client.run(_warm)
         return client
@@ -109,7 +109,7 @@ class _cluster:
 def child(step: str, work: Path, args: dict) -> dict:
     import numpy as np
 
-    from postloan import engine, io
+    from postloan import io, scale
 
     _warm()
     rss = PeakRss()
@@ -122,7 +122,7 @@ def child(step: str, work: Path, args: dict) -> dict:
         io.write_tables(tables, work / "raw", meta={"seed": 42}, consume=True)
         del tables
         t1 = time.perf_counter()
-        engine.partition_book(work / "raw", work / "part", N_PARTS)
+        scale.partition_book(work / "raw", work / "part", N_PARTS)
         r.update(generate_s=t1 - t0, partition_s=time.perf_counter() - t1)
     elif step == "snapshot-local":
         from postloan.snapshot import build_snapshot
@@ -134,13 +134,13 @@ def child(step: str, work: Path, args: dict) -> dict:
     elif step in ("snapshot-stream", "snapshot-dask"):
         t0 = time.perf_counter()
         if step == "snapshot-stream":
-            res = engine.snapshot_book(work / "part", [AS_OF], work / "out" / step,
-                                       engine.LocalRunner())
+            res = scale.snapshot_book(work / "part", [AS_OF], work / "out" / step,
+                                       scale.LocalRunner())
         else:
             with _cluster() as client:
                 t0 = time.perf_counter()  # cluster start-up not counted
-                res = engine.snapshot_book(work / "part", [AS_OF], work / "out" / step,
-                                           engine.DaskRunner(client))
+                res = scale.snapshot_book(work / "part", [AS_OF], work / "out" / step,
+                                           scale.DaskRunner(client))
         r.update(seconds=time.perf_counter() - t0, rows=res["rows"])
     elif step == "train":
         import pandas as pd
@@ -169,8 +169,8 @@ def child(step: str, work: Path, args: dict) -> dict:
                               "oot_auc": out.metrics["oot_auc"],
                               "trees": out.bundle.booster.num_trees()}
     elif step == "score-profile":
+        from postloan.batch import load_bundles_from_dir, score_snapshot
         from postloan.features import build_features
-        from postloan.scoring import load_bundles_from_dir, score_snapshot
         from postloan.snapshot import build_snapshot
 
         snap = build_snapshot(io.read_tables(work / "raw"), AS_OF, with_labels=False)
@@ -199,13 +199,13 @@ def child(step: str, work: Path, args: dict) -> dict:
         out = work / "out" / f"{step}-{args['reasons']}"
         t0 = time.perf_counter()
         if step == "score-local1":
-            res = engine.score_book(book, AS_OF, out, args["models"], engine.LocalRunner(),
+            res = scale.score_book(book, AS_OF, out, args["models"], scale.LocalRunner(),
                                     with_reasons=args["reasons"])
         else:
             with _cluster() as client:
                 t0 = time.perf_counter()
-                res = engine.score_book(book, AS_OF, out, args["models"],
-                                        engine.DaskRunner(client), with_reasons=args["reasons"])
+                res = scale.score_book(book, AS_OF, out, args["models"],
+                                        scale.DaskRunner(client), with_reasons=args["reasons"])
         sec = time.perf_counter() - t0
         n = res["manifest"]["rows"]
         r.update(seconds=sec, rows=n, per_s=n / sec, reasons=args["reasons"])

@@ -32,7 +32,7 @@ def run_generate(cfg: SimulationConfig, out: Path, overwrite: bool = False,
                  partitions: int | None = None) -> dict:
     """Simulate the book and write parquet tables plus manifest.json atomically.
 
-    With `partitions`, write a partitioned book (:mod:`postloan.engine`) instead.
+    With `partitions`, write a partitioned book (:mod:`postloan.scale`) instead.
     """
     with progress_bar("simulating months", cfg.n_months) as advance:
         tables = simulate(cfg, progress=lambda done, total: advance())
@@ -52,7 +52,7 @@ def run_generate(cfg: SimulationConfig, out: Path, overwrite: bool = False,
     }
     if partitions:
         from pipelines.console import err_console
-        from postloan.engine import write_partitioned_book
+        from postloan.scale import write_partitioned_book
 
         with err_console.status(f"writing {partitions} partitions"):
             return write_partitioned_book(tables, out, partitions, meta=meta,

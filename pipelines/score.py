@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.console import progress_bar
+from pipelines.console import console, print_frame, progress_bar
 from postloan import io, registry, strategy
+from postloan.batch import flat_frame, load_bundles_from_dir, score_and_decide
 from postloan.bundle import MODELS, ModelBundle
-from postloan.engine import flat_frame, score_and_decide
-from postloan.scoring import load_bundles_from_dir
 from postloan.snapshot import build_snapshot
 
 
@@ -49,8 +48,8 @@ def run_score_engine(data: Path, as_of: str, out: Path, bundles: dict[str, Model
     import shutil
     import tempfile
 
-    from pipelines.engine import partitioned_book, runner
-    from postloan import engine
+    from pipelines.scale import partitioned_book, runner
+    from postloan import scale
 
     out = Path(out)
     staged = None
@@ -62,9 +61,9 @@ def run_score_engine(data: Path, as_of: str, out: Path, bundles: dict[str, Model
         model_dir = staged
     try:
         with partitioned_book(data, partitions) as book:
-            n = engine.book_manifest(book)["n_partitions"]
+            n = scale.book_manifest(book)["n_partitions"]
             with runner(engine_name, scheduler, "scoring partitions", n) as r:
-                res = engine.score_book(book, as_of, out, model_dir, r, capacity, config,
+                res = scale.score_book(book, as_of, out, model_dir, r, capacity, config,
                                         with_reasons=with_reasons)
     finally:
         if staged is not None:
@@ -78,9 +77,6 @@ def _short(text: str, n: int = 56) -> str:
 
 def print_summary(outputs: dict[str, pd.DataFrame], out: Path, top: int = 10) -> None:
     """Counts per warning level and segment, and the top of the outreach queue."""
-    from pipelines.cli import print_frame
-    from pipelines.console import console
-
     summary = strategy.summarise(outputs["decisions"])
     for dim in ("warning_level", "segment"):
         part = summary[summary["dimension"] == dim].set_index("name")

@@ -34,15 +34,15 @@ def run_snapshot_engine(data: Path, as_of: list[str], out: Path, engine_name: st
     Writes `out` as a folder of ``part-XXXXX.parquet`` plus ``_manifest.json`` and
     returns the summary table (customers and label rates per as-of date).
     """
-    from pipelines.engine import partitioned_book, runner
-    from postloan import engine
+    from pipelines.scale import partitioned_book, runner
+    from postloan import scale
 
     dates = [parse_as_of(d) for d in as_of]
     with partitioned_book(data, partitions) as book:
-        n = engine.book_manifest(book)["n_partitions"]
+        n = scale.book_manifest(book)["n_partitions"]
         with runner(engine_name, scheduler, "snapshot partitions", n) as r:
-            res = engine.snapshot_book(book, dates, out, r, with_labels=with_labels)
-    return _format_summary(engine.summarise_snapshot_stats(res["stats"]))
+            res = scale.snapshot_book(book, dates, out, r, with_labels=with_labels)
+    return _format_summary(scale.summarise_snapshot_stats(res["stats"]))
 
 
 def summarise(snap: pd.DataFrame) -> pd.DataFrame:

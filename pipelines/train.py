@@ -127,19 +127,19 @@ def run_train_dask(data: Path, models: list[str], cfg: TrainConfig, tracking_uri
     """
     import shutil
 
-    from pipelines.engine import bar, cluster, partitioned_book
-    from postloan import engine
+    from pipelines.scale import bar, cluster, partitioned_book
+    from postloan import scale
 
     work = Path(work_dir or tempfile.mkdtemp(prefix="postloan-dask-train-"))
     try:
         with partitioned_book(data, partitions) as book:
-            bm = engine.book_manifest(book)
+            bm = scale.book_manifest(book)
             start, end = (pd.Timestamp(d) for d in bm["book_range"])
             plan = {m: resolve_splits(cfg.splits, MODEL_LABELS[m], start, end) for m in models}
             dates = sorted({d for sp in plan.values() for v in sp.values() for d in v})
             with cluster("dask", scheduler) as dask_client:
                 with bar(dask_client, "training snapshots", bm["n_partitions"]) as r:
-                    prepared = engine.prepare_training(book, dates, r, work / "parts",
+                    prepared = scale.prepare_training(book, dates, r, work / "parts",
                                                        max_sample_customers)
                 client = registry.configure(tracking_uri)
                 commit = git_commit(root)
@@ -148,7 +148,7 @@ def run_train_dask(data: Path, models: list[str], cfg: TrainConfig, tracking_uri
                 results = []
                 with progress_bar("training models (lightgbm.dask)", len(models)) as advance:
                     for model in models:
-                        out = engine.train_one_dask(model, dask_client, prepared,
+                        out = scale.train_one_dask(model, dask_client, prepared,
                                                     plan[model], cfg)
                         results.append(_log_and_register(out, cfg, manifest, commit, client,
                                                          artifact_root, models_dir))

@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 
 from conftest import cli_env
-from postloan import engine
+from postloan import scale
+from postloan.batch import load_bundles_from_dir
 from postloan.errors import DataValidationError, EngineError
-from postloan.scoring import load_bundles_from_dir
 from postloan.snapshot import build_snapshot
 
 dask = pytest.importorskip("dask")
@@ -45,7 +45,7 @@ def client():
 @pytest.fixture(scope="module")
 def part_book(small_book, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("parts") / "book"
-    engine.partition_book(small_book, out, N_PARTS)
+    scale.partition_book(small_book, out, N_PARTS)
     return out
 
 
@@ -78,22 +78,22 @@ def assert_same_scores(local: dict, got: dict) -> None:
 # ---------------------------------------------------------------- partitioning
 def test_partition_is_deterministic_and_exclusive(small_tables, part_book):
     ids = small_tables["customers"]["customer_id"].to_numpy()
-    p1, p2 = engine.partition_of(ids, 7), engine.partition_of(ids.copy(), 7)
+    p1, p2 = scale.partition_of(ids, 7), scale.partition_of(ids.copy(), 7)
     assert (p1 == p2).all() and p1.min() >= 0 and p1.max() < 7
     assert np.bincount(p1, minlength=7).min() > 0.5 * len(ids) / 7  # roughly balanced
     # In the written book every customer lives in exactly one partition, in every table.
     seen = {}
     for k in range(N_PARTS):
-        part = engine.read_partition(part_book, k, ["customers", "loans", "repayments"])
+        part = scale.read_partition(part_book, k, ["customers", "loans", "repayments"])
         cust = set(part["customers"]["customer_id"])
         assert set(part["loans"]["customer_id"]) <= cust
         assert set(part["repayments"]["customer_id"]) <= cust
-        assert (engine.partition_of(part["customers"]["customer_id"], N_PARTS) == k).all()
+        assert (scale.partition_of(part["customers"]["customer_id"], N_PARTS) == k).all()
         for c in cust:
             assert c not in seen
             seen[c] = k
     assert set(seen) == set(ids)
-    manifest = engine.book_manifest(part_book)
+    manifest = scale.book_manifest(part_book)
     assert manifest["tables"]["repayments"]["rows"] == len(small_tables["repayments"])
     assert "customers_pii" not in manifest["tables"]  # PII stays in the source book
 
@@ -101,16 +101,16 @@ def test_partition_is_deterministic_and_exclusive(small_tables, part_book):
 def test_plain_book_and_missing_partition_are_clear_errors(small_book, part_book, client,
                                                            tmp_path):
     with pytest.raises(EngineError, match="not a partitioned book"):
-        engine.book_manifest(small_book)
+        scale.book_manifest(small_book)
     import shutil
 
     broken = tmp_path / "broken"
     shutil.copytree(part_book, broken)
-    (broken / "loans" / engine.part_name(2)).unlink()
-    for runner in (engine.LocalRunner(), engine.DaskRunner(client)):
+    (broken / "loans" / scale.part_name(2)).unlink()
+    for runner in (scale.LocalRunner(), scale.DaskRunner(client)):
         # The worker's error arrives as itself (the CLI's exit 2), not as a traceback.
         with pytest.raises(DataValidationError, match="partition 2 is missing"):
-            engine.snapshot_book(broken, [AS_OF], tmp_path / "snap", runner)
+            scale.snapshot_book(broken, [AS_OF], tmp_path / "snap", runner)
         assert not (tmp_path / "snap").exists()
 
 
@@ -118,11 +118,11 @@ def test_plain_book_and_missing_partition_are_clear_errors(small_book, part_book
 def test_dask_snapshot_equals_local(small_tables, part_book, client, tmp_path):
     dates = ["2023-12-31", AS_OF]
     local = pd.concat([build_snapshot(small_tables, d) for d in dates], ignore_index=True)
-    res = engine.snapshot_book(part_book, dates, tmp_path / "snap", engine.DaskRunner(client))
+    res = scale.snapshot_book(part_book, dates, tmp_path / "snap", scale.DaskRunner(client))
     got = pd.read_parquet(tmp_path / "snap")  # the folder reads as one parquet data set
     pd.testing.assert_frame_equal(_by_customer(local), _by_customer(got), check_exact=True)
     assert res["complete"] and res["rows"] == len(local) and res["engine"] == "dask"
-    stats = engine.summarise_snapshot_stats(res["stats"])
+    stats = scale.summarise_snapshot_stats(res["stats"])
     assert stats["customers"].sum() == len(local)
 
 
@@ -130,11 +130,11 @@ def test_dask_snapshot_equals_local(small_tables, part_book, client, tmp_path):
 def test_dask_and_streaming_scores_equal_local(part_book, trained, local_score, client,
                                                tmp_path):
     model_dir = trained["root"] / "models"
-    for name, runner in (("dask", engine.DaskRunner(client)), ("local", engine.LocalRunner())):
+    for name, runner in (("dask", scale.DaskRunner(client)), ("local", scale.LocalRunner())):
         out = tmp_path / name
-        res = engine.score_book(part_book, AS_OF, out, model_dir, runner)
+        res = scale.score_book(part_book, AS_OF, out, model_dir, runner)
         assert res["manifest"]["complete"] and res["manifest"]["engine"] == name
-        assert_same_scores(local_score, engine.read_score_output(out))
+        assert_same_scores(local_score, scale.read_score_output(out))
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
 
 
@@ -167,8 +167,8 @@ def test_killed_worker_is_retried_to_a_complete_output(part_book, trained, local
     client.register_plugin(KillWorker("_score_task", str(marker)), name="kill-once")
     try:
         out = tmp_path / "out"
-        engine.score_book(part_book, AS_OF, out, trained["root"] / "models",
-                          engine.DaskRunner(client))
+        scale.score_book(part_book, AS_OF, out, trained["root"] / "models",
+                          scale.DaskRunner(client))
     finally:
         client.wait_for_workers(2, timeout=60)
         try:  # the marker disarms it anyway; the broadcast may race a restarting worker
@@ -176,7 +176,7 @@ def test_killed_worker_is_retried_to_a_complete_output(part_book, trained, local
         except Exception:
             pass
     assert marker.exists()  # a worker really died mid-run
-    assert_same_scores(local_score, engine.read_score_output(out))
+    assert_same_scores(local_score, scale.read_score_output(out))
 
 
 def test_worker_dying_every_time_fails_clearly_without_output(part_book, client, tmp_path,
@@ -186,8 +186,8 @@ def test_worker_dying_every_time_fails_clearly_without_output(part_book, client,
                            name="kill-always")
     try:
         with pytest.raises(EngineError, match=r"partition \d+ failed: its worker died"):
-            engine.snapshot_book(part_book, [AS_OF], tmp_path / "snap",
-                                 engine.DaskRunner(client))
+            scale.snapshot_book(part_book, [AS_OF], tmp_path / "snap",
+                                 scale.DaskRunner(client))
     finally:
         disarm.touch()
         client.wait_for_workers(2, timeout=60)
@@ -201,7 +201,7 @@ def test_worker_dying_every_time_fails_clearly_without_output(part_book, client,
 
 def test_unreachable_scheduler_is_a_clear_error():
     with pytest.raises(EngineError, match="cannot reach the Dask scheduler"):
-        with engine.dask_client("tcp://127.0.0.1:9", connect_timeout="1s"):
+        with scale.dask_client("tcp://127.0.0.1:9", connect_timeout="1s"):
             pass
 
 

@@ -74,7 +74,7 @@ def _months_after(as_of: pd.Timestamp, k: int) -> pd.Timestamp:
 def data_range(tables: dict[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timestamp]:
     """First and last statement dates of the book.
 
-    A partition of a book (:mod:`postloan.engine`) carries the whole book's range in
+    A partition of a book (:mod:`postloan.scale`) carries the whole book's range in
     ``tables["repayments"].attrs["book_range"]``, so a partition's labels and as-of
     checks match the whole book's even when its own customers' statements span less.
     """

@@ -169,7 +169,7 @@ def lightgbm_params(params: LgbmParams, columns: Sequence[str],
                     monotone: Mapping[str, int] | None = None) -> dict[str, Any]:
     """LightGBM's parameter dict for `params` plus monotone constraints on `columns`.
 
-    Shared by :func:`fit_lightgbm` and the Dask trainer (:mod:`postloan.engine`).
+    Shared by :func:`fit_lightgbm` and the Dask trainer (:mod:`postloan.scale`).
 
     Raises:
         DataValidationError: a constraint names an unknown feature or a direction other

@@ -1,4 +1,5 @@
-"""Wiring of the scale-out engines: which runner, which partitioned book, progress bars."""
+"""Wiring of the scale-out engines (``--engine local|dask``): which runner, which
+partitioned book, progress bars. The library side is :mod:`postloan.scale`."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pipelines.console import err_console, progress_bar
-from postloan import engine
+from postloan import scale
 from postloan.errors import ConfigError
 
 
 def check_engine(name: str) -> str:
-    if name not in engine.ENGINES:
-        raise ConfigError(f"--engine must be one of {list(engine.ENGINES)}, got {name!r}")
+    if name not in scale.ENGINES:
+        raise ConfigError(f"--engine must be one of {list(scale.ENGINES)}, got {name!r}")
     return name
 
 
@@ -26,7 +27,7 @@ def uses_partitions(engine_name: str, data: Path, partitions: int | None) -> boo
     ``--partitions`` asks for it (streaming one partition at a time, bounded memory).
     """
     check_engine(engine_name)
-    return engine_name == "dask" or partitions is not None or engine.is_partitioned(data)
+    return engine_name == "dask" or partitions is not None or scale.is_partitioned(data)
 
 
 @contextlib.contextmanager
@@ -37,19 +38,19 @@ def partitioned_book(data: Path, partitions: int | None) -> Iterator[Path]:
     to it (removed afterwards); a plain book without it is an error naming the fix.
     """
     data = Path(data)
-    if engine.is_partitioned(data):
-        n = engine.book_manifest(data)["n_partitions"]
+    if scale.is_partitioned(data):
+        n = scale.book_manifest(data)["n_partitions"]
         if partitions is not None and partitions != n:
             err_console.print(f"note: {data} has {n} partitions; --partitions {partitions} "
                               "ignored")
         yield data
         return
     if partitions is None:
-        engine.book_manifest(data)  # raises the clear "not a partitioned book" error
+        scale.book_manifest(data)  # raises the clear "not a partitioned book" error
     tmp = Path(tempfile.mkdtemp(prefix=f".{data.name}.partitioned-", dir=data.parent))
     try:
         with err_console.status(f"partitioning {data} into {partitions} parts"):
-            engine.partition_book(data, tmp / "book", partitions)
+            scale.partition_book(data, tmp / "book", partitions)
         yield tmp / "book"
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -66,7 +67,7 @@ def cluster(engine_name: str, scheduler: str | None) -> Iterator[object | None]:
         return
     with err_console.status("starting a Dask LocalCluster" if not scheduler
                             else f"connecting to Dask at {scheduler}"):
-        client_cm = engine.dask_client(scheduler)
+        client_cm = scale.dask_client(scheduler)
         client = client_cm.__enter__()
     try:
         n = len(client.scheduler_info(n_workers=-1)["workers"])
@@ -78,16 +79,16 @@ def cluster(engine_name: str, scheduler: str | None) -> Iterator[object | None]:
 
 @contextlib.contextmanager
 def bar(client: object | None, description: str, total: int
-        ) -> Iterator[engine.LocalRunner | engine.DaskRunner]:
+        ) -> Iterator[scale.LocalRunner | scale.DaskRunner]:
     """A runner on `client` (local when None) advancing a progress bar per partition."""
     with progress_bar(description, total) as advance:
-        yield (engine.LocalRunner(progress=advance) if client is None
-               else engine.DaskRunner(client, progress=advance))
+        yield (scale.LocalRunner(progress=advance) if client is None
+               else scale.DaskRunner(client, progress=advance))
 
 
 @contextlib.contextmanager
 def runner(engine_name: str, scheduler: str | None, description: str, total: int
-           ) -> Iterator[engine.LocalRunner | engine.DaskRunner]:
+           ) -> Iterator[scale.LocalRunner | scale.DaskRunner]:
     """A runner with a progress bar over `total` partitions (a Dask client if asked)."""
     with cluster(engine_name, scheduler) as client, bar(client, description, total) as r:
         yield r
