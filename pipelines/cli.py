@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from pipelines.console import console, err_console
+from pipelines.console import console, err_console, print_frame
 from postloan.errors import PostloanError
 from postloan.settings import get_settings
 
@@ -35,17 +34,6 @@ def handle_errors(fn):
             raise typer.Exit(2) from None
 
     return wrapper
-
-
-def print_frame(df, title: str) -> None:
-    """Print a small DataFrame as a rich table."""
-    t = Table(title=title, show_lines=False)
-    t.add_column(df.index.name or "", style="bold")
-    for c in df.columns:
-        t.add_column(str(c), justify="right")
-    for idx, row in df.iterrows():
-        t.add_row(str(idx), *[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row])
-    console.print(t)
 
 
 EngineOpt = Annotated[str, typer.Option(
@@ -110,7 +98,7 @@ def partition(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
     """Split a book into customer partitions (one table in memory at a time) for Dask."""
-    from postloan.engine import partition_book
+    from postloan.scale import partition_book
 
     src = data or get_settings().raw_dir
     with err_console.status(f"partitioning {src}"):
@@ -137,7 +125,7 @@ def snapshot(
     Through the partition engines (--engine dask, or a partitioned book) the output is a
     folder of parquet parts (pandas.read_parquet reads it whole) with _manifest.json.
     """
-    from pipelines.engine import uses_partitions
+    from pipelines.scale import uses_partitions
     from pipelines.snapshot import run_snapshot, run_snapshot_engine, summarise
 
     s = get_settings()
@@ -174,7 +162,7 @@ def train(
     LightGBM with lightgbm.dask; early stopping (round count), calibration, the baseline
     and the evaluation run on a customer sample (see docs/scale.md).
     """
-    from pipelines.engine import check_engine
+    from pipelines.scale import check_engine
     from pipelines.train import check_models, metrics_table, run_train
     from postloan.train_config import MODEL_LABELS, load_train_config
 
@@ -289,7 +277,7 @@ def score(
     Through the partition engines (--engine dask, or a partitioned book) scores and
     decisions are written as folders of parquet parts, the queue whole, manifest.json last.
     """
-    from pipelines.engine import uses_partitions
+    from pipelines.scale import uses_partitions
     from pipelines.score import load_champions, print_summary, run_score, run_score_engine
 
     s = get_settings()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.console import console
+from pipelines.console import console, print_frame
 from pipelines.generate import run_generate
 from pipelines.snapshot import run_snapshot, summarise
 from postloan.settings import get_settings
@@ -12,8 +12,6 @@ from postloan.synthetic import SimulationConfig
 
 def run_demo(n_customers: int = 20_000, n_months: int = 36, seed: int = 42) -> None:
     """Generate the default portfolio, snapshot it quarterly and print what came out."""
-    from pipelines.cli import print_frame
-
     s = get_settings()
     cfg = SimulationConfig(n_customers=n_customers, n_months=n_months, seed=seed)
     console.rule("1. generate the synthetic book")
