@@ -55,7 +55,7 @@ from serving.process import (  # noqa: E402
     ServiceProcessError,
     child_env,
     free_port,
-    stop_process_group,
+    stop_tree,
     wait_until_ready,
 )
 
@@ -269,7 +269,7 @@ def mlflow_peer(uri: str, records: list[dict], n: int, tmp: Path) -> dict:
             return {"model": ref, "startup_s": startup,
                     **stats(sequential(c, "/invocations", bodies, n))}
     finally:
-        stop_process_group(proc)
+        stop_tree(proc)
 
 
 def markdown(r: dict) -> str:

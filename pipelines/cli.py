@@ -419,13 +419,16 @@ def serve(
         help="Allow starting without POSTLOAN_API_TOKENS (local experiments only).")] = False,
 ) -> None:
     """Start the BentoML scoring service (checks configuration and champions first)."""
-    import subprocess
     import sys
 
     args = [sys.executable, "-m", "serving", "--host", host, "--port", str(port)]
     if insecure_local:
         args.append("--insecure-local")
-    raise typer.Exit(subprocess.call(args, cwd=get_settings().root))
+    # Replace this process rather than wait on a child: a SIGTERM or SIGINT sent to
+    # `postloan serve` then reaches the service's supervisor, which stops the server and
+    # its workers (a child left behind would keep the port).
+    os.chdir(get_settings().root)
+    os.execv(sys.executable, args)
 
 
 @app.command()

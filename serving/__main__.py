@@ -2,7 +2,9 @@
 
 Checks the configuration and loads the champions once in this process first, so a
 missing token or model is one sentence and exit code 2 before any server starts; then
-replaces itself with ``bentoml serve serving.service:PostloanService``.
+replaces itself with the supervisor (``serving/supervisor.py``), which runs ``bentoml
+serve serving.service:PostloanService`` as its child and stops all of it, workers
+included, within 10 s of SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
@@ -48,7 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     bentoml = Path(sys.executable).with_name("bentoml")
     cmd = [str(bentoml), "serve", SERVICE, "--host", args.host, "--port", str(args.port),
            "--working-dir", str(ROOT)]
-    os.execv(cmd[0], cmd)
+    # exec, not a child: the pid the caller holds (and signals) is the supervisor's, and
+    # the models loaded by the checks above are not kept for the life of the server.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "serving.supervisor", "--", *cmd])
     return 0  # not reached
 
 

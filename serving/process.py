@@ -9,8 +9,8 @@ For notebooks, tests and benchmarks that need a real server on this machine::
         httpx.post(f"{s.url}/score", json=body, headers={"Authorization": f"Bearer {token}"})
 
 The server runs ``bentoml serve serving.service:PostloanService`` from the repository
-root in a new session (its own process group, so stopping it also stops its workers),
-with its stdout and stderr in one log file. Its environment is this process's minus the
+root in a new session (its own process group; stopping it stops its workers too, which
+BentoML runs in sessions of their own), with its stdout and stderr in one log file. Its environment is this process's minus the
 variables named by ``drop`` (by default every ``POSTLOAN_*``, so the caller's own
 settings never leak in), plus the overrides given. Nothing here imports the service
 itself: starting a server does not load models or set OMP variables in the caller.
@@ -22,7 +22,6 @@ with the tail of the server log; scripts turn it into an exit message.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from types import TracebackType
 import httpx
 
 from postloan.errors import PostloanError
+from serving.supervisor import STOP_GRACE, stop_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE = "serving.service:PostloanService"
@@ -112,25 +112,6 @@ def wait_until_ready(proc: subprocess.Popen, url: str, log: Path, timeout: float
         time.sleep(interval)
 
 
-def stop_process_group(proc: subprocess.Popen, timeout: float = 30) -> None:
-    """Stop a process started with ``start_new_session=True`` and everything in its group.
-
-    SIGTERM to the group (BentoML's arbiter then stops its workers), SIGKILL if it is
-    still running after `timeout` seconds. Nothing happens if the process has exited.
-    """
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-    except ProcessLookupError:  # exited between the poll and the signal
-        proc.wait(timeout=10)
-
-
 class ServiceProcess:
     """``bentoml serve serving.service:PostloanService`` in the background on loopback.
 
@@ -200,10 +181,10 @@ class ServiceProcess:
             raise ServiceProcessError("the server has not been started")
         return wait_until_ready(self.proc, f"{self.url}/readyz", self.log, timeout, interval)
 
-    def stop(self, timeout: float = 30) -> None:
+    def stop(self, timeout: float = STOP_GRACE) -> None:
         """Stop the server and its workers (SIGTERM, then SIGKILL after `timeout` s)."""
         if self.proc is not None:
-            stop_process_group(self.proc, timeout)
+            stop_tree(self.proc, timeout)
 
     def log_text(self) -> str:
         """Everything the server has written so far."""

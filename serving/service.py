@@ -22,7 +22,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import json  # noqa: E402
 import logging  # noqa: E402
 import signal  # noqa: E402
-import sys  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -65,6 +64,7 @@ from serving.schemas import (  # noqa: E402
     ScoreResponse,
 )
 from serving.security import GuardMiddleware  # noqa: E402
+from serving.supervisor import exit_with_parent, in_bentoml_worker  # noqa: E402
 
 log = logging.getLogger("postloan.serving")
 API_VERSION = "1"
@@ -179,8 +179,7 @@ def _refuse_start(error: Exception) -> None:
     process manager; terminating the parent (the arbiter) stops the server instead.
     """
     log.critical("postloan service cannot start: %s", error)
-    main = getattr(sys.modules.get("__main__"), "__spec__", None)
-    if main is not None and main.name == "_bentoml_impl.worker.service":
+    if in_bentoml_worker():
         os.kill(os.getppid(), signal.SIGTERM)
     raise ServiceStartError(str(error)) from None
 
@@ -479,3 +478,8 @@ PostloanService.mount_asgi_app(
     Starlette(routes=[Route("/metadata", _metadata_endpoint, methods=["GET"])]), path="/")
 PostloanService.add_asgi_middleware(GuardMiddleware, get_config=_current_config)
 PostloanService.add_asgi_middleware(OpenAPIMiddleware, service=PostloanService)
+
+if in_bentoml_worker():
+    # A worker holds the listening socket in a session of its own: it must not outlive
+    # its server (the arbiter), however that dies, or the port stays taken.
+    exit_with_parent()
