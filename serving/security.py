@@ -3,8 +3,10 @@
 An ASGI middleware (added with ``Service.add_asgi_middleware``), so a request is
 refused before BentoML parses its body: an unauthenticated caller never learns what a
 valid body looks like, and a pickle or multipart body never reaches a deserializer.
-Health, metrics and the OpenAPI document stay open (probes and scrapers carry no
-token, and none of them holds customer data).
+Health probes and the OpenAPI document stay open (probes carry no token, and neither
+holds customer data). ``/metrics`` does not: its counters and latency histograms per
+endpoint tell an outsider how much the lender scores and when, so a Prometheus scraper
+sends a bearer token like any caller (see serving/README.md).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from serving.config import ServingConfig, token_digest
 
 log = logging.getLogger("postloan.serving")
 
-PUBLIC_PATHS = frozenset({"/", "/livez", "/readyz", "/healthz", "/metrics", "/docs.json",
+PUBLIC_PATHS = frozenset({"/", "/livez", "/readyz", "/healthz", "/docs.json",
                           "/schema.json"})
 PUBLIC_PREFIXES = ("/static_content/", "/assets/")
 BYTES_PER_CUSTOMER = 16_384  # a snapshot is ~2 KB of JSON; generous for pretty-printing

@@ -235,6 +235,14 @@ def test_health_and_openapi_are_open(client):
     assert "CustomerSnapshot" in schemas and "northeast" in schemas
 
 
+def test_metrics_need_a_token(client):
+    # The authorised 200 needs a real server: test_real_bentoml_serve.
+    r = client.get("/metrics")
+    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+    wrong = client.get("/metrics", headers={"Authorization": "Bearer wrong-token-0123456789"})
+    assert wrong.status_code == 401
+
+
 def test_openapi_documents_metadata_auth_and_real_error_bodies(client):
     """The served document is the contract kept: /metadata, bearer auth, guard errors."""
     spec = client.get("/docs.json").json()
@@ -569,6 +577,11 @@ def test_real_bentoml_serve(champions, records, batch, tmp_path):
             assert c.post("/score", content=b"\x80\x04K\x01.", headers={
                 **AUTH, "Content-Type": "application/vnd.bentoml+pickle"}).status_code == 415
             assert c.get("/metadata", headers=AUTH).json()["limits"]["max_batch"] == 1000
+            assert c.get("/metrics").status_code == 401
+            metrics = c.get("/metrics", headers=AUTH)
+            assert metrics.status_code == 200
+            assert ('bentoml_service_request_total{endpoint="/score",http_response_code="200"'
+                    in metrics.text)
     text = log.read_text()
     assert "Traceback" not in text, text[-3000:]
     rejected = [x for x in text.splitlines() if "400 on /score" in x]
