@@ -119,7 +119,7 @@ def _kill(procs: list[psutil.Process]) -> None:
 @pytest.mark.parametrize("launcher,sig", [
     ("python -m serving", signal.SIGTERM),
     ("postloan serve", signal.SIGINT),
-])
+], ids=["SIGTERM to python -m serving", "SIGINT to postloan serve"])
 def test_a_stop_signal_stops_the_whole_tree_and_frees_the_port(env, tmp_path, launcher,
                                                               sig):
     cmd = ([sys.executable, "-m", "serving"] if launcher == "python -m serving"
