@@ -9,10 +9,10 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export BENTOML_DO_NOT_TRACK := true
 export DO_NOT_TRACK := true
 
-.PHONY: help demo test lint bench clean venv mlflow lab serve
+.PHONY: help demo test test-fast lint bench clean venv mlflow lab serve
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -27,6 +27,9 @@ demo: $(STAMP)  ## generate the synthetic book and run the main job end to end
 
 test: $(STAMP)  ## run the whole test suite
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)  ## run the unit tests only (no trained models, servers, Dask or demo book)
+	$(BIN)/python -m pytest -m "not slow and not integration"
 
 lint: $(STAMP)  ## ruff lint
 	$(BIN)/ruff check src pipelines serving tests benchmarks

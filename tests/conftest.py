@@ -2,6 +2,10 @@
 
 The environment is set before anything else imports matplotlib, MLflow or BentoML
 so tests never write to ~/.config or ~/.cache and never phone home.
+
+Tests are marked by the fixtures they use (:func:`pytest_collection_modifyitems`), so
+``make test-fast`` (``pytest -m "not slow and not integration"``) runs the unit tests
+in about a minute and ``make test`` runs everything.
 """
 
 from __future__ import annotations
@@ -26,6 +30,27 @@ from postloan import schema as S  # noqa: E402
 from postloan.synthetic import SimulationConfig, simulate  # noqa: E402
 
 SMALL = SimulationConfig(n_customers=3_000, n_months=30, seed=7)
+
+# A test using one of these fixtures, directly or through another fixture, is marked
+# `integration`: it needs a trained model (`trained`: the session's champions in a real
+# MLflow store here, models of their own in test_reports and test_explain_and_units),
+# runs the installed `postloan` command in a project folder (`project`, test_cli),
+# talks to a real service (`client`: the ASGI app with loaded champions in
+# test_serving, a Dask cluster in test_engine; `server`: a real `bentoml serve`) or
+# drives a real browser (`chromium`). `slow`: the full demo book. Explicit marks in
+# the test modules add to these (e.g. a long cross-validation).
+INTEGRATION_FIXTURES = frozenset({"trained", "project", "client", "server", "chromium"})
+SLOW_FIXTURES = frozenset({"demo_tables"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark tests `integration` / `slow` by the fixtures they use (see above)."""
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))  # the closure: fixtures of fixtures too
+        if used & INTEGRATION_FIXTURES:
+            item.add_marker(pytest.mark.integration)
+        if used & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
 
 
 def cli_env(root: Path, **extra: str) -> dict[str, str]:
