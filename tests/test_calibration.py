@@ -67,7 +67,7 @@ def test_isotonic_with_ties_is_a_step_function():
     y = (rng.uniform(size=raw.size) < raw).astype(int)
     cal = fit_calibrator(raw, y, "isotonic")
     assert len(cal.x_) <= 11
-    assert len(np.unique(cal.transform(raw))) <= 11
+    assert 2 <= len(np.unique(cal.transform(raw))) <= 11  # steps, not a constant
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -294,9 +294,8 @@ def _start_and_expect_refusal(env: dict, tmp: Path, needle: str) -> str:
     port = free_port()
     log = tmp / f"refused-{port}.log"
     with ServiceProcess(env, port=port, log=log, drop=DROP) as s:
-        rc = s.proc.wait(timeout=90)
+        s.proc.wait(timeout=90)  # TimeoutExpired: it did not stop by itself
     text = log.read_text()
-    assert rc is not None, text[-2000:]
     assert needle in text, text[-3000:]
     assert "Traceback" not in text, text[-3000:]
     with pytest.raises(httpx.TransportError):  # nothing half-started on the port

@@ -135,9 +135,15 @@ def test_score_single_customer_and_k_reasons(client, records):
     assert r.status_code == 200, r.text
     (res,) = r.json()["results"]
     assert res["as_of"] == records[0]["as_of"]
-    for m in MODEL_LABELS:
-        assert len(res["reasons"][m]["up"]) <= 1 and len(res["reasons"][m]["down"]) <= 1
-        assert all(x["text_en"] and x["text_zh"] for x in res["reasons"][m]["up"])
+    (full,) = client.post("/score", json={"customers": records[:1], "k_reasons": 3},
+                          headers=AUTH).json()["results"]
+    for m in MODEL_LABELS:  # k=1 keeps the first reason of each side, and only that one
+        for side in ("up", "down"):
+            assert res["reasons"][m][side] == full["reasons"][m][side][:1], (m, side)
+        assert all(x["text_en"] and x["text_zh"] for x in full["reasons"][m]["up"])
+    n_full = sum(len(full["reasons"][m][side]) for m in MODEL_LABELS for side in ("up", "down"))
+    n_one = sum(len(res["reasons"][m][side]) for m in MODEL_LABELS for side in ("up", "down"))
+    assert 0 < n_one < n_full  # there were reasons to cut
     assert 0.0 <= res["pd_12m"] <= 1.0
 
 
@@ -296,8 +302,15 @@ def test_the_service_class_directly(service_env, service_module, records, batch)
     out = svc.score(ScoreRequest.model_validate_json(json.dumps({"customers": records[:5]})))
     assert [x.pd_12m for x in out.results] == batch["scored"]["pd_12m"].head(5).tolist()
     q = svc.prioritize(PrioritizeRequest.model_validate_json(
-        json.dumps({"customers": records, "capacity": 3})))
-    assert len(q.queue) <= 3
+        json.dumps({"customers": records, "capacity": 3}))).queue
+    # The batch decisions say whom to contact; the queue is the 3 with most benefit.
+    dec = batch["decisions"]
+    due = dec[(dec["expected_benefit"] > 0) & (dec["recommended_action"] != strategy.NO_ACTION)]
+    assert len(due) > 3  # more customers to contact than capacity: the cut is tested
+    top = due.sort_values(["expected_benefit", "customer_id"], ascending=[False, True]).head(3)
+    assert [e.customer_id for e in q] == top["customer_id"].tolist()
+    assert [e.expected_benefit for e in q] == top["expected_benefit"].tolist()
+    assert [e.queue_rank for e in q] == [1, 2, 3]
     assert svc.metadata()["models"]["churn"]["version"] == "1"
 
 
@@ -605,4 +618,4 @@ def test_service_process_reports_a_server_that_exits(tmp_path):
     with ServiceProcess(log=tmp_path / "serve.log") as server:  # no token: refuses to start
         with pytest.raises(ServiceProcessError, match="no API token configured"):
             server.wait_ready(timeout=90)
-    assert server.proc.poll() is not None
+        assert server.proc.poll() is not None  # it exited by itself, before stop()
