@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import re
-import tempfile
 from pathlib import Path
+
+from postloan import io
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -22,13 +22,8 @@ def machine() -> dict:
 
 
 def write_json(obj: dict, name: str) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    fd, tmp = tempfile.mkstemp(dir=RESULTS, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    io.write_json_atomic(obj, path)
     return path
 
 
@@ -39,7 +34,4 @@ def update_section(key: str, markdown: str) -> None:
     block = f"<!-- {key}:start -->\n{markdown.rstrip()}\n<!-- {key}:end -->"
     pat = re.compile(rf"<!-- {re.escape(key)}:start -->.*?<!-- {re.escape(key)}:end -->", re.S)
     text = pat.sub(lambda _: block, text) if pat.search(text) else text.rstrip() + "\n\n" + block
-    fd, tmp = tempfile.mkstemp(dir=DOC.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text.rstrip() + "\n")
-    os.replace(tmp, DOC)
+    io.write_text_atomic(text.rstrip() + "\n", DOC)

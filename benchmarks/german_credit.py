@@ -10,10 +10,7 @@ rewrites only the German credit section of docs/benchmarks.md. Needs the `bench`
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,6 +18,7 @@ from tqdm import tqdm
 
 from _common import ROOT, machine, update_section
 from postloan.benchmarking import LESSMANN_ANCHORS, german_credit_cv
+from postloan.io import write_json_atomic
 
 SECTION = "german-credit"
 LABELS = {
@@ -40,20 +38,6 @@ LABELS = {
         LESSMANN_ANCHORS["logistic_regression"],
     ),
 }
-
-
-def write_json_atomic(obj: dict, path: Path) -> None:
-    """Write JSON to a temp file in the target folder, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def markdown_table(result: dict) -> str:

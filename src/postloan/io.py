@@ -90,19 +90,50 @@ def write_frame_atomic(df: pd.DataFrame, path: Path) -> None:
     write_parquet_atomic(pa.Table.from_pandas(df, preserve_index=False), path)
 
 
-def write_json_atomic(obj: object, path: Path) -> None:
-    """Write JSON (sorted keys, UTF-8) atomically."""
+def write_bytes_atomic(data: bytes, path: Path, mode: int = 0o644) -> Path:
+    """Write bytes via a temporary sibling file renamed into place.
+
+    Readers never see a half-written file, and a failure (an exception, or the writer
+    being interrupted) leaves the previous file, if any, and no temporary file behind.
+
+    Args:
+        data: the bytes.
+        path: the target file; its folder is created if needed.
+        mode: permission bits of the file (``mkstemp`` would leave 0600; reports and
+            figures are meant to be shared).
+
+    Returns:
+        `path` as a Path.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-            f.write("\n")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def write_text_atomic(text: str, path: Path, mode: int = 0o644) -> Path:
+    """Write UTF-8 text atomically (see :func:`write_bytes_atomic`).
+
+    Returns:
+        `path` as a Path.
+    """
+    return write_bytes_atomic(text.encode("utf-8"), path, mode)
+
+
+def write_json_atomic(obj: object, path: Path) -> None:
+    """Write JSON (sorted keys, UTF-8) atomically."""
+    write_text_atomic(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False,
+                                 default=str) + "\n", path)
 
 
 def write_tables(
