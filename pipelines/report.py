@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +20,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from postloan import io, registry, reports
+from postloan import explain, io, monitoring, plots, registry, reports
 from postloan.bundle import MODELS, ModelBundle
 from postloan.errors import ModelNotFoundError, PostloanError
 from postloan.features import CATEGORICAL_FEATURES
@@ -125,9 +124,9 @@ def gather(model: str, version: str | None = None, alias: str | None = None,
         tmp = Path(tmp)
         bundle = ModelBundle.load(registry.download_bundle(model, version=ver, dst=tmp / "b"))
         images, tables = {}, {}
-        plots = _download(run.info.run_id, "plots", tmp / "a")
-        if plots is not None:
-            images = {p.name: p.read_bytes() for p in sorted(plots.glob("*.png"))}
+        plot_dir = _download(run.info.run_id, "plots", tmp / "a")
+        if plot_dir is not None:
+            images = {p.name: p.read_bytes() for p in sorted(plot_dir.glob("*.png"))}
         evaluation = _download(run.info.run_id, "evaluation", tmp / "a")
         if evaluation is not None:
             tables = {p.stem: pd.read_csv(p) for p in sorted(evaluation.glob("*.csv"))}
@@ -156,37 +155,22 @@ def gather(model: str, version: str | None = None, alias: str | None = None,
     top = list(bundle.metadata.get("top_features") or [])
     if not top and "shap_importance" in tables:
         top = tables["shap_importance"]["feature"].head(N_PSI_FEATURES).tolist()
-    stab = reports.stability_table(bundle, ref, cur, top[:N_PSI_FEATURES])
+    cfg = monitoring.default_monitoring_config()
+    stab = monitoring.stability_table(bundle, ref, cur, top[:N_PSI_FEATURES], cfg.n_bins, cfg)
     inputs.stability = stab
-    inputs.stability_png = reports.figure_png(reports.psi_figure(
-        stab, f"{model} v{ver}: PSI, training dates -> OOT dates"))
+    inputs.stability_png = plots.figure_png(plots.psi_figure(
+        stab, f"{model} v{ver}: PSI, training dates -> OOT dates", cfg))
     inputs.stability_dates = {"reference": ref_dates, "current": oot_dates}
     seed = int(bundle.metadata.get("params", {}).get("seed", 42))
-    X, contrib = reports.explanation_sample(bundle, cur, N_EXPLAIN, seed)
+    X, contrib = explain.explanation_sample(bundle, cur, N_EXPLAIN, seed)
     inputs.explained_rows = {"n": len(X), "dates": oot_dates}
-    inputs.dependence = {f: reports.figure_png(reports.dependence_figure(contrib, X, f))
+    inputs.dependence = {f: plots.figure_png(plots.dependence_figure(contrib, X, f))
                          for f in top[:N_DEPENDENCE]}
     # A typical customer: the median value, the most frequent one for categories.
     typical = X.median().fillna(X.mode().iloc[0])
     typical[list(CATEGORICAL_FEATURES)] = X[list(CATEGORICAL_FEATURES)].mode().iloc[0]
     inputs.reason_examples = {f: float(v) for f, v in typical.items() if pd.notna(v)}
     return inputs
-
-
-def write_text_atomic(text: str, path: Path) -> Path:
-    """Write UTF-8 text via a temporary sibling renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def run_report(model: str, version: str | None = None, alias: str | None = None,
@@ -218,11 +202,11 @@ def run_report(model: str, version: str | None = None, alias: str | None = None,
     if out is None:
         out = Path(models_dir or get_settings().models_dir) / model / f"v{inputs.version}" / \
             "report.html"
-    path = write_text_atomic(page, Path(out))
+    path = io.write_text_atomic(page, Path(out))
     if log_to_run:
         client = registry.configure(tracking_uri or get_settings().tracking_uri)
         with tempfile.TemporaryDirectory() as tmp:
-            named = write_text_atomic(page, Path(tmp) / "report.html")
+            named = io.write_text_atomic(page, Path(tmp) / "report.html")
             client.log_artifact(inputs.run_id, str(named), artifact_path="report")
     log.info("wrote %s (%d kB)", path, path.stat().st_size // 1024)
     return path

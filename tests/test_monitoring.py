@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from pipelines.monitor import run_monitor
 from postloan import io
@@ -47,19 +48,43 @@ def test_psi_properties():
 
 
 def test_status_thresholds_and_config(tmp_path):
-    cfg = MonitoringConfig()
+    cfg = load_monitoring_config()
     assert status(0.09, cfg) == "stable" and status(0.1, cfg) == "watch"
     assert status(0.25, cfg) == "watch" and status(0.26, cfg) == "shifted"
+    assert status(float("nan"), cfg) == "n/a" and status(None) == "n/a"
     bad = tmp_path / "m.yaml"
     bad.write_text("psi_watch: lots\n")
     with pytest.raises(ConfigError, match="psi_watch"):
         load_monitoring_config(bad)
 
 
+def test_shipped_config_is_complete_and_a_user_file_overlays_it(tmp_path):
+    shipped = load_monitoring_config()
+    # Every threshold comes from the shipped YAML: the model has no defaults of its own.
+    with pytest.raises(ValidationError):
+        MonitoringConfig()
+    user = tmp_path / "m.yaml"
+    user.write_text("psi_watch: 0.05\n")
+    cfg = load_monitoring_config(user)
+    assert cfg.psi_watch == 0.05 and shipped.psi_watch == 0.1
+    assert cfg.model_dump(exclude={"psi_watch"}) == shipped.model_dump(exclude={"psi_watch"})
+    # The user's thresholds, not constants, decide the status.
+    assert status(0.07, cfg) == "watch" and status(0.07, shipped) == "stable"
+    user.write_text("psi_watch: 0.3\n")  # above psi_shifted: bands out of order
+    with pytest.raises(ConfigError, match="psi_watch .* below psi_shifted"):
+        load_monitoring_config(user)
+    user.write_text("psi_wach: 0.3\n")  # a typo is named, not ignored
+    with pytest.raises(ConfigError, match="psi_wach"):
+        load_monitoring_config(user)
+    user.write_text("- 1\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_monitoring_config(user)
+
+
 def test_macro_features_judged_by_level():
     ref = pd.DataFrame({"unemployment_rate": [5.0] * 50, "x": np.arange(50.0)})
     cur = pd.DataFrame({"unemployment_rate": [7.0] * 50, "x": np.arange(50.0)})
-    d = feature_drift(ref, cur, MonitoringConfig()).set_index("feature")
+    d = feature_drift(ref, cur, load_monitoring_config()).set_index("feature")
     assert d.loc["unemployment_rate", "status"] == "shifted"
     assert d.loc["unemployment_rate", "level_change"] == pytest.approx(2.0)
     assert d.loc["x", "status"] == "stable"
@@ -74,7 +99,7 @@ def test_monitor_flags_a_shock_and_not_a_quiet_month(trained, tmp_path, shocked)
     months = cfg.month_ends()
     ref, cur = f"{months[16]:%Y-%m-%d}", f"{months[23 if shocked else 17]:%Y-%m-%d}"
     out = tmp_path / "drift.html"
-    results = run_monitor(tmp_path / "book", ref, cur, bundles, MonitoringConfig(), out)
+    results = run_monitor(tmp_path / "book", ref, cur, bundles, load_monitoring_config(), out)
     verdicts = {r["model"]: r for r in results}
     page = out.read_text()
     assert 'id="verdicts"' in page and "data:image/png;base64," in page and "http" not in page

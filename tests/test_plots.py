@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
-from postloan import plots
+from postloan import monitoring, plots
 from postloan.errors import DataValidationError
 from postloan.evaluation import ks_statistic
 
@@ -126,3 +127,71 @@ def test_save_figure_requires_png_suffix(tmp_path, sample):
     with pytest.raises(ValueError, match=".png"):
         plots.save_figure(plots.roc_figure(y, scores), tmp_path / "roc.jpg")
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- stability
+def _bar_series(fig: Figure) -> dict[str, np.ndarray]:
+    """Bar heights of each labelled bar series of a figure's first axes."""
+    return {c.get_label(): np.array([p.get_height() for p in c.patches])
+            for c in fig.axes[0].containers}
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_score_distribution_shows_where_typical_pds_sit(seed):
+    # A typical PD distribution: most customers far below 1%, a long tail to ~60%
+    # (the old density histogram on a log axis left these in an invisible sliver).
+    rng = np.random.default_rng(seed)
+    ref = 1 / (1 + np.exp(-rng.normal(-5.5, 1.3, 20_000)))
+    cur = 1 / (1 + np.exp(-rng.normal(-5.0, 1.3, 15_000)))
+    fig = plots.score_distribution_figure(ref, cur, "default_risk score")
+    bars = _bar_series(fig)
+    assert set(bars) == {"reference", "current"}
+    for name, h in bars.items():
+        assert h.sum() == pytest.approx(1.0), name  # shares of customers, not densities
+        assert (h > 0.02).sum() >= 5, name  # the data fills many readable bars
+    # Reference deciles hold a tenth each; the shift shows as current bars moving right.
+    assert np.allclose(bars["reference"], 0.1, atol=0.002)
+    assert bars["current"][-3:].sum() > bars["reference"][-3:].sum() + 0.05
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "linear" and ax.get_ylim()[1] <= 1.0
+    assert "PSI" in ax.get_title()
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert len(ticks) == 10 and all("%" in t for t in ticks)
+
+
+def test_score_distribution_counts_missing_scores():
+    fig = plots.score_distribution_figure(np.linspace(0, 1, 100), [0.5, np.nan])
+    bars = _bar_series(fig)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()][-1] == "missing"
+    assert bars["current"][-1] == pytest.approx(0.5)
+
+
+def test_psi_and_csi_figures_colour_by_status():
+    cfg = monitoring.load_monitoring_config()
+    table = pd.DataFrame({"variable": ["score", "a", "b"], "psi": [0.02, 0.15, 0.4],
+                          "status": ["stable", "watch", "shifted"]})
+    fig = plots.psi_figure(table, "psi", cfg)
+    patches = fig.axes[0].patches
+    # Drawn bottom-up in reverse order: b (shifted) first.
+    assert [p.get_width() for p in patches] == pytest.approx([0.4, 0.15, 0.02])
+    assert patches[0].get_facecolor() == to_rgba(plots.STATUS_COLOURS["shifted"])
+    drift = pd.DataFrame({"feature": ["x", "m"], "kind": ["customer", "macro"],
+                          "csi": [0.3, np.nan], "status": ["shifted", "watch"]})
+    labels = [t.get_text() for t in plots.csi_figure(drift, cfg).axes[0].get_yticklabels()]
+    assert labels == ["x"]  # macro features are judged by level, not drawn as CSI
+
+
+def test_stress_figure_has_before_and_after_per_group():
+    table = pd.DataFrame({"group": ["all", "A", "A", "B", "B", "all"],
+                          "when": ["before", "before", "after", "before", "after", "after"],
+                          "expected_loss": [3.0, 1.0, 2.0, 2.0, 3.0, 5.0],
+                          "orange_or_red": [1, 0, 1, 1, 2, 3]})
+    fig = plots.stress_figure(table, "severe")
+    assert len(fig.axes) == 2 and "severe" in fig.get_suptitle()
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    assert heights == [1.0, 2.0, 2.0, 3.0]  # A, B before; A, B after
+
+
+def test_figure_png_renders_bytes():
+    fig = plots.score_distribution_figure([0.1, 0.2, 0.3], [0.2, 0.3, 0.4])
+    assert plots.figure_png(fig).startswith(PNG_MAGIC)

@@ -25,7 +25,7 @@ from hypothesis import strategies as hs
 from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 
-from postloan import monitoring, reports
+from postloan import monitoring, plots, reports
 from postloan.errors import DataValidationError, ModelNotFoundError, PostloanError
 from postloan.features import FEATURE_NAMES
 from postloan.train_config import Lgbm, ModelConfig, Splits, TrainConfig
@@ -120,8 +120,9 @@ def test_psi_follows_the_size_of_a_shift(seed):
     same = monitoring.psi(ref, rng.normal(size=20_000))
     small = monitoring.psi(ref, rng.normal(0.2, 1.0, 20_000))
     large = monitoring.psi(ref, rng.normal(1.0, 1.0, 20_000))
-    assert same < 0.01 < small < reports.PSI_STABLE < reports.PSI_SHIFTED < large
-    assert monitoring.psi_status(same) == "stable" and monitoring.psi_status(large) == "shifted"
+    cfg = monitoring.load_monitoring_config()
+    assert same < 0.01 < small < cfg.psi_watch < cfg.psi_shifted < large
+    assert monitoring.status(same) == "stable" and monitoring.status(large) == "shifted"
 
 
 def test_psi_errors_are_clear():
@@ -138,7 +139,7 @@ def test_psi_errors_are_clear():
 
 
 def test_psi_status_bands():
-    assert [monitoring.psi_status(v) for v in (0.0, 0.099, 0.1, 0.25, 0.2501, float("nan"))] == \
+    assert [monitoring.status(v) for v in (0.0, 0.099, 0.1, 0.25, 0.2501, float("nan"))] == \
         ["stable", "stable", "watch", "watch", "shifted", "n/a"]
 
 
@@ -214,7 +215,7 @@ def test_waterfall_bars_add_up_to_the_raw_score():
     contrib["region"] = 5.0  # the largest contribution: shown first, with its category name
     values = pd.Series(rng.normal(size=15), index=feats)
     values["region"] = 2.0
-    fig = reports.waterfall_figure(contrib, values, title="one customer", top=5,
+    fig = plots.waterfall_figure(contrib, values, title="one customer", top=5,
                                    probability=0.123)
     ax = fig.axes[0]
     bars = ax.patches
@@ -230,12 +231,12 @@ def test_dependence_figure_names_categories_and_counts_missing():
     X = pd.DataFrame({"region": [0.0, 1.0, 2.0, 1.0], "age": [30.0, np.nan, 50.0, 60.0]})
     contrib = pd.DataFrame({"region": [0.1, -0.2, 0.3, -0.1], "age": [0.2, 0.0, -0.1, -0.3],
                             "bias": -1.0})
-    fig = reports.dependence_figure(contrib, X, "region")
+    fig = plots.dependence_figure(contrib, X, "region")
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["north", "south", "east"]
-    assert "1 missing" in reports.dependence_figure(contrib, X, "age").axes[0].get_title()
+    assert "1 missing" in plots.dependence_figure(contrib, X, "age").axes[0].get_title()
     with pytest.raises(DataValidationError):
-        reports.dependence_figure(contrib, X, "nope")
-    png = reports.figure_png(fig)
+        plots.dependence_figure(contrib, X, "nope")
+    png = plots.figure_png(fig)
     assert png.startswith(PNG_MAGIC) and isinstance(fig, Figure)
 
 
@@ -361,11 +362,11 @@ def test_stability_and_dependence_come_from_the_book(trained):
 
     inp = gather("default_risk", version="1", tracking_uri=trained["uri"], book=trained["book"])
     stab = inp.stability
-    assert stab["variable"].iloc[0] == reports.SCORE
+    assert stab["variable"].iloc[0] == monitoring.SCORE
     assert stab["variable"].iloc[1:].tolist() == inp.metadata["top_features"][:10]
     assert np.isfinite(stab["psi"]).all() and (stab["psi"] >= 0).all()
     # The same book at later dates: the score should not have moved much.
-    assert stab["psi"].iloc[0] < reports.PSI_SHIFTED
+    assert stab["psi"].iloc[0] < monitoring.load_monitoring_config().psi_shifted
     assert list(inp.dependence) == inp.metadata["top_features"][:6]
     assert inp.stability_dates["current"] == inp.metadata["splits"]["oot"]
     assert not inp.notes  # the book is the one the model was trained on

@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import lightgbm as lgb
 import numpy as np
@@ -23,7 +24,10 @@ import yaml
 
 from postloan import schema as S
 from postloan import treeshap
-from postloan.errors import ConfigError
+from postloan.errors import ConfigError, DataValidationError
+
+if TYPE_CHECKING:  # hints only: postloan.bundle imports this module
+    from postloan.bundle import ModelBundle
 
 BIAS = "bias"
 LANGS = ("en", "zh")
@@ -50,6 +54,31 @@ def contributions_array(booster: lgb.Booster, X: np.ndarray) -> np.ndarray:
     booster object and cached (:meth:`postloan.treeshap.TreeExplainer.from_booster`).
     """
     return treeshap.contributions(booster, X)
+
+
+def explanation_sample(bundle: ModelBundle, snapshot: pd.DataFrame, n: int = 2000,
+                       seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Features and TreeSHAP contributions of a seeded sample of snapshot rows.
+
+    Args:
+        bundle: the model.
+        snapshot: customer snapshot rows.
+        n: rows sampled (without replacement, kept in snapshot order).
+        seed: sampling seed.
+
+    Returns:
+        ``(X, contrib)`` for ``min(n, len(snapshot))`` rows (contrib has a ``bias``
+        column; rows sum to the raw margin).
+
+    Raises:
+        DataValidationError: `snapshot` has no rows.
+    """
+    if len(snapshot) == 0:
+        raise DataValidationError("snapshot", "no rows to explain")
+    idx = np.sort(np.random.default_rng(seed).choice(len(snapshot), min(n, len(snapshot)),
+                                                     replace=False))
+    X = bundle.features(snapshot.iloc[idx])
+    return X, contributions(bundle.booster, X)
 
 
 def global_importance(contrib: pd.DataFrame) -> pd.DataFrame:

@@ -16,7 +16,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from postloan import evaluation as ev
-from postloan import explain, explain_plots, plots
+from postloan import explain, plots
 from postloan.bundle import ModelBundle, booster_probability
 from postloan.calibration import fit_calibrator
 from postloan.errors import DataValidationError
@@ -164,8 +164,8 @@ def train_one(model: str, snap: pd.DataFrame, splits: dict[str, list[pd.Timestam
         "ks.png": plots.ks_figure(y_oot, p_oot, f"{model}: KS (OOT)"),
         "calibration.png": plots.calibration_figure(y_oot, scores, f"{model}: calibration (OOT)"),
         "lift.png": plots.lift_figure(y_oot, scores, f"{model}: lift (OOT)"),
-        "shap_bar.png": explain_plots.shap_bar_figure(importance, title=f"{model}: mean |SHAP|"),
-        "shap_summary.png": explain_plots.shap_summary_figure(contrib, Xs, title=f"{model}: SHAP"),
+        "shap_bar.png": plots.shap_bar_figure(importance, title=f"{model}: mean |SHAP|"),
+        "shap_summary.png": plots.shap_summary_figure(contrib, Xs, title=f"{model}: SHAP"),
     }
     return TrainOutput(bundle, metrics, tables, figures, meta["splits"])
 

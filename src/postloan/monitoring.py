@@ -5,7 +5,7 @@ PSI (population stability index) between a reference and a current sample:
 with missing values as a bin of their own (a change in how often a value is
 missing is drift too) and a small floor on empty bins. CSI is the same index on
 one feature. Thresholds (< 0.1 stable, 0.1–0.25 watch, > 0.25 shifted) come from
-:class:`MonitoringConfig`.
+:class:`MonitoringConfig`, read from the shipped ``config/monitoring.yaml``.
 
 Macro features (one value per region and month) are not compared by PSI: every
 customer of a region moves together, so any month-on-month change would look
@@ -17,16 +17,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from postloan import evaluation as ev
 from postloan.errors import ConfigError, DataValidationError
 from postloan.features import CATEGORICAL_FEATURES
+
+if TYPE_CHECKING:  # only for hints: the bundle module loads LightGBM and TreeSHAP
+    from postloan.bundle import ModelBundle
 
 MACRO_FEATURES = ("unemployment_rate", "unemployment_change_6m", "policy_rate", "market_rate")
 STATUSES = ("stable", "watch", "shifted")
@@ -34,35 +40,87 @@ VERDICTS = ("stable", "watch", "re-validate")
 
 
 class MonitoringConfig(BaseModel):
-    """Thresholds of the drift verdict (validated YAML, defaults from the handbook)."""
+    """Thresholds of the drift verdict.
+
+    Every field is required: the values live in the shipped ``config/monitoring.yaml``
+    (one place; see :func:`load_monitoring_config`), each explained there.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    psi_watch: float = Field(0.10, gt=0)
-    psi_shifted: float = Field(0.25, gt=0)
-    n_bins: int = Field(10, ge=2, le=100)
-    top_features: int = Field(10, ge=1)
-    macro_watch_points: float = Field(0.5, gt=0)
-    macro_shifted_points: float = Field(1.5, gt=0)
-    auc_drop_watch: float = Field(0.02, ge=0)
-    auc_drop_revalidate: float = Field(0.05, ge=0)
-    ece_revalidate: float = Field(0.05, gt=0)
-    min_labelled_share: float = Field(0.9, gt=0, le=1)
-    min_positives: int = Field(200, ge=1)
+    psi_watch: float = Field(gt=0)
+    psi_shifted: float = Field(gt=0)
+    n_bins: int = Field(ge=2, le=100)
+    top_features: int = Field(ge=1)
+    macro_watch_points: float = Field(gt=0)
+    macro_shifted_points: float = Field(gt=0)
+    auc_drop_watch: float = Field(ge=0)
+    auc_drop_revalidate: float = Field(ge=0)
+    ece_revalidate: float = Field(gt=0)
+    min_labelled_share: float = Field(gt=0, le=1)
+    min_positives: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _bands_in_order(self) -> MonitoringConfig:
+        if self.psi_watch >= self.psi_shifted:
+            raise ValueError(f"psi_watch ({self.psi_watch}) must be below psi_shifted "
+                             f"({self.psi_shifted})")
+        if self.macro_watch_points >= self.macro_shifted_points:
+            raise ValueError("macro_watch_points must be below macro_shifted_points")
+        if self.auc_drop_watch >= self.auc_drop_revalidate:
+            raise ValueError("auc_drop_watch must be below auc_drop_revalidate")
+        return self
 
 
-def load_monitoring_config(path: Path | None = None) -> MonitoringConfig:
-    """Read and validate a monitoring YAML (defaults when `path` is None)."""
-    if path is None:
-        return MonitoringConfig()
+def _read_yaml(text: str, src: str) -> dict:
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        return MonitoringConfig(**data)
-    except (OSError, yaml.YAMLError, TypeError) as e:
-        raise ConfigError(f"cannot read monitoring config {path}: {e}") from e
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"cannot read monitoring config {src}: {e}") from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"monitoring config {src} must hold a mapping")
+    return data
+
+
+def load_monitoring_config(path: Path | str | None = None) -> MonitoringConfig:
+    """The shipped monitoring thresholds, overlaid by a user YAML file.
+
+    Args:
+        path: a YAML file whose fields replace the shipped ones (fields it does not
+            name keep their shipped values), or None for the shipped
+            ``postloan/config/monitoring.yaml`` alone.
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: unreadable file, not a mapping, or a field with a wrong name, type
+            or value; the message names the file and the field.
+    """
+    base = _read_yaml(resources.files("postloan").joinpath("config/monitoring.yaml")
+                      .read_text("utf-8"), "postloan:config/monitoring.yaml")
+    src = "postloan:config/monitoring.yaml"
+    if path is not None:
+        src = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"cannot read monitoring config {src}: {e}") from e
+        base = {**base, **_read_yaml(text, src)}
+    try:
+        return MonitoringConfig(**base)
     except ValidationError as e:
-        errs = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
-        raise ConfigError(f"invalid monitoring config {path}: {errs}") from e
+        errs = "; ".join(f"{'.'.join(map(str, x['loc'])) or '(top level)'}: {x['msg']}"
+                         for x in e.errors())
+        raise ConfigError(f"invalid monitoring config {src}: {errs}") from e
+
+
+@lru_cache(maxsize=1)
+def default_monitoring_config() -> MonitoringConfig:
+    """The shipped thresholds (read once; the model is treated as read-only)."""
+    return load_monitoring_config(None)
 
 
 def _num(x: float) -> str:
@@ -73,18 +131,7 @@ def _num(x: float) -> str:
 
 PSI_EPS = 1e-4
 """Share given to an empty bin so that ln(cur/ref) stays finite (a common choice)."""
-PSI_STABLE, PSI_SHIFTED = 0.10, 0.25
-"""Glossary bands: PSI < 0.1 stable, 0.1-0.25 watch, > 0.25 shifted."""
 MISSING_BIN = "missing"
-
-
-def psi_status(value: float) -> str:
-    """``stable`` (< 0.1), ``watch`` (0.1-0.25), ``shifted`` (> 0.25) or ``n/a`` (NaN)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if value < PSI_STABLE:
-        return "stable"
-    return "watch" if value <= PSI_SHIFTED else "shifted"
 
 
 def _as_values(values: object, name: str) -> pd.Series:
@@ -113,9 +160,10 @@ def psi_bins(reference: object, current: object, n_bins: int = 10,
         categorical: treat values as categories instead of numbers.
 
     Returns:
-        One row per bin: ``bin`` (label), ``ref_share``, ``cur_share`` (raw shares, 0
-        for an empty bin) and ``term`` = (cur - ref) x ln(cur / ref) after replacing
-        empty shares by :data:`PSI_EPS`.
+        One row per bin: ``bin`` (label), ``lo`` and ``hi`` (a numeric bin's bounds,
+        -inf/inf at the outer ends; NaN for category and missing bins), ``ref_share``,
+        ``cur_share`` (raw shares, 0 for an empty bin) and ``term`` = (cur - ref) x
+        ln(cur / ref) after replacing empty shares by :data:`PSI_EPS`.
 
     Raises:
         DataValidationError: a sample is empty, or numeric values are not numbers.
@@ -128,6 +176,7 @@ def psi_bins(reference: object, current: object, n_bins: int = 10,
     if categorical:
         ref_missing, cur_missing = ref.isna().to_numpy(), cur.isna().to_numpy()
         labels = list(dict.fromkeys([*ref[~ref_missing].map(str), *cur[~cur_missing].map(str)]))
+        lo = hi = [np.nan] * len(labels)
         ref_lab = ref.map(lambda v: MISSING_BIN if pd.isna(v) else str(v)).to_numpy()
         cur_lab = cur.map(lambda v: MISSING_BIN if pd.isna(v) else str(v)).to_numpy()
     else:
@@ -146,17 +195,20 @@ def psi_bins(reference: object, current: object, n_bins: int = 10,
         cur_idx = np.searchsorted(cuts, c[~cur_missing], side="left")
         edges = [-np.inf, *cuts.tolist(), np.inf]
         labels = [f"({_num(edges[i])}, {_num(edges[i + 1])}]" for i in range(len(cuts) + 1)]
+        lo, hi = edges[:-1], edges[1:]
         ref_lab = np.full(len(r), MISSING_BIN, dtype=object)
         cur_lab = np.full(len(c), MISSING_BIN, dtype=object)
         ref_lab[~ref_missing] = np.asarray(labels, dtype=object)[ref_idx]
         cur_lab[~cur_missing] = np.asarray(labels, dtype=object)[cur_idx]
     if ref_missing.any() or cur_missing.any():
-        labels = [*labels, MISSING_BIN]
+        labels, lo, hi = [*labels, MISSING_BIN], [*lo, np.nan], [*hi, np.nan]
     ref_share = pd.Series(ref_lab).value_counts().reindex(labels, fill_value=0) / len(ref_lab)
     cur_share = pd.Series(cur_lab).value_counts().reindex(labels, fill_value=0) / len(cur_lab)
     p = np.where(ref_share.to_numpy() == 0, PSI_EPS, ref_share.to_numpy(dtype="float64"))
     q = np.where(cur_share.to_numpy() == 0, PSI_EPS, cur_share.to_numpy(dtype="float64"))
-    return pd.DataFrame({"bin": labels, "ref_share": ref_share.to_numpy(dtype="float64"),
+    return pd.DataFrame({"bin": labels, "lo": np.asarray(lo, dtype="float64"),
+                         "hi": np.asarray(hi, dtype="float64"),
+                         "ref_share": ref_share.to_numpy(dtype="float64"),
                          "cur_share": cur_share.to_numpy(dtype="float64"),
                          "term": (q - p) * np.log(q / p)})
 
@@ -186,7 +238,8 @@ def psi(reference: object, current: object, n_bins: int = 10,
 
 
 def psi_table(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str],
-              categorical: Iterable[str] = (), n_bins: int = 10) -> pd.DataFrame:
+              categorical: Iterable[str] = (), n_bins: int = 10,
+              cfg: MonitoringConfig | None = None) -> pd.DataFrame:
     """PSI of several columns of two frames.
 
     Args:
@@ -195,6 +248,7 @@ def psi_table(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[
         columns: columns to compare (present in both frames).
         categorical: the columns among them to bin by category.
         n_bins: quantile bins for numeric columns.
+        cfg: thresholds of the ``status`` column (default: the shipped config).
 
     Returns:
         One row per column in the given order: ``variable``, ``psi``, ``status``,
@@ -213,7 +267,7 @@ def psi_table(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[
         b = psi_bins(reference[col], current[col], n_bins, categorical=col in cats)
         value = float(b["term"].sum())
         missing = b[b["bin"] == MISSING_BIN]
-        rows.append({"variable": col, "psi": value, "status": psi_status(value),
+        rows.append({"variable": col, "psi": value, "status": status(value, cfg),
                      "n_bins": len(b),
                      "ref_missing": float(missing["ref_share"].sum()),
                      "cur_missing": float(missing["cur_share"].sum())})
@@ -221,8 +275,50 @@ def psi_table(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[
                                        "cur_missing"])
 
 
-def status(value: float, cfg: MonitoringConfig) -> str:
-    """stable / watch / shifted for a PSI value."""
+SCORE = "score"
+"""Name of a model's score row in :func:`stability_table`."""
+
+
+def stability_table(bundle: ModelBundle, reference: pd.DataFrame, current: pd.DataFrame,
+                    features: Sequence[str], n_bins: int = 10,
+                    cfg: MonitoringConfig | None = None) -> pd.DataFrame:
+    """PSI of a model's score and of some of its features between two snapshot sets.
+
+    Args:
+        bundle: the model.
+        reference: snapshot rows at the reference dates (e.g. the training as-of dates).
+        current: snapshot rows at the dates compared (e.g. the OOT as-of dates).
+        features: feature names to compare besides the score (categorical features are
+            binned by category).
+        n_bins: quantile bins.
+        cfg: thresholds of the ``status`` column (default: the shipped config).
+
+    Returns:
+        :func:`psi_table` output whose first row is ``score`` (the calibrated
+        probability), followed by `features`.
+    """
+    X_ref, X_cur = bundle.features(reference), bundle.features(current)
+    ref = X_ref[list(features)].assign(**{SCORE: bundle.predict_features(X_ref)})
+    cur = X_cur[list(features)].assign(**{SCORE: bundle.predict_features(X_cur)})
+    return psi_table(ref, cur, [SCORE, *features],
+                     categorical=[f for f in features if f in CATEGORICAL_FEATURES],
+                     n_bins=n_bins, cfg=cfg)
+
+
+def status(value: float | None, cfg: MonitoringConfig | None = None) -> str:
+    """The band of a PSI (or CSI) value under the configured thresholds.
+
+    Args:
+        value: the index.
+        cfg: thresholds (default: the shipped ``config/monitoring.yaml``).
+
+    Returns:
+        ``stable`` (below ``psi_watch``), ``watch`` (``psi_watch`` to ``psi_shifted``,
+        both included), ``shifted`` (above ``psi_shifted``) or ``n/a`` (None or NaN).
+    """
+    if value is None or math.isnan(value):
+        return "n/a"
+    cfg = cfg or default_monitoring_config()
     if value > cfg.psi_shifted:
         return "shifted"
     return "watch" if value >= cfg.psi_watch else "stable"

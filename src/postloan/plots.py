@@ -1,7 +1,12 @@
-"""Figures reviewers would rather look at than read: ROC, KS, calibration, lift, SHAP.
+"""Every figure of postloan, in one place.
+
+Model quality (ROC, KS, calibration, lift), explanations (SHAP bar and summary,
+dependence, one customer's waterfall), stability (PSI and CSI bars, score
+distributions by reference decile) and stress (before/after by segment).
 
 Builders return a :class:`matplotlib.figure.Figure` and do no file I/O;
-:func:`save_figure` writes a PNG atomically.
+:func:`figure_png` renders one to PNG bytes (for HTML reports) and
+:func:`save_figure` writes a PNG atomically (via :mod:`postloan.io`).
 
 Figures are built with the object-oriented API (``Figure(...)``), not pyplot:
 nothing is registered in pyplot's global figure list (no leak when a caller never
@@ -13,10 +18,10 @@ that imports it. In Jupyter a returned Figure displays inline as usual.
 
 from __future__ import annotations
 
+import io as _bytes_io
 import logging
-import os
+import math
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -25,6 +30,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from postloan import io
+from postloan import schema as S
 from postloan.errors import DataValidationError
 from postloan.evaluation import (
     TABLE,
@@ -33,6 +40,9 @@ from postloan.evaluation import (
     lift_table,
     validate_predictions,
 )
+from postloan.explain import BIAS
+from postloan.features import CATEGORICAL_FEATURES
+from postloan.monitoring import MonitoringConfig, default_monitoring_config, psi_bins
 
 log = logging.getLogger(__name__)
 
@@ -237,12 +247,268 @@ def shap_summary_figure(contrib: pd.DataFrame, X: pd.DataFrame, top: int = 15,
     return fig
 
 
-def save_figure(fig: Figure, path: Path | str, dpi: int = 110) -> Path:
-    """Write `fig` as a PNG atomically and close it.
+# --------------------------------------------------------------------------- explanations
+def _category_label(feature: str, code: float) -> str:
+    vocab = S.CATEGORY_VOCABULARIES.get(feature, ())
+    i = int(code)
+    return vocab[i] if 0 <= i < len(vocab) else str(code)
 
-    The PNG is written to a temporary file in the same folder and moved into place
-    with ``os.replace``, so readers never see a half-written file and a failure
-    leaves no temporary file behind.
+
+def dependence_figure(contrib: pd.DataFrame, X: pd.DataFrame, feature: str,
+                      title: str | None = None) -> Figure:
+    """SHAP dependence plot: each dot a customer, feature value against its contribution.
+
+    Categorical features are drawn at their category positions (jittered) with the
+    category names as ticks. Rows where the feature is missing are left out and
+    counted in the title, because LightGBM routes them to one side of each split.
+
+    Args:
+        contrib: TreeSHAP contributions (log-odds) of the rows of `X`.
+        X: feature values.
+        feature: the feature to plot.
+        title: figure title (default: the feature name).
+
+    Returns:
+        The figure.
+
+    Raises:
+        DataValidationError: `feature` is not a column of both frames.
+    """
+    if feature not in X.columns or feature not in contrib.columns:
+        raise DataValidationError("explanations", "unknown feature", feature)
+    x = X[feature].to_numpy(dtype="float64")
+    c = contrib[feature].to_numpy(dtype="float64")
+    ok = ~np.isnan(x)
+    fig, ax = _new_figure((5.2, 3.8))
+    if feature in CATEGORICAL_FEATURES:
+        rng = np.random.default_rng(0)  # jitter only; fixed for a reproducible figure
+        ax.scatter(x[ok] + rng.uniform(-0.25, 0.25, ok.sum()), c[ok], s=5, alpha=0.4)
+        codes = sorted(set(x[ok].astype(int).tolist()))
+        ax.set_xticks(codes, [_category_label(feature, k) for k in codes], rotation=30,
+                      ha="right")
+    else:
+        ax.scatter(x[ok], c[ok], s=5, alpha=0.4)
+    ax.axhline(0, c="grey", lw=1)
+    n_missing = int((~ok).sum())
+    head = title or feature
+    if n_missing:
+        head += f" ({n_missing} missing not shown)"
+    ax.set(title=head, xlabel=f"{feature} (value)", ylabel="Contribution to log-odds")
+    return fig
+
+
+def waterfall_figure(contrib: pd.Series, values: pd.Series, title: str = "SHAP waterfall",
+                     top: int = 10, probability: float | None = None) -> Figure:
+    """One customer's SHAP waterfall: from the model's base value to its raw score.
+
+    Bars run from the base value (``bias``, the average log-odds) through the `top`
+    largest contributions (by absolute size; the rest summed in one bar) to the
+    customer's raw margin. Red pushes the score up, blue down.
+
+    Args:
+        contrib: one row of :func:`postloan.explain.contributions` (with ``bias``).
+        values: the customer's feature values (same feature names).
+        title: figure title.
+        top: contributions shown one by one.
+        probability: the calibrated probability, added to the title when given.
+
+    Returns:
+        The figure.
+    """
+    bias = float(contrib[BIAS])
+    parts = contrib.drop(BIAS).astype("float64")
+    order = parts.abs().sort_values(ascending=False, kind="stable").index
+    shown = list(order[:top])
+    rest = float(parts.drop(shown).sum())
+    labels, deltas = [], []
+    for f in shown:
+        v = values.get(f, np.nan)
+        if pd.isna(v):
+            text = "missing"
+        elif f in CATEGORICAL_FEATURES:
+            text = _category_label(f, v)
+        else:
+            text = f"{float(v):,.0f}" if abs(float(v)) >= 10_000 else f"{float(v):.4g}"
+        labels.append(f"{f} = {text}")
+        deltas.append(float(parts[f]))
+    if len(order) > top:
+        labels.append(f"{len(order) - top} other features")
+        deltas.append(rest)
+    n = len(deltas)
+    fig, ax = _new_figure((7.5, 0.42 * n + 1.8))
+    start = bias
+    for i, d in enumerate(deltas):
+        y = n - 1 - i
+        ax.barh(y, d, left=start, color="#c0392b" if d > 0 else "#2e6fba", height=0.6)
+        ax.text(start + d, y, f" {d:+.3f}", va="center", ha="left" if d > 0 else "right",
+                fontsize=8)
+        start += d
+    margin = start
+    ax.axvline(bias, c="grey", lw=1, ls="--")
+    ax.axvline(margin, c="black", lw=1)
+    ax.set_yticks(range(n), list(reversed(labels)))
+    raw_p = 1.0 / (1.0 + math.exp(-margin))
+    sub = f"base {bias:+.3f} -> raw score {margin:+.3f} (p={raw_p:.3f} before calibration)"
+    if probability is not None:
+        sub += f"; calibrated p={probability:.3f}"
+    ax.set(title=f"{title}\n{sub}", xlabel="Log-odds")
+    ax.title.set_fontsize(9)
+    return fig
+
+
+# --------------------------------------------------------------------------- stability
+STATUS_COLOURS = {"stable": "#2e8b57", "watch": "#e0a100", "shifted": "#c0392b",
+                  "n/a": "grey"}
+"""Bar colour per PSI status, the same in every stability figure."""
+
+
+def _stability_bars(names: pd.Series, values: pd.Series, statuses: pd.Series, title: str,
+                    xlabel: str, cfg: MonitoringConfig) -> Figure:
+    fig, ax = _new_figure((6.5, 0.32 * len(names) + 1.6))
+    ax.barh(names, values.fillna(0.0), color=[STATUS_COLOURS[s] for s in statuses])
+    ax.axvline(cfg.psi_watch, c=STATUS_COLOURS["watch"], ls="--", lw=1,
+               label=f"watch ({cfg.psi_watch})")
+    ax.axvline(cfg.psi_shifted, c=STATUS_COLOURS["shifted"], ls="--", lw=1,
+               label=f"shifted ({cfg.psi_shifted})")
+    top = float(values.max()) if values.notna().any() else 0.0
+    ax.set(title=title, xlabel=xlabel, xlim=(0, max(cfg.psi_shifted * 1.2, top * 1.1)))
+    ax.legend(loc="lower right")
+    return fig
+
+
+def psi_figure(table: pd.DataFrame, title: str = "Population stability (PSI)",
+               cfg: MonitoringConfig | None = None) -> Figure:
+    """Horizontal PSI bars coloured by status, with the watch and shifted bands.
+
+    Args:
+        table: :func:`postloan.monitoring.psi_table` output (``variable``, ``psi``,
+            ``status``), drawn top to bottom in its order.
+        title: figure title.
+        cfg: the thresholds drawn (default: the shipped monitoring config).
+
+    Returns:
+        The figure.
+    """
+    t = table.iloc[::-1]
+    return _stability_bars(t["variable"], t["psi"], t["status"], title, "PSI",
+                           cfg or default_monitoring_config())
+
+
+def csi_figure(drift: pd.DataFrame, cfg: MonitoringConfig | None = None, top: int = 15,
+               title: str | None = None) -> Figure:
+    """Horizontal CSI bars of the most shifted customer features.
+
+    Args:
+        drift: :func:`postloan.monitoring.feature_drift` output (most shifted first;
+            macro features, judged by level, are left out).
+        cfg: the thresholds drawn (default: the shipped monitoring config).
+        top: features shown.
+        title: figure title.
+
+    Returns:
+        The figure.
+    """
+    t = drift[drift["kind"] == "customer"].head(top).iloc[::-1]
+    return _stability_bars(t["feature"], t["csi"], t["status"],
+                           title or f"Feature stability (CSI, top {top})", "CSI",
+                           cfg or default_monitoring_config())
+
+
+def _share_label(lo: float, hi: float) -> str:
+    """A score bin as a percentage range a reviewer can read (e.g. ``0.31-0.52%``)."""
+    def pct(x: float) -> str:
+        return f"{100 * x:.2g}%"
+    if not np.isfinite(lo):
+        return f"<= {pct(hi)}"
+    if not np.isfinite(hi):
+        return f"> {pct(lo)}"
+    return f"{pct(lo)}-{pct(hi)}"
+
+
+def score_distribution_figure(reference: object, current: object, title: str = "Score",
+                              n_bins: int = 10) -> Figure:
+    """Share of customers per reference score decile, reference against current.
+
+    Scores such as a PD crowd near 0 with a long tail, so a histogram on a linear or
+    log axis leaves most bars in an unreadable sliver. Bins cut at the reference's
+    deciles hold a tenth of the reference each; the current bars show at once where
+    the population moved. The bins and shares are those of
+    :func:`postloan.monitoring.psi_bins`, so the figure shows the PSI in its title.
+
+    Args:
+        reference: reference scores (e.g. probabilities at the reference date).
+        current: current scores.
+        title: figure title (the PSI is appended).
+        n_bins: reference quantile bins.
+
+    Returns:
+        The figure: two bar series (``reference``, ``current``) whose heights are the
+        shares of customers per bin (each series sums to 1), x ticks the score ranges.
+
+    Raises:
+        DataValidationError: a sample is empty or not numeric.
+    """
+    b = psi_bins(reference, current, n_bins)
+    value = float(b["term"].sum())
+    x = np.arange(len(b))
+    fig, ax = _new_figure((7, 4))
+    ax.bar(x - 0.2, b["ref_share"], width=0.4, color="#9aa5b1", label="reference")
+    ax.bar(x + 0.2, b["cur_share"], width=0.4, color="#1f5f99", label="current")
+    labels = [_share_label(lo, hi) if b["bin"].iloc[i] != "missing" else "missing"
+              for i, (lo, hi) in enumerate(zip(b["lo"], b["hi"], strict=True))]
+    ax.set_xticks(x, labels, rotation=40, ha="right", fontsize=8)
+    ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+    ax.set(title=f"{title}: PSI {value:.3f}",
+           xlabel="Score range (bins at the reference's deciles)",
+           ylabel="Share of customers")
+    ax.legend(loc="upper right")
+    return fig
+
+
+# --------------------------------------------------------------------------- stress
+def stress_figure(table: pd.DataFrame, scenario: object) -> Figure:
+    """Expected loss and orange/red warnings by segment, before and after a scenario.
+
+    Args:
+        table: :func:`postloan.stress.compare` output (``group``, ``when``,
+            ``expected_loss``, ``orange_or_red``; the ``all`` row is left out).
+        scenario: the scenario (its ``name``), or its name.
+
+    Returns:
+        The figure (two panels).
+    """
+    t = table[table["group"] != "all"]
+    groups = list(dict.fromkeys(t["group"]))
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, metric, title in ((axes[0], "expected_loss", "expected loss"),
+                              (axes[1], "orange_or_red", "customers orange or red")):
+        ax.grid(alpha=0.3)
+        for i, when in enumerate(("before", "after")):
+            vals = t[t["when"] == when].set_index("group").reindex(groups)[metric]
+            ax.bar([j + i * 0.4 for j in range(len(groups))], vals, width=0.4, label=when)
+        ax.set_xticks([j + 0.2 for j in range(len(groups))], groups)
+        ax.set_title(title)
+        ax.legend()
+    fig.suptitle(f"stress scenario '{getattr(scenario, 'name', scenario)}'")
+    return fig
+
+
+# --------------------------------------------------------------------------- output
+def figure_png(fig: Figure, dpi: int = 100) -> bytes:
+    """A figure rendered as PNG bytes (nothing written to disk), then closed."""
+    buf = _bytes_io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    # Figures from this module are not known to pyplot and need no closing; one a
+    # caller made with pyplot would stay in its figure list, so close it there.
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close(fig)
+    return buf.getvalue()
+
+
+def save_figure(fig: Figure, path: Path | str, dpi: int = 110) -> Path:
+    """Write `fig` as a PNG atomically (:func:`postloan.io.write_bytes_atomic`) and close it.
 
     Args:
         fig: the figure.
@@ -258,23 +524,14 @@ def save_figure(fig: Figure, path: Path | str, dpi: int = 110) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"save_figure writes PNG; path must end in .png, got {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=dpi)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a report PNG is not a secret
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    finally:
-        # Figures from this module are not known to pyplot and need no closing; one a
-        # caller made with pyplot would stay in its figure list, so close it there.
-        pyplot = sys.modules.get("matplotlib.pyplot")
-        if pyplot is not None:
-            pyplot.close(fig)
+    io.write_bytes_atomic(figure_png(fig, dpi), path)
     log.debug("wrote %s", path)
     return path
+
+
+__all__ = [
+    "STATUS_COLOURS", "calibration_figure", "csi_figure", "dependence_figure", "figure_png",
+    "ks_figure", "lift_figure", "psi_figure", "roc_figure", "save_figure",
+    "score_distribution_figure", "shap_bar_figure", "shap_summary_figure", "stress_figure",
+    "waterfall_figure",
+]
