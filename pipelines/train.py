@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import tempfile
 from pathlib import Path
@@ -102,11 +101,12 @@ def _log_and_register(out: TrainOutput, cfg: TrainConfig, manifest: dict, commit
     if models_dir is not None:
         out.bundle.metadata["registered_version"] = version
         folder = out.bundle.save(Path(models_dir) / model / f"v{version}")
-        (Path(models_dir) / model / "latest.json").write_text(json.dumps(
-            {"version": version, "champion": decision.promoted}))
+        # Pointer files are read by `postloan score --model-dir` and the service: atomic.
+        io.write_json_atomic({"version": version, "champion": decision.promoted},
+                             Path(models_dir) / model / "latest.json")
         if decision.promoted:  # the folder deployment follows the registry's gate
-            (Path(models_dir) / model / "champion.json").write_text(json.dumps(
-                {"version": version, "reason": decision.reason}))
+            io.write_json_atomic({"version": version, "reason": decision.reason},
+                                 Path(models_dir) / model / "champion.json")
     return {"model": model, "version": version, "run_id": run.info.run_id,
             "promoted": decision.promoted, "gate": decision.reason,
             "metrics": out.metrics, "bundle": str(folder) if folder else None,
