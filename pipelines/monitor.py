@@ -45,7 +45,7 @@ def run_monitor(data: Path, reference: str, current: str, bundles: dict[str, Mod
                         "reasons": reasons, "decay": decay,
                         "version": str(bundle.metadata.get("registered_version", "local"))})
         figures[f"{model} score"] = plots.figure_png(plots.score_distribution_figure(
-            p_ref, p_cur, f"{model} score", cfg.n_bins))
+            p_ref, p_cur, f"{model} score", cfg.n_bins, cfg))
     page = render_drift_report(ref_d, cur_d, results, drift, figures)
     out_html = io.write_text_atomic(page, Path(out_html))
     if tracking_uri:

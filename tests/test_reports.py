@@ -204,6 +204,14 @@ def test_portfolio_tables_on_the_small_book(small_tables):
         assert np.allclose(d.sum(axis=1), 1.0)
     with pytest.raises(ValueError, match="weight"):
         reports.dpd_distribution(rep, weight="customers")
+    # Their figures draw the same numbers: one line per cohort, one area per bucket.
+    vf = plots.vintage_figure(v)
+    lines = vf.axes[0].get_lines()
+    assert [ln.get_label() for ln in lines] == v.index.tolist()
+    np.testing.assert_array_equal(lines[0].get_ydata(), curves.iloc[0].to_numpy(float))
+    dist = reports.dpd_distribution(rep)
+    areas = plots.dpd_distribution_figure(dist).axes[0].collections
+    assert [a.get_label() for a in areas] == list(reports.DPD_BUCKETS[1:])  # no "current"
 
 
 # --------------------------------------------------------------------------- figures

@@ -2,7 +2,8 @@
 
 Model quality (ROC, KS, calibration, lift), explanations (SHAP bar and summary,
 dependence, one customer's waterfall), stability (PSI and CSI bars, score
-distributions by reference decile) and stress (before/after by segment).
+distributions by reference decile), the portfolio (vintage curves, past-due
+buckets) and stress (before/after by segment).
 
 Builders return a :class:`matplotlib.figure.Figure` and do no file I/O;
 :func:`figure_png` renders one to PNG bytes (for HTML reports) and
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from postloan import io
@@ -42,7 +44,7 @@ from postloan.evaluation import (
 )
 from postloan.explain import BIAS
 from postloan.features import CATEGORICAL_FEATURES
-from postloan.monitoring import MonitoringConfig, default_monitoring_config, psi_bins
+from postloan.monitoring import MonitoringConfig, default_monitoring_config, psi_bins, status
 
 log = logging.getLogger(__name__)
 
@@ -426,7 +428,8 @@ def _share_label(lo: float, hi: float) -> str:
 
 
 def score_distribution_figure(reference: object, current: object, title: str = "Score",
-                              n_bins: int = 10) -> Figure:
+                              n_bins: int = 10, cfg: MonitoringConfig | None = None
+                              ) -> Figure:
     """Share of customers per reference score decile, reference against current.
 
     Scores such as a PD crowd near 0 with a long tail, so a histogram on a linear or
@@ -440,6 +443,8 @@ def score_distribution_figure(reference: object, current: object, title: str = "
         current: current scores.
         title: figure title (the PSI is appended).
         n_bins: reference quantile bins.
+        cfg: thresholds naming the PSI's band in the title (default: the shipped
+            config).
 
     Returns:
         The figure: two bar series (``reference``, ``current``) whose heights are the
@@ -457,11 +462,59 @@ def score_distribution_figure(reference: object, current: object, title: str = "
     labels = [_share_label(lo, hi) if b["bin"].iloc[i] != "missing" else "missing"
               for i, (lo, hi) in enumerate(zip(b["lo"], b["hi"], strict=True))]
     ax.set_xticks(x, labels, rotation=40, ha="right", fontsize=8)
-    ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
-    ax.set(title=f"{title}: PSI {value:.3f}",
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+    # Head room so the legend never hides a bar.
+    ax.set_ylim(0, 1.25 * float(max(b["ref_share"].max(), b["cur_share"].max())))
+    ax.set(title=f"{title}: PSI {value:.3f} ({status(value, cfg)})",
            xlabel="Score range (bins at the reference's deciles)",
            ylabel="Share of customers")
-    ax.legend(loc="upper right")
+    ax.legend(loc="upper center", ncols=2)
+    return fig
+
+
+# --------------------------------------------------------------------------- portfolio
+def vintage_figure(vintages: pd.DataFrame, title: str = "Vintage curves") -> Figure:
+    """One line per origination cohort: cumulative share of its loans gone bad by MOB.
+
+    Args:
+        vintages: :func:`postloan.reports.vintage_curves` output (cohorts as rows,
+            months on book as columns, plus ``n_loans``).
+        title: figure title.
+
+    Returns:
+        The figure; the y axis in percent, cohorts in the legend.
+    """
+    curves = vintages.drop(columns="n_loans", errors="ignore")
+    fig, ax = _new_figure((9, 4.5))
+    mob = np.asarray(curves.columns, dtype="float64")
+    for cohort, row in curves.iterrows():
+        ax.plot(mob, row.to_numpy(dtype="float64"), lw=1.8, label=str(cohort))
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+    ax.set(title=title, xlabel="Months on book", ylabel="Share of the cohort's loans",
+           xlim=(0, max(float(mob.max()), 1.0)), ylim=(0, None))
+    ax.legend(title="origination", ncols=2, fontsize=8)
+    return fig
+
+
+def dpd_distribution_figure(distribution: pd.DataFrame,
+                            title: str = "Open loans past due, by bucket") -> Figure:
+    """Stacked areas of the past-due buckets over statement months (``current`` left out).
+
+    Args:
+        distribution: :func:`postloan.reports.dpd_distribution` output (statement dates
+            as rows, buckets as columns, rows summing to 1).
+        title: figure title.
+
+    Returns:
+        The figure; the y axis in percent of open loans (or balance).
+    """
+    past_due = distribution.drop(columns="current", errors="ignore")
+    fig, ax = _new_figure((9, 4))
+    ax.stackplot(past_due.index, past_due.to_numpy(dtype="float64").T,
+                 labels=[str(c) for c in past_due.columns], alpha=0.85)
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+    ax.set(title=title, xlabel="Statement month", ylabel="Share past due", ylim=(0, None))
+    ax.legend(title="days past due", loc="upper left", fontsize=8)
     return fig
 
 
@@ -530,8 +583,8 @@ def save_figure(fig: Figure, path: Path | str, dpi: int = 110) -> Path:
 
 
 __all__ = [
-    "STATUS_COLOURS", "calibration_figure", "csi_figure", "dependence_figure", "figure_png",
-    "ks_figure", "lift_figure", "psi_figure", "roc_figure", "save_figure",
-    "score_distribution_figure", "shap_bar_figure", "shap_summary_figure", "stress_figure",
-    "waterfall_figure",
+    "STATUS_COLOURS", "calibration_figure", "csi_figure", "dependence_figure",
+    "dpd_distribution_figure", "figure_png", "ks_figure", "lift_figure", "psi_figure",
+    "roc_figure", "save_figure", "score_distribution_figure", "shap_bar_figure",
+    "shap_summary_figure", "stress_figure", "vintage_figure", "waterfall_figure",
 ]
