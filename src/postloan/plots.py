@@ -26,6 +26,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -487,12 +488,15 @@ def vintage_figure(vintages: pd.DataFrame, title: str = "Vintage curves") -> Fig
     curves = vintages.drop(columns="n_loans", errors="ignore")
     fig, ax = _new_figure((9, 4.5))
     mob = np.asarray(curves.columns, dtype="float64")
-    for cohort, row in curves.iterrows():
-        ax.plot(mob, row.to_numpy(dtype="float64"), lw=1.8, label=str(cohort))
+    # Cohorts in order on one colour ramp (oldest dark): a dozen quarters would repeat
+    # the default ten-colour cycle and make two cohorts look alike.
+    ramp = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.9, max(len(curves), 1)))
+    for (cohort, row), colour in zip(curves.iterrows(), ramp, strict=False):
+        ax.plot(mob, row.to_numpy(dtype="float64"), lw=1.8, color=colour, label=str(cohort))
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
     ax.set(title=title, xlabel="Months on book", ylabel="Share of the cohort's loans",
            xlim=(0, max(float(mob.max()), 1.0)), ylim=(0, None))
-    ax.legend(title="origination", ncols=2, fontsize=8)
+    ax.legend(title="origination", loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     return fig
 
 
@@ -514,7 +518,7 @@ def dpd_distribution_figure(distribution: pd.DataFrame,
                  labels=[str(c) for c in past_due.columns], alpha=0.85)
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
     ax.set(title=title, xlabel="Statement month", ylabel="Share past due", ylim=(0, None))
-    ax.legend(title="days past due", loc="upper left", fontsize=8)
+    ax.legend(title="days past due", loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     return fig
 
 
