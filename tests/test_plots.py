@@ -195,3 +195,39 @@ def test_stress_figure_has_before_and_after_per_group():
 def test_figure_png_renders_bytes():
     fig = plots.score_distribution_figure([0.1, 0.2, 0.3], [0.2, 0.3, 0.4])
     assert plots.figure_png(fig).startswith(PNG_MAGIC)
+
+
+def _typical_pd(seed: int = 0, n: int = 30_000) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    p = 1 / (1 + np.exp(-rng.normal(-4.0, 1.5, n)))  # deciles from ~0.2% to ~20%
+    return (rng.uniform(size=n) < p).astype(int), p
+
+
+def test_calibration_of_a_typical_pd_spreads_its_deciles():
+    y, p = _typical_pd()
+    ax = plots.calibration_figure(y, p).axes[0]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    x = ax.get_lines()[0].get_xdata()
+    lo, hi = ax.get_xlim()
+    assert lo <= x.min() and x.max() <= hi
+    # Each decile gets room: on the log axis no two neighbours sit closer than 2% of
+    # the width (on a linear 0-25% axis the five lowest deciles shared under 2%).
+    pos = (np.log(x) - np.log(lo)) / (np.log(hi) - np.log(lo))
+    assert np.diff(np.sort(pos)).min() > 0.02
+    # Probabilities in a narrow band keep linear axes.
+    rng = np.random.default_rng(1)
+    u = rng.uniform(0.2, 0.8, 3000)
+    ax = plots.calibration_figure((rng.uniform(size=u.size) < u).astype(int), u).axes[0]
+    assert ax.get_xscale() == "linear"
+
+
+def test_ks_axis_is_the_share_of_customers():
+    y, p = _typical_pd()
+    ax = plots.ks_figure(y, p).axes[0]
+    bads, goods = ax.get_lines()[:2]
+    x = bads.get_xdata()
+    assert x.min() >= 0 and x.max() <= 1
+    # Half the customers sit left of the middle (on a score axis they crowd at 0).
+    assert 0.3 < np.mean(x < 0.5) < 0.7
+    gap = ax.collections[0].get_segments()[0]
+    assert abs(gap[1][1] - gap[0][1]) == pytest.approx(ks_statistic(y, p), abs=1e-9)

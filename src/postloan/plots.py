@@ -103,7 +103,9 @@ def ks_figure(y: object, score: object, title: str = "KS: cumulative score distr
     """Cumulative score distributions of bads and goods with the KS gap marked.
 
     The curves come from the ROC curve, so the gap drawn is exactly the KS of
-    :func:`postloan.evaluation.ks_statistic`.
+    :func:`postloan.evaluation.ks_statistic`. The x axis is the share of all customers
+    scoring below each threshold, not the raw score: PDs crowd near 0, and on a score
+    axis most of both curves would sit in a sliver at the left edge.
 
     Args:
         y: labels, 1 = bad.
@@ -119,17 +121,22 @@ def ks_figure(y: object, score: object, title: str = "KS: cumulative score distr
     yy, p = validate_predictions(y, score, probabilities=False, score_name="score")
     fpr, tpr, thr = roc_curve(yy, p, drop_intermediate=False)
     # Threshold t_i (descending; the first one is +inf): share of bads scoring below
-    # t_i is 1 - tpr_i, of goods 1 - fpr_i. Replace +inf by the top score to plot it.
+    # t_i is 1 - tpr_i, of goods 1 - fpr_i, of everyone the two weighted by count.
     thr = np.where(np.isfinite(thr), thr, p.max())
     bad_cdf, good_cdf = 1 - tpr, 1 - fpr
+    n_bad = float(np.sum(yy))
+    below = 1 - (tpr * n_bad + fpr * (len(yy) - n_bad)) / len(yy)
     i = int(np.argmax(tpr - fpr))
     ks = float(tpr[i] - fpr[i])
     fig, ax = _new_figure((6.5, 5))
-    ax.step(thr, bad_cdf, where="post", lw=2, label="bads (label 1)")
-    ax.step(thr, good_cdf, where="post", lw=2, label="goods (label 0)")
-    ax.vlines(thr[i], bad_cdf[i], good_cdf[i], colors="red", lw=2,
+    ax.plot(below, bad_cdf, lw=2, label="bads (label 1)")
+    ax.plot(below, good_cdf, lw=2, label="goods (label 0)")
+    ax.vlines(below[i], bad_cdf[i], good_cdf[i], colors="red", lw=2,
               label=f"KS = {ks:.3f} at score {thr[i]:.4g}")
-    ax.set(ylim=(0, 1.01), title=title, xlabel="Score",
+    ax.xaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+    ax.set(xlim=(0, 1), ylim=(0, 1.01), title=title,
+           xlabel="Customers ranked by score (share scoring below)",
            ylabel="Cumulative share scoring below")
     ax.legend(loc="lower right")
     return fig
@@ -153,17 +160,35 @@ def calibration_figure(y: object, scores: Scores, title: str = "Calibration by s
         DataValidationError: see :func:`postloan.evaluation.validate_predictions`.
     """
     fig, ax = _new_figure((6, 5.5))
-    top = 0.0
+    top, bottom = 0.0, 1.0
     for name, s in _series(scores, label).items():
         t = calibration_table(y, s, n_bins)
         ece = expected_calibration_error(y, s, n_bins)
         ax.plot(t["mean_pred"], t["observed_rate"], marker="o", lw=1.5,
                 label=f"{name} (ECE {ece:.4f})")
         top = max(top, float(t["mean_pred"].max()), float(t["observed_rate"].max()))
+        seen = np.r_[t["mean_pred"].to_numpy(float), t["observed_rate"].to_numpy(float)]
+        bottom = min(bottom, float(seen[seen > 0].min(initial=1.0)))
     lim = min(1.0, top * 1.05) or 1.0
-    ax.plot([0, lim], [0, lim], ls="--", c="grey", lw=1, label="perfectly calibrated")
-    ax.set(xlim=(0, lim), ylim=(0, lim), aspect="equal", title=title,
-           xlabel="Mean predicted probability", ylabel="Observed rate")
+    if top / bottom > 30:
+        # Probabilities spanning orders of magnitude (a PD's deciles run from 0.1% to
+        # 30%) bunch the low deciles, where most customers are, in a corner of a linear
+        # plot: log axes give every decile room. A zero observed rate is drawn at the
+        # bottom edge.
+        low = bottom / 2
+        ax.set_xscale("log", nonpositive="clip")
+        ax.set_yscale("log", nonpositive="clip")
+        ax.plot([low, lim], [low, lim], ls="--", c="grey", lw=1, label="perfectly calibrated")
+        ax.set(xlim=(low, lim), ylim=(low, lim))
+        scale = " (log scale)"
+        ax.xaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+        ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+    else:
+        ax.plot([0, lim], [0, lim], ls="--", c="grey", lw=1, label="perfectly calibrated")
+        ax.set(xlim=(0, lim), ylim=(0, lim))
+        scale = ""
+    ax.set(aspect="equal", title=title, xlabel=f"Mean predicted probability{scale}",
+           ylabel=f"Observed rate{scale}")
     ax.legend(loc="upper left")
     return fig
 
