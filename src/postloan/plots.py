@@ -442,15 +442,31 @@ def csi_figure(drift: pd.DataFrame, cfg: MonitoringConfig | None = None, top: in
                            cfg or default_monitoring_config())
 
 
-def _share_label(lo: float, hi: float) -> str:
-    """A score bin as a percentage range a reviewer can read (e.g. ``0.31-0.52%``)."""
+def _range_labels(lo: np.ndarray, hi: np.ndarray) -> list[str]:
+    """Score bins as percentage ranges a reviewer can read (e.g. ``0.31%-0.52%``).
+
+    Uses the fewest significant digits (2 to 5) that keep neighbouring cut points
+    apart, so two bins never read alike (``12%-12%``).
+    """
+    cuts = np.unique(np.r_[lo, hi][np.isfinite(np.r_[lo, hi])])
+    for digits in range(2, 6):
+        if len({f"{100 * c:.{digits}g}" for c in cuts}) == len(cuts):
+            break
+
     def pct(x: float) -> str:
-        return f"{100 * x:.2g}%"
-    if not np.isfinite(lo):
-        return f"<= {pct(hi)}"
-    if not np.isfinite(hi):
-        return f"> {pct(lo)}"
-    return f"{pct(lo)}-{pct(hi)}"
+        return f"{100 * x:.{digits}g}%"
+
+    out = []
+    for a, b in zip(lo, hi, strict=True):
+        if np.isnan(a) and np.isnan(b):
+            out.append("missing")
+        elif not np.isfinite(a):
+            out.append(f"<= {pct(b)}" if np.isfinite(b) else "all")
+        elif not np.isfinite(b):
+            out.append(f"> {pct(a)}")
+        else:
+            out.append(f"{pct(a)}-{pct(b)}")
+    return out
 
 
 def score_distribution_figure(reference: object, current: object, title: str = "Score",
@@ -485,8 +501,7 @@ def score_distribution_figure(reference: object, current: object, title: str = "
     fig, ax = _new_figure((7, 4))
     ax.bar(x - 0.2, b["ref_share"], width=0.4, color="#9aa5b1", label="reference")
     ax.bar(x + 0.2, b["cur_share"], width=0.4, color="#1f5f99", label="current")
-    labels = [_share_label(lo, hi) if b["bin"].iloc[i] != "missing" else "missing"
-              for i, (lo, hi) in enumerate(zip(b["lo"], b["hi"], strict=True))]
+    labels = _range_labels(b["lo"].to_numpy(), b["hi"].to_numpy())
     ax.set_xticks(x, labels, rotation=40, ha="right", fontsize=8)
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
     # Head room so the legend never hides a bar.
@@ -563,9 +578,12 @@ def stress_figure(table: pd.DataFrame, scenario: object) -> Figure:
     groups = list(dict.fromkeys(t["group"]))
     fig = Figure(figsize=(10, 4), layout="constrained")
     axes = fig.subplots(1, 2)
-    for ax, metric, title in ((axes[0], "expected_loss", "expected loss"),
-                              (axes[1], "orange_or_red", "customers orange or red")):
+    for ax, metric, title, ylabel in (
+            (axes[0], "expected_loss", "expected loss", "Expected loss (book currency)"),
+            (axes[1], "orange_or_red", "customers orange or red", "Customers")):
         ax.grid(alpha=0.3)
+        ax.yaxis.set_major_formatter(lambda v, _: f"{v:,.0f}")  # no "1e6" offset
+        ax.set(xlabel="Segment", ylabel=ylabel)
         for i, when in enumerate(("before", "after")):
             vals = t[t["when"] == when].set_index("group").reindex(groups)[metric]
             ax.bar([j + i * 0.4 for j in range(len(groups))], vals, width=0.4, label=when)

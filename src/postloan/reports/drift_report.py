@@ -49,8 +49,9 @@ def render_drift_report(reference: date, current: date, results: Sequence[Mappin
 <section id="verdicts"><h2>Verdict per model</h2><table><tr><th>model</th><th>verdict</th>
 <th>score PSI</th><th>reasons</th></tr>{rows}</table></section>
 <section id="plots"><h2>Plots</h2>
-<p>Score panels: the share of customers in each tenth of the reference's scores; a stable
-score keeps the current bars near the reference's 10% each.</p>{imgs}</section>
+<p>Score panels: the share of customers in each score range, the ranges cut at the
+reference's deciles (tied scores, such as a calibration plateau, can put more than a tenth
+in one range); a stable score keeps the current bars level with the reference's.</p>{imgs}</section>
 <section id="features"><h2>Feature stability (CSI; macro features by level change)</h2>
 {drift.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-")}</section>
 </body></html>"""
