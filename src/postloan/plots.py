@@ -315,7 +315,12 @@ def dependence_figure(contrib: pd.DataFrame, X: pd.DataFrame, feature: str,
         ax.set_xticks(codes, [_category_label(feature, k) for k in codes], rotation=30,
                       ha="right")
     else:
-        ax.scatter(x[ok], c[ok], s=5, alpha=0.4)
+        xs = x[ok]
+        if len(np.unique(xs)) <= 12 and np.all(xs == np.round(xs)):
+            # A count with few values (complaints, calls) would stack every customer
+            # on a handful of points: spread them sideways so the mass shows.
+            xs = xs + np.random.default_rng(0).uniform(-0.15, 0.15, len(xs))
+        ax.scatter(xs, c[ok], s=5, alpha=0.4)
     ax.axhline(0, c="grey", lw=1)
     n_missing = int((~ok).sum())
     head = title or feature
@@ -363,7 +368,7 @@ def waterfall_figure(contrib: pd.Series, values: pd.Series, title: str = "SHAP w
         labels.append(f"{len(order) - top} other features")
         deltas.append(rest)
     n = len(deltas)
-    fig, ax = _new_figure((7.5, 0.42 * n + 1.8))
+    fig, ax = _new_figure((7.5, 0.42 * n + 2.3))
     start = bias
     for i, d in enumerate(deltas):
         y = n - 1 - i
@@ -372,13 +377,19 @@ def waterfall_figure(contrib: pd.Series, values: pd.Series, title: str = "SHAP w
                 fontsize=8)
         start += d
     margin = start
-    ax.axvline(bias, c="grey", lw=1, ls="--")
-    ax.axvline(margin, c="black", lw=1)
+    ax.axvline(bias, c="grey", lw=1, ls="--", label="base value")
+    ax.axvline(margin, c="black", lw=1, label="this customer's raw score")
+    # Room on both sides (bars stick to the limits, so margins() would not do): the
+    # base line would sit on the frame and the outer value labels run past it.
+    ends = np.r_[bias, bias + np.cumsum(deltas)]
+    pad = 0.15 * max(float(ends.max() - ends.min()), 1e-6)
+    ax.set_xlim(float(ends.min()) - pad, float(ends.max()) + pad)
+    fig.legend(loc="outside lower center", ncols=2, fontsize=8)
     ax.set_yticks(range(n), list(reversed(labels)))
     raw_p = 1.0 / (1.0 + math.exp(-margin))
     sub = f"base {bias:+.3f} -> raw score {margin:+.3f} (p={raw_p:.3f} before calibration)"
     if probability is not None:
-        sub += f"; calibrated p={probability:.3f}"
+        sub += f"\ncalibrated p={probability:.3f}"
     ax.set(title=f"{title}\n{sub}", xlabel="Log-odds")
     ax.title.set_fontsize(9)
     return fig
