@@ -181,8 +181,10 @@ def calibration_figure(y: object, scores: Scores, title: str = "Calibration by s
         ax.plot([low, lim], [low, lim], ls="--", c="grey", lw=1, label="perfectly calibrated")
         ax.set(xlim=(low, lim), ylim=(low, lim))
         scale = " (log scale)"
-        ax.xaxis.set_major_formatter(PercentFormatter(xmax=1.0))
-        ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+        for axis in (ax.xaxis, ax.yaxis):
+            # Percent with the digits each decade needs (0.001%, 0.1%, 10%): a fixed
+            # number of decimals would print the small decades all as "0.0%".
+            axis.set_major_formatter(lambda v, _: f"{100 * v:.3g}%")
     else:
         ax.plot([0, lim], [0, lim], ls="--", c="grey", lw=1, label="perfectly calibrated")
         ax.set(xlim=(0, lim), ylim=(0, lim))
