@@ -102,7 +102,9 @@ def test_monitor_flags_a_shock_and_not_a_quiet_month(trained, tmp_path, shocked)
     results = run_monitor(tmp_path / "book", ref, cur, bundles, load_monitoring_config(), out)
     verdicts = {r["model"]: r for r in results}
     page = out.read_text()
-    assert 'id="verdicts"' in page and "data:image/png;base64," in page and "http" not in page
+    assert 'id="verdicts"' in page and "data:image/png;base64," in page
+    assert "http://" not in page and "https://" not in page  # no network resource
+    assert "default-src 'none'" in page  # and the page's CSP forbids any
     if shocked:
         r = verdicts["default_risk"]
         assert r["verdict"] == "re-validate"
