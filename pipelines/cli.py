@@ -63,10 +63,18 @@ def generate(
     partitions: Annotated[int | None, typer.Option(
         help="Write a partitioned book (customers hashed into N parts) for the scale-out "
         "engines.", min=1)] = None,
+    holdout: Annotated[float, typer.Option(
+        help="Share of customers eligible for outreach kept out at random (the control "
+        "group logged in interactions).", min=0.0, max=1.0)] = 0.10,
+    contacts: Annotated[bool, typer.Option(
+        help="Simulate the lender's contact policy (--no-contacts: the book of earlier "
+        "versions, one random stream, no outreach).")] = True,
 ) -> None:
     """Simulate a post-loan book and write its parquet tables and manifest.json."""
+    import dataclasses
+
     from pipelines.generate import run_generate, shock_from_month
-    from postloan.synthetic import SimulationConfig
+    from postloan.synthetic import ContactPolicy, SimulationConfig
 
     if customers < 10 or months < 4:
         raise PostloanError("--customers must be >= 10 and --months >= 4")
@@ -79,6 +87,7 @@ def generate(
     cfg = SimulationConfig(n_customers=customers, n_months=months, seed=seed, start=start)
     if shock or shock_month:
         cfg = SimulationConfig(customers, months, seed, start, shock_from_month(cfg, shock_month))
+    cfg = dataclasses.replace(cfg, contacts=ContactPolicy(holdout=holdout) if contacts else None)
     out = out or get_settings().raw_dir
     manifest = run_generate(cfg, out, overwrite=overwrite, partitions=partitions)
     rows = {k: v["rows"] for k, v in manifest["tables"].items()}

@@ -49,6 +49,9 @@ def run_generate(cfg: SimulationConfig, out: Path, overwrite: bool = False,
             "unemployment_jump": cfg.shock.unemployment_jump,
             "rate_jump": cfg.shock.rate_jump,
         },
+        # Everything needed to re-run the simulation (postloan evaluate-policy forks
+        # the book from it), contact policy included.
+        "simulation_config": cfg.to_dict(),
     }
     if partitions:
         from pipelines.console import err_console

@@ -24,9 +24,19 @@ CHANNELS = ("app", "branch", "phone")
 PRODUCTS = ("consumer", "mortgage", "card", "sme")
 COLLATERAL = ("none", "property", "vehicle", "deposit")
 CLOSE_REASONS = ("matured", "prepaid", "charged_off")
-INTERACTION_KINDS = ("service_request", "complaint", "collection_contact")
+INTERACTION_KINDS = ("service_request", "complaint", "collection_contact", "outreach")
 INTERACTION_CHANNELS = ("app", "branch", "phone", "letter")
 CONTACT_OUTCOMES = ("none", "reached", "no_answer", "refused", "promise_to_pay")
+# Outreach (``kind == "outreach"`` rows of interactions): the action, the rule that
+# made the customer eligible, and what was done. The actions are the strategy's
+# recommended actions (``postloan.strategy.ACTIONS``, same order).
+CONTACT_ACTIONS = ("payment_reminder", "restructuring_offer", "retention_offer",
+                   "service_recovery_call")
+ELIGIBILITY_RULES = ("early_delinquency", "hardship_delinquency", "rate_shopper",
+                     "recent_complaint")
+CONTACT_ASSIGNMENTS = ("contacted", "holdout", "over_capacity")
+# The outcomes a contact is judged on (snapshot labels).
+CONTACT_OUTCOME_LABELS = ("default_12m", "churn_6m", "dissatisfied_3m")
 
 # Market lending rate of each product = regional policy rate + this spread (percent points).
 PRODUCT_MARKET_SPREAD = {"consumer": 6.0, "mortgage": 1.8, "card": 14.0, "sme": 4.0}
@@ -51,6 +61,9 @@ class Column:
         max: largest allowed value (numbers) or None.
         categories: allowed values for ``category`` columns.
         pii: True for personal data: never a feature, never logged.
+        optional: the column may be absent from a table read in (books written
+            before it existed, extracts without it); it is then filled with missing
+            values. Only for nullable columns.
     """
 
     name: str
@@ -60,6 +73,7 @@ class Column:
     max: float | None = None
     categories: tuple[str, ...] = ()
     pii: bool = False
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -178,11 +192,24 @@ TABLES: dict[str, Table] = {
                 _c("channel", "category", categories=INTERACTION_CHANNELS),
                 _c("resolution_days", "float", nullable=True, min=0.0),
                 _c("outcome", "category", categories=CONTACT_OUTCOMES),
+                _c("action", "category", nullable=True, categories=CONTACT_ACTIONS,
+                   optional=True),
+                _c("eligibility", "category", nullable=True, categories=ELIGIBILITY_RULES,
+                   optional=True),
+                _c("assignment", "category", nullable=True, categories=CONTACT_ASSIGNMENTS,
+                   optional=True),
+                _c("propensity", "float", nullable=True, min=0.0, max=1.0, optional=True),
             ),
             key=(),
             date_column="event_date",
             description="Service requests, complaints (resolution_days known once resolved: "
-            "event_date + resolution_days) and collection contacts.",
+            "event_date + resolution_days), collection contacts and outreach. An "
+            "``outreach`` row is one eligible customer-month of the contact policy: "
+            "``action`` the rule's action, ``eligibility`` the rule, ``assignment`` "
+            "contacted / holdout (randomised control) / over_capacity, ``propensity`` "
+            "the probability of being contacted given eligibility, ``channel`` the "
+            "action's channel and ``outcome`` reached / no_answer (``none`` when not "
+            "contacted). The four outreach columns are null for other kinds.",
         ),
         Table(
             "surveys",
@@ -243,10 +270,35 @@ TABLES: dict[str, Table] = {
             date_column="month_end",
             description="Simulator only: latent traits and true probabilities; never features.",
         ),
+        Table(
+            "contact_truth",
+            (
+                _c("customer_id", "int", min=0),
+                _c("as_of", "date"),
+                _c("eligibility", "category", categories=ELIGIBILITY_RULES),
+                _c("action", "category", categories=CONTACT_ACTIONS),
+                _c("assignment", "category", categories=CONTACT_ASSIGNMENTS),
+                _c("receptiveness", "float"),
+                _c("p_reach", "float", min=0.0, max=1.0),
+                *(_c(f"base_{o}", "float", min=0.0, max=1.0) for o in CONTACT_OUTCOME_LABELS),
+                *(_c(f"effect_{a}_{o}", "float", min=-1.0, max=1.0)
+                  for a in CONTACT_ACTIONS for o in CONTACT_OUTCOME_LABELS),
+            ),
+            key=("customer_id", "as_of"),
+            date_column="as_of",
+            description="Simulator only: for each eligible customer-month of the contact "
+            "policy, the true effect of each action (contact in the month after "
+            "``as_of``) on the probability of each outcome label, from the simulator's "
+            "own hazards: ``effect_<action>_<label>`` = P(label | contacted) - "
+            "P(label | not contacted), intent to treat (reach included; negative = "
+            "fewer defaults / churners / unhappy customers). ``base_<label>`` is "
+            "P(label | not contacted). Never features.",
+        ),
     )
 }
 
-# Tables a scoring or training job needs; `truth` and `customers_pii` are optional.
+# Tables a scoring or training job needs; `truth`, `contact_truth` and `customers_pii`
+# are optional.
 REQUIRED_TABLES = (
     "customers",
     "loans",
@@ -289,7 +341,7 @@ def validate_table(name: str, df: pd.DataFrame) -> pd.DataFrame:
     spec = TABLES[name]
     if len(df) == 0:
         raise DataValidationError(name, "table is empty (0 rows)")
-    missing = [c for c in spec.column_names if c not in df.columns]
+    missing = [c.name for c in spec.columns if c.name not in df.columns and not c.optional]
     if missing:
         raise DataValidationError(
             name, f"missing column(s) {missing}; found {list(df.columns)}", column=missing[0]
@@ -297,7 +349,12 @@ def validate_table(name: str, df: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(index=pd.RangeIndex(len(df)))
     src = df.reset_index(drop=True)
     for col in spec.columns:
-        s = src[col.name]
+        if col.name not in src.columns:  # an optional column absent: all missing
+            s = pd.Series(np.full(len(src), np.nan) if col.kind in ("int", "float")
+                          else [None] * len(src), dtype="float64" if col.kind in
+                          ("int", "float") else object)
+        else:
+            s = src[col.name]
         isna = s.isna().to_numpy()
         if not col.nullable and isna.any():
             raise DataValidationError(
