@@ -30,7 +30,8 @@ versions, byte for byte. With a contact policy (the default) the set-up (macro,
 customers, the book at the window's start) still comes from that generator, but each
 mechanism of each month draws from its own stream, ``SeedSequence(seed,
 spawn_key=(replay, month, mechanism))``, and the draws that move the state are one
-per customer. So contacting other customers changes nothing else's random numbers:
+per customer (per-event details such as resolution times and new loans' terms come
+from streams of their own). So contacting other customers changes nothing else's random numbers:
 :func:`fork` and :func:`simulate_forward` replay the book from any month under
 another policy with common random numbers (``replay=0`` is the book's own future).
 Either way the same configuration gives the same tables.
@@ -65,7 +66,8 @@ log = logging.getLogger(__name__)
 
 # One random stream per mechanism and month (see the module docstring).
 MECHANISMS = ("contacts", "arrivals", "job_loss", "delinquency", "payments", "churn",
-              "renewal", "service", "surveys", "channel_use", "bureau", "outreach_log")
+              "renewal", "renewal_loans", "service", "service_events", "surveys",
+              "channel_use", "bureau", "outreach_log")
 _MECH = {name: i for i, name in enumerate(MECHANISMS)}
 _RECEPTIVE_KEY = 1_000_000  # spawn key of the receptiveness trait's stream
 
@@ -144,8 +146,9 @@ def run_month(w: World, s: State, t: int, streams: Streams, rec: Records,
     steps.payments(w, s, m, streams.get(t, "payments"))
     steps.churn(w, s, m, streams.get(t, "churn"), lev)
     steps.record_repayments(w, s, m, rec)
-    steps.renewal(w, s, m, streams.get(t, "renewal"))
-    steps.service(w, s, m, streams.get(t, "service"), lev, rec)
+    steps.renewal(w, s, m, streams.get(t, "renewal"), streams.get(t, "renewal_loans"))
+    steps.service(w, s, m, streams.get(t, "service"), lev, rec,
+                  streams.get(t, "service_events"))
     steps.surveys(w, s, m, streams.get(t, "surveys"), rec)
     steps.channel_use(w, s, m, streams.get(t, "channel_use"), rec)
     steps.bureau(w, s, m, streams.get(t, "bureau"), rec)

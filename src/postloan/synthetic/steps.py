@@ -232,9 +232,16 @@ def record_repayments(w: World, s: State, m: Month, rec: Records) -> None:
     )
 
 
-def renewal(w: World, s: State, m: Month, rng: np.random.Generator) -> None:
-    """Maturity without another open loan: renew or leave; cross-sell to good payers."""
+def renewal(w: World, s: State, m: Month, rng: np.random.Generator,
+            ev: np.random.Generator | None = None) -> None:
+    """Maturity without another open loan: renew or leave; cross-sell to good payers.
+
+    `ev` draws the new loans (as many draws as loans): kept apart from `rng` so that
+    who renews does not shift anyone else's numbers (the same generator on the
+    single legacy stream).
+    """
     n, t, so = w.n, m.t, s.slot_owner
+    ev = rng if ev is None else ev
     open_c = np.bincount(so, weights=s.l_open, minlength=n) > 0
     mat_c = np.zeros(n, bool)
     mat_c[so[m.matured]] = True
@@ -246,16 +253,23 @@ def renewal(w: World, s: State, m: Month, rng: np.random.Generator) -> None:
     s.gone |= decide & ~renew
     last_prod = np.zeros(n, np.int64)
     last_prod[so[m.matured]] = s.l_product[m.matured]
-    originate(w, s, np.flatnonzero(renew), t, rng, product=last_prod[np.flatnonzero(renew)])
+    originate(w, s, np.flatnonzero(renew), t, ev, product=last_prod[np.flatnonzero(renew)])
     xs = (~s.gone & m.has_bill & (s.missed == 0) & (s.n_used < N_SLOTS)
           & (rng.random(n) < 0.006 * np.exp(0.3 * w.q)))
-    originate(w, s, np.flatnonzero(xs), t, rng)
+    originate(w, s, np.flatnonzero(xs), t, ev)
 
 
 def service(w: World, s: State, m: Month, rng: np.random.Generator, lev: Levers | None,
-            rec: Records) -> None:
-    """Requests, collection pressure, mood, dissatisfaction and complaints (logged)."""
+            rec: Records, ev: np.random.Generator | None = None) -> None:
+    """Requests, collection pressure, mood, dissatisfaction and complaints (logged).
+
+    `rng` draws one number per customer; `ev` the per-event details (resolution
+    times, outcomes, channels, days), so a change in one customer's events leaves
+    every other customer's per-customer draws alone (the same generator on the
+    single legacy stream).
+    """
     n, t = w.n, m.t
+    ev = rng if ev is None else ev
     open_c = np.bincount(s.slot_owner, weights=s.l_open, minlength=n) > 0
     m.open_c = open_c
     m.active = active = open_c | m.has_bill
@@ -266,7 +280,7 @@ def service(w: World, s: State, m: Month, rng: np.random.Generator, lev: Levers 
     s.coll_hist = np.vstack([s.coll_hist[1:], n_coll[None, :]])
     # Requests: resolution days, slow ones sour the mood.
     req_c = np.repeat(np.arange(n), n_req)
-    req_res = np.round(rng.lognormal(np.log(res_req_scale[req_c]), 0.8), 1)
+    req_res = np.round(ev.lognormal(np.log(res_req_scale[req_c]), 0.8), 1)
     m.slow = np.bincount(req_c, weights=req_res > 10.0, minlength=n)
     mood = (MOOD_DECAY * s.mood + 0.28 * 0.8 * w.s_sens + 0.5 * m.slow
             + 0.28 * np.minimum(n_coll, 3) + 0.12 * np.clip(m.rate_gap, 0.0, 6.0)
@@ -278,24 +292,24 @@ def service(w: World, s: State, m: Month, rng: np.random.Generator, lev: Levers 
     complain = dis & (rng.random(n) < 0.45)
     s.complained = complain
     comp_c = np.flatnonzero(complain)
-    comp_res = np.round(rng.lognormal(np.log(2.0 * res_req_scale[comp_c]), 0.9), 1)
+    comp_res = np.round(ev.lognormal(np.log(2.0 * res_req_scale[comp_c]), 0.9), 1)
     coll_c = np.repeat(np.arange(n), n_coll)
     p_refuse = sigmoid(-1.8 + 0.8 * w.reach_pref[coll_c] + 0.6 * s.mood[coll_c])
-    uo = rng.random(coll_c.size)
+    uo = ev.random(coll_c.size)
     coll_out = np.where(uo < p_refuse, 3, np.where(uo < p_refuse + 0.25, 2,
                         np.where(uo < p_refuse + 0.45, 4, 1)))
     kinds = np.concatenate([np.zeros(req_c.size, np.int8), np.ones(comp_c.size, np.int8),
                             np.full(coll_c.size, 2, np.int8)])
     ev_c = np.concatenate([req_c, comp_c, coll_c])
     chan = np.concatenate([
-        np.where(rng.random(req_c.size) < 0.5, w.channel[req_c], 2),
-        np.where(rng.random(comp_c.size) < 0.2, 3, w.channel[comp_c]),
-        np.where(rng.random(coll_c.size) < 0.85, 2, 3),
+        np.where(ev.random(req_c.size) < 0.5, w.channel[req_c], 2),
+        np.where(ev.random(comp_c.size) < 0.2, 3, w.channel[comp_c]),
+        np.where(ev.random(coll_c.size) < 0.85, 2, 3),
     ])
     res = np.concatenate([req_res, comp_res, np.full(coll_c.size, np.nan)])
     outc = np.concatenate([np.zeros(req_c.size + comp_c.size, np.int64), coll_out])
     rec.inter.add(customer_id=w.cid[ev_c], t=np.full(ev_c.size, t, np.int16),
-                  day=rng.integers(0, w.days_in_month[t], size=ev_c.size),
+                  day=ev.integers(0, w.days_in_month[t], size=ev_c.size),
                   kind=kinds, channel=chan.astype(np.int8), res=res,
                   outcome=outc.astype(np.int8))
 
