@@ -109,6 +109,7 @@ def setup(cfg: SimulationConfig) -> tuple[World, State, np.random.Generator]:
     existing_book(w, s, rng)
     initial_state(w, s, rng)
     if cfg.contacts is not None:
+        w.per_customer = True
         w.receptive = np.random.default_rng(
             np.random.SeedSequence(cfg.seed, spawn_key=(_RECEPTIVE_KEY,))).normal(size=w.n)
     return w, s, rng

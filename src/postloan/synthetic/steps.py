@@ -275,12 +275,29 @@ def service(w: World, s: State, m: Month, rng: np.random.Generator, lev: Levers 
     m.active = active = open_c | m.has_bill
     m.n_req = n_req = rng.poisson(0.10 * np.exp(0.3 * w.engage)) * active
     res_req_scale = 3.0 * w.service_slowness[w.region]
-    m.n_coll = n_coll = rng.poisson(np.where(s.missed > 0, 1.1 * np.minimum(s.missed, 4), 0.0)
-                                    + 0.25 * ((w.q_obs < -1.3) & (s.missed == 0))) * active
+    lam_coll = (np.where(s.missed > 0, 1.1 * np.minimum(s.missed, 4), 0.0)
+                + 0.25 * ((w.q_obs < -1.3) & (s.missed == 0)))
+    if w.per_customer:
+        # By inversion of one uniform each: numpy's Poisson sampler uses a varying
+        # number of random bits depending on the rate, which would shift every later
+        # customer's numbers when one customer's delinquency changes.
+        m.n_coll = n_coll = poisson_inverse(rng.random(n), lam_coll) * active
+    else:
+        m.n_coll = n_coll = rng.poisson(lam_coll) * active
     s.coll_hist = np.vstack([s.coll_hist[1:], n_coll[None, :]])
     # Requests: resolution days, slow ones sour the mood.
     req_c = np.repeat(np.arange(n), n_req)
-    req_res = np.round(ev.lognormal(np.log(res_req_scale[req_c]), 0.8), 1)
+    if w.per_customer:
+        # Resolution times feed mood: one draw per customer and request slot, so
+        # another customer's requests do not shift them (beyond 3 requests: events).
+        z = rng.normal(size=(n, 3))
+        j = np.arange(req_c.size) - np.repeat(np.cumsum(n_req) - n_req, n_req)
+        zz = z[req_c, np.minimum(j, 2)]
+        extra = j >= 3
+        zz[extra] = ev.normal(size=int(extra.sum()))
+        req_res = np.round(np.exp(np.log(res_req_scale[req_c]) + 0.8 * zz), 1)
+    else:
+        req_res = np.round(ev.lognormal(np.log(res_req_scale[req_c]), 0.8), 1)
     m.slow = np.bincount(req_c, weights=req_res > 10.0, minlength=n)
     mood = (MOOD_DECAY * s.mood + 0.28 * 0.8 * w.s_sens + 0.5 * m.slow
             + 0.28 * np.minimum(n_coll, 3) + 0.12 * np.clip(m.rate_gap, 0.0, 6.0)
@@ -388,6 +405,21 @@ def truth(w: World, s: State, m: Month, rec: Records) -> None:
                 p_miss=np.where(s.missed[op] == 0, m.p_miss[op], m.p_roll[op]).astype(f32),
                 p_attr=m.p_attr[op].astype(f32), p_dis=m.p_dis[op].astype(f32),
                 pd12=pd12.astype(f32), pch6=pch6.astype(f32), pdis3=pdis3.astype(f32))
+
+
+def poisson_inverse(u: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """Poisson(lam) draws from uniforms `u` by inverting the CDF (one uniform each)."""
+    k = np.zeros(u.size, np.int64)
+    p = np.exp(-lam)
+    c = p.copy()
+    for i in range(1, 100):
+        more = u > c
+        if not more.any():
+            break
+        k += more
+        p = p * lam / i
+        c = c + p
+    return k
 
 
 def pd_horizon(missed: np.ndarray, hazards: list[tuple]) -> np.ndarray:

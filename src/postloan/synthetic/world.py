@@ -88,6 +88,9 @@ class World:
     birth_year: np.ndarray
     reach_pref: np.ndarray | None = None
     receptive: np.ndarray | None = None
+    # Draw event details one per customer (replayable with common random numbers);
+    # False on the single legacy stream.
+    per_customer: bool = False
 
     @property
     def base_unemp(self) -> np.ndarray:
@@ -221,6 +224,24 @@ def empty_state(n: int) -> State:
     )
 
 
+class _PerCustomer:
+    """A generator's view that draws one value per customer and keeps `cust`'s."""
+
+    def __init__(self, rng: np.random.Generator, cust: np.ndarray, n: int):
+        self.rng, self.cust, self.n = rng, cust, n
+
+    def __getattr__(self, method: str):
+        f = getattr(self.rng, method)
+
+        def draw(*args, size=None):
+            return f(*args, size=self.n)[self.cust]
+
+        return draw
+
+    def random(self, size=None):
+        return self.rng.random(self.n)[self.cust]
+
+
 def originate(w: World, s: State, cust: np.ndarray, t: int, rng: np.random.Generator,
               back: np.ndarray | None = None, product: np.ndarray | None = None) -> None:
     """Create a new loan in the next free slot of each customer in `cust`.
@@ -232,9 +253,13 @@ def originate(w: World, s: State, cust: np.ndarray, t: int, rng: np.random.Gener
     cust = cust[keep]
     back = back[keep] if back is not None else None
     product = product[keep] if product is not None else None
-    if cust.size == 0:
+    if cust.size == 0 and not w.per_customer:
         return
     k = cust.size
+    if w.per_customer:
+        # One draw per customer of the book, kept for those originating: who else
+        # takes a loan this month does not change this customer's numbers.
+        rng = _PerCustomer(rng, cust, w.n)
     slot = cust * N_SLOTS + s.n_used[cust]
     s.n_used[cust] += 1
     if product is None:
@@ -275,7 +300,7 @@ def originate(w: World, s: State, cust: np.ndarray, t: int, rng: np.random.Gener
     s.l_term[slot] = term
     s.l_coll_type[slot] = coll
     s.l_coll_value[slot] = cval
-    s.l_util[slot] = np.clip(sigmoid(-0.3 - 0.8 * w.q[cust] + rng.normal(0, 0.5, k)), 0.02, 1.0)
+    s.l_util[slot] = np.clip(sigmoid(-0.3 - 0.8 * w.q[cust] + rng.normal(0, 0.5, size=k)), 0.02, 1.0)
     if back is None:
         s.l_orig_t[slot] = t
         s.l_orig_day[slot] = np.where(w.onboard_t[cust] == t, w.onboard_day[cust],
