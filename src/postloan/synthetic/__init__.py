@@ -138,6 +138,7 @@ def run_month(w: World, s: State, t: int, streams: Streams, rec: Records,
     lev, plan = None, None
     if planner is not None:
         plan = planner(w, s, t, streams.get(t, "contacts"))
+    if w.per_customer:  # contacts simulated: this month's and running plans' levers
         lev = C.plan_levers(w, s, plan)
     m = steps.Month(t)
     steps.arrivals(w, s, m, streams.get(t, "arrivals"))

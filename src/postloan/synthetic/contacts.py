@@ -13,9 +13,10 @@ payment_reminder           lowers the roll to the next DPD bucket and raises the
                            receptive, engaged customers (``sigmoid(1.5 r + 0.5 engage)``);
                            annoys service-sensitive customers (mood up, more so when they
                            are paying), who then shop around a little more.
-restructuring_offer        strongly lowers the roll and raises the cure, most for
-                           customers after a job loss and of weak credit quality; the
-                           help lifts mood a little.
+restructuring_offer        a repayment plan for RELIEF_MONTHS months: lowers the roll
+                           and the miss and raises the cure every month of the plan,
+                           most for customers after a job loss and of weak credit
+                           quality; the help lifts mood a little.
 retention_offer            stops shopping and leaving for receptive customers, more when
                            their rate is well above the market; very service-sensitive
                            customers are put off (mood and shopping up).
@@ -55,6 +56,8 @@ from postloan.synthetic.tables import Records
 from postloan.synthetic.world import DEFAULT_MISSED, State, World, sigmoid
 
 NO_CONTACT = -1
+RELIEF_MONTHS = 6  # months a restructuring plan eases the repayments
+_RESTRUCTURE = S.CONTACT_ACTIONS.index("restructuring_offer")
 _ACTION = {a: i for i, a in enumerate(S.CONTACT_ACTIONS)}
 _RULE = {r: i for i, r in enumerate(S.ELIGIBILITY_RULES)}
 _ASSIGN = {a: i for i, a in enumerate(S.CONTACT_ASSIGNMENTS)}
@@ -184,16 +187,31 @@ def action_levers(w: World, s: State, code: int, idx: np.ndarray) -> Levers:
                   shop=-0.3 * resp, leave=z)
 
 
-def plan_levers(w: World, s: State, plan: Plan) -> Levers:
-    """The levers of this month's contacts (zeros where none or not reached)."""
+def plan_levers(w: World, s: State, plan: Plan | None) -> Levers:
+    """This month's levers: the plan's contacts plus running restructuring plans.
+
+    A restructuring reached this month starts a plan of RELIEF_MONTHS months (this
+    one included) whose delinquency shifts apply every month it runs.
+    """
     lev = Levers.zeros(w.n)
-    for code in range(len(S.CONTACT_ACTIONS)):
-        idx = np.flatnonzero((plan.action == code) & plan.reached)
-        if idx.size == 0:
-            continue
-        a = action_levers(w, s, code, idx)
-        for f in ("miss", "roll", "cure", "mood", "shop", "leave"):
-            getattr(lev, f)[idx] = getattr(a, f)
+    if plan is not None:
+        for code in range(len(S.CONTACT_ACTIONS)):
+            idx = np.flatnonzero((plan.action == code) & plan.reached)
+            if idx.size == 0:
+                continue
+            a = action_levers(w, s, code, idx)
+            for f in ("miss", "roll", "cure", "mood", "shop", "leave"):
+                getattr(lev, f)[idx] = getattr(a, f)
+            if code == _RESTRUCTURE:
+                s.relief_left[idx] = RELIEF_MONTHS
+                s.relief_miss[idx], s.relief_roll[idx], s.relief_cure[idx] = a.miss, a.roll, a.cure
+    running = np.flatnonzero(s.relief_left > 0)
+    if running.size:
+        # A plan started this month is already in `lev`; setting, not adding, keeps it once.
+        lev.miss[running] = s.relief_miss[running]
+        lev.roll[running] = s.relief_roll[running]
+        lev.cure[running] = s.relief_cure[running]
+        s.relief_left[running] -= 1
     return lev
 
 
@@ -216,11 +234,15 @@ def record_outreach(w: World, t: int, plan: Plan, policy: ContactPolicy,
 
 
 def _outcome_probabilities(w: World, s: State, m: Month, idx: np.ndarray,
-                           lev: Levers | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                           lev: Levers | None, relief_months: int = 1
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """P(default 12m), P(churn 6m), P(dissatisfied 3m) for `idx`, contacted with `lev`.
 
     The truth table's approximations (hazards of this month held over the horizon),
-    with the contact's shifts in the first month and its mood shift decaying after.
+    with the contact's delinquency shifts in its first `relief_months` months, its
+    shopping shifts in the first, and its mood shift decaying after. The control
+    arm is the month without this month's contact (a plan already running is left
+    out of both arms: eligible customers are rarely in one).
     """
     z = np.zeros(idx.size)
     lev = lev or Levers(z, z, z, z, z, z)
@@ -230,7 +252,7 @@ def _outcome_probabilities(w: World, s: State, m: Month, idx: np.ndarray,
     h1 = (sigmoid(m.miss_logit0[idx] + lev.miss), p_roll1,
           (1.0 - p_roll1) * sigmoid(m.cure_logit0[idx] + lev.cure))
     missed = m.prev_missed[idx]
-    pd12 = pd_horizon(missed, [h1] + [h0] * 11)
+    pd12 = pd_horizon(missed, [h1] * relief_months + [h0] * (12 - relief_months))
     # Mood moves this month's dissatisfaction and, from the next month, shopping.
     shop0 = m.shop_logit0[idx]
     haz = [(sigmoid(shop0 + lev.shop), np.minimum(P_LEAVE_SHOPPING * np.exp(lev.leave), 0.95))]
@@ -256,7 +278,8 @@ def record_contact_truth(w: World, s: State, m: Month, plan: Plan, rec: Records)
     base = _outcome_probabilities(w, s, m, e, None)
     cols = {f"base_{o}": b for o, b in zip(S.CONTACT_OUTCOME_LABELS, base, strict=True)}
     for code, a in enumerate(S.CONTACT_ACTIONS):
-        treated = _outcome_probabilities(w, s, m, e, plan.eligible_levers[code])
+        treated = _outcome_probabilities(w, s, m, e, plan.eligible_levers[code],
+                                         RELIEF_MONTHS if code == _RESTRUCTURE else 1)
         for o, p1, p0 in zip(S.CONTACT_OUTCOME_LABELS, treated, base, strict=True):
             cols[f"effect_{a}_{o}"] = plan.p_reach[e] * (p1 - p0)
     rec.contact_truth.add(customer_id=w.cid[e], t=np.full(e.size, m.t, np.int16),

@@ -109,8 +109,10 @@ class State:
     per-customer state: ``missed`` instalments outstanding, ``dpd_day``, job-loss
     ``shock``, ``mood`` (dissatisfaction), ``shopping`` around, ``gone`` (churned or
     charged off: no new business), ``coll_hist`` (collection contacts of the last 3
-    months), and what the contact policy reads at the next month start:
-    ``rate_gap`` (percent points above market) and ``complained`` last month.
+    months), what the contact policy reads at the next month start: ``rate_gap``
+    (percent points above market) and ``complained`` last month, and a
+    restructuring's relief: months left (``relief_left``) and its shifts of the
+    delinquency logits (``relief_miss``, ``relief_roll``, ``relief_cure``).
     """
 
     l_exists: np.ndarray
@@ -139,6 +141,10 @@ class State:
     coll_hist: np.ndarray | None = None
     rate_gap: np.ndarray | None = None
     complained: np.ndarray | None = None
+    relief_left: np.ndarray | None = None
+    relief_miss: np.ndarray | None = None
+    relief_roll: np.ndarray | None = None
+    relief_cure: np.ndarray | None = None
 
     def copy(self) -> State:
         """An independent copy (every array copied)."""
@@ -336,3 +342,5 @@ def initial_state(w: World, s: State, rng: np.random.Generator) -> None:
     w.reach_pref = rng.normal(0.0, 1.0, size=n)  # propensity to refuse collection calls
     s.rate_gap = np.zeros(n)
     s.complained = np.zeros(n, bool)
+    s.relief_left = np.zeros(n, np.int64)
+    s.relief_miss, s.relief_roll, s.relief_cure = np.zeros(n), np.zeros(n), np.zeros(n)
