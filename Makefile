@@ -38,6 +38,7 @@ bench: $(STAMP)  ## run the benchmarks (results JSON + docs/benchmarks.md; servi
 	$(BIN)/python benchmarks/generator.py
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/queue_capture.py
+	$(BIN)/python benchmarks/policy_replay.py
 	$(BIN)/python benchmarks/german_credit.py
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/serving.py --docs
