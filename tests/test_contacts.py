@@ -11,6 +11,7 @@ import pytest
 from postloan import schema as S
 from postloan import strategy
 from postloan.errors import ConfigError
+from postloan.policy import outreach_log
 from postloan.synthetic import (
     ActionSpec,
     ContactPolicy,
@@ -120,12 +121,13 @@ def test_holdout_share_is_configurable(holdout):
 def test_contact_truth_covers_the_eligible_and_is_heterogeneous(book, outreach):
     ct = book["contact_truth"]
     # One row per eligible customer-month, dated at the month end before the contact.
-    logged = pd.DataFrame({"customer_id": outreach["customer_id"],
-                           "as_of": (outreach["event_date"].dt.to_period("M").dt.start_time
-                                     - pd.Timedelta(days=1)).astype("datetime64[ns]")})
+    logged = outreach_log(book["interactions"])
+    assert (logged["as_of"] == logged["as_of"] + pd.offsets.MonthEnd(0)).all()
     pd.testing.assert_frame_equal(
-        logged.sort_values(["as_of", "customer_id"]).reset_index(drop=True),
+        logged[["customer_id", "as_of"]],
         ct[["customer_id", "as_of"]].astype({"as_of": "datetime64[ns]"}))
+    assert (logged["assignment"].to_numpy() == ct["assignment"].to_numpy()).all()
+    assert logged["treated"].sum() == (outreach["assignment"] == "contacted").sum()
     # Some customers are helped and some are harmed by the same action.
     for col in ("effect_retention_offer_churn_6m", "effect_service_recovery_call_dissatisfied_3m"):
         assert (ct[col] > 1e-4).any() and (ct[col] < -1e-4).any(), col

@@ -330,6 +330,37 @@ def summarise_replay(runs: pd.DataFrame, level: float = 0.90) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def outreach_log(interactions: pd.DataFrame) -> pd.DataFrame:
+    """The logged outreach as treatments aligned to snapshot as-of dates.
+
+    Each ``outreach`` row (one eligible customer-month of the contact policy) is
+    dated at the month end before its event: the as-of of the snapshot the decision
+    was taken on, so features come from ``build_snapshot(tables, as_of)`` and the
+    outcomes are that snapshot's labels. On a simulated book the rows match
+    ``contact_truth`` on ``customer_id`` and ``as_of``.
+
+    Args:
+        interactions: the interactions table (rows of other kinds are ignored).
+
+    Returns:
+        ``customer_id``, ``as_of``, ``action``, ``eligibility``, ``assignment``,
+        ``treated`` (1 when contacted; holdout and over-capacity rows are the
+        control), ``reached`` (1 when the contact got through) and ``propensity``.
+    """
+    o = interactions[interactions["kind"] == "outreach"]
+    as_of = o["event_date"] - pd.offsets.MonthEnd(1)  # the previous month end
+    out = pd.DataFrame({
+        "customer_id": o["customer_id"].to_numpy(),
+        "as_of": as_of.to_numpy().astype("datetime64[ns]"),
+        "action": o["action"].to_numpy(), "eligibility": o["eligibility"].to_numpy(),
+        "assignment": o["assignment"].to_numpy(),
+        "treated": (o["assignment"] == "contacted").to_numpy().astype(np.int8),
+        "reached": (o["outcome"] == "reached").to_numpy().astype(np.int8),
+        "propensity": o["propensity"].to_numpy(dtype=float),
+    })
+    return out.sort_values(["as_of", "customer_id"], kind="stable").reset_index(drop=True)
+
+
 # ------------------------------------------------------------------ baseline queues
 def _top(frame: pd.DataFrame, key: np.ndarray, capacity: int) -> pd.DataFrame:
     ids = frame["customer_id"].to_numpy()
@@ -386,6 +417,6 @@ def random_queue(decisions: pd.DataFrame, capacity: int, seed: int = 0) -> pd.Da
 
 __all__ = [
     "METRICS", "NO_CONTACT_POLICY", "QUEUE_COLUMNS", "Valuation", "as_of_month",
-    "constants_queue", "pd_only_queue", "queue_codes", "random_queue", "realised_outcomes",
+    "constants_queue", "outreach_log", "pd_only_queue", "queue_codes", "random_queue", "realised_outcomes",
     "replay_policies", "summarise_replay",
 ]
