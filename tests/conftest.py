@@ -74,7 +74,8 @@ def small_tables() -> dict:
 def small_book(small_tables, tmp_path_factory) -> Path:
     """The small book written to disk as parquet + manifest."""
     out = tmp_path_factory.mktemp("book") / "raw"
-    io.write_tables(small_tables, out, meta={"seed": SMALL.seed})
+    io.write_tables(small_tables, out, meta={"seed": SMALL.seed,
+                                              "simulation_config": SMALL.to_dict()})
     return out
 
 

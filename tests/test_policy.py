@@ -189,3 +189,21 @@ def test_evaluate_policy_command(tmp_path):
     r = _run("evaluate-policy", "--as-of", "2023-06-30", "--capacity", "50", "--scores",
              "guess", cwd=tmp_path)
     assert r.returncode == 2 and "--scores" in r.stderr
+
+
+@pytest.mark.integration
+def test_queues_from_the_champions_replay_on_the_small_book(trained, small_book):
+    from pipelines.policy import run_evaluate_policy
+    from postloan.scoring import load_bundles_from_dir
+
+    bundles = load_bundles_from_dir(trained["root"] / "models")
+    out = run_evaluate_policy(small_book, "2024-03-31", [30], n_seeds=2, scores="models",
+                              bundles=bundles,
+                              extra_queues={"first_ids": lambda d, k: pd.DataFrame(
+                                  {"customer_id": np.sort(d["customer_id"].to_numpy())[:k],
+                                   "action": "service_recovery_call"})})
+    s = out["summary"].set_index("policy")
+    assert set(s.index) == {"none", "constants", "pd_only", "random", "first_ids"}
+    assert s.loc["first_ids", "contact_cost"] == 30 * 15.0
+    q = out["queues"]
+    assert (q.groupby("policy").size() == 30).all()

@@ -148,9 +148,7 @@ class State:
 
     def copy(self) -> State:
         """An independent copy (every array copied)."""
-        return State(**{f.name: copy.copy(getattr(self, f.name)) if not isinstance(
-            getattr(self, f.name), np.ndarray) else getattr(self, f.name).copy()
-            for f in fields(self)})
+        return State(**{f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)})
 
 
 def macro(cfg: SimulationConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
