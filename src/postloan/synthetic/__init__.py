@@ -110,8 +110,13 @@ def setup(cfg: SimulationConfig) -> tuple[World, State, np.random.Generator]:
     initial_state(w, s, rng)
     if cfg.contacts is not None:
         w.per_customer = True
-        w.receptive = np.random.default_rng(
+        # Receptiveness shows partly in behaviour a lender logs (engaged customers
+        # respond more, those who avoid calls less), so an uplift model can learn some
+        # of it; the rest is the customer's own (unit variance overall).
+        z_engage = (w.engage - w.engage.mean()) / w.engage.std()
+        noise = np.random.default_rng(
             np.random.SeedSequence(cfg.seed, spawn_key=(_RECEPTIVE_KEY,))).normal(size=w.n)
+        w.receptive = 0.5 * z_engage - 0.3 * w.reach_pref + np.sqrt(1 - 0.5**2 - 0.3**2) * noise
     return w, s, rng
 
 

@@ -7,7 +7,7 @@ customer's latent traits, so effects differ from one customer to the next and ca
 be harmful (the handbook's warning: pressure sours the relationship):
 
 =========================  ===============================================================
-action                     mechanism (``r`` = receptiveness, latent, N(0, 1))
+action                     mechanism (``r`` = receptiveness, latent, unit variance)
 =========================  ===============================================================
 payment_reminder           lowers the roll to the next DPD bucket and raises the cure for
                            receptive, engaged customers (``sigmoid(1.5 r + 0.5 engage)``);
