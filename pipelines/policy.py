@@ -9,8 +9,8 @@ import pandas as pd
 
 from pipelines.console import progress_bar
 from postloan import io, policy, strategy
+from postloan.bundle import SCORE_COLUMNS
 from postloan.errors import ConfigError, DataValidationError
-from postloan.scoring import SCORE_COLUMNS
 from postloan.snapshot import build_snapshot, oracle_scores
 from postloan.synthetic import SimulationConfig
 
@@ -47,7 +47,7 @@ def decisions_at(data: Path, as_of: str, scores: str, strategy_cfg, bundles=None
     tables = io.read_tables(data)
     snap = build_snapshot(tables, as_of, with_labels=False)
     if scores == "models":
-        from postloan.engine import score_and_decide
+        from postloan.batch import score_and_decide
 
         decisions = score_and_decide(snap, bundles, strategy_cfg, None,
                                      with_reasons=False)["decisions"]

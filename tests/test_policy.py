@@ -194,7 +194,7 @@ def test_evaluate_policy_command(tmp_path):
 @pytest.mark.integration
 def test_queues_from_the_champions_replay_on_the_small_book(trained, small_book):
     from pipelines.policy import run_evaluate_policy
-    from postloan.scoring import load_bundles_from_dir
+    from postloan.batch import load_bundles_from_dir
 
     bundles = load_bundles_from_dir(trained["root"] / "models")
     out = run_evaluate_policy(small_book, "2024-03-31", [30], n_seeds=2, scores="models",
