@@ -118,6 +118,84 @@ def partition(
 
 @app.command()
 @handle_errors
+def ingest(
+    source: Annotated[Path, typer.Option(help="Source mapping YAML (see docs/data-contract.md).")],
+    out: Annotated[Path, typer.Option(help="Output folder of the canonical book.")],
+    partitions: Annotated[int | None, typer.Option(
+        help="Write a partitioned book (customers hashed into N parts).", min=1)] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+) -> None:
+    """Read a lender's tables through its source mapping and write a canonical book.
+
+    Streams each source in chunks, converts (renames, casts, code maps, units), validates
+    against the contract and writes the book with its manifest; the folder appears only
+    when every table passed.
+    """
+    from pipelines.ingest import run_ingest
+
+    manifest = run_ingest(source, out, partitions=partitions, overwrite=overwrite)
+    rows = {k: v["rows"] for k, v in manifest["tables"].items()}
+    console.print(f"wrote book to [bold]{out}[/] from {manifest['lender']} "
+                  f"(mapping {manifest['mapping_sha256'][:12]}, content hash "
+                  f"{manifest['content_hash'][:12]})")
+    console.print(", ".join(f"{k}: {v:,}" for k, v in rows.items()))
+    if manifest["absent_tables"]:
+        from postloan.contract import DISABLES
+
+        for name in manifest["absent_tables"]:
+            console.print(f"[yellow]absent[/] {name}: no {DISABLES[name]}")
+
+
+@app.command("check-data")
+@handle_errors
+def check_data(
+    data: Annotated[Path | None, typer.Option(help="Book folder to profile.")] = None,
+    source: Annotated[Path | None, typer.Option(
+        help="Source mapping YAML: profile the lender's tables through it instead.")] = None,
+    out: Annotated[Path | None, typer.Option(help="HTML data profile (default "
+                                             "<data>/../data_profile.html or "
+                                             "data/processed/data_profile.html).")] = None,
+) -> None:
+    """Profile a book (or a mapping's sources) against the data contract.
+
+    Prints rows, keys, date range, null shares and every contract violation with the
+    first offending rows, and writes an HTML profile. Exit 0 when clean, 2 on
+    violations; absent optional tables are reported with what they disable.
+    """
+    from pipelines.ingest import profile_book, profile_source, write_profile
+
+    if (data is None) == (source is None):
+        raise PostloanError("give exactly one of --data or --source")
+    profiles, title = profile_source(source) if source else profile_book(data)
+    summary = Table(title=title)
+    for c in ("table", "status", "rows", "keys", "date range", "max null share"):
+        summary.add_column(c)
+    for p in profiles:
+        colour = {"ok": "green", "absent": "dim"}.get(p.status, "red")
+        summary.add_row(p.table, f"[{colour}]{p.status}[/]", f"{p.rows:,}",
+                        "" if p.n_keys is None else f"{p.n_keys:,}",
+                        " .. ".join(p.date_range) if p.date_range else "",
+                        f"{max(p.null_share.values()):.1%}" if p.null_share else "")
+    console.print(summary)
+    for p in profiles:
+        if p.status == "absent":
+            console.print(f"[dim]{p.table} absent (optional): no {p.disables}[/]")
+        for v in p.violations:
+            console.print(f"[bold red]{p.table}[/]"
+                          + (f", column '{v.column}'" if v.column else "")
+                          + f": {v.rule}" + (f" ({v.n_rows:,} rows)" if v.n_rows else ""),
+                          highlight=False, markup=True)
+            if v.rows:
+                console.print(v.rows, highlight=False, markup=False)
+    out = out or ((data.parent if data else get_settings().processed_dir) / "data_profile.html")
+    write_profile(profiles, title, out)
+    console.print(f"wrote data profile to [bold]{out}[/]")
+    if any(p.status in ("violations", "error") for p in profiles):
+        raise typer.Exit(2)
+
+
+@app.command()
+@handle_errors
 def snapshot(
     as_of: Annotated[list[str], typer.Option("--as-of", help="As-of date YYYY-MM-DD; repeat "
                                              "for several.")],

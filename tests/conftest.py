@@ -100,3 +100,19 @@ def trained(small_book, tmp_path_factory) -> dict:
     results = run_train(small_book, list(MODEL_LABELS), cfg, uri, root / "mlartifacts",
                         root / "models", root)
     return {"uri": uri, "root": root, "results": {r["model"]: r for r in results}}
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL server for the session (see tests/postgres.py for the API).
+
+    Fails, never skips, when the server cannot start: ``make test`` installs Debian's
+    ``postgresql`` when it is missing.
+    """
+    from postgres import PostgresServer
+
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()

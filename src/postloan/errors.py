@@ -44,3 +44,9 @@ class ModelNotFoundError(PostloanError):
 class EngineError(PostloanError):
     """A scale-out run could not complete: unreachable scheduler, a partition that failed
     beyond the engine's retries, or a book without the partitioned layout."""
+
+
+class SourceError(PostloanError):
+    """A lender's source cannot be read: refused connection, wrong password, a missing
+    table, file or column, a query over its statement timeout. The message names the
+    source with its URL masked (``postgresql://user:***@host/db``)."""

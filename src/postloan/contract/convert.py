@@ -1,0 +1,294 @@
+"""Pure conversions from a lender's rows to canonical columns (DataFrame in, DataFrame out).
+
+Each rule of a :class:`~postloan.contract.mapping.ColumnRule` is one function here; a
+value a rule cannot convert raises :class:`~postloan.errors.DataValidationError` naming
+the source table, the source and canonical column, the rule and the first offending
+source rows (their row number, the source's key columns and the offending value; a PII
+column's values are never shown).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+
+from postloan import schema as S
+from postloan.contract.mapping import UNITS, ColumnRule, TableMapping
+from postloan.errors import DataValidationError
+
+MAX_ROWS_SHOWN = 5
+_INT_TEXT = re.compile(r"^\s*[+-]?\d+\s*$")
+_DEFAULT_CAST = {"int": "integer", "float": "decimal", "date": "date", "category": "text",
+                 "str": "text", "bool": "integer"}
+
+
+@dataclass(frozen=True)
+class Where:
+    """What an error names: the canonical table, its source and the source's key columns.
+
+    Attributes:
+        table: canonical table name.
+        source: how the source is shown, e.g. ``core.loan_master at
+            postgresql://loader@db/core`` (URL masked).
+        key_columns: source column names shown beside an offending value.
+        row_offset: source row number of the chunk's first row (0-based).
+    """
+
+    table: str
+    source: str
+    key_columns: tuple[str, ...] = ()
+    row_offset: int = 0
+
+    def label(self) -> str:
+        return f"{self.table} (source {self.source})"
+
+
+def source_columns(name: str, tm: TableMapping) -> dict[str, str]:
+    """Canonical column -> source column for every canonical column read from the source."""
+    out = {}
+    for col in S.TABLES[name].column_names:
+        rule = tm.columns.get(col) or ColumnRule()
+        if rule.constant is None:
+            out[col] = rule.from_ or col
+    return out
+
+
+def source_key_columns(name: str, tm: TableMapping) -> tuple[str, ...]:
+    """Source names of the columns that identify a row (the key, else customer_id)."""
+    spec = S.TABLES[name]
+    cols = source_columns(name, tm)
+    key = [c for c in (spec.key or ("customer_id",)) if c in cols]
+    return tuple(cols[c] for c in key)
+
+
+def offending_rows(raw: pd.DataFrame, bad: np.ndarray, where: Where, column: str,
+                   pii: bool = False) -> str:
+    """The first offending source rows as text: row number, key columns, the value."""
+    idx = np.flatnonzero(bad)[:MAX_ROWS_SHOWN]
+    cols = [c for c in where.key_columns if c in raw.columns and c != column]
+    shown = raw.iloc[idx][cols].copy()
+    if column in raw.columns:
+        shown[column] = "<PII hidden>" if pii else raw.iloc[idx][column].to_numpy()
+    shown.index = pd.Index(idx + where.row_offset, name="source row")
+    more = int(np.count_nonzero(bad)) - len(idx)
+    text = shown.to_string()
+    return text + (f"\n... and {more:,} more" if more > 0 else "")
+
+
+def _fail(where: Where, col: str, src_col: str | None, rule: str, raw: pd.DataFrame,
+          bad: np.ndarray) -> DataValidationError:
+    pii = col in S.PII_COLUMNS
+    column = col if src_col in (None, col) else f"{col} (source column {src_col})"
+    rows = offending_rows(raw, bad, where, src_col or col, pii) if bad is not None else None
+    return DataValidationError(where.label(), rule, column, rows)
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """Values as text; whole numbers print without a decimal point (1.0 -> "1")."""
+    def one(v: object) -> object:
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT:
+            return None
+        if isinstance(v, (float, np.floating, Decimal)) and float(v).is_integer():
+            return str(int(v))
+        return str(v)
+
+    return pd.Series([one(v) for v in values.to_numpy(dtype=object)], index=values.index,
+                     dtype=object)
+
+
+def map_codes(values: pd.Series, codes: Mapping[str, object]) -> tuple[pd.Series, np.ndarray]:
+    """Replace each code by its canonical value (codes compared as text).
+
+    Returns:
+        The mapped values and a mask of non-missing values whose code is not listed.
+    """
+    text = _as_text(values)
+    mapped = text.map(lambda v: codes.get(v, _UNMAPPED) if v is not None else None)
+    bad = (mapped.to_numpy(dtype=object) == _UNMAPPED)
+    return mapped.where(~bad, None), bad
+
+
+_UNMAPPED = object()
+
+
+def cast_integer(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Whole numbers from numbers or digit strings (zero-padded codes such as "000123").
+
+    Returns:
+        float64 values (NaN where missing or bad) and the mask of bad values.
+    """
+    isna = values.isna().to_numpy()
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        num = values.to_numpy(dtype="float64", na_value=np.nan)
+        bad = ~isna & (np.isinf(num) | (np.mod(np.nan_to_num(num), 1) != 0))
+        return pd.Series(np.where(bad, np.nan, num), index=values.index), bad
+    text = _as_text(values)
+    ok = text.map(lambda v: v is None or bool(_INT_TEXT.match(v))).to_numpy(dtype=bool)
+    bad = ~isna & ~ok
+    num = pd.to_numeric(text.where(~bad, None), errors="coerce")
+    return pd.Series(num.to_numpy(dtype="float64", na_value=np.nan), index=values.index), bad
+
+
+def cast_decimal(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Numbers from numbers, NUMERIC (Decimal) or text ("1234.50").
+
+    Returns:
+        float64 values and the mask of values that are not numbers.
+    """
+    isna = values.isna().to_numpy()
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        num = values.to_numpy(dtype="float64", na_value=np.nan)
+    else:
+        obj = values.to_numpy(dtype=object)
+        num = pd.to_numeric(pd.Series([v if not isinstance(v, str) else v.strip() for v in obj],
+                                      index=values.index, dtype=object),
+                            errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    bad = ~isna & (np.isnan(num) | np.isinf(num))
+    return pd.Series(np.where(bad, np.nan, num), index=values.index), bad
+
+
+def cast_date(values: pd.Series, fmt: str | None = None) -> tuple[pd.Series, np.ndarray]:
+    """Dates from dates/timestamps, or from text in a strptime format (``%Y%m%d``).
+
+    Without a format, text must be ISO 8601 (``2024-01-31``). Integers such as 20240131
+    are read as their digits.
+
+    Returns:
+        datetime64[ns] values (NaT where missing or bad) and the mask of bad values.
+    """
+    isna = values.isna().to_numpy()
+    if pd.api.types.is_datetime64_any_dtype(values) and fmt is None:
+        out = pd.to_datetime(values).dt.tz_localize(None) if getattr(
+            values.dt, "tz", None) is not None else pd.to_datetime(values)
+        return out.astype("datetime64[ns]"), np.zeros(len(values), dtype=bool)
+    obj = values.to_numpy(dtype=object)
+    if fmt is None and all(isinstance(v, (pd.Timestamp, np.datetime64)) or hasattr(v, "year")
+                           for v in obj[~isna]):
+        text = None
+        parsed = pd.to_datetime(pd.Series(obj, index=values.index), errors="coerce")
+    else:
+        text = _as_text(values)
+        parsed = pd.to_datetime(text, format=fmt or "ISO8601", errors="coerce")
+    parsed = parsed.astype("datetime64[ns]")
+    bad = ~isna & parsed.isna().to_numpy()
+    return parsed, bad
+
+
+def cast_text(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Text (whole numbers without a decimal point); never fails."""
+    return _as_text(values), np.zeros(len(values), dtype=bool)
+
+
+def convert_units(values: pd.Series, units: tuple[str, ...] = (),
+                  scale: float | None = None) -> pd.Series:
+    """Apply unit conversions (:data:`~postloan.contract.mapping.UNITS`) and a scale.
+
+    A factor that is the inverse of a whole number (cents: 1/100, annual to monthly:
+    1/12) divides instead of multiplying: 1234567 / 100 is exactly the double nearest to
+    12345.67, 1234567 * 0.01 is not, and the ingested book must equal the lender's
+    amounts to the cent.
+    """
+    factor = float(np.prod([UNITS[u] for u in units])) if units else 1.0
+    if scale is not None:
+        factor *= scale
+    if factor == 1.0:
+        return values
+    inverse = 1.0 / factor
+    if abs(inverse - round(inverse)) < 1e-9 * abs(inverse):
+        return values / round(inverse)
+    return values * factor
+
+
+def convert_column(raw: pd.DataFrame, col: str, rule: ColumnRule, kind: str, where: Where,
+                   vocabulary: tuple[str, ...] | None = None) -> pd.Series:
+    """One canonical column from the source rows, applying the rule's steps in order.
+
+    Args:
+        raw: the source rows (source column names).
+        col: canonical column name.
+        rule: its rule from the mapping.
+        kind: the canonical kind (:class:`postloan.schema.Column`).
+        where: what an error names.
+        vocabulary: allowed values of a category column.
+
+    Raises:
+        DataValidationError: a code outside the map, a cast that fails, or a category
+            outside the vocabulary, with the first offending source rows.
+    """
+    src = rule.from_ or col
+    if rule.constant is not None:
+        values = pd.Series([rule.constant] * len(raw), index=raw.index, dtype=object)
+    else:
+        values = raw[src]
+    if rule.map is not None:
+        values, bad = map_codes(values, rule.map)
+        if bad.any():
+            listed = list(rule.map)[:20]
+            raise _fail(where, col, src, f"code not in the mapping's map (map: {listed})", raw,
+                        bad)
+    cast = rule.cast or _DEFAULT_CAST[kind]
+    if cast == "integer":
+        out, bad = cast_integer(values)
+    elif cast == "decimal":
+        out, bad = cast_decimal(values)
+    elif cast == "date":
+        out, bad = cast_date(values, rule.format)
+    else:
+        out, bad = cast_text(values)
+    if bad.any():
+        what = {"integer": "a whole number", "decimal": "a number",
+                "date": f"a date in the format {rule.format or 'ISO 8601 (%Y-%m-%d)'}",
+                "text": "text"}[cast]
+        raise _fail(where, col, src, f"cast '{cast}' failed: value is not {what}", raw, bad)
+    if rule.unit or rule.scale is not None:
+        out = convert_units(out, rule.unit, rule.scale)
+    if kind == "category" and vocabulary is not None:
+        obj = out.to_numpy(dtype=object)
+        allowed = set(vocabulary)
+        bad = np.array([v is not None and v not in allowed for v in obj], dtype=bool)
+        if bad.any():
+            raise _fail(where, col, src, f"value outside the vocabulary {list(vocabulary)}",
+                        raw.assign(**{src: obj}) if src in raw.columns else
+                        raw.assign(**{col: obj}), bad)
+    return out
+
+
+def convert_chunk(raw: pd.DataFrame, name: str, tm: TableMapping, where: Where,
+                  vocabularies: Mapping[str, tuple[str, ...]]) -> pd.DataFrame:
+    """Convert one chunk of source rows into the canonical table's columns.
+
+    Args:
+        raw: source rows (source column names); its index is ignored.
+        name: canonical table name.
+        tm: the table's mapping.
+        where: what an error names (its ``row_offset`` numbers the rows).
+        vocabularies: allowed values per category column.
+
+    Returns:
+        The canonical columns in schema order (not yet checked for ranges, missing
+        values or duplicate keys: :func:`postloan.schema.validate_table` does that on
+        the whole table).
+
+    Raises:
+        DataValidationError: a source column is missing or a value cannot be converted.
+    """
+    raw = raw.reset_index(drop=True)
+    spec = S.TABLES[name]
+    wanted = source_columns(name, tm)
+    missing = [s for s in wanted.values() if s not in raw.columns]
+    if missing:
+        canon = [c for c, s in wanted.items() if s in missing]
+        raise DataValidationError(
+            where.label(), f"source column(s) {missing} not found (for {canon}); the source "
+            f"has {list(raw.columns)}", missing[0])
+    out = {}
+    for c in spec.columns:
+        rule = tm.columns.get(c.name) or ColumnRule()
+        vocab = vocabularies.get(c.name) if c.kind == "category" else None
+        out[c.name] = convert_column(raw, c.name, rule, c.kind, where, vocab).to_numpy()
+    return pd.DataFrame(out)
