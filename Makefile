@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export BENTOML_DO_NOT_TRACK := true
 export DO_NOT_TRACK := true
 
-.PHONY: help demo test test-fast lint bench clean venv mlflow lab serve
+.PHONY: help demo test test-fast lint bench clean venv mlflow lab serve postgres
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,7 +25,16 @@ venv: $(STAMP)  ## create .venv and install the project (editable, dev extras)
 demo: $(STAMP)  ## generate the synthetic book and run the main job end to end
 	$(BIN)/postloan demo
 
-test: $(STAMP)  ## run the whole test suite
+# The tests start their own throwaway PostgreSQL server (tests/postgres.py) from Debian's
+# binaries; install them when missing (root, or sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+postgres:  ## install Debian's PostgreSQL server binaries when missing (the tests need them)
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+	  echo "installing postgresql (tests start a throwaway server)"; \
+	  $(SUDO) apt-get install -y postgresql || \
+	  { $(SUDO) apt-get update && $(SUDO) apt-get install -y postgresql; }; }
+
+test: $(STAMP) postgres  ## run the whole test suite (installs postgresql when missing)
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)  ## run the unit tests only (no trained models, servers, Dask or demo book)

@@ -9,7 +9,13 @@
 ``docs/data-contract.md`` is the user's guide.
 """
 
-from postloan.contract.ingest import DISABLES, MappedBook, absent_tables, ingest_meta, read_canonical
+from postloan.contract.ingest import (
+    DISABLES,
+    MappedBook,
+    absent_tables,
+    ingest_meta,
+    read_canonical,
+)
 from postloan.contract.mapping import (
     CORE_TABLES,
     OPTIONAL_TABLES,

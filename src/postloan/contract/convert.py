@@ -120,18 +120,23 @@ def cast_integer(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """Whole numbers from numbers or digit strings (zero-padded codes such as "000123").
 
     Returns:
-        float64 values (NaN where missing or bad) and the mask of bad values.
+        int64 values (float64 with NaN where any is missing or bad) and the mask of bad
+        values.
     """
     isna = values.isna().to_numpy()
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         num = values.to_numpy(dtype="float64", na_value=np.nan)
         bad = ~isna & (np.isinf(num) | (np.mod(np.nan_to_num(num), 1) != 0))
-        return pd.Series(np.where(bad, np.nan, num), index=values.index), bad
+        return _whole(np.where(bad, np.nan, num), values.index), bad
     text = _as_text(values)
     ok = text.map(lambda v: v is None or bool(_INT_TEXT.match(v))).to_numpy(dtype=bool)
     bad = ~isna & ~ok
     num = pd.to_numeric(text.where(~bad, None), errors="coerce")
-    return pd.Series(num.to_numpy(dtype="float64", na_value=np.nan), index=values.index), bad
+    return _whole(num.to_numpy(dtype="float64", na_value=np.nan), values.index), bad
+
+
+def _whole(num: np.ndarray, index: pd.Index) -> pd.Series:
+    return pd.Series(num if np.isnan(num).any() else num.astype("int64"), index=index)
 
 
 def cast_decimal(values: pd.Series) -> tuple[pd.Series, np.ndarray]:

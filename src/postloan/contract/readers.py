@@ -214,7 +214,10 @@ def _read_duckdb(source: Source, tm: TableMapping, columns: list[str], label: st
         else:
             sql = tm.query
         try:
-            reader = con.execute(sql).fetch_record_batch(source.chunk_rows)
+            rel = con.sql(sql)
+            # duckdb >= 1.4 names it to_arrow_reader; older releases fetch_record_batch.
+            reader = (rel.to_arrow_reader(source.chunk_rows) if hasattr(rel, "to_arrow_reader")
+                      else rel.fetch_record_batch(source.chunk_rows))
             first = True
             for batch in reader:
                 df = batch.to_pandas()
