@@ -22,7 +22,7 @@ from postloan.contract.mapping import UNITS, ColumnRule, TableMapping
 from postloan.errors import DataValidationError
 
 MAX_ROWS_SHOWN = 5
-_INT_TEXT = re.compile(r"^\s*[+-]?\d+\s*$")
+_INT_TEXT = re.compile(r"\s*[+-]?\d+\s*")
 _DEFAULT_CAST = {"int": "integer", "float": "decimal", "date": "date", "category": "text",
                  "str": "text", "bool": "integer"}
 
@@ -90,6 +90,10 @@ def _fail(where: Where, col: str, src_col: str | None, rule: str, raw: pd.DataFr
 
 def _as_text(values: pd.Series) -> pd.Series:
     """Values as text; whole numbers print without a decimal point (1.0 -> "1")."""
+    if values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) in (
+            "string", "empty"):
+        return values.where(values.notna(), None)  # already text: no per-value work
+
     def one(v: object) -> object:
         if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT:
             return None
@@ -108,12 +112,9 @@ def map_codes(values: pd.Series, codes: Mapping[str, object]) -> tuple[pd.Series
         The mapped values and a mask of non-missing values whose code is not listed.
     """
     text = _as_text(values)
-    mapped = text.map(lambda v: codes.get(v, _UNMAPPED) if v is not None else None)
-    bad = (mapped.to_numpy(dtype=object) == _UNMAPPED)
-    return mapped.where(~bad, None), bad
-
-
-_UNMAPPED = object()
+    bad = text.notna().to_numpy() & ~text.isin(list(codes)).to_numpy()
+    mapped = text.map(dict(codes)).astype(object)
+    return mapped.where(~bad & mapped.notna().to_numpy(), None), bad
 
 
 def cast_integer(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -129,7 +130,8 @@ def cast_integer(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
         bad = ~isna & (np.isinf(num) | (np.mod(np.nan_to_num(num), 1) != 0))
         return _whole(np.where(bad, np.nan, num), values.index), bad
     text = _as_text(values)
-    ok = text.map(lambda v: v is None or bool(_INT_TEXT.match(v))).to_numpy(dtype=bool)
+    # Digits only (zero padding allowed): "1.5", "1e3" and "12a" are not codes.
+    ok = text.str.fullmatch(_INT_TEXT).fillna(True).to_numpy(dtype=bool)
     bad = ~isna & ~ok
     num = pd.to_numeric(text.where(~bad, None), errors="coerce")
     return _whole(num.to_numpy(dtype="float64", na_value=np.nan), values.index), bad

@@ -132,7 +132,20 @@ def sql_engine(source: Source):
     elif source.statement_timeout_s is not None:
         log.warning("statement_timeout_s is applied on PostgreSQL only; ignored for %s",
                     url.get_backend_name())
-    return create_engine(url, poolclass=NullPool, connect_args=connect_args)
+    engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
+    if url.get_backend_name() == "postgresql":
+        from sqlalchemy import event
+
+        @event.listens_for(engine, "connect")
+        def _numeric_as_float(dbapi_conn, _record) -> None:
+            # NUMERIC arrives as float (the nearest double, as float(Decimal) would give)
+            # straight from psycopg's C loader: a Decimal object per money value costs
+            # more than the rest of the read, and every canonical number is a float.
+            from psycopg.types.numeric import FloatLoader
+
+            dbapi_conn.adapters.register_loader("numeric", FloatLoader)
+
+    return engine
 
 
 def _db_error(e: Exception, source: Source, label: str) -> SourceError:
