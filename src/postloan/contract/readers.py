@@ -157,10 +157,9 @@ def _db_error(e: Exception, source: Source, label: str) -> SourceError:
         return SourceError(f"table {label}: the query exceeded the statement timeout of "
                            f"{source.statement_timeout_s:g} s (statement_timeout_s); "
                            f"the server said: {detail}")
-    from sqlalchemy.exc import OperationalError
-
-    if isinstance(e, OperationalError) and sqlstate is None or (sqlstate or "").startswith(
-            ("08", "28")):
+    operational = type(orig).__name__ == "OperationalError" or type(e).__name__ == \
+        "OperationalError"
+    if (operational and sqlstate is None) or (sqlstate or "").startswith(("08", "28")):
         # Class 08: connection exception; 28: invalid authorization (wrong password).
         return SourceError(f"table {label}: cannot connect to the database: {detail} "
                            "(credentials come from PGPASSWORD, ~/.pgpass or url_env)")
@@ -188,18 +187,47 @@ def _read_sql(source: Source, tm: TableMapping, columns: list[str], label: str
                     table(tm.table, schema=source.db_schema))
             else:
                 stmt = text(tm.query)
-            # A server-side cursor: the server sends chunk_rows at a time.
-            result = conn.execution_options(stream_results=True,
-                                            max_row_buffer=source.chunk_rows).execute(stmt)
+            if engine.dialect.driver == "psycopg":
+                yield from _psycopg_chunks(conn, stmt, source.chunk_rows, columns, label,
+                                           check=tm.query is not None)
+                return
+            # Any other dialect: SQLAlchemy's server-side cursor (yield_per implies
+            # stream_results) where the driver has one.
+            result = conn.execution_options(yield_per=source.chunk_rows).execute(stmt)
             keys = list(result.keys())
             if tm.query is not None:
                 _missing_columns(label, keys, columns)
             for part in result.partitions(source.chunk_rows):
-                yield pd.DataFrame.from_records(part, columns=keys)
+                yield pd.DataFrame.from_records([tuple(r) for r in part], columns=keys)
     except SQLAlchemyError as e:
         raise _db_error(e, source, label) from None
+    except Exception as e:
+        import psycopg
+
+        if isinstance(e, psycopg.Error):
+            raise _db_error(e, source, label) from None
+        raise
     finally:
         engine.dispose()
+
+
+def _psycopg_chunks(conn, stmt, chunk_rows: int, columns: list[str], label: str,
+                    check: bool) -> Iterator[pd.DataFrame]:
+    """Stream a statement through a psycopg named (server-side) cursor.
+
+    Plain tuples straight from psycopg: SQLAlchemy's Row objects cost more per row than
+    the fetch itself. Each ``fetchmany`` is one ``FETCH FORWARD chunk_rows``.
+    """
+    sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    raw = conn.connection.driver_connection
+    with raw.cursor(name="postloan_ingest") as cur:
+        cur.itersize = chunk_rows
+        cur.execute(sql.replace("%", "%%") if "%" in sql else sql)
+        keys = [d.name for d in cur.description]
+        if check:
+            _missing_columns(label, keys, columns)
+        while rows := cur.fetchmany(chunk_rows):
+            yield pd.DataFrame.from_records(rows, columns=keys)
 
 
 # --------------------------------------------------------------------------- DuckDB

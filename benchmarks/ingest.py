@@ -1,0 +1,127 @@
+"""Ingest from PostgreSQL (`postloan ingest`) against pandas.read_sql of the same tables.
+
+Simulates a book, loads it into a throwaway PostgreSQL server (tests/postgres.py) under
+the core-banking schema of tests/core_banking.py, then, each in a fresh subprocess so its
+peak RSS is its own:
+
+* **ingest**: ``pipelines.ingest.run_ingest`` with docs/examples/core_banking_mapping.yaml
+  (server-side cursor in chunks, conversions, validation, parquet book written);
+* **pandas.read_sql**: ``SELECT *`` of every source table into DataFrames (no
+  conversion, no validation, nothing written): the plain baseline.
+
+Goal (issue 12): 1,000,000 customers x 24 months in at most 10 minutes and 4 GB peak RSS.
+
+    python benchmarks/ingest.py [--customers 1000000] [--months 24]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import ROOT, machine, update_section, write_json
+
+sys.path.insert(0, str(ROOT / "tests"))
+from core_banking import SCHEMA, load_core_banking  # noqa: E402
+from postgres import PostgresServer  # noqa: E402
+
+MAPPING = ROOT / "docs" / "examples" / "core_banking_mapping.yaml"
+URL_ENV = "POSTLOAN_CORE_BANKING_URL"
+
+INGEST = r"""
+import json, resource, sys, time
+from pathlib import Path
+from pipelines.ingest import run_ingest
+t0 = time.perf_counter()
+m = run_ingest(Path(sys.argv[1]), Path(sys.argv[2]))
+dt = time.perf_counter() - t0
+rows = sum(v["rows"] for v in m["sources"].values())
+print(json.dumps({"seconds": dt, "source_rows": rows,
+                  "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2}))
+"""
+
+READ_SQL = r"""
+import json, resource, sys, time
+import pandas as pd
+import sqlalchemy as sa
+engine = sa.create_engine(sys.argv[1])
+tables = json.loads(sys.argv[2])
+t0 = time.perf_counter()
+frames, rows = {}, 0
+with engine.connect() as conn:
+    for t in tables:
+        frames[t] = pd.read_sql(sa.text(f"SELECT * FROM {t}"), conn)
+        rows += len(frames[t])
+dt = time.perf_counter() - t0
+print(json.dumps({"seconds": dt, "source_rows": rows,
+                  "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2}))
+"""
+
+
+def child(code: str, *args: str, env: dict) -> dict:
+    p = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                       env=env)
+    if p.returncode != 0:
+        raise SystemExit(f"child failed:\n{p.stderr[-3000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--customers", type=int, default=1_000_000)
+    ap.add_argument("--months", type=int, default=24)
+    ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    args = ap.parse_args()
+
+    from postloan.synthetic import SimulationConfig, simulate
+
+    with PostgresServer() as pg:
+        url = pg.create_database("bench")
+        t0 = time.perf_counter()
+        tables = simulate(SimulationConfig(n_customers=args.customers, n_months=args.months,
+                                           seed=42))
+        tables = {k: v for k, v in tables.items() if k not in ("truth", "customers_pii")}
+        t_sim = time.perf_counter() - t0
+        with pg.password_env():
+            counts = load_core_banking(tables, url, with_surveys=False)
+        t_load = time.perf_counter() - t0 - t_sim
+        del tables
+        pg.execute("VACUUM ANALYZE", "bench")
+        print(f"simulated in {t_sim:.0f} s, loaded {sum(counts.values()):,} rows in "
+              f"{t_load:.0f} s", file=sys.stderr)
+        env = {**os.environ, URL_ENV: url, "PGPASSWORD": pg.password}
+        with tempfile.TemporaryDirectory() as tmp:
+            ingest = child(INGEST, str(MAPPING), str(Path(tmp) / "book"), env=env)
+        baseline = child(READ_SQL, url, json.dumps([f"{SCHEMA}.{t}" for t in counts]), env=env)
+
+    runs = [{"method": "postloan ingest", **ingest},
+            {"method": "pandas.read_sql", **baseline}]
+    for r in runs:
+        r["rows_per_s"] = r["source_rows"] / r["seconds"]
+    result = {"machine": machine(), "customers": args.customers, "months": args.months,
+              "source_rows": counts, "runs": runs}
+    write_json(result, "ingest")
+    lines = ["## Ingest from PostgreSQL", "",
+             f"{args.customers:,} customers x {args.months} months in a throwaway PostgreSQL "
+             f"15 server under the core-banking schema ({sum(counts.values()):,} source rows; "
+             "money in cents as NUMERIC, dates as YYYYMMDD text, codes, Chinese region "
+             "names). `postloan ingest` streams every table through a server-side cursor, "
+             "converts, validates and writes the parquet book; `pandas.read_sql` only reads "
+             "the same tables whole. Goal: 1M x 24 in at most 600 s and 4 GB.", "",
+             "| method | seconds | source rows/s | peak RSS GB |", "|---|---|---|---|"]
+    for r in runs:
+        lines.append(f"| {r['method']} | {r['seconds']:.0f} | {r['rows_per_s']:,.0f} | "
+                     f"{r['peak_rss_gb']:.2f} |")
+    if not args.no_docs:
+        update_section("ingest", "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
