@@ -66,66 +66,89 @@ def _cust(ids: pd.Series) -> pd.Series:
     return ids.astype("int64").map("{:010d}".format)
 
 
+def _customers(c: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "cust_no": _cust(c["customer_id"]), "birth_yr": c["birth_year"],
+        "region_nm": c["region"].map(REGION_ZH),
+        "emp_cd": c["employment_type"].map(EMPLOYMENT_CODES),
+        "edu_cd": c["education"].map(EDUCATION_CODES),
+        "chnl_pref": c["channel_preference"].str.upper(),
+        "annual_income_cents": _cents(c["declared_monthly_income"]) * 12,
+        "open_dt": _ymd(c["customer_since"])})
+
+
+def _loans(ln: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "acct_no": ln["loan_id"], "cust_no": _cust(ln["customer_id"]),
+        "prod_cd": ln["product"].map(PRODUCT_CODES),
+        "principal_cents": _cents(ln["principal"]),
+        "rate_bp": np.rint(ln["annual_rate"] * 100).astype("int64"),
+        "term_mths": ln["term_months"], "open_dt": _ymd(ln["origination_date"]),
+        "coll_cd": ln["collateral_type"].map(COLLATERAL_CODES),
+        "coll_value_cents": _cents(ln["collateral_value"]),
+        "close_dt": _ymd(ln["close_date"]),
+        "close_rsn_cd": ln["close_reason"].map(CLOSE_CODES)})
+
+
+def _repayments(r: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "acct_no": r["loan_id"], "cust_no": _cust(r["customer_id"]),
+        "stmt_dt": _ymd(r["statement_date"]), "due_cents": _cents(r["scheduled_amount"]),
+        "paid_cents": _cents(r["paid_amount"]), "bal_cents": _cents(r["balance"]),
+        "dpd": r["dpd"]})
+
+
+def _activity(a: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "cust_no": _cust(a["customer_id"]), "mth_end": _ymd(a["month_end"]),
+        "app_logins": a["app_logins"], "calls": a["inbound_calls"],
+        "visits": a["branch_visits"]})
+
+
+def _interactions(it: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "cust_no": _cust(it["customer_id"]), "evt_dt": _ymd(it["event_date"]),
+        "evt_type": it["kind"].map(EVENT_CODES), "chnl": it["channel"].map(EVENT_CHANNELS),
+        "res_days": it["resolution_days"], "outcome": it["outcome"]})
+
+
+def _surveys(s: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "cust_no": _cust(s["customer_id"]), "survey_dt": _ymd(s["survey_date"]),
+        "q_eff": s["service_efficiency"], "q_quality": s["service_quality"],
+        "q_range": s["product_range"], "q_staff": s["staff_attitude"],
+        "q_speed": s["resolution_speed"], "q_overall": s["overall"]})
+
+
+def _bureau(b: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "cust_no": _cust(b["customer_id"]), "pull_dt": pd.to_datetime(b["pull_date"]).dt.date,
+        "score": b["bureau_score"],
+        "verified_income_cents": _cents(b["verified_monthly_income"]),
+        "ext_debt_cents": _cents(b["external_debt"])})
+
+
+def _macro(m: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "region_nm": m["region"].map(REGION_ZH), "mth": pd.to_datetime(m["month_end"]).dt.date,
+        "unemp_pct": m["unemployment_rate"], "policy_rate_pct": m["policy_rate"]})
+
+
+# canonical table -> (core-banking table, how a chunk of its rows is reshaped)
+FOREIGN = {"customers": ("cust_master", _customers), "loans": ("loan_acct", _loans),
+           "repayments": ("repay_stmt", _repayments), "activity": ("chnl_usage", _activity),
+           "interactions": ("crm_event", _interactions), "surveys": ("nps_survey", _surveys),
+           "bureau": ("bureau_pull", _bureau), "macro": ("macro_region", _macro)}
+
+
+def _wanted(tables: dict, with_surveys: bool) -> list[str]:
+    return [t for t in FOREIGN if t in tables and (with_surveys or t != "surveys")]
+
+
 def foreign_frames(tables: dict[str, pd.DataFrame], with_surveys: bool = False
                    ) -> dict[str, pd.DataFrame]:
     """The canonical tables re-shaped into the core-banking schema (one frame per table)."""
-    c, ln, r = tables["customers"], tables["loans"], tables["repayments"]
-    out = {
-        "cust_master": pd.DataFrame({
-            "cust_no": _cust(c["customer_id"]), "birth_yr": c["birth_year"],
-            "region_nm": c["region"].map(REGION_ZH), "emp_cd": c["employment_type"].map(
-                EMPLOYMENT_CODES), "edu_cd": c["education"].map(EDUCATION_CODES),
-            "chnl_pref": c["channel_preference"].str.upper(),
-            "annual_income_cents": _cents(c["declared_monthly_income"]) * 12,
-            "open_dt": _ymd(c["customer_since"])}),
-        "loan_acct": pd.DataFrame({
-            "acct_no": ln["loan_id"], "cust_no": _cust(ln["customer_id"]),
-            "prod_cd": ln["product"].map(PRODUCT_CODES),
-            "principal_cents": _cents(ln["principal"]),
-            "rate_bp": np.rint(ln["annual_rate"] * 100).astype("int64"),
-            "term_mths": ln["term_months"], "open_dt": _ymd(ln["origination_date"]),
-            "coll_cd": ln["collateral_type"].map(COLLATERAL_CODES),
-            "coll_value_cents": _cents(ln["collateral_value"]),
-            "close_dt": _ymd(ln["close_date"]),
-            "close_rsn_cd": ln["close_reason"].map(CLOSE_CODES)}),
-        "repay_stmt": pd.DataFrame({
-            "acct_no": r["loan_id"], "cust_no": _cust(r["customer_id"]),
-            "stmt_dt": _ymd(r["statement_date"]), "due_cents": _cents(r["scheduled_amount"]),
-            "paid_cents": _cents(r["paid_amount"]), "bal_cents": _cents(r["balance"]),
-            "dpd": r["dpd"]}),
-    }
-    if "activity" in tables:
-        a = tables["activity"]
-        out["chnl_usage"] = pd.DataFrame({
-            "cust_no": _cust(a["customer_id"]), "mth_end": _ymd(a["month_end"]),
-            "app_logins": a["app_logins"], "calls": a["inbound_calls"],
-            "visits": a["branch_visits"]})
-    if "interactions" in tables:
-        it = tables["interactions"]
-        out["crm_event"] = pd.DataFrame({
-            "cust_no": _cust(it["customer_id"]), "evt_dt": _ymd(it["event_date"]),
-            "evt_type": it["kind"].map(EVENT_CODES), "chnl": it["channel"].map(EVENT_CHANNELS),
-            "res_days": it["resolution_days"], "outcome": it["outcome"]})
-    if with_surveys and "surveys" in tables:
-        s = tables["surveys"]
-        out["nps_survey"] = pd.DataFrame({
-            "cust_no": _cust(s["customer_id"]), "survey_dt": _ymd(s["survey_date"]),
-            "q_eff": s["service_efficiency"], "q_quality": s["service_quality"],
-            "q_range": s["product_range"], "q_staff": s["staff_attitude"],
-            "q_speed": s["resolution_speed"], "q_overall": s["overall"]})
-    if "bureau" in tables:
-        b = tables["bureau"]
-        out["bureau_pull"] = pd.DataFrame({
-            "cust_no": _cust(b["customer_id"]), "pull_dt": pd.to_datetime(b["pull_date"]).dt.date,
-            "score": b["bureau_score"],
-            "verified_income_cents": _cents(b["verified_monthly_income"]),
-            "ext_debt_cents": _cents(b["external_debt"])})
-    if "macro" in tables:
-        m = tables["macro"]
-        out["macro_region"] = pd.DataFrame({
-            "region_nm": m["region"].map(REGION_ZH), "mth": pd.to_datetime(m["month_end"]).dt.date,
-            "unemp_pct": m["unemployment_rate"], "policy_rate_pct": m["policy_rate"]})
-    return out
+    return {FOREIGN[t][0]: FOREIGN[t][1](tables[t]) for t in _wanted(tables, with_surveys)}
 
 
 def load_core_banking(tables: dict[str, pd.DataFrame], url: str, with_surveys: bool = False,
@@ -146,21 +169,24 @@ def load_core_banking(tables: dict[str, pd.DataFrame], url: str, with_surveys: b
     import psycopg
 
     conninfo = url.replace("postgresql+psycopg://", "postgresql://")
-    frames = foreign_frames(tables, with_surveys)
     counts = {}
     with psycopg.connect(conninfo) as conn:
         conn.execute(DDL)
-        for name, df in frames.items():
-            cols = ", ".join(df.columns)
+        for canon in _wanted(tables, with_surveys):
+            name, reshape = FOREIGN[canon]
+            src = tables[canon]
+            cols = ", ".join(reshape(src.iloc[:0]).columns)
             with conn.cursor().copy(f"COPY {SCHEMA}.{name} ({cols}) FROM STDIN "
                                     "WITH (FORMAT csv, NULL '\\N')") as cp:
-                for start in range(0, len(df), chunk_rows):
+                # Reshaped a chunk at a time: the foreign copy of a large book never sits
+                # in memory whole.
+                for start in range(0, len(src), chunk_rows):
                     buf = io.StringIO()
-                    df.iloc[start:start + chunk_rows].to_csv(buf, index=False, header=False,
-                                                             na_rep="\\N")
+                    reshape(src.iloc[start:start + chunk_rows]).to_csv(
+                        buf, index=False, header=False, na_rep="\\N")
                     cp.write(buf.getvalue().encode("utf-8"))
                     if progress:
-                        progress(name, min(start + chunk_rows, len(df)))
-            counts[name] = len(df)
+                        progress(name, min(start + chunk_rows, len(src)))
+            counts[name] = len(src)
         conn.commit()
     return counts
