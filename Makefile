@@ -53,6 +53,7 @@ bench: $(STAMP)  ## run the benchmarks (results JSON + docs/benchmarks.md; servi
 	$(BIN)/python benchmarks/serving.py --docs
 	$(BIN)/python benchmarks/load.py
 	$(BIN)/python benchmarks/treeshap.py
+	$(BIN)/python benchmarks/ingest.py
 
 NB_STAMP := $(VENV)/.notebooks-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 $(NB_STAMP): $(STAMP)

@@ -177,3 +177,26 @@ def test_pii_values_never_shown_in_errors():
 def test_column_rule_rejects_from_and_constant():
     with pytest.raises(ValueError):
         ColumnRule.model_validate({"from": "a", "constant": 1})
+
+
+def test_profile_collects_every_violation_and_hides_pii(small_tables):
+    from postloan.contract.profile import profile_table, render_html
+
+    loans = small_tables["loans"].copy()
+    loans.loc[[1, 2], "principal"] = -5.0
+    loans.loc[4, "product"] = "gold"
+    loans.loc[6, "loan_id"] = loans.loc[7, "loan_id"]
+    p = profile_table("loans", loans)
+    rules = {v.rule.split(" [")[0].split(" ")[0]: v for v in p.violations}
+    assert p.status == "violations" and len(p.violations) == 3
+    assert {v.n_rows for v in p.violations} == {2, 1}
+    assert p.n_keys == len(loans) - 1 and p.date_range[0] <= p.date_range[1]
+    assert "values" in rules and "gold" in rules["values"].rows
+    clean = profile_table("loans", small_tables["loans"])
+    assert clean.status == "ok" and not clean.violations
+    pii = pd.DataFrame({"customer_id": [1, 1], "full_name": ["Wang Fang", None],
+                        "phone": ["1", "2"], "national_id": ["a", "b"], "address": ["x", "y"]})
+    p = profile_table("customers_pii", pii)
+    text = render_html([p], "t") + "".join(v.rows for v in p.violations)
+    assert "duplicate" in text and "missing values" in text and "<PII hidden>" in text
+    assert "Wang Fang" not in text
