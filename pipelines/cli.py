@@ -166,6 +166,8 @@ def check_data(
 
     if (data is None) == (source is None):
         raise PostloanError("give exactly one of --data or --source")
+    from rich.table import Table
+
     profiles, title = profile_source(source) if source else profile_book(data)
     summary = Table(title=title)
     for c in ("table", "status", "rows", "keys", "date range", "max null share"):

@@ -59,7 +59,7 @@ def run_ingest(mapping_path: Path, out: Path, partitions: int | None = None,
         # the manifest only after the last table.
         meta = {**ingest_meta(mapping, book), "mapping_file": Path(mapping_path).name}
         if partitions:
-            from postloan.engine import write_partitioned_book
+            from postloan.scale.partitions import write_partitioned_book
 
             return write_partitioned_book(book, out, partitions, meta=meta,
                                           overwrite=overwrite, consume=True)

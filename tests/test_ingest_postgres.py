@@ -114,14 +114,14 @@ def test_manifest_records_mapping_sources_and_no_password(ingested, pg_server, s
 
 
 def test_ingest_writes_a_partitioned_book(bank, pg_server, tmp_path, small_tables):
-    from postloan import engine
+    from postloan.scale import partitions
 
     m = write_mapping(tmp_path / "bank.yaml", mapping_dict())
     r = run(tmp_path, "ingest", "--source", str(m), "--out", str(tmp_path / "parts"),
             "--partitions", "3", env=bank_env(tmp_path, pg_server, bank))
     assert r.returncode == 0, r.stderr
-    assert engine.is_partitioned(tmp_path / "parts")
-    part_rows = sum(len(engine.read_partition(tmp_path / "parts", k)["repayments"])
+    assert partitions.is_partitioned(tmp_path / "parts")
+    part_rows = sum(len(partitions.read_partition(tmp_path / "parts", k)["repayments"])
                     for k in range(3))
     assert part_rows == len(small_tables["repayments"])
 
