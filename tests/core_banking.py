@@ -59,11 +59,19 @@ def _cents(x: pd.Series) -> pd.Series:
 
 
 def _ymd(d: pd.Series) -> pd.Series:
-    return pd.to_datetime(d).dt.strftime("%Y%m%d").astype(object).where(d.notna(), None)
+    # Vectorised YYYYMMDD (strftime formats one value at a time).
+    t = pd.to_datetime(d)
+    ok = t.notna().to_numpy()
+    num = (t.dt.year * 10000 + t.dt.month * 100 + t.dt.day).to_numpy(dtype="float64")
+    text = np.where(ok, np.nan_to_num(num).astype("int64").astype(str), None)
+    return pd.Series(text, index=d.index, dtype=object)
 
 
 def _cust(ids: pd.Series) -> pd.Series:
-    return ids.astype("int64").map("{:010d}".format)
+    if len(ids) == 0:
+        return pd.Series([], index=ids.index, dtype=object)
+    return pd.Series(np.char.zfill(ids.to_numpy().astype("int64").astype(str), 10),
+                     index=ids.index, dtype=object)
 
 
 def _customers(c: pd.DataFrame) -> pd.DataFrame:
