@@ -37,9 +37,10 @@ SMALL = SimulationConfig(n_customers=3_000, n_months=30, seed=7)
 # runs the installed `postloan` command in a project folder (`project`, test_cli),
 # talks to a real service (`client`: the ASGI app with loaded champions in
 # test_serving, a Dask cluster in test_engine; `server`: a real `bentoml serve`) or
-# drives a real browser (`chromium`). `slow`: the full demo book. Explicit marks in
+# drives a real browser (`chromium`) or a real PostgreSQL server (`pg_server`). `slow`: the full demo book. Explicit marks in
 # the test modules add to these (e.g. a long cross-validation).
-INTEGRATION_FIXTURES = frozenset({"trained", "project", "client", "server", "chromium"})
+INTEGRATION_FIXTURES = frozenset({"trained", "project", "client", "server", "chromium",
+                                  "pg_server"})
 SLOW_FIXTURES = frozenset({"demo_tables"})
 
 
