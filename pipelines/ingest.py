@@ -137,6 +137,4 @@ def profile_source(mapping_path: Path) -> tuple[list[TableProfile], str]:
 
 def write_profile(profiles: list[TableProfile], title: str, out: Path) -> Path:
     """Write the HTML data profile atomically."""
-    from pipelines.report import write_text_atomic
-
-    return write_text_atomic(render_html(profiles, title), out)
+    return io.write_text_atomic(render_html(profiles, title), out)
