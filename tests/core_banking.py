@@ -28,7 +28,8 @@ PRODUCT_CODES = {v: f"{i + 1:02d}" for i, v in enumerate(S.PRODUCTS)}
 EDUCATION_CODES = {v: i + 1 for i, v in enumerate(S.EDUCATION)}  # a SMALLINT code
 COLLATERAL_CODES = {"none": "N", "property": "P", "vehicle": "V", "deposit": "D"}
 CLOSE_CODES = {"matured": "M", "prepaid": "P", "charged_off": "C"}
-EVENT_CODES = {"service_request": "SR", "complaint": "CP", "collection_contact": "CC"}
+EVENT_CODES = {"service_request": "SR", "complaint": "CP", "collection_contact": "CC",
+               "outreach": "OR"}
 EVENT_CHANNELS = {"app": "A", "branch": "B", "phone": "P", "letter": "L"}
 
 DDL = f"""
@@ -44,7 +45,8 @@ CREATE TABLE {SCHEMA}.repay_stmt (acct_no bigint, cust_no text, stmt_dt char(8),
 CREATE TABLE {SCHEMA}.chnl_usage (cust_no text, mth_end char(8), app_logins integer,
   calls integer, visits integer);
 CREATE TABLE {SCHEMA}.crm_event (cust_no text, evt_dt char(8), evt_type text, chnl text,
-  res_days numeric(10,1), outcome text);
+  res_days numeric(10,1), outcome text, action_cd text, elig_rule text, assign_cd text,
+  propensity double precision);
 CREATE TABLE {SCHEMA}.nps_survey (cust_no text, survey_dt char(8), q_eff smallint,
   q_quality smallint, q_range smallint, q_staff smallint, q_speed smallint, q_overall smallint);
 CREATE TABLE {SCHEMA}.bureau_pull (cust_no text, pull_dt date, score integer,
@@ -117,7 +119,9 @@ def _interactions(it: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "cust_no": _cust(it["customer_id"]), "evt_dt": _ymd(it["event_date"]),
         "evt_type": it["kind"].map(EVENT_CODES), "chnl": it["channel"].map(EVENT_CHANNELS),
-        "res_days": it["resolution_days"], "outcome": it["outcome"]})
+        "res_days": it["resolution_days"], "outcome": it["outcome"],
+        "action_cd": it["action"], "elig_rule": it["eligibility"],
+        "assign_cd": it["assignment"], "propensity": it["propensity"]})
 
 
 def _surveys(s: pd.DataFrame) -> pd.DataFrame:

@@ -52,10 +52,12 @@ class Where:
 def source_columns(name: str, tm: TableMapping) -> dict[str, str]:
     """Canonical column -> source column for every canonical column read from the source."""
     out = {}
-    for col in S.TABLES[name].column_names:
-        rule = tm.columns.get(col) or ColumnRule()
+    for c in S.TABLES[name].columns:
+        if getattr(c, "optional", False) and c.name not in tm.columns:
+            continue  # an optional column is read only when the mapping names it
+        rule = tm.columns.get(c.name) or ColumnRule()
         if rule.constant is None:
-            out[col] = rule.from_ or col
+            out[c.name] = rule.from_ or c.name
     return out
 
 
@@ -297,6 +299,8 @@ def convert_chunk(raw: pd.DataFrame, name: str, tm: TableMapping, where: Where,
             f"has {list(raw.columns)}", missing[0])
     out = {}
     for c in spec.columns:
+        if getattr(c, "optional", False) and c.name not in tm.columns:
+            continue  # left out: the schema reads an absent optional column as missing
         rule = tm.columns.get(c.name) or ColumnRule()
         vocab = vocabularies.get(c.name) if c.kind == "category" else None
         out[c.name] = convert_column(raw, c.name, rule, c.kind, where, vocab).to_numpy()
