@@ -360,6 +360,12 @@ def score(
     engine: EngineOpt = "local",
     scheduler: SchedulerOpt = None,
     partitions: PartitionsOpt = None,
+    to: Annotated[str | None, typer.Option(
+        help="Also write scores, decisions and the queue to this database (SQLAlchemy URL, "
+        "e.g. sqlite:///decisions.db or postgresql://user@host/db), one transaction per "
+        "run; re-running a date replaces its rows.")] = None,
+    table_prefix: Annotated[str, typer.Option(help="Prefix of the decision tables (--to).")]
+    = "postloan_",
 ) -> None:
     """Score every active customer: PD, churn, dissatisfaction, grades, EL, warnings, queue.
 
@@ -375,6 +381,10 @@ def score(
     partitioned = uses_partitions(engine, data, partitions)
     if scheduler and not partitioned:
         raise PostloanError("--scheduler needs --engine dask")
+    if to:  # reach the database before scoring: a wrong URL fails before any file is written
+        from postloan.database import connect
+
+        connect(to).dispose()
     bundles = load_champions(model_dir, _tracking(s)[0], alias)
     if partitioned:
         outputs = run_score_engine(data, as_of, out, bundles, capacity, config, engine,
@@ -382,6 +392,45 @@ def score(
     else:
         outputs = run_score(data, as_of, out, bundles, capacity, config)
     print_summary(outputs, out)
+    if to:
+        from pipelines.score import write_to_database
+
+        res = write_to_database(out, to, as_of, bundles, table_prefix)
+        console.print(f"written to {res['url']}: " + ", ".join(
+            f"{t} ({n:,} rows)" for t, n in res["rows"].items()) + f", run {res['run_id']}")
+
+
+@app.command()
+@handle_errors
+def materialize(
+    as_of: Annotated[str, typer.Option(help="As-of date YYYY-MM-DD of the snapshots.")],
+    data: Annotated[Path | None, typer.Option(help="Book folder (default data/raw).")] = None,
+    store: Annotated[str | None, typer.Option(
+        help="SQLAlchemy URL of the online store (default POSTLOAN_ONLINE_STORE, else "
+        "sqlite:///online.db at the project root). Passwords come from PGPASSWORD or "
+        "~/.pgpass, not the URL.")] = None,
+    table_prefix: Annotated[str, typer.Option(help="Prefix of the store's tables.")]
+    = "postloan_",
+    keep: Annotated[int, typer.Option(help="As-of dates kept in the store.", min=1)] = 3,
+    engine: EngineOpt = "local",
+    scheduler: SchedulerOpt = None,
+    partitions: PartitionsOpt = None,
+) -> None:
+    """Write every active customer's snapshot at AS_OF to the online store, keyed by id.
+
+    One transaction per date: the service reads the old date or the new one, never a
+    mix; re-running a date replaces it.
+    """
+    from pipelines.materialize import run_materialize
+    from postloan.database import mask_url
+
+    s = get_settings()
+    url = store or s.online_store_url
+    info = run_materialize(data or s.raw_dir, as_of, url, table_prefix, keep, engine,
+                           scheduler, partitions)
+    console.print(f"materialised {info['n_customers']:,} customers as of {info['as_of']} "
+                  f"into {mask_url(url)} (book {info['manifest_hash'][:12]})"
+                  + (f"; pruned {', '.join(info['pruned'])}" if info["pruned"] else ""))
 
 
 @app.command()

@@ -102,3 +102,26 @@ def print_summary(outputs: dict[str, pd.DataFrame], out: Path, top: int = 10) ->
                       "(parquet + CSV), manifest.json")
     else:
         console.print(f"written to {out}: scores, decisions and queue (parquet + CSV)")
+
+
+def write_to_database(out: Path, url: str, as_of: str, bundles: dict[str, ModelBundle],
+                      table_prefix: str = "postloan_") -> dict:
+    """Copy a finished run's files (plain or partitioned layout) into decision tables.
+
+    The tables get exactly what the files hold; one transaction, so a reader never sees
+    half a run. Returns :func:`postloan.decision_tables.write_decisions`' summary.
+    """
+    import uuid
+
+    from postloan import engine
+    from postloan.decision_tables import write_decisions
+    from postloan.scoring import model_versions
+
+    out = Path(out)
+    if (out / "scores").is_dir():
+        frames = engine.read_score_output(out)
+    else:
+        frames = {f: pd.read_parquet(out / f"{f}.parquet") for f in ("scores", "decisions",
+                                                                       "queue")}
+    run_id = f"{pd.Timestamp(as_of):%Y%m%d}-{uuid.uuid4().hex[:12]}"
+    return write_decisions(url, frames, as_of, run_id, model_versions(bundles), table_prefix)

@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     n_months: int = Field(36, ge=4)
     start_month: str = "2023-01"
     mlflow_tracking_uri: str | None = None
+    online_store: str | None = None  # POSTLOAN_ONLINE_STORE: SQLAlchemy URL of the store
 
     @property
     def data_dir(self) -> Path:
@@ -61,6 +62,11 @@ class Settings(BaseSettings):
         """MLFLOW_TRACKING_URI, else POSTLOAN_MLFLOW_TRACKING_URI, else SQLite at the root."""
         return (os.environ.get("MLFLOW_TRACKING_URI") or self.mlflow_tracking_uri
                 or f"sqlite:///{self.root / 'mlflow.db'}")
+
+    @property
+    def online_store_url(self) -> str:
+        """POSTLOAN_ONLINE_STORE, else an embedded SQLite file next to the MLflow store."""
+        return self.online_store or f"sqlite:///{self.root / 'online.db'}"
 
     @property
     def artifact_root(self) -> Path:
