@@ -16,9 +16,9 @@ from postloan.snapshot import build_snapshot, parse_as_of
 
 def book_hash(data: Path) -> str:
     """The book's content hash (from its manifest; partitioned books have their own)."""
-    from postloan import engine
+    from postloan import scale
 
-    manifest = engine.book_manifest(data) if engine.is_partitioned(data) else \
+    manifest = scale.book_manifest(data) if scale.is_partitioned(data) else \
         io.read_manifest(data)
     return str(manifest.get("content_hash", "unknown"))
 
@@ -32,9 +32,9 @@ def build_current_snapshot(data: Path, as_of: str, engine_name: str = "local",
     the partition engine and its parts are read back: the same feature function either
     way, so the store holds the numbers batch scoring would use.
     """
-    from pipelines.engine import uses_partitions
+    from pipelines.scale import uses_partitions
     from pipelines.snapshot import run_snapshot_engine
-    from postloan import engine
+    from postloan import scale
 
     if not uses_partitions(engine_name, data, partitions):
         return build_snapshot(io.read_tables(data), as_of, with_labels=False)
@@ -42,7 +42,7 @@ def build_current_snapshot(data: Path, as_of: str, engine_name: str = "local",
     try:
         run_snapshot_engine(data, [as_of], tmp / "snap", engine_name, scheduler, partitions,
                             with_labels=False)
-        return engine.read_output(tmp / "snap")
+        return scale.read_output(tmp / "snap")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -113,13 +113,13 @@ def write_to_database(out: Path, url: str, as_of: str, bundles: dict[str, ModelB
     """
     import uuid
 
-    from postloan import engine
+    from postloan import scale
+    from postloan.batch import model_versions
     from postloan.decision_tables import write_decisions
-    from postloan.scoring import model_versions
 
     out = Path(out)
     if (out / "scores").is_dir():
-        frames = engine.read_score_output(out)
+        frames = scale.read_score_output(out)
     else:
         frames = {f: pd.read_parquet(out / f"{f}.parquet") for f in ("scores", "decisions",
                                                                        "queue")}
