@@ -22,6 +22,9 @@ MODEL_DIR_ENV = "POSTLOAN_MODEL_DIR"
 ALIAS_ENV = "POSTLOAN_MODEL_ALIAS"
 STRATEGY_ENV = "POSTLOAN_STRATEGY_CONFIG"
 AUDIT_ENV = "POSTLOAN_AUDIT_LOG"
+STORE_ENV = "POSTLOAN_ONLINE_STORE"
+MAX_AGE_ENV = "POSTLOAN_SNAPSHOT_MAX_AGE_DAYS"
+DEFAULT_MAX_AGE_DAYS = 45  # monthly materialisation plus two weeks of slack
 MIN_TOKEN_LENGTH = 16
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
@@ -44,6 +47,9 @@ class ServingConfig:
         alias: registry alias of the champions (when ``model_dir`` is None).
         strategy_config: strategy YAML, or None for the packaged default.
         audit_log: JSON-lines file of the audit trail, or None for stderr.
+        online_store: SQLAlchemy URL of the online snapshot store, or None (requests by
+            ``customer_ids`` are then refused with a 422 that says so).
+        snapshot_max_age_days: a stored snapshot older than this is flagged ``stale``.
     """
 
     token_digests: frozenset[bytes]
@@ -53,6 +59,8 @@ class ServingConfig:
     alias: str
     strategy_config: Path | None
     audit_log: Path | None
+    online_store: str | None = None
+    snapshot_max_age_days: int = DEFAULT_MAX_AGE_DAYS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServingConfig:
@@ -91,6 +99,16 @@ class ServingConfig:
         audit = env.get(AUDIT_ENV, "").strip() or None
         if audit is not None and not Path(audit).parent.is_dir():
             raise ConfigError(f"{AUDIT_ENV}={audit}: its folder does not exist")
+        store = env.get(STORE_ENV, "").strip() or None
+        if store is None:  # the embedded default, when `postloan materialize` wrote it
+            from postloan.settings import get_settings
+
+            s = get_settings()
+            if (s.root / "online.db").is_file():
+                store = s.online_store_url
+        raw_age = env.get(MAX_AGE_ENV, "").strip() or str(DEFAULT_MAX_AGE_DAYS)
+        if not raw_age.isdigit() or int(raw_age) < 1:
+            raise ConfigError(f"{MAX_AGE_ENV}={raw_age!r}: use a whole number of days >= 1")
         return cls(
             token_digests=frozenset(token_digest(t) for t in tokens),
             insecure_local=insecure,
@@ -99,4 +117,6 @@ class ServingConfig:
             alias=env.get(ALIAS_ENV, "").strip() or "champion",
             strategy_config=None if strategy is None else Path(strategy),
             audit_log=None if audit is None else Path(audit),
+            online_store=store,
+            snapshot_max_age_days=int(raw_age),
         )

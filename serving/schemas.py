@@ -29,6 +29,7 @@ from pydantic import (
     Field,
     create_model,
     field_validator,
+    model_validator,
 )
 
 from postloan import schema as S
@@ -177,25 +178,51 @@ Level = Literal[strategy.LEVELS]
 ModelName = Literal[tuple(MODELS)]
 
 
+CustomerId = Annotated[int, Field(ge=0, le=2**53 - 1)]
+_EITHER = ("send either `customers` (full snapshots) or `customer_ids` (looked up in the "
+           "online snapshot store), not both")
+
+
+def _check_batch(ids: list[int]) -> None:
+    limit = max_batch()
+    if len(ids) > limit:
+        raise ValueError(f"{len(ids)} customers is over the limit of {limit} per request "
+                         f"({MAX_BATCH_ENV}); split the batch")
+    seen: dict[int, int] = {}
+    for i, c in enumerate(ids):
+        j = seen.setdefault(c, i)
+        if j != i:
+            raise ValueError(f"customer_id {c} appears twice (customers {j} and {i}); send "
+                             "each customer once")
+
+
 class _Batch(_Strict):
-    customers: list[CustomerSnapshot] = Field(  # type: ignore[valid-type]
-        min_length=1, description=f"1 to {MAX_BATCH_ENV} (default {DEFAULT_MAX_BATCH}) "
-                                  "customer snapshots, each customer once")
+    customers: list[CustomerSnapshot] | None = Field(  # type: ignore[valid-type]
+        None, min_length=1, description=f"1 to {MAX_BATCH_ENV} (default {DEFAULT_MAX_BATCH}) "
+                                        "customer snapshots, each customer once")
+    customer_ids: list[CustomerId] | None = Field(
+        None, min_length=1, description="instead of `customers`: ids whose latest snapshot "
+        "the service looks up in its online store (`postloan materialize`)")
 
     @field_validator("customers")
     @classmethod
-    def _limit_and_unique(cls, v: list) -> list:
-        limit = max_batch()
-        if len(v) > limit:
-            raise ValueError(f"{len(v)} customers is over the limit of {limit} per request "
-                             f"({MAX_BATCH_ENV}); split the batch")
-        seen: dict[int, int] = {}
-        for i, c in enumerate(v):
-            j = seen.setdefault(c.customer_id, i)
-            if j != i:
-                raise ValueError(f"customer_id {c.customer_id} appears twice (customers {j} "
-                                 f"and {i}); send each customer once")
+    def _limit_and_unique(cls, v: list | None) -> list | None:
+        if v is not None:
+            _check_batch([c.customer_id for c in v])
         return v
+
+    @field_validator("customer_ids")
+    @classmethod
+    def _ids_limit_and_unique(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None:
+            _check_batch(v)
+        return v
+
+    @model_validator(mode="after")
+    def _one_of(self) -> _Batch:
+        if (self.customers is None) == (self.customer_ids is None):
+            raise ValueError(_EITHER)
+        return self
 
 
 class ScoreRequest(_Batch):
@@ -227,12 +254,40 @@ class PredictRequest(_Batch):
 class ExplainRequest(_Strict):
     """Full contributions of every feature for one customer."""
 
-    customer: CustomerSnapshot  # type: ignore[valid-type]
+    customer: CustomerSnapshot | None = None  # type: ignore[valid-type]
+    customer_id: CustomerId | None = Field(None, description="instead of `customer`: look "
+                                           "the snapshot up in the online store")
     models: list[ModelName] | None = Field(  # type: ignore[valid-type]
         None, min_length=1, description="models to explain (default: all three)")
 
+    @model_validator(mode="after")
+    def _one_of(self) -> ExplainRequest:
+        if (self.customer is None) == (self.customer_id is None):
+            raise ValueError("send either `customer` (a full snapshot) or `customer_id` "
+                             "(looked up in the online snapshot store), not both")
+        return self
+
 
 # ---------------------------------------------------------------------------- responses
+class SnapshotUsed(BaseModel):
+    """The online store's snapshot a by-id request was answered from."""
+
+    as_of: date = Field(description="as-of date of the stored snapshots")
+    age_days: int = Field(description="days between that date and the service's clock")
+    max_age_days: int = Field(description="freshness limit (POSTLOAN_SNAPSHOT_MAX_AGE_DAYS)")
+    stale: bool = Field(description="true when age_days is over the freshness limit: "
+                                    "materialise a newer date")
+    book_hash: str = Field(description="content hash of the book the snapshots came from")
+
+
+class _ById(BaseModel):
+    snapshot: SnapshotUsed | None = Field(None, description="requests by `customer_ids` "
+                                          "only: the stored snapshot used")
+    unknown_customer_ids: list[int] = Field(
+        default_factory=list, description="ids the store does not hold (not an active "
+        "customer at its as-of date); the others are answered")
+
+
 class Reason(BaseModel):
     feature: str
     value: float | None = Field(description="the feature's value (null when missing)")
@@ -270,7 +325,7 @@ class CustomerScore(BaseModel):
     reasons: dict[str, Reasons] = Field(description="top reasons per model")
 
 
-class ScoreResponse(BaseModel):
+class ScoreResponse(_ById):
     model_versions: dict[str, str]
     results: list[CustomerScore]
 
@@ -282,7 +337,7 @@ class Prediction(BaseModel):
                                                         "probability (pd_12m, ...)")
 
 
-class PredictResponse(BaseModel):
+class PredictResponse(_ById):
     model_versions: dict[str, str]
     results: list[Prediction]
 
@@ -303,7 +358,7 @@ class Warning(BaseModel):
     reasons: Reasons = Field(description="top reasons of the default-risk model")
 
 
-class EarlyWarningResponse(BaseModel):
+class EarlyWarningResponse(_ById):
     model_versions: dict[str, str]
     min_level: Level
     n_customers: int = Field(description="customers in the request")
@@ -328,7 +383,7 @@ class QueueEntry(BaseModel):
     pressure_rule: str
 
 
-class PrioritizeResponse(BaseModel):
+class PrioritizeResponse(_ById):
     model_versions: dict[str, str]
     capacity: int
     n_customers: int
@@ -350,7 +405,7 @@ class ModelExplanation(BaseModel):
     reasons: Reasons
 
 
-class ExplainResponse(BaseModel):
+class ExplainResponse(_ById):
     customer_id: int
     as_of: date
     explanations: dict[str, ModelExplanation]

@@ -24,6 +24,7 @@ import logging  # noqa: E402
 import signal  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from datetime import UTC, date, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TypeVar  # noqa: E402
 
@@ -40,6 +41,7 @@ from postloan.batch import SCORE_COLUMNS, load_bundles_from_dir, model_versions 
 from postloan.bundle import MODELS, ModelBundle  # noqa: E402
 from postloan.errors import ConfigError, ModelNotFoundError, PostloanError  # noqa: E402
 from postloan.features import FEATURE_NAMES, feature_spec, features_from_records  # noqa: E402
+from postloan.online import SnapshotStore  # noqa: E402
 from postloan.settings import get_settings  # noqa: E402
 from postloan.snapshot import NUMERIC_FIELDS, SNAPSHOT_FIELDS  # noqa: E402
 from serving import schemas  # noqa: E402
@@ -323,6 +325,11 @@ class PostloanService:
         except PostloanError as e:
             _refuse_start(e)
         self.scorer = Scorer(bundles, cfg)
+        try:
+            self.store = (None if self.config.online_store is None
+                          else SnapshotStore(self.config.online_store))
+        except PostloanError as e:
+            _refuse_start(e)
         self.audit = audit_logger(self.config.audit_log)
         if self.config.insecure_local:
             log.warning("no API token configured and POSTLOAN_INSECURE_LOCAL=1: every "
@@ -331,6 +338,29 @@ class PostloanService:
         log.info("postloan service ready: %s", self.scorer.versions)
 
     # -- helpers
+    def _lookup(self, ids: list[int]) -> tuple[list[dict], dict]:
+        """Records of `ids` from the online store, and what the response says about it."""
+        if self.store is None:
+            raise ConfigError("this service has no online snapshot store "
+                              "(POSTLOAN_ONLINE_STORE): send full `customers` records")
+        found = self.store.lookup(ids, raw=True)
+        records = [schemas.CustomerSnapshot.model_validate_json(found.records[i]).model_dump()
+                   for i in ids if i in found.records]
+        meta: dict = {"unknown_customer_ids": found.missing}
+        if found.as_of is not None:
+            as_of = date.fromisoformat(found.as_of)
+            age = (datetime.now(UTC).date() - as_of).days
+            limit = self.config.snapshot_max_age_days
+            meta["snapshot"] = {"as_of": as_of, "age_days": age, "max_age_days": limit,
+                                "stale": age > limit, "book_hash": found.manifest_hash}
+        return records, meta
+
+    def _customers(self, request: schemas._Batch) -> tuple[list[dict], dict]:
+        """The request's records: sent in full, or looked up by id."""
+        if request.customer_ids is not None:
+            return self._lookup(request.customer_ids)
+        return [c.model_dump() for c in request.customers], {}
+
     def _audit(self, endpoint: str, records: list[dict], scores: dict[str, list],
                reasons: dict[str, list] | None, decision: dict[str, list] | None) -> None:
         """One audit line per customer (see :func:`serving.logs.audit_record`).
@@ -382,7 +412,7 @@ class PostloanService:
         return _client_errors(lambda: self._score(request))
 
     def _score(self, request: ScoreRequest) -> ScoreResponse:
-        records = [c.model_dump() for c in request.customers]
+        records, by_id = self._customers(request)
         d = self.scorer.score(records, k=request.k_reasons)
         values = _lists(d, SCORE_FIELDS)
         reasons = {m: d[f"reasons_{m}"] for m in self.scorer.bundles}
@@ -390,7 +420,7 @@ class PostloanService:
         results = [{**{c: values[c][i] for c in SCORE_FIELDS}, "as_of": rec["as_of"],
                     "reasons": {m: reasons[m][i] for m in reasons}}
                    for i, rec in enumerate(records)]
-        return ScoreResponse(model_versions=self.scorer.versions, results=results)
+        return ScoreResponse(model_versions=self.scorer.versions, results=results, **by_id)
 
     @bentoml.api(route="/early_warning")
     def early_warning(self, request: EarlyWarningRequest, /) -> EarlyWarningResponse:
@@ -398,7 +428,7 @@ class PostloanService:
         return _client_errors(lambda: self._early_warning(request))
 
     def _early_warning(self, request: EarlyWarningRequest) -> EarlyWarningResponse:
-        records = [c.model_dump() for c in request.customers]
+        records, by_id = self._customers(request)
         d = self.scorer.score(records)
         reasons = {m: d[f"reasons_{m}"] for m in self.scorer.bundles}
         self._audit("early_warning", records, _lists(d, list(SCORE_COLUMNS.values())),
@@ -409,7 +439,7 @@ class PostloanService:
                      "reasons": reasons["default_risk"][j]} for i, j in enumerate(keep.tolist())]
         return EarlyWarningResponse(model_versions=self.scorer.versions,
                                     min_level=request.min_level,
-                                    n_customers=len(records), warnings=warnings)
+                                    n_customers=len(records), warnings=warnings, **by_id)
 
     @bentoml.api(route="/prioritize")
     def prioritize(self, request: PrioritizeRequest, /) -> PrioritizeResponse:
@@ -417,7 +447,7 @@ class PostloanService:
         return _client_errors(lambda: self._prioritize(request))
 
     def _prioritize(self, request: PrioritizeRequest) -> PrioritizeResponse:
-        records = [c.model_dump() for c in request.customers]
+        records, by_id = self._customers(request)
         d = self.scorer.score(records)
         reasons = {m: d[f"reasons_{m}"] for m in self.scorer.bundles}
         self._audit("prioritize", records, _lists(d, list(SCORE_COLUMNS.values())),
@@ -430,7 +460,7 @@ class PostloanService:
         queue = [{c: values[c][i] for c in cols} for i in range(len(q))]
         return PrioritizeResponse(model_versions=self.scorer.versions,
                                   capacity=request.capacity, n_customers=len(records),
-                                  queue=queue)
+                                  queue=queue, **by_id)
 
     @bentoml.api(route="/predict")
     def predict(self, request: PredictRequest, /) -> PredictResponse:
@@ -438,7 +468,7 @@ class PostloanService:
         return _client_errors(lambda: self._predict(request))
 
     def _predict(self, request: PredictRequest) -> PredictResponse:
-        records = [c.model_dump() for c in request.customers]
+        records, by_id = self._customers(request)
         models = list(dict.fromkeys(request.models or list(self.scorer.bundles)))
         cols = [SCORE_COLUMNS[m] for m in models]
         values = self.scorer.predict(records, models)
@@ -447,7 +477,7 @@ class PostloanService:
                     "probabilities": {c: values[c][i] for c in cols}}
                    for i, rec in enumerate(records)]
         return PredictResponse(model_versions={m: self.scorer.versions[m] for m in models},
-                               results=results)
+                               results=results, **by_id)
 
     @bentoml.api(route="/explain")
     def explain(self, request: ExplainRequest, /) -> ExplainResponse:
@@ -455,13 +485,23 @@ class PostloanService:
         return _client_errors(lambda: self._explain(request))
 
     def _explain(self, request: ExplainRequest) -> ExplainResponse:
-        record = request.customer.model_dump()
+        if request.customer_id is None:
+            record, by_id = request.customer.model_dump(), {}
+        else:
+            found, by_id = self._lookup([request.customer_id])
+            if not found:
+                as_of = by_id["snapshot"]["as_of"] if "snapshot" in by_id else None
+                return JSONResponse({"error": f"customer_id {request.customer_id} is not in "
+                                     "the online snapshot store (not an active customer as "
+                                     f"of {as_of})"}, status_code=404)
+            record = found[0]
+            del by_id["unknown_customer_ids"]
         models = list(dict.fromkeys(request.models or list(self.scorer.bundles)))
         expl = self.scorer.explain(record, models)
         self._audit("explain", [record],
                     {SCORE_COLUMNS[m]: [e["probability"]] for m, e in expl.items()}, None, None)
         return ExplainResponse(customer_id=record["customer_id"], as_of=record["as_of"],
-                               explanations=expl)
+                               explanations=expl, **by_id)
 
 
 # GET /metadata: BentoML's API methods are POST-only, so a small Starlette route is

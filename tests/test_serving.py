@@ -58,10 +58,23 @@ def service_module():
 
 
 @pytest.fixture(scope="session")
-def service_env(champions, tmp_path_factory):
+def online_store(snapshot, tmp_path_factory) -> str:
+    """The session snapshot materialised into a real SQLite online store."""
+    from postloan.online import SnapshotStore
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('online') / 'online.db'}"
+    store = SnapshotStore(url)
+    store.materialize(snapshot, "book-hash")
+    store.close()
+    return url
+
+
+@pytest.fixture(scope="session")
+def service_env(champions, online_store, tmp_path_factory):
     """The service's environment for the session (restored at the end)."""
     audit = tmp_path_factory.mktemp("audit") / "audit.jsonl"
     with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("POSTLOAN_ONLINE_STORE", online_store)
         mp.setenv("POSTLOAN_MODEL_DIR", str(champions["models"]))
         mp.setenv("POSTLOAN_API_TOKENS", f"another-token-abcdefghij, {TOKEN}")
         mp.setenv("POSTLOAN_MAX_BATCH", str(MAX_BATCH))
@@ -619,3 +632,66 @@ def test_service_process_reports_a_server_that_exits(tmp_path):
         with pytest.raises(ServiceProcessError, match="no API token configured"):
             server.wait_ready(timeout=90)
         assert server.proc.poll() is not None  # it exited by itself, before stop()
+
+
+# ---------------------------------------------------------------------------- by customer id
+def test_score_by_ids_equals_the_full_record_request(client, records):
+    ids = [r["customer_id"] for r in records[:3]]
+    by_id = client.post("/score", json={"customer_ids": ids}, headers=AUTH)
+    full = client.post("/score", json={"customers": records[:3]}, headers=AUTH)
+    assert by_id.status_code == 200 == full.status_code, by_id.text
+    body = by_id.json()
+    assert body["results"] == full.json()["results"]
+    assert [r["customer_id"] for r in body["results"]] == ids
+    snap = body["snapshot"]
+    assert snap["as_of"] == records[0]["as_of"] and snap["book_hash"] == "book-hash"
+    assert snap["stale"] is (snap["age_days"] > snap["max_age_days"]) and snap["stale"]
+    assert body["unknown_customer_ids"] == []
+    assert "snapshot" not in full.json() or full.json()["snapshot"] is None
+
+
+def test_unknown_ids_are_reported_per_id_not_a_failure(client, records):
+    known = records[0]["customer_id"]
+    r = client.post("/score", json={"customer_ids": [known, 987654321]}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert [x["customer_id"] for x in r.json()["results"]] == [known]
+    assert r.json()["unknown_customer_ids"] == [987654321]
+    r = client.post("/early_warning", json={"customer_ids": [987654321]}, headers=AUTH)
+    assert r.status_code == 200 and r.json()["warnings"] == [] and r.json()[
+        "unknown_customer_ids"] == [987654321]
+
+
+@pytest.mark.parametrize("path,extra", [("/early_warning", {"min_level": "green"}),
+                                        ("/prioritize", {"capacity": 5}), ("/predict", {})])
+def test_every_batch_endpoint_answers_by_id_like_by_record(client, records, path, extra):
+    ids = [r["customer_id"] for r in records[:20]]
+    by_id = client.post(path, json={"customer_ids": ids, **extra}, headers=AUTH)
+    full = client.post(path, json={"customers": records[:20], **extra}, headers=AUTH)
+    assert by_id.status_code == 200 == full.status_code, by_id.text
+    a, b = by_id.json(), full.json()
+    for k in ("snapshot", "unknown_customer_ids"):
+        a.pop(k), b.pop(k, None)
+    assert a == b and a != {}
+
+
+def test_explain_by_id_and_unknown_id_is_404(client, records):
+    cid = records[1]["customer_id"]
+    a = client.post("/explain", json={"customer_id": cid}, headers=AUTH)
+    b = client.post("/explain", json={"customer": records[1]}, headers=AUTH)
+    assert a.status_code == 200 == b.status_code, a.text
+    assert a.json()["explanations"] == b.json()["explanations"]
+    assert a.json()["snapshot"]["book_hash"] == "book-hash"
+    r = client.post("/explain", json={"customer_id": 987654321}, headers=AUTH)
+    assert r.status_code == 404 and "987654321" in r.json()["error"]
+
+
+@pytest.mark.parametrize("body", [
+    {"customer_ids": []}, {"customer_ids": [1, 1]}, {"customer_ids": ["1"]},
+    {"customer_ids": [-1]}, {}, {"customer_ids": list(range(MAX_BATCH + 1))}])
+def test_bad_id_requests_are_400(client, records, body):
+    r = client.post("/score", json=body, headers=AUTH)
+    assert r.status_code == 400, r.text
+    both = client.post("/score", json={"customers": records[:1],
+                                       "customer_ids": [records[0]["customer_id"]]},
+                       headers=AUTH)
+    assert both.status_code == 400 and "not both" in both.text
