@@ -408,16 +408,16 @@ def test_nan_and_infinity_are_refused(client, records, raw, loc):
 
 @pytest.mark.parametrize("path,body,loc", [
     ("/score", {"customers": []}, ["customers"]),
-    ("/score", {}, ["customers"]),
+    ("/score", {}, []),  # neither customers nor customer_ids
     ("/score", {"customers": "all"}, ["customers"]),
-    ("/score", {"customers": None}, ["customers"]),
+    ("/score", {"customers": None}, []),
     ("/score", {"customers": [], "pickle": True}, ["pickle"]),
     ("/score", {"customers": [1]}, ["customers", 0]),
     ("/early_warning", {"customers": [], "min_level": "purple"}, ["min_level"]),
     ("/prioritize", {"customers": []}, ["capacity"]),
     ("/prioritize", {"customers": [], "capacity": 0}, ["capacity"]),
     ("/prioritize", {"customers": [], "capacity": "10"}, ["capacity"]),
-    ("/explain", {"customers": []}, ["customer"]),
+    ("/explain", {"customers": []}, ["customers"]),
     ("/explain", {"customer": {}, "models": ["fraud"]}, ["models", 0]),
 ])
 def test_bad_request_shape_is_400(client, path, body, loc):
