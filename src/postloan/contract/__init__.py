@@ -23,7 +23,7 @@ from postloan.contract.mapping import (
     load_mapping,
     parse_mapping,
 )
-from postloan.contract.readers import mask_url
+from postloan.database import mask_url
 
 __all__ = [
     "CORE_TABLES",

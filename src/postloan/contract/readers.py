@@ -20,27 +20,13 @@ from pathlib import Path
 import pandas as pd
 
 from postloan.contract.mapping import Source, TableMapping
+from postloan.database import mask_url
 from postloan.errors import DataValidationError, SourceError
 
 log = logging.getLogger(__name__)
 
 # PostgreSQL's SQLSTATE for a query cancelled by statement_timeout.
 _QUERY_CANCELED = "57014"
-
-
-def mask_url(url: str) -> str:
-    """A database URL safe to show: the password replaced by ``***``.
-
-    >>> mask_url("postgresql://loader:s3cret@db.bank:5432/core")
-    'postgresql://loader:***@db.bank:5432/core'
-    """
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable database URL>"
 
 
 def _secrets(url: str | None) -> list[str]:
