@@ -91,7 +91,8 @@ def apply_scenario(snapshot: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
     """The stressed copy of customer snapshots.
 
     Unemployment moves by region (``all`` as the default), its 6-month change by the
-    same points; the policy rate and the market rate by ``rate_points``; verified
+    same points; the policy rate, the market rate and the customer's own rate by
+    ``rate_points`` (loans reprice with the market); verified
     and declared income fall by the shock of the customer's employment type.
     """
     out = snapshot.copy()
@@ -102,6 +103,11 @@ def apply_scenario(snapshot: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
     out["unemployment_change_6m"] = out["unemployment_change_6m"] + du.to_numpy()
     out["policy_rate"] = out["policy_rate"] + scenario.rate_points
     out["market_rate"] = out["market_rate"] + scenario.rate_points
+    # Loans reprice with the market (a floating-rate book, as most mortgages and SME loans
+    # are): the customer's rate moves by the same points, so the rate gap the models read
+    # (customer's rate minus the market's) is unchanged. Moving only the market would
+    # make every borrower look cheaper than the market, i.e. safer, under a rate shock.
+    out["weighted_rate"] = out["weighted_rate"] + scenario.rate_points
     default_cut = scenario.income_shock.get("all", 0.0)
     cut = out["employment_type"].astype(object).map(
         lambda e: scenario.income_shock.get(e, default_cut)).astype("float64").to_numpy()
