@@ -304,3 +304,17 @@ def test_partition_engine_accepts_the_book(core_book, core_trained, tmp_path):
                             engine.LocalRunner(), with_reasons=False)
     assert res["manifest"]["rows"] == len(whole)
     assert set(res["manifest"]["model_versions"]) == {"default_risk", "churn"}
+
+
+def test_postgresql_tracking_uri_uses_the_installed_driver_and_masks_passwords():
+    import importlib.util
+
+    from postloan import registry
+
+    uri = "postgresql://bank@127.0.0.1:5432/mlflow"
+    want = uri if importlib.util.find_spec("psycopg2") or not importlib.util.find_spec(
+        "psycopg") else "postgresql+psycopg://bank@127.0.0.1:5432/mlflow"
+    assert registry.store_uri(uri) == want
+    assert registry.store_uri("sqlite:///m.db") == "sqlite:///m.db"
+    assert registry.masked_uri("postgresql://bank:s3cr%t@db:5432/mlflow") == \
+        "postgresql://bank:***@db:5432/mlflow"
