@@ -231,7 +231,10 @@ def snapshot(
 
 def _tracking(s) -> tuple[str, Path | None]:
     uri = s.tracking_uri
-    return uri, (s.artifact_root if uri.startswith("sqlite:") else None)
+    # A database store (SQLite, PostgreSQL) keeps artifacts under the project's artifact
+    # root; a tracking server decides for itself.
+    served = uri.startswith(("http://", "https://", "databricks"))
+    return uri, (None if served else s.artifact_root)
 
 
 @app.command()
@@ -263,13 +266,20 @@ def train(
         from pipelines.train import run_train_dask
 
         results = run_train_dask(data or s.raw_dir, models, cfg, uri, art, s.models_dir,
-                                 s.root, scheduler=scheduler, partitions=partitions)
+                                 s.root, scheduler=scheduler, partitions=partitions,
+                                 explicit=target != "all")
     else:
         if scheduler or partitions:
             raise PostloanError("--scheduler and --partitions need --engine dask for train")
-        results = run_train(data or s.raw_dir, models, cfg, uri, art, s.models_dir, s.root)
-    print_frame(metrics_table(results), "out-of-time metrics (OOT as-of dates)")
+        results = run_train(data or s.raw_dir, models, cfg, uri, art, s.models_dir, s.root,
+                            explicit=target != "all")
+    trained = [r for r in results if "skipped" not in r]
+    if trained:
+        print_frame(metrics_table(trained), "out-of-time metrics (OOT as-of dates)")
     for r in results:
+        if "skipped" in r:
+            console.print(r["skipped"])
+            continue
         console.print(f"[bold]{r['model']}[/] v{r['version']}: {r['gate']}; top drivers: "
                       + ", ".join(r["top_features"][:5]))
 

@@ -26,7 +26,9 @@ def run_monitor(data: Path, reference: str, current: str, bundles: dict[str, Mod
         advance()
         cur = build_snapshot(tables, cur_d)
         advance()
-    X_ref, X_cur = build_features(ref), build_features(cur)
+    # The champions were trained on one book: one vocabulary codes their categories.
+    categories = next(iter(bundles.values())).categories
+    X_ref, X_cur = build_features(ref, categories), build_features(cur, categories)
     drift = monitoring.feature_drift(X_ref, X_cur, cfg)
     results = []
     figures = {"feature stability": plots.figure_png(plots.csi_figure(drift, cfg))}

@@ -9,17 +9,18 @@ import pandas as pd
 from pipelines.console import console, print_frame, progress_bar
 from postloan import io, registry, strategy
 from postloan.batch import flat_frame, load_bundles_from_dir, score_and_decide
-from postloan.bundle import MODELS, ModelBundle
+from postloan.bundle import ModelBundle
 from postloan.snapshot import build_snapshot
 
 
 def load_champions(model_dir: Path | None, tracking_uri: str, alias: str = "champion"
                    ) -> dict[str, ModelBundle]:
-    """The three champions from a bundle folder, else from the registry by alias."""
+    """The champions from a bundle folder, else from the registry by alias (the
+    satisfaction model only when there is one: see :func:`registry.models_to_load`)."""
     if model_dir is not None:
         return load_bundles_from_dir(model_dir)
-    registry.configure(tracking_uri)
-    return {m: registry.load_bundle(m, alias=alias) for m in MODELS}
+    client = registry.configure(tracking_uri)
+    return {m: registry.load_bundle(m, alias=alias) for m in registry.models_to_load(client)}
 
 
 def run_score(data: Path, as_of: str, out: Path, bundles: dict[str, ModelBundle],
@@ -93,7 +94,7 @@ def print_summary(outputs: dict[str, pd.DataFrame], out: Path, top: int = 10) ->
         "benefit": q["expected_benefit"].map("{:,.0f}".format),
         "level": q["warning_level"].astype(str), "PD": q["pd_12m"].map("{:.1%}".format),
         "churn": q["p_churn_6m"].map("{:.1%}".format),
-        "dissat.": q["p_dissatisfied_3m"].map("{:.1%}".format),
+        "dissat.": q["p_dissatisfied_3m"].map(lambda p: "-" if pd.isna(p) else f"{p:.1%}"),
         "why": [_short(r[0]) if len(r) else "" for r in q["action_reasons"]]}
     ).set_index("customer")
     print_frame(view, f"top {len(view)} of the outreach queue")

@@ -15,7 +15,13 @@ from postloan.errors import DataValidationError
 from postloan.features import FEATURE_NAMES
 from postloan.modeling import TrainOutput, train_one
 from postloan.plots import save_figure
-from postloan.snapshot import build_snapshot, data_range
+from postloan.snapshot import (
+    LABEL_SOURCES,
+    build_snapshot,
+    data_range,
+    feature_families_present,
+    missing_label_sources,
+)
 from postloan.train_config import MODEL_LABELS, TrainConfig, resolve_splits
 
 
@@ -29,16 +35,22 @@ def git_commit(root: Path) -> str:
 
 def _log_output(out: TrainOutput, cfg: TrainConfig, manifest: dict, commit: str) -> None:
     model = out.bundle.model
+    families = out.bundle.metadata.get("feature_families_present", {})
+    absent = sorted(f for f, present in families.items() if not present)
     mlflow.log_params({"model": model, "label": MODEL_LABELS[model], "seed": cfg.seed,
                        "calibration": cfg.models[model].calibration,
                        "n_features": len(FEATURE_NAMES),
+                       "feature_families_absent": ",".join(absent) or "none",
                        **{f"lgbm_{k}": v for k, v in cfg.models[model].lgbm.model_dump().items()},
                        **{f"split_{k}": ",".join(v) for k, v in out.splits.items()}})
     mlflow.set_tags({"git_commit": commit, "data_content_hash": manifest.get("content_hash", ""),
-                     "data_seed": str(manifest.get("seed", "")), "postloan_model": model})
+                     "data_seed": str(manifest.get("seed", "")), "postloan_model": model,
+                     **{f"feature_family.{f}": "present" if v else "absent (NaN)"
+                        for f, v in families.items()}})
     mlflow.log_metrics(out.metrics)
     mlflow.log_dict(cfg.model_dump(), "config/train_config.json")
-    mlflow.log_dict({"features": list(FEATURE_NAMES)}, "config/features.json")
+    mlflow.log_dict({"features": list(FEATURE_NAMES), "feature_families_present": families,
+                     "categories": out.bundle.categories}, "config/features.json")
     side = {k[len("baseline_oot_"):]: {"lightgbm": out.metrics.get("oot_" + k[len("baseline_oot_"):]),
                                       "baseline": v}
             for k, v in out.metrics.items() if k.startswith("baseline_oot_")}
@@ -52,14 +64,50 @@ def _log_output(out: TrainOutput, cfg: TrainConfig, manifest: dict, commit: str)
             mlflow.log_artifact(str(p), "evaluation")
 
 
+def skip_reason(model: str, tables) -> str | None:
+    """Why `model` cannot be trained on a book holding `tables` (None: it can)."""
+    lacking = missing_label_sources(MODEL_LABELS[model], tables)
+    if not lacking:
+        return None
+    return (f"{model} skipped: its label {MODEL_LABELS[model]} needs the "
+            f"{' and '.join(LABEL_SOURCES[MODEL_LABELS[model]])} tables; this book lacks "
+            f"{', '.join(lacking)}")
+
+
+def plan_models(models: list[str], tables, explicit: bool) -> tuple[list[str], list[dict]]:
+    """The models the book can train, and one skip record per model it cannot.
+
+    Raises:
+        DataValidationError: an explicitly requested model cannot be trained.
+    """
+    keep, skipped = [], []
+    for m in models:
+        reason = skip_reason(m, tables)
+        if reason is None:
+            keep.append(m)
+        elif explicit:
+            raise DataValidationError("book", reason, MODEL_LABELS[m])
+        else:
+            skipped.append({"model": m, "skipped": reason})
+    return keep, skipped
+
+
 def run_train(data: Path, models: list[str], cfg: TrainConfig, tracking_uri: str,
-              artifact_root: Path | None, models_dir: Path | None, root: Path) -> list[dict]:
-    """Train each model, log to MLflow, register, gate, export the bundle folder."""
+              artifact_root: Path | None, models_dir: Path | None, root: Path,
+              explicit: bool = False) -> list[dict]:
+    """Train each model, log to MLflow, register, gate, export the bundle folder.
+
+    A model whose label needs a table the book lacks is skipped (a result with a
+    ``skipped`` reason), or refused when it was asked for by name (`explicit`).
+    """
     tables = io.read_tables(data, names=[*io.S.REQUIRED_TABLES])
+    models, skipped = plan_models(models, tables, explicit)
     truth = None
     if (Path(data) / "truth.parquet").exists():
         truth = io.read_table(data, "truth")
     manifest = io.read_manifest(data)
+    categories = io.S.snapshot_categories(io.book_vocabularies(manifest))
+    families = feature_families_present(tables)
     start, end = data_range(tables)
     plan = {m: resolve_splits(cfg.splits, MODEL_LABELS[m], start, end) for m in models}
     dates = sorted({d for s in plan.values() for v in s.values() for d in v})
@@ -75,11 +123,12 @@ def run_train(data: Path, models: list[str], cfg: TrainConfig, tracking_uri: str
         for model in models:
             needed = [d for v in plan[model].values() for d in v]
             snap = pd.concat([snaps[d] for d in needed], ignore_index=True)
-            out = train_one(model, snap, plan[model], cfg, truth)
+            out = train_one(model, snap, plan[model], cfg, truth, categories=categories)
+            out.bundle.metadata["feature_families_present"] = families
             results.append(_log_and_register(out, cfg, manifest, commit, client,
                                              artifact_root, models_dir))
             advance()
-    return results
+    return results + skipped
 
 
 def _log_and_register(out: TrainOutput, cfg: TrainConfig, manifest: dict, commit: str,
@@ -116,8 +165,8 @@ def _log_and_register(out: TrainOutput, cfg: TrainConfig, manifest: dict, commit
 def run_train_dask(data: Path, models: list[str], cfg: TrainConfig, tracking_uri: str,
                    artifact_root: Path | None, models_dir: Path | None, root: Path,
                    scheduler: str | None = None, partitions: int | None = None,
-                   max_sample_customers: int = 50_000, work_dir: Path | None = None
-                   ) -> list[dict]:
+                   max_sample_customers: int = 50_000, work_dir: Path | None = None,
+                   explicit: bool = False) -> list[dict]:
     """Train on a Dask cluster (lightgbm.dask); log, register and gate like run_train.
 
     Snapshots and features of every partition are built on the workers and written to
@@ -134,6 +183,8 @@ def run_train_dask(data: Path, models: list[str], cfg: TrainConfig, tracking_uri
     try:
         with partitioned_book(data, partitions) as book:
             bm = scale.book_manifest(book)
+            models, skipped = plan_models(models, bm["tables"], explicit)
+            families = feature_families_present(bm["tables"])
             start, end = (pd.Timestamp(d) for d in bm["book_range"])
             plan = {m: resolve_splits(cfg.splits, MODEL_LABELS[m], start, end) for m in models}
             dates = sorted({d for sp in plan.values() for v in sp.values() for d in v})
@@ -150,12 +201,13 @@ def run_train_dask(data: Path, models: list[str], cfg: TrainConfig, tracking_uri
                     for model in models:
                         out = scale.train_one_dask(model, dask_client, prepared,
                                                     plan[model], cfg)
+                        out.bundle.metadata["feature_families_present"] = families
                         results.append(_log_and_register(out, cfg, manifest, commit, client,
                                                          artifact_root, models_dir))
                         advance()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return results
+    return results + skipped
 
 
 def metrics_table(results: list[dict]) -> pd.DataFrame:
@@ -165,6 +217,8 @@ def metrics_table(results: list[dict]) -> pd.DataFrame:
 
     cols = {}
     for r in results:
+        if "skipped" in r:
+            continue
         m = r["metrics"]
         cols[r["model"]] = {
             "AUC": fmt(m["oot_auc"]), "baseline AUC": fmt(m["baseline_oot_auc"]),

@@ -2,10 +2,11 @@
 
 A request body carries customer snapshots with exactly the fields of the snapshot
 contract (:data:`postloan.snapshot.SNAPSHOT_FIELDS`): every field present, numbers as
-JSON numbers (``null`` = not applicable, e.g. never surveyed), categories from the
-schema's vocabularies, no other field. Anything else is refused with a 400 naming the
+JSON numbers (``null`` = not applicable, e.g. never surveyed), categories as text (a
+value outside the models' categories is scored as missing and flagged in the answer's
+``unknown_categories``), no other field. Anything else is refused with a 400 naming the
 field path and the rule: strings for numbers, NaN/Infinity, values out of range,
-unknown categories, extra or missing fields, an empty batch or one over the limit
+extra or missing fields, an empty batch or one over the limit
 (``POSTLOAN_MAX_BATCH``, default 1,000), the same customer twice in one batch.
 
 Ranges are plausibility bounds (what a correct upstream extract can hold), not the
@@ -153,8 +154,13 @@ def _snapshot_fields() -> dict[str, Any]:
                               description="as-of date of the snapshot, YYYY-MM-DD")),
     }
     for c in CATEGORY_FIELDS:
+        # Text, not a fixed list: the models may have been trained on a lender's own
+        # vocabulary (GET /metadata, feature_spec.categories). A value outside the
+        # model's categories is scored as missing and flagged in the answer.
         vocab = S.CATEGORY_VOCABULARIES[c]
-        fields[c] = (Literal[vocab], Field(description=f"one of {list(vocab)}"))
+        fields[c] = (str, Field(min_length=1, max_length=200, description=(
+            f"one of the models' categories (default contract: {list(vocab)}); an "
+            "unknown value is scored as missing and listed in unknown_categories")))
     for c in NUMERIC_FIELDS:
         lo, hi = NUMERIC_BOUNDS.get(c, _DEFAULT_BOUNDS)
         # EAD of the expected loss: the strategy needs it, so it may not be null.
@@ -306,8 +312,10 @@ class CustomerScore(BaseModel):
     as_of: date
     pd_12m: float = Field(description="calibrated probability of 90+ DPD within 12 months")
     p_churn_6m: float = Field(description="calibrated probability of churn within 6 months")
-    p_dissatisfied_3m: float = Field(description="calibrated probability of a complaint or "
-                                                 "a low survey score within 3 months")
+    p_dissatisfied_3m: float | None = Field(
+        description="calibrated probability of a complaint or a low survey score within 3 "
+                    "months; null when no satisfaction model is served (a book without "
+                    "surveys and complaints)")
     risk_grade: str
     ead: float
     lgd: float
@@ -323,6 +331,9 @@ class CustomerScore(BaseModel):
     recommended_action: str
     expected_benefit: float
     reasons: dict[str, Reasons] = Field(description="top reasons per model")
+    unknown_categories: list[str] = Field(
+        default_factory=list, description="field=value pairs outside the models' "
+                                          "categories, scored as missing")
 
 
 class ScoreResponse(_ById):
@@ -335,6 +346,9 @@ class Prediction(BaseModel):
     as_of: date
     probabilities: dict[str, float] = Field(description="score column -> calibrated "
                                                         "probability (pd_12m, ...)")
+    unknown_categories: list[str] = Field(
+        default_factory=list, description="field=value pairs outside the models' "
+                                          "categories, scored as missing")
 
 
 class PredictResponse(_ById):
@@ -377,7 +391,7 @@ class QueueEntry(BaseModel):
     segment: str
     pd_12m: float
     p_churn_6m: float
-    p_dissatisfied_3m: float
+    p_dissatisfied_3m: float | None
     expected_loss: float
     customer_value: float
     pressure_rule: str

@@ -38,9 +38,15 @@ from starlette.routing import Route  # noqa: E402
 
 from postloan import explain, registry, strategy  # noqa: E402
 from postloan.batch import SCORE_COLUMNS, load_bundles_from_dir, model_versions  # noqa: E402
-from postloan.bundle import MODELS, ModelBundle  # noqa: E402
+from postloan.bundle import ModelBundle  # noqa: E402
 from postloan.errors import ConfigError, ModelNotFoundError, PostloanError  # noqa: E402
-from postloan.features import FEATURE_NAMES, feature_spec, features_from_records  # noqa: E402
+from postloan.features import (  # noqa: E402
+    FEATURE_NAMES,
+    code_maps,
+    feature_spec,
+    features_from_records,
+    unknown_categories,
+)
 from postloan.online import SnapshotStore  # noqa: E402
 from postloan.settings import get_settings  # noqa: E402
 from postloan.snapshot import NUMERIC_FIELDS, SNAPSHOT_FIELDS  # noqa: E402
@@ -104,6 +110,7 @@ def load_champions(config: ServingConfig) -> tuple[dict[str, ModelBundle], dict[
                 for m in bundles}
     else:
         uri = get_settings().tracking_uri
+        shown = registry.masked_uri(uri)  # never a password in a message or a log
         store = _missing_sqlite_store(uri)
         if store is not None:  # MLflow would create an empty store there: refuse instead
             raise ModelNotFoundError(f"no MLflow store at {store} (MLFLOW_TRACKING_URI={uri}); "
@@ -113,25 +120,25 @@ def load_champions(config: ServingConfig) -> tuple[dict[str, ModelBundle], dict[
         try:
             client = registry.configure(uri)
             bundles = {}
-            for m in MODELS:
+            for m in registry.models_to_load(client):
                 name = registry.registered_name(m)
                 try:
                     mv = client.get_model_version_by_alias(name, config.alias)
                 except Exception as e:  # MlflowException: no such model or alias
                     raise ModelNotFoundError(
-                        f"no '{config.alias}' version of {name} in the registry at {uri} "
+                        f"no '{config.alias}' version of {name} in the registry at {shown} "
                         f"({type(e).__name__}); train and promote one (`postloan train`), or "
                         "serve a bundle folder with POSTLOAN_MODEL_DIR") from None
                 # By version, not alias: the alias may move while we download.
                 bundles[m] = registry.load_bundle(m, alias=None, version=str(mv.version))
                 bundles[m].metadata["registered_version"] = str(mv.version)
                 bundles[m].metadata.setdefault("run_id", mv.run_id)
-                info[m] = {"source": f"registry {uri}", "alias": config.alias,
+                info[m] = {"source": f"registry {shown}", "alias": config.alias,
                            "champion": config.alias == registry.CHAMPION}
         except PostloanError:
             raise
         except Exception as e:  # unreachable tracking server, corrupt store, ...
-            raise ModelNotFoundError(f"cannot load champions from the registry at {uri}: "
+            raise ModelNotFoundError(f"cannot load champions from the registry at {shown}: "
                                      f"{type(e).__name__}: {e}") from None
     for m, b in bundles.items():
         if b.model != m:
@@ -203,6 +210,11 @@ def _lists(columns: dict[str, np.ndarray | list], names: tuple[str, ...] | list[
     return out
 
 
+def _none_if_nan(v: object) -> object:
+    """NaN (a model the service does not hold) as JSON null."""
+    return None if isinstance(v, float) and v != v else v
+
+
 def _slim_reasons(cell: dict) -> dict:
     """Reasons without texts for the audit trail: feature and contribution only."""
     return {k: [[r["feature"], r["contribution"]] for r in cell[k]] for k in ("up", "down")}
@@ -220,6 +232,14 @@ class Scorer:
         self.bundles = bundles
         self.cfg = cfg
         self.versions = model_versions(bundles)
+        # Category codes of each model's own vocabulary (its feature spec); models
+        # trained on the same book share one map, so the features are built once.
+        self._maps: dict[str, dict] = {}
+        self._map_key: dict[str, str] = {}
+        for m, b in bundles.items():
+            key = json.dumps(b.categories, sort_keys=True)
+            self._map_key[m] = key
+            self._maps.setdefault(key, code_maps(b.categories))
         # Build the tree explainers and load (or compile) their TreeSHAP and margin
         # kernels now, not on the first request.
         warm = np.zeros((1, len(FEATURE_NAMES)))
@@ -241,30 +261,61 @@ class Scorer:
             The decision columns of :func:`postloan.strategy.apply_strategy` plus a
             ``reasons_<model>`` list per model.
         """
-        X = features_from_records(records)
-        scores: dict[str, np.ndarray | list] = {}
+        Xs = self.features(records)
+        scores: dict[str, np.ndarray | list] = {
+            c: np.full(len(records), np.nan) for c in SCORE_COLUMNS.values()}  # no model
         for model, bundle in self.bundles.items():
+            X = Xs[model]
             scores[SCORE_COLUMNS[model]] = bundle.predict_features(X)
             contrib = explain.contributions_array(bundle.booster, X)[:, :-1]
-            scores[f"reasons_{model}"] = explain.reason_codes_array(model, contrib, X,
-                                                                    FEATURE_NAMES, k=k)
+            scores[f"reasons_{model}"] = explain.reason_codes_array(
+                model, contrib, X, FEATURE_NAMES, k=k, categories=bundle.categories)
         snap = {f: (np.array([r[f] for r in records], dtype="float64")
                     if f in _NUMERIC_SNAPSHOT else [r[f] for r in records])
                 for f in SNAPSHOT_FIELDS}
         decisions = strategy.decide(scores, snap, self.cfg)
         decisions.update({c: v for c, v in scores.items() if c.startswith("reasons_")})
+        decisions["unknown_categories"] = self.unknown_categories(records)
         return decisions
+
+    def features(self, records: list[dict]) -> dict[str, np.ndarray]:
+        """Model -> its feature matrix (built once per distinct vocabulary)."""
+        built = {key: features_from_records(records, maps) for key, maps in self._maps.items()}
+        return {m: built[key] for m, key in self._map_key.items()}
+
+    def unknown_categories(self, records: list[dict]) -> list[list[str]]:
+        """Per record, the category values outside any served model's categories."""
+        flags = [set() for _ in records]
+        for maps in self._maps.values():
+            for i, f in enumerate(unknown_categories(records, maps)):
+                flags[i].update(f)
+        if any(flags):
+            log.warning("categories outside the models' vocabularies scored as missing: %s",
+                        sorted(set().union(*flags))[:5])
+        return [sorted(f) for f in flags]
+
+    def check_models(self, models: list[str]) -> None:
+        """Raise ModelNotFoundError (a 422) for a requested model this service lacks."""
+        lacking = [m for m in models if m not in self.bundles]
+        if lacking:
+            raise ModelNotFoundError(f"model(s) {lacking} not served (the book they were "
+                                     f"trained on lacked their label's tables); served: "
+                                     f"{sorted(self.bundles)}")
 
     def predict(self, records: list[dict], models: list[str]) -> dict[str, list[float]]:
         """Calibrated probabilities only (the batch numbers without reasons), no pandas."""
-        X = features_from_records(records)
-        return {SCORE_COLUMNS[m]: self.bundles[m].predict_features(X).tolist() for m in models}
+        self.check_models(models)
+        Xs = self.features(records)
+        return {SCORE_COLUMNS[m]: self.bundles[m].predict_features(Xs[m]).tolist()
+                for m in models}
 
     def explain(self, record: dict, models: list[str], k: int = 3) -> dict[str, dict]:
         """Every feature's TreeSHAP contribution for one customer, per model."""
-        X = features_from_records([record])
+        self.check_models(models)
+        Xs = self.features([record])
         out = {}
         for model in models:
+            X = Xs[model]
             bundle = self.bundles[model]
             contrib = explain.contributions_array(bundle.booster, X)
             c = contrib[:, :-1]
@@ -278,7 +329,8 @@ class Scorer:
                     {"feature": FEATURE_NAMES[j],
                      "value": None if np.isnan(X[0, j]) else float(X[0, j]),
                      "contribution": float(c[0, j])} for j in order],
-                "reasons": explain.reason_codes_array(model, c, X, FEATURE_NAMES, k=k)[0],
+                "reasons": explain.reason_codes_array(model, c, X, FEATURE_NAMES, k=k,
+                                                      categories=bundle.categories)[0],
             }
         return out
 
@@ -375,7 +427,8 @@ class PostloanService:
             self.audit.info(audit_record(
                 endpoint, rid, rec["customer_id"], schemas.input_hash(rec),
                 self.scorer.versions,
-                {c: (scores[c][i] if c in scores else None) for c in SCORE_COLUMNS.values()},
+                {c: (_none_if_nan(scores[c][i]) if c in scores else None)
+                 for c in SCORE_COLUMNS.values()},
                 None if reasons is None else {m: _slim_reasons(v[i]) for m, v in reasons.items()},
                 {} if decision is None else {c: decision[c][i] for c in AUDIT_DECISION}))
 
@@ -394,7 +447,9 @@ class PostloanService:
         return {
             "service": "postloan", "api_version": API_VERSION,
             "models": models,
-            "feature_spec": feature_spec(),
+            "feature_spec": feature_spec(
+                self.scorer.bundles["default_risk"].categories,
+                self.scorer.bundles["default_risk"].metadata.get("feature_families_present")),
             "snapshot_fields": list(SNAPSHOT_FIELDS),
             "strategy": self.scorer.cfg.model_dump(mode="json"),
             "limits": {"max_batch": self.config.max_batch},
@@ -417,8 +472,9 @@ class PostloanService:
         values = _lists(d, SCORE_FIELDS)
         reasons = {m: d[f"reasons_{m}"] for m in self.scorer.bundles}
         self._audit("score", records, values, reasons, values)
-        results = [{**{c: values[c][i] for c in SCORE_FIELDS}, "as_of": rec["as_of"],
-                    "reasons": {m: reasons[m][i] for m in reasons}}
+        results = [{**{c: _none_if_nan(values[c][i]) for c in SCORE_FIELDS},
+                    "as_of": rec["as_of"], "reasons": {m: reasons[m][i] for m in reasons},
+                    "unknown_categories": d["unknown_categories"][i]}
                    for i, rec in enumerate(records)]
         return ScoreResponse(model_versions=self.scorer.versions, results=results, **by_id)
 
@@ -457,7 +513,7 @@ class PostloanService:
                                     request.capacity, self.scorer.cfg)
         cols = [c for c in schemas.QueueEntry.model_fields if c in q.columns]
         values = _lists({c: q[c].to_numpy() for c in cols}, cols)
-        queue = [{c: values[c][i] for c in cols} for i in range(len(q))]
+        queue = [{c: _none_if_nan(values[c][i]) for c in cols} for i in range(len(q))]
         return PrioritizeResponse(model_versions=self.scorer.versions,
                                   capacity=request.capacity, n_customers=len(records),
                                   queue=queue, **by_id)
@@ -473,8 +529,10 @@ class PostloanService:
         cols = [SCORE_COLUMNS[m] for m in models]
         values = self.scorer.predict(records, models)
         self._audit("predict", records, values, None, None)
+        unknown = self.scorer.unknown_categories(records)
         results = [{"customer_id": rec["customer_id"], "as_of": rec["as_of"],
-                    "probabilities": {c: values[c][i] for c in cols}}
+                    "probabilities": {c: values[c][i] for c in cols},
+                    "unknown_categories": unknown[i]}
                    for i, rec in enumerate(records)]
         return PredictResponse(model_versions={m: self.scorer.versions[m] for m in models},
                                results=results, **by_id)

@@ -42,7 +42,7 @@ BAD_CASES = [
     ("unknown category", "customers",
      lambda d: d.assign(region=d["region"].where(d.index != 1, "atlantis")), "region",
      "allowed categories"),
-    ("empty table", "macro", lambda d: d.head(0), None, "empty"),
+    ("empty table", "loans", lambda d: d.head(0), None, "empty"),  # a core table
     ("missing values", "loans",
      lambda d: d.assign(annual_rate=d["annual_rate"].where(d.index != 2, np.nan)),
      "annual_rate", "missing values"),
@@ -101,11 +101,11 @@ def test_existing_output_needs_overwrite(small_tables, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("x")
-    few = {"macro": small_tables["macro"]}
+    few = {k: small_tables[k] for k in S.CORE_TABLES}
     with pytest.raises(PostloanError, match="--overwrite"):
         io.write_tables(few, out)
     io.write_tables(few, out, overwrite=True)
-    assert (out / "macro.parquet").exists() and not (out / "keep.txt").exists()
+    assert (out / "loans.parquet").exists() and not (out / "keep.txt").exists()
 
 
 def test_round_trip_keeps_values(small_book, small_tables):

@@ -370,8 +370,8 @@ BAD_CUSTOMER = [
     ("out_of_range", {"age": 500.0}, ["customers", 0, "age"], "less_than_equal"),
     ("below_range", {"bureau_score": 12.0}, ["customers", 0, "bureau_score"],
      "greater_than_equal"),
-    ("unknown_category", {"region": "atlantis"}, ["customers", 0, "region"], "literal_error"),
-    ("null_category", {"main_product": None}, ["customers", 0, "main_product"], "literal_error"),
+    ("null_category", {"main_product": None}, ["customers", 0, "main_product"], "string_type"),
+    ("empty_category", {"region": ""}, ["customers", 0, "region"], "string_too_short"),
     ("flag_not_0_1", {"has_card": 0.5}, ["customers", 0, "has_card"], "value_error"),
     ("null_balance", {"total_balance": None}, ["customers", 0, "total_balance"], "float_type"),
     ("extra_field", {"full_name": "Li Lei"}, ["customers", 0, "full_name"], "extra_forbidden"),
@@ -471,6 +471,22 @@ def test_oversized_body_is_413(client):
     assert r.status_code == 413
 
 
+def test_unknown_category_is_scored_as_missing_and_flagged(client, records):
+    body = {"customers": [{**records[0], "region": "atlantis"}, records[1]]}
+    r = client.post("/score", json=body, headers=AUTH)
+    assert r.status_code == 200, r.text
+    res = r.json()["results"]
+    assert res[0]["unknown_categories"] == ["region=atlantis"]
+    assert res[1]["unknown_categories"] == []
+    missing = client.post("/explain", json={"customer": {**records[0], "region": "atlantis"}},
+                          headers=AUTH).json()
+    region = [c for c in missing["explanations"]["default_risk"]["contributions"]
+              if c["feature"] == "region"]
+    assert region[0]["value"] is None  # the region code is missing, not a guess
+    p = client.post("/predict", json=body, headers=AUTH).json()["results"]
+    assert p[0]["unknown_categories"] == ["region=atlantis"]
+
+
 def test_wrong_method_and_unknown_path(client):
     assert client.get("/score", headers=AUTH).status_code == 405
     assert client.post("/nope", json={}, headers=AUTH).status_code == 404
@@ -480,12 +496,12 @@ def test_wrong_method_and_unknown_path(client):
 def test_rejections_log_one_short_line_without_the_body(client, records, caplog):
     secret = "atlantis-SENTINEL-9731"
     with caplog.at_level("INFO"):
-        r = client.post("/score", json=_with(records, region=secret), headers=AUTH)
+        r = client.post("/score", json=_with(records, age=secret), headers=AUTH)
     assert r.status_code == 400
     assert all(secret not in rec.getMessage() and not rec.exc_info for rec in caplog.records)
     lines = [rec.getMessage() for rec in caplog.records if "validation error" in
              rec.getMessage()]
-    assert lines and "customers.0.region (literal_error)" in lines[0]
+    assert lines and "customers.0.age (float_type)" in lines[0]
     assert all(len(m) < 400 for m in lines)
 
 

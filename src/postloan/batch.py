@@ -21,32 +21,39 @@ Steps:
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from postloan import explain, strategy
-from postloan.bundle import MODELS, SCORE_COLUMNS, ModelBundle
+from postloan.bundle import MODELS, OPTIONAL_MODELS, SCORE_COLUMNS, ModelBundle
 from postloan.errors import DataValidationError, ModelNotFoundError
-from postloan.features import build_features
 from postloan.snapshot import build_snapshot
 
+log = logging.getLogger(__name__)
 SCORE_CHUNK = 20_000  # customers scored per step: bounded memory whatever the book size
 
 
 def load_bundles_from_dir(model_dir: Path) -> dict[str, ModelBundle]:
-    """Load the three bundles from ``model_dir/<model>/`` (a bundle folder each).
+    """Load the bundles from ``model_dir/<model>/`` (a bundle folder each).
 
     ``model_dir/<model>`` may itself be a bundle, or hold ``v<N>`` folders as written
     by ``postloan train``: the version named in ``champion.json`` (what the promotion
-    gate accepted), else the highest.
+    gate accepted), else the highest. Default risk and churn are required; the
+    satisfaction model is optional (a book without surveys and complaints cannot train
+    it): without it, ``p_dissatisfied_3m`` is missing.
     """
     model_dir = Path(model_dir)
     out = {}
     for model in MODELS:
         base = model_dir / model
+        if model in OPTIONAL_MODELS and not base.exists():
+            log.warning("no '%s' model under %s: scoring without it", model, model_dir)
+            continue
         if (base / "model.txt").is_file():
             out[model] = ModelBundle.load(base)
             continue
@@ -78,19 +85,29 @@ def score_snapshot(bundles: dict[str, ModelBundle], snapshot: pd.DataFrame,
 
     Returns:
         Frame aligned with `snapshot`: ``customer_id``, ``as_of`` when present, one
-        probability column per model (:data:`SCORE_COLUMNS`) and, with reasons, a
-        ``reasons_<model>`` column holding ``{"up": [...], "down": [...]}`` per row.
+        probability column per model (:data:`SCORE_COLUMNS`; NaN for a model not in
+        `bundles`) and, with reasons, a ``reasons_<model>`` column holding
+        ``{"up": [...], "down": [...]}`` per row.
     """
-    X = build_features(snapshot)  # once, shared by the three models
+    features: dict[str, pd.DataFrame] = {}  # once per vocabulary, shared by the models
     out = pd.DataFrame(index=snapshot.index)
     for col in ("customer_id", "as_of"):
         if col in snapshot.columns:
             out[col] = snapshot[col].to_numpy()
-    for model, bundle in bundles.items():
+    for model in MODELS:
+        if model not in bundles:
+            out[SCORE_COLUMNS[model]] = np.nan  # no such model: missing, never 0
+            continue
+        bundle = bundles[model]
+        key = json.dumps(bundle.categories, sort_keys=True)
+        if key not in features:
+            features[key] = bundle.features(snapshot)
+        X = features[key]
         out[SCORE_COLUMNS[model]] = bundle.predict_features(X)
         if with_reasons:
             contrib = explain.contributions(bundle.booster, X)
-            out[f"reasons_{model}"] = explain.reason_codes(model, contrib, X, k=k_reasons)
+            out[f"reasons_{model}"] = explain.reason_codes(model, contrib, X, k=k_reasons,
+                                                           categories=bundle.categories)
     return out
 
 

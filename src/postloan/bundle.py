@@ -19,7 +19,7 @@ import pandas as pd
 
 from postloan import explain
 from postloan.calibration import Calibrator
-from postloan.errors import ModelNotFoundError
+from postloan.errors import DataValidationError, ModelNotFoundError
 from postloan.features import FEATURE_NAMES, build_features, feature_spec
 from postloan.treeshap import TreeExplainer
 
@@ -30,6 +30,8 @@ MODELS = {"default_risk": "default_12m", "churn": "churn_6m",
 # the strategy rules and the service all read it from here).
 SCORE_COLUMNS = {"default_risk": "pd_12m", "churn": "p_churn_6m",
                  "satisfaction": "p_dissatisfied_3m"}
+# Models a book may lack: satisfaction needs the surveys and interactions tables.
+OPTIONAL_MODELS = frozenset({"satisfaction"})
 FILES = ("model.txt", "calibrator.json", "feature_spec.json", "metadata.json")
 
 
@@ -50,20 +52,24 @@ class ModelBundle:
         booster: LightGBM booster on :data:`postloan.features.FEATURE_NAMES`.
         calibrator: maps the booster's probability to a calibrated probability.
         metadata: training facts (dates, metrics, versions); JSON-able.
+        categories: category field -> the categories the model was trained with, in
+            code order (the training book's vocabularies); None = the default contract.
     """
 
     model: str
     booster: lgb.Booster
     calibrator: Calibrator
     metadata: dict = field(default_factory=dict)
+    categories: dict[str, list[str]] | None = None
 
     @property
     def label(self) -> str:
         return MODELS[self.model]
 
     def features(self, snapshot: pd.DataFrame) -> pd.DataFrame:
-        """The model's features for snapshot rows (the one feature function)."""
-        return build_features(snapshot)
+        """The model's features for snapshot rows (the one feature function, with the
+        categories the model was trained with; unseen ones are missing)."""
+        return build_features(snapshot, self.categories)
 
     def margin(self, X: pd.DataFrame | np.ndarray, num_threads: int | None = None) -> np.ndarray:
         """Raw log-odds of the booster.
@@ -98,7 +104,8 @@ class ModelBundle:
         """TreeSHAP contributions (log-odds) and reason codes for snapshot rows."""
         X = self.features(snapshot)
         contrib = explain.contributions(self.booster, X)
-        return contrib, explain.reason_codes(self.model, contrib, X, k=k)
+        return contrib, explain.reason_codes(self.model, contrib, X, k=k,
+                                             categories=self.categories)
 
     def save(self, folder: Path) -> Path:
         """Write the bundle's four files into `folder` (created if needed)."""
@@ -107,7 +114,9 @@ class ModelBundle:
         (folder / "model.txt").write_text(self.booster.model_to_string(), encoding="utf-8")
         (folder / "calibrator.json").write_text(json.dumps(self.calibrator.to_dict()),
                                                 encoding="utf-8")
-        spec = {**feature_spec(), "model": self.model, "label": self.label}
+        spec = {**feature_spec(self.categories,
+                                self.metadata.get("feature_families_present")),
+                "model": self.model, "label": self.label}
         (folder / "feature_spec.json").write_text(json.dumps(spec, indent=1, ensure_ascii=False),
                                                   encoding="utf-8")
         (folder / "metadata.json").write_text(
@@ -139,4 +148,9 @@ class ModelBundle:
             raise ModelNotFoundError(
                 f"model bundle {folder} was trained on other features than this version of "
                 "postloan builds; retrain it")
-        return cls(model=spec["model"], booster=booster, calibrator=cal, metadata=meta)
+        try:
+            categories = feature_spec(spec.get("categories"))["categories"]
+        except DataValidationError as e:
+            raise ModelNotFoundError(f"model bundle {folder}: {e}") from None
+        return cls(model=spec["model"], booster=booster, calibrator=cal, metadata=meta,
+                   categories=categories)

@@ -12,7 +12,7 @@ customer's own values, in English and Chinese; the texts live in one table
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -97,8 +97,12 @@ def reason_table() -> dict:
     return table
 
 
-def reason_text(model: str, feature: str, value: float, lang: str = "en") -> str:
+def reason_text(model: str, feature: str, value: float, lang: str = "en",
+                categories: Mapping[str, Sequence[str]] | None = None) -> str:
     """One sentence describing `feature` at `value` for `model`, in `lang`.
+
+    `categories` (the model's feature spec) names a category code; None = the default
+    contract.
 
     Raises:
         ConfigError: no text is declared for the feature.
@@ -112,7 +116,7 @@ def reason_text(model: str, feature: str, value: float, lang: str = "en") -> str
             f"{feature.replace('_', ' ')}: missing"
     label = ""
     if feature in S.CATEGORY_VOCABULARIES:
-        vocab = S.CATEGORY_VOCABULARIES[feature]
+        vocab = (categories or S.CATEGORY_VOCABULARIES)[feature]
         idx = int(value)
         label = vocab[idx].replace("_", " ") if 0 <= idx < len(vocab) else str(value)
     return entry[lang].format(value=float(value), label=label)
@@ -123,6 +127,7 @@ def reason_codes(
     contrib: pd.DataFrame,
     X: pd.DataFrame,
     k: int = 3,
+    categories: Mapping[str, Sequence[str]] | None = None,
 ) -> list[dict]:
     """Top reasons pushing each row's score up, and the top protective ones.
 
@@ -131,6 +136,7 @@ def reason_codes(
         contrib: output of :func:`contributions` for `X`.
         X: the feature frame the contributions came from.
         k: reasons per direction.
+        categories: the model's categories (names category codes in the texts).
 
     Returns:
         One dict per row: ``{"up": [...], "down": [...]}``; each reason has ``feature``,
@@ -139,11 +145,12 @@ def reason_codes(
     """
     feats = list(X.columns)
     return reason_codes_array(model, contrib[feats].to_numpy(), X.to_numpy(dtype="float64"),
-                              feats, k)
+                              feats, k, categories)
 
 
 def reason_codes_array(model: str, c: np.ndarray, x: np.ndarray, feats: Sequence[str],
-                       k: int = 3) -> list[dict]:
+                       k: int = 3, categories: Mapping[str, Sequence[str]] | None = None
+                       ) -> list[dict]:
     """:func:`reason_codes` on arrays (the service's path: no frames for one customer).
 
     Args:
@@ -171,7 +178,8 @@ def reason_codes_array(model: str, c: np.ndarray, x: np.ndarray, feats: Sequence
                     "feature": feats[j],
                     "value": None if math.isnan(v) else v,
                     "contribution": ci[j],
-                    **{f"text_{lang}": reason_text(model, feats[j], v, lang) for lang in LANGS},
+                    **{f"text_{lang}": reason_text(model, feats[j], v, lang, categories)
+                       for lang in LANGS},
                 })
             row[key] = reasons
         out.append(row)

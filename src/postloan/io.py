@@ -13,7 +13,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -143,8 +143,16 @@ def write_tables(
     overwrite: bool = False,
     progress: Callable[[str], None] | None = None,
     consume: bool = False,
+    vocabularies: Mapping[str, Sequence[str]] | None = None,
 ) -> dict:
     """Validate and write tables as parquet plus a manifest, atomically as a folder.
+
+    The core tables (:data:`postloan.schema.CORE_TABLES`) must be given. An optional
+    table (or ``customers_pii``) left out of `tables` is a table the book does not
+    hold: the manifest lists it under ``absent_tables`` and readers skip it. The
+    manifest also records the book's category vocabularies (``vocabularies``: the
+    default contract, overridden by what the lender declares) and which snapshot
+    feature families the book can fill (``feature_families_present``).
 
     Args:
         tables: tables keyed by schema name.
@@ -154,20 +162,37 @@ def write_tables(
         progress: optional callback called with each table name as it is written.
         consume: remove each table from `tables` once written, to bound peak memory
             on large books.
+        vocabularies: column -> allowed values declared by the lender (e.g. its own
+            regions); columns not named keep the default contract. Also read from
+            ``meta["vocabularies"]``.
 
     Returns:
         The manifest written.
+
+    Raises:
+        DataValidationError: a core table is missing, a table breaks the schema or a
+            declared vocabulary is invalid.
     """
+    from postloan.snapshot import feature_families_present
+
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise PostloanError(f"output folder {out_dir} exists and is not empty; "
                             "pass --overwrite to replace it")
+    meta = dict(meta or {})
+    vocab = S.resolve_vocabularies(vocabularies or meta.pop("vocabularies", None))
+    missing = [t for t in S.CORE_TABLES if t not in tables]
+    if missing:
+        raise DataValidationError(missing[0], f"core table(s) {missing} missing: a book "
+                                  f"needs {list(S.CORE_TABLES)}")
+    absent = sorted(t for t in S.ABSENT_ALLOWED if t not in tables)
+    present = [t for t in S.REQUIRED_TABLES if t in tables]
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
         entries = {}
         for name in list(tables):
-            df = S.validate_table(name, tables.pop(name) if consume else tables[name])
+            df = S.validate_table(name, tables.pop(name) if consume else tables[name], vocab)
             path = tmp / f"{name}.parquet"
             arrow = _to_arrow(name, df)
             del df
@@ -178,12 +203,14 @@ def write_tables(
                              "sha256": file_sha256(path)}
             if progress:
                 progress(name)
-        manifest = {"tables": entries, **(meta or {})}
+        manifest = {"tables": entries, **meta, "absent_tables": absent,
+                    "vocabularies": {k: list(v) for k, v in vocab.items()},
+                    "feature_families_present": feature_families_present(present)}
         manifest["content_hash"] = hashlib.sha256(
             json.dumps({k: v["sha256"] for k, v in sorted(entries.items())}).encode()
         ).hexdigest()
         with open(tmp / MANIFEST, "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=2, sort_keys=True, default=str)
+            json.dump(manifest, f, indent=2, sort_keys=True, ensure_ascii=False, default=str)
             f.write("\n")
         _swap_in(tmp, out_dir)
         return manifest
@@ -215,16 +242,45 @@ def read_manifest(data_dir: Path) -> dict:
         raise DataValidationError("manifest", f"unreadable {path}: {e}") from e
 
 
-def read_table(data_dir: Path, name: str, columns: list[str] | None = None) -> pd.DataFrame:
-    """Read and validate one table of a book folder."""
+def book_vocabularies(manifest: Mapping) -> dict[str, tuple[str, ...]]:
+    """The category vocabularies a book's manifest declares (defaults where it is silent)."""
+    return S.resolve_vocabularies(manifest.get("vocabularies"))
+
+
+def absent_tables(manifest: Mapping) -> list[str]:
+    """Tables a book's manifest declares absent (optional tables it does not hold).
+
+    Raises:
+        DataValidationError: a core table is declared absent.
+    """
+    absent = list(manifest.get("absent_tables", []))
+    wrong = [t for t in absent if t not in S.ABSENT_ALLOWED]
+    if wrong:
+        raise DataValidationError("manifest", f"only optional tables may be absent "
+                                  f"({sorted(S.ABSENT_ALLOWED)})", "absent_tables", wrong)
+    return absent
+
+
+def read_table(data_dir: Path, name: str, columns: list[str] | None = None,
+               vocabularies: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
+    """Read and validate one table of a book folder.
+
+    Args:
+        data_dir: book folder.
+        name: table name.
+        columns: columns to return (all by default).
+        vocabularies: the book's vocabularies (read from its manifest when None).
+    """
     path = Path(data_dir) / f"{name}.parquet"
     if not path.exists():
         raise DataValidationError(name, f"file not found: {path}")
+    if vocabularies is None:
+        vocabularies = book_vocabularies(read_manifest(data_dir))
     try:
         df = pq.read_table(path).to_pandas()
     except Exception as e:  # pyarrow raises several types for corrupt files
         raise DataValidationError(name, f"unreadable parquet file {path}: {e}") from e
-    df = S.validate_table(name, df)
+    df = S.validate_table(name, df, vocabularies)
     return df if columns is None else df[columns]
 
 
@@ -235,17 +291,28 @@ def read_tables(
 ) -> dict[str, pd.DataFrame]:
     """Read and validate several tables; check row counts against the manifest.
 
+    A table the manifest declares absent (``absent_tables``) is left out of the result:
+    ``"surveys" in tables`` tells whether the book holds surveys. Category values are
+    checked against the manifest's vocabularies.
+
     Raises:
-        DataValidationError: a table is missing, unreadable, breaks the schema, or its
-            row count differs from the manifest.
+        DataValidationError: a table is missing (and not declared absent), unreadable,
+            breaks the schema, or its row count differs from the manifest.
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataValidationError("book", f"data folder not found: {data_dir}")
     manifest = read_manifest(data_dir) if check_manifest else {}
+    absent = set(absent_tables(manifest))
+    vocab = book_vocabularies(manifest)
     out = {}
     for name in names:
-        df = read_table(data_dir, name)
+        if name in absent:
+            if (data_dir / f"{name}.parquet").exists():
+                raise DataValidationError(name, "manifest.json declares the table absent "
+                                          "but its file exists")
+            continue
+        df = read_table(data_dir, name, vocabularies=vocab)
         want = manifest.get("tables", {}).get(name, {}).get("rows")
         if want is not None and want != len(df):
             raise DataValidationError(

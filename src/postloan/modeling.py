@@ -53,7 +53,7 @@ def validation_customers(customer_id: pd.Series, share: int = 5) -> np.ndarray:
 
 
 def _split(snap: pd.DataFrame, label: str, dates: list[pd.Timestamp], name: str,
-           customers: str = "all"):
+           customers: str = "all", categories: dict | None = None):
     part = snap[snap["as_of"].isin(dates)]
     if customers != "all":
         held = validation_customers(part["customer_id"])
@@ -65,12 +65,13 @@ def _split(snap: pd.DataFrame, label: str, dates: list[pd.Timestamp], name: str,
     if part.empty:
         raise DataValidationError(name, f"no observed '{label}' labels at as-of dates "
                                   f"{[str(d.date()) for d in dates]}", label)
-    return part, build_features(part), part[label].to_numpy(dtype="float64")
+    return part, build_features(part, categories), part[label].to_numpy(dtype="float64")
 
 
 def train_one(model: str, snap: pd.DataFrame, splits: dict[str, list[pd.Timestamp]],
               cfg: TrainConfig, truth: pd.DataFrame | None = None,
-              fit: Callable[..., lgb.Booster] | None = None) -> TrainOutput:
+              fit: Callable[..., lgb.Booster] | None = None,
+              categories: dict[str, list[str]] | None = None) -> TrainOutput:
     """Train the LightGBM model and the logistic baseline for `model`; evaluate on OOT.
 
     Args:
@@ -82,18 +83,22 @@ def train_one(model: str, snap: pd.DataFrame, splits: dict[str, list[pd.Timestam
         fit: fits the booster, called like :func:`postloan.training.fit_lightgbm`
             (the default); the Dask engine passes one that trains on the whole book
             while `snap` is a customer sample (calibration, baseline, evaluation).
+        categories: the training book's categories per category field
+            (:func:`postloan.schema.snapshot_categories`); None = the default contract.
+            Stored in the bundle's feature spec.
 
     Raises:
         DataValidationError: a split has no rows, no labels, or a single class.
     """
     label = MODEL_LABELS[model]
     mcfg = cfg.models[model]
-    tr, X_tr, y_tr = _split(snap, label, splits["train"], "train", customers="rest")
+    tr, X_tr, y_tr = _split(snap, label, splits["train"], "train", customers="rest",
+                            categories=categories)
     # Validation: the held-out customers at the validation dates and, for a steadier
     # early-stopping signal, at the training dates too (never a training customer).
     va, X_va, y_va = _split(snap, label, [*splits["train"], *splits["valid"]], "valid",
-                            customers="held")
-    oot, X_oot, y_oot = _split(snap, label, splits["oot"], "oot")
+                            customers="held", categories=categories)
+    oot, X_oot, y_oot = _split(snap, label, splits["oot"], "oot", categories=categories)
     if len(np.unique(y_oot)) < 2:
         raise DataValidationError("oot", f"'{label}' holds one class only in the OOT split",
                                   label)
@@ -111,7 +116,7 @@ def train_one(model: str, snap: pd.DataFrame, splits: dict[str, list[pd.Timestam
         "monotone": mcfg.monotone,
         "calibration": mcfg.calibration,
     }
-    bundle = ModelBundle(model, booster, calibrator, meta)
+    bundle = ModelBundle(model, booster, calibrator, meta, categories)
     p_oot = bundle.predict_features(X_oot)
     metrics = {f"oot_{k}": v for k, v in ev.binary_metrics(y_oot, p_oot).items()}
     metrics["valid_auc"] = float(roc_auc_score(y_va, raw_va))

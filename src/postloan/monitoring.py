@@ -330,6 +330,10 @@ def feature_drift(ref_X: pd.DataFrame, cur_X: pd.DataFrame, cfg: MonitoringConfi
     rows = []
     for f in ref_X.columns:
         if f in MACRO_FEATURES:
+            if ref_X[f].isna().all() or cur_X[f].isna().all():  # a book without macro
+                rows.append({"feature": f, "kind": "macro", "csi": np.nan,
+                             "level_change": np.nan, "status": "no data"})
+                continue
             change = float(np.nanmean(cur_X[f]) - np.nanmean(ref_X[f]))
             st = ("shifted" if abs(change) > cfg.macro_shifted_points else
                   "watch" if abs(change) >= cfg.macro_watch_points else "stable")
@@ -382,7 +386,7 @@ def verdict(score_psi: float, drift: pd.DataFrame, top_features: list[str],
         reasons.append(f"score PSI {score_psi:.3f} ({s})")
     watched = drift[drift["feature"].isin(top_features) | (drift["kind"] == "macro")]
     for _, r in watched.iterrows():
-        if r["status"] == "stable":
+        if r["status"] in ("stable", "no data"):  # no data: the book has no macro feed
             continue
         level = max(level, 2 if r["status"] == "shifted" else 1)
         what = (f"CSI {r['csi']:.3f}" if r["kind"] == "customer"

@@ -24,7 +24,7 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from postloan.bundle import MODELS, ModelBundle
+from postloan.bundle import MODELS, OPTIONAL_MODELS, ModelBundle
 from postloan.errors import ModelNotFoundError, PostloanError
 
 log = logging.getLogger(__name__)
@@ -43,11 +43,39 @@ def experiment_name(model: str) -> str:
     return registered_name(model)
 
 
+def store_uri(tracking_uri: str) -> str:
+    """The tracking URI MLflow is given: ``postgresql://`` names the installed driver.
+
+    SQLAlchemy reads a bare ``postgresql://`` as psycopg2; postgloan installs psycopg 3,
+    so without psycopg2 the URI becomes ``postgresql+psycopg://`` (same server, same
+    credentials: from the URI, the environment or ``~/.pgpass``).
+    """
+    if tracking_uri.startswith("postgresql://"):
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg2") is None \
+                and importlib.util.find_spec("psycopg") is not None:
+            return "postgresql+psycopg://" + tracking_uri[len("postgresql://"):]
+    return tracking_uri
+
+
+def masked_uri(uri: str) -> str:
+    """`uri` with any password replaced by ``***`` (for messages and logs)."""
+    import re
+
+    return re.sub(r"(://[^:/@]+:)[^@/]*@", r"\1***@", uri)
+
+
 def configure(tracking_uri: str) -> MlflowClient:
-    """Point MLflow at a tracking store and return a client."""
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    """Point MLflow at a tracking store and return a client.
+
+    Any store MLflow supports: SQLite for a laptop, PostgreSQL (``postgresql://...``)
+    in production (see :func:`store_uri`), or a tracking server.
+    """
+    uri = store_uri(tracking_uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def ensure_experiment(name: str, artifact_root: Path | None) -> str:
@@ -154,6 +182,25 @@ def promotion_gate(client: MlflowClient, model: str, version: str, auc_tolerance
     if promoted and champ != version:
         set_champion(client, model, version, reason)
     return d
+
+
+def models_to_load(client: MlflowClient) -> list[str]:
+    """The models to load from the registry: all, but the optional ones never registered.
+
+    A book without surveys and complaints cannot train the satisfaction model
+    (:data:`postloan.bundle.OPTIONAL_MODELS`); scoring and serving then run without it.
+    A registered optional model without the requested alias is still an error.
+    """
+    out = []
+    for model in MODELS:
+        if model in OPTIONAL_MODELS:
+            try:
+                client.get_registered_model(registered_name(model))
+            except MlflowException:
+                log.warning("no registered '%s' model: running without it", model)
+                continue
+        out.append(model)
+    return out
 
 
 def download_bundle(model: str, alias: str | None = CHAMPION, version: str | None = None,

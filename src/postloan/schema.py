@@ -8,6 +8,7 @@ broken rule and the first offending rows.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -297,18 +298,18 @@ TABLES: dict[str, Table] = {
     )
 }
 
-# Tables a scoring or training job needs; `truth`, `contact_truth` and `customers_pii`
-# are optional.
-REQUIRED_TABLES = (
-    "customers",
-    "loans",
-    "repayments",
-    "activity",
-    "interactions",
-    "surveys",
-    "bureau",
-    "macro",
-)
+# Core tables: every book holds them, never empty.
+CORE_TABLES = ("customers", "loans", "repayments")
+# Optional tables: a lender's book may lack any of them (the manifest lists it in
+# ``absent_tables``); the snapshot then leaves that feature family missing (NaN).
+# A present optional table may be empty (no complaints in the window is a fact).
+OPTIONAL_TABLES = ("activity", "interactions", "surveys", "bureau", "macro")
+# The tables snapshots, training and scoring read: the core ones must be present, the
+# optional ones are read when the book holds them. `customers_pii` (stored apart, never
+# read by a model), `truth` and `contact_truth` (simulator only) are not among them.
+REQUIRED_TABLES = (*CORE_TABLES, *OPTIONAL_TABLES)
+# Tables a book may declare absent in its manifest.
+ABSENT_ALLOWED = frozenset({*OPTIONAL_TABLES, "customers_pii"})
 PII_COLUMNS = frozenset(c.name for t in TABLES.values() for c in t.columns if c.pii)
 
 
@@ -318,16 +319,22 @@ def _rows(df: pd.DataFrame, mask: np.ndarray | pd.Series, cols: list[str], n: in
     return sub.to_string()
 
 
-def validate_table(name: str, df: pd.DataFrame) -> pd.DataFrame:
+def validate_table(name: str, df: pd.DataFrame,
+                   vocabularies: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
     """Check a table against its schema and return it with normalised dtypes.
 
     Integers become int64, floats float64, dates datetime64[ns], categories and text
     plain Python-string object columns (pandas 3 reads text as ``str``; LightGBM
     and the fixed category codes need one representation).
 
+    Core tables may not be empty; an optional table may (see :data:`OPTIONAL_TABLES`).
+
     Args:
         name: table name, a key of :data:`TABLES`.
         df: the table as read.
+        vocabularies: allowed values per category column, as
+            :func:`resolve_vocabularies` returns them (the book's manifest);
+            None = the default contract (:data:`DEFAULT_VOCABULARIES`).
 
     Returns:
         The validated table with normalised dtypes (a copy).
@@ -339,8 +346,9 @@ def validate_table(name: str, df: pd.DataFrame) -> pd.DataFrame:
     if name not in TABLES:
         raise DataValidationError(name, f"unknown table; known tables: {sorted(TABLES)}")
     spec = TABLES[name]
-    if len(df) == 0:
+    if len(df) == 0 and name not in OPTIONAL_TABLES:
         raise DataValidationError(name, "table is empty (0 rows)")
+    vocab = DEFAULT_VOCABULARIES if vocabularies is None else vocabularies
     missing = [c.name for c in spec.columns if c.name not in df.columns and not c.optional]
     if missing:
         raise DataValidationError(
@@ -361,6 +369,8 @@ def validate_table(name: str, df: pd.DataFrame) -> pd.DataFrame:
                 name, "missing values not allowed", col.name, _rows(src, isna, [col.name])
             )
         if col.kind in ("int", "float"):
+            if len(s) == 0 and not pd.api.types.is_numeric_dtype(s):
+                s = s.astype("float64")  # an empty column read without a type
             if not (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)):
                 raise DataValidationError(
                     name, f"expected a numeric ({col.kind}) column, got dtype {s.dtype}", col.name
@@ -393,6 +403,8 @@ def validate_table(name: str, df: pd.DataFrame) -> pd.DataFrame:
                     )
             out[col.name] = vals.astype("int64") if col.kind == "int" and not isna.any() else vals
         elif col.kind == "date":
+            if len(s) == 0 and not pd.api.types.is_datetime64_any_dtype(s):
+                s = s.astype("datetime64[ns]")
             if not pd.api.types.is_datetime64_any_dtype(s):
                 raise DataValidationError(
                     name, f"expected a date column, got dtype {s.dtype}", col.name
@@ -412,11 +424,11 @@ def validate_table(name: str, df: pd.DataFrame) -> pd.DataFrame:
                 )
             obj = s.astype(object).where(~isna, None)
             if col.kind == "category":
-                allowed = set(col.categories)
-                bad = ~isna & ~obj.isin(allowed).to_numpy()
+                allowed = vocab.get(col.name, col.categories)
+                bad = ~isna & ~obj.isin(set(allowed)).to_numpy()
                 if bad.any():
                     raise DataValidationError(
-                        name, f"values outside the allowed categories {list(col.categories)}",
+                        name, f"values outside the allowed categories {list(allowed)}",
                         col.name, _rows(src, bad, list(spec.key) + [col.name]),
                     )
             out[col.name] = obj.to_numpy(dtype=object)
@@ -434,17 +446,31 @@ def validate_table(name: str, df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def category_code(column: str, values: pd.Series, table: str = "snapshot") -> np.ndarray:
-    """Map category values to their fixed schema codes (position in the vocabulary).
+def category_code(column: str, values: pd.Series, table: str = "snapshot",
+                  vocabulary: Sequence[str] | None = None,
+                  unknown: str = "raise") -> np.ndarray:
+    """Map category values to their codes: the position in the vocabulary.
 
-    Missing values become NaN. Unknown values raise DataValidationError.
+    Args:
+        column: snapshot category field (a key of :data:`CATEGORY_VOCABULARIES`).
+        values: the values.
+        table: table name for the error message.
+        vocabulary: the categories, in code order (a model's feature spec, a book's
+            manifest); None = the default contract.
+        unknown: ``raise`` on a value outside the vocabulary, or ``missing`` to code it
+            NaN (scoring: a category the model never saw tells it nothing).
+
+    Returns:
+        float64 codes; missing values are NaN.
+
+    Raises:
+        DataValidationError: a value outside the vocabulary (``unknown="raise"``).
     """
-    vocab = CATEGORY_VOCABULARIES[column]
-    mapping = {v: float(i) for i, v in enumerate(vocab)}
+    vocab = CATEGORY_VOCABULARIES[column] if vocabulary is None else tuple(vocabulary)
     obj = values.astype(object)
-    codes = obj.map(mapping)
+    codes = obj.map({v: float(i) for i, v in enumerate(vocab)})
     bad = obj.notna().to_numpy() & codes.isna().to_numpy()
-    if bad.any():
+    if bad.any() and unknown == "raise":
         frame = pd.DataFrame({column: obj})
         raise DataValidationError(
             table, f"unknown category; allowed {list(vocab)}", column,
@@ -460,3 +486,84 @@ CATEGORY_VOCABULARIES: dict[str, tuple[str, ...]] = {
     "channel_preference": CHANNELS,
     "main_product": PRODUCTS,
 }
+"""Default vocabulary of each snapshot category field (the simulator's contract)."""
+
+# The book column each snapshot category field takes its values from.
+SNAPSHOT_CATEGORY_SOURCE = {"region": "region", "employment_type": "employment_type",
+                            "education": "education",
+                            "channel_preference": "channel_preference",
+                            "main_product": "product"}
+
+DEFAULT_VOCABULARIES: dict[str, tuple[str, ...]] = {
+    c.name: c.categories for t in TABLES.values() for c in t.columns if c.kind == "category"}
+"""Allowed values of every category column of the book: the default data contract."""
+
+# Category columns a lender may declare with its own values (its regions, its own
+# employment or education classes, its channels): they carry no rule in the code, only
+# codes the models learn. The other category columns carry domain rules and stay fixed:
+# products (LGD by product, market spread, card utilisation and term rules), collateral
+# ("none" = unsecured), close reasons (charge-off, prepayment: the labels), interaction
+# kinds and contact outcomes (complaints, promises to pay). A lender maps its own codes
+# onto them in its source mapping (e.g. product "01" -> consumer).
+DECLARABLE_VOCABULARIES = frozenset({"region", "employment_type", "education",
+                                     "channel_preference", "channel"})
+
+
+def resolve_vocabularies(declared: Mapping[str, Sequence[str]] | None = None
+                         ) -> dict[str, tuple[str, ...]]:
+    """A book's vocabularies: the defaults, overridden by what the book declares.
+
+    Args:
+        declared: column -> allowed values (a manifest's ``vocabularies``); None or {}
+            = the default contract.
+
+    Returns:
+        Every category column of :data:`DEFAULT_VOCABULARIES` -> its allowed values.
+
+    Raises:
+        DataValidationError: an unknown column, an empty or duplicated list, a non-text
+            value, or a fixed column (products, ...) declared with values outside its
+            canonical classes.
+    """
+    out = dict(DEFAULT_VOCABULARIES)
+    for col, values in (declared or {}).items():
+        if col not in DEFAULT_VOCABULARIES:
+            raise DataValidationError("manifest", f"vocabulary for an unknown category "
+                                      f"column; known: {sorted(DEFAULT_VOCABULARIES)}", col)
+        vals = tuple(values) if isinstance(values, (list, tuple)) else None
+        if not vals or not all(isinstance(v, str) and v for v in vals):
+            raise DataValidationError("manifest", "a vocabulary is a non-empty list of "
+                                      "non-empty strings", col, repr(values)[:200])
+        dup = sorted({v for v in vals if vals.count(v) > 1})
+        if dup:
+            raise DataValidationError("manifest", "duplicated values in the vocabulary",
+                                      col, dup[:5])
+        if col in DECLARABLE_VOCABULARIES:
+            out[col] = vals
+            continue
+        canonical = DEFAULT_VOCABULARIES[col]
+        extra = [v for v in vals if v not in canonical]
+        if extra:
+            raise DataValidationError(
+                "manifest", f"'{col}' values carry domain rules and are fixed to "
+                f"{list(canonical)}; map the lender's own codes onto them in the source "
+                "mapping (a code map)", col, extra[:5])
+        # A subset of a fixed vocabulary keeps the canonical list: its codes stay stable.
+    return out
+
+
+def snapshot_categories(vocabularies: Mapping[str, Sequence[str]] | None = None
+                        ) -> dict[str, list[str]]:
+    """Snapshot category field -> its categories in code order, for a book's vocabularies.
+
+    This is what a model's feature spec stores (``categories``).
+    """
+    v = resolve_vocabularies(None) if vocabularies is None else vocabularies
+    return {f: list(v[src]) for f, src in SNAPSHOT_CATEGORY_SOURCE.items()}
+
+
+def empty_table(name: str) -> pd.DataFrame:
+    """A validated table with no rows: the schema's columns and dtypes."""
+    dtypes = {"int": "int64", "float": "float64", "date": "datetime64[ns]", "bool": "bool"}
+    return pd.DataFrame({c.name: pd.Series([], dtype=dtypes.get(c.kind, object))
+                         for c in TABLES[name].columns})

@@ -50,6 +50,45 @@ NUMERIC_FIELDS = (
 )
 SNAPSHOT_FIELDS = ("customer_id", "as_of", *CATEGORY_FIELDS, *NUMERIC_FIELDS)
 
+# Feature families that come from one optional table each: when the book does not hold
+# the table, every field of its family is missing (NaN) for every customer, never 0
+# ("no complaint" and "no complaint table" are different facts). The market rate is the
+# regional policy rate plus the product spread, so it goes with the macro table.
+FEATURE_FAMILIES: dict[str, tuple[str, ...]] = {
+    "bureau": ("verified_monthly_income", "income_change_6m", "bureau_score",
+               "bureau_score_avg_12m", "bureau_score_change_6m", "external_debt"),
+    "macro": ("unemployment_rate", "unemployment_change_6m", "policy_rate", "market_rate"),
+    "activity": ("app_logins_1m", "app_logins_3m", "logins_trend", "inbound_calls_3m",
+                 "branch_visits_6m"),
+    "interactions": ("service_requests_3m", "complaints_3m", "complaints_12m",
+                     "open_complaints", "max_open_complaint_days", "open_service_requests",
+                     "avg_resolution_days_6m", "collection_contacts_3m",
+                     "collection_refused_3m", "promise_to_pay_3m"),
+    "surveys": ("last_survey_score", "months_since_survey", "last_survey_min_dimension"),
+}
+
+# Tables each label is observed from, beyond the core tables. dissatisfied_3m is "a
+# complaint or a low survey score": with either source missing a 0 would claim "no
+# dissatisfaction" where the book simply cannot tell, so the label needs both.
+LABEL_SOURCES: dict[str, tuple[str, ...]] = {
+    "default_12m": (), "churn_6m": (), "dissatisfied_3m": ("interactions", "surveys")}
+
+
+def feature_families_present(tables: Iterable[str] | Mapping) -> dict[str, bool]:
+    """Family (= optional table) -> whether the book holds it.
+
+    Args:
+        tables: the book's tables (a dict of frames) or their names.
+    """
+    names = set(tables)
+    return {family: family in names for family in FEATURE_FAMILIES}
+
+
+def missing_label_sources(label: str, tables: Iterable[str] | Mapping) -> list[str]:
+    """The tables `label` needs that the book lacks ([] = the label can be observed)."""
+    names = set(tables)
+    return [t for t in LABEL_SOURCES[label] if t not in names]
+
 _DAYS_PER_MONTH = 30.4375
 
 
@@ -129,6 +168,9 @@ def build_snapshot(tables: dict[str, pd.DataFrame], as_of: str | pd.Timestamp,
     """
     as_of = parse_as_of(as_of)
     _check_as_of(tables, as_of)
+    absent = [f for f, present in feature_families_present(tables).items() if not present]
+    # An absent table reads as an empty one; its family is then set missing below.
+    tables = {**tables, **{f: S.empty_table(f) for f in absent}}
     cust = tables["customers"]
     loans = tables["loans"]
 
@@ -334,11 +376,15 @@ def build_snapshot(tables: dict[str, pd.DataFrame], as_of: str | pd.Timestamp,
             "resolution_speed"]
     out["last_survey_min_dimension"] = sv[dims].min(axis=1).to_numpy(dtype="float64")
 
+    for family in absent:
+        for f in FEATURE_FAMILIES[family]:
+            out[f] = np.nan
     out = out.reset_index()
     out["as_of"] = out["as_of"].astype("datetime64[ns]")
     out = out[list(SNAPSHOT_FIELDS)]
     if with_labels:
-        out = pd.concat([out, build_labels(tables, as_of, out["customer_id"])], axis=1)
+        present = {k: v for k, v in tables.items() if k not in absent}
+        out = pd.concat([out, build_labels(present, as_of, out["customer_id"])], axis=1)
     return out
 
 
@@ -351,7 +397,8 @@ def build_labels(tables: dict[str, pd.DataFrame], as_of: str | pd.Timestamp,
       without a default or charge-off in between.
     * ``dissatisfied_3m``: a complaint or a survey score of 2 or less within 3 months.
 
-    A label whose horizon ends after the last statement date is NaN.
+    A label whose horizon ends after the last statement date is NaN, and so is a label
+    whose source table the book lacks (:data:`LABEL_SOURCES`).
     """
     as_of = parse_as_of(as_of)
     _, data_end = data_range(tables)
@@ -390,6 +437,9 @@ def build_labels(tables: dict[str, pd.DataFrame], as_of: str | pd.Timestamp,
     lab["churn_6m"] = churn.to_numpy() if ok6 else np.nan
 
     h3, ok3 = after(3)
+    if missing_label_sources("dissatisfied_3m", tables):
+        lab["dissatisfied_3m"] = np.nan
+        return lab.reset_index(drop=True)
     it = tables["interactions"]
     it = it[(it["kind"] == "complaint") & (it["event_date"] > as_of) & (it["event_date"] <= h3)]
     sv = tables["surveys"]

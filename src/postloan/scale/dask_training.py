@@ -35,7 +35,7 @@ def sample_customers(customer_id: np.ndarray | pd.Series, share: float) -> np.nd
 
 
 def _train_task(k: int, book: str, dates: list[str], share: float, with_truth: bool,
-                tmp: str) -> dict | None:
+                tmp: str, categories: dict | None = None) -> dict | None:
     from postloan.features import build_features
     from postloan.modeling import validation_customers
 
@@ -47,7 +47,7 @@ def _train_task(k: int, book: str, dates: list[str], share: float, with_truth: b
     snap = pd.concat(frames, ignore_index=True)
     from postloan.snapshot import LABELS
 
-    part = build_features(snap)
+    part = build_features(snap, categories)
     part["as_of"] = snap["as_of"].to_numpy()
     part["held"] = validation_customers(snap["customer_id"])
     for lab in LABELS:
@@ -80,9 +80,10 @@ def prepare_training(book: Path, dates: Sequence[pd.Timestamp], runner: Any, wor
     with_truth = with_truth and "truth" in manifest["tables"]
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
+    categories = S.snapshot_categories(io.book_vocabularies(manifest))
     res = runner.map(_train_task, range(manifest["n_partitions"]), str(book),
                      [str(pd.Timestamp(d).date()) for d in dates], share, with_truth,
-                     str(work_dir))
+                     str(work_dir), categories)
     done = [r for r in res if r is not None]
     if not done:
         raise DataValidationError("loans", "no loan is open at the training dates")
@@ -90,7 +91,7 @@ def prepare_training(book: Path, dates: Sequence[pd.Timestamp], runner: Any, wor
     return {"parts": [str(work_dir / part_name(k)) for k, r in enumerate(res) if r is not None],
             "sample": pd.concat([r["sample"] for r in done], ignore_index=True),
             "truth": truth, "share": share, "rows": int(sum(r["rows"] for r in done)),
-            "book_range": manifest.get("book_range")}
+            "book_range": manifest.get("book_range"), "categories": categories}
 
 
 def fit_lightgbm_dask(client: Any, parts: Sequence[str], label: str,
@@ -158,7 +159,8 @@ def train_one_dask(model: str, client: Any, prepared: dict,
         booster.best_iteration = rounds
         return booster
 
-    out = train_one(model, prepared["sample"], splits, cfg, prepared["truth"], fit=fit)
+    out = train_one(model, prepared["sample"], splits, cfg, prepared["truth"], fit=fit,
+                    categories=prepared.get("categories"))
     out.bundle.metadata["engine"] = {
         "name": "dask", "n_workers": len(client.scheduler_info(n_workers=-1)["workers"]),
         "rounds": facts["rounds"],

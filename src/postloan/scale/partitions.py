@@ -76,8 +76,9 @@ def book_manifest(book: Path) -> dict:
     return manifest
 
 
-def _write_partitioned_table(name: str, df: pd.DataFrame, tmp: Path, n: int) -> dict:
-    df = S.validate_table(name, df)
+def _write_partitioned_table(name: str, df: pd.DataFrame, tmp: Path, n: int,
+                             vocabularies: dict | None = None) -> dict:
+    df = S.validate_table(name, df, vocabularies)
     if name in WHOLE_TABLES:
         arrow = io._to_arrow(name, df)
         pq.write_table(arrow, tmp / f"{name}.parquet", compression="zstd")
@@ -127,9 +128,10 @@ def partition_book(src_dir: Path, out_dir: Path, n_partitions: int,
     """
     src_dir = Path(src_dir)
     src = io.read_manifest(src_dir)
+    absent = io.absent_tables(src)
     names = [n for n in src.get("tables", {}) if n not in SKIP_TABLES] or list(S.REQUIRED_TABLES)
     for n in S.REQUIRED_TABLES:
-        if n not in names:
+        if n not in names and n not in absent:
             names.append(n)
     meta = {k: v for k, v in src.items() if k not in ("tables", "content_hash")}
     meta["source_content_hash"] = src.get("content_hash")
@@ -145,17 +147,22 @@ def _write_book(items: Iterable[tuple[str, pd.DataFrame]], out_dir: Path, n: int
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise PostloanError(f"output folder {out_dir} exists and is not empty; "
                             "pass --overwrite to replace it")
+    meta = dict(meta or {})
+    vocab = S.resolve_vocabularies(meta.pop("vocabularies", None))
     with _staging(out_dir) as tmp:
         entries, book_range = {}, None
         for name, df in items:
             if name == "repayments":
                 d = df["statement_date"]
                 book_range = [str(pd.Timestamp(d.min()).date()), str(pd.Timestamp(d.max()).date())]
-            entries[name] = _write_partitioned_table(name, df, tmp, n)
+            entries[name] = _write_partitioned_table(name, df, tmp, n, vocab)
             del df
-        missing = [t for t in S.REQUIRED_TABLES if t not in entries]
+        missing = [t for t in S.CORE_TABLES if t not in entries]
         if missing:
             raise DataValidationError("book", f"required tables missing: {missing}")
+        # Optional tables not written are absent (customers_pii stays in the source book).
+        meta["absent_tables"] = [t for t in S.OPTIONAL_TABLES if t not in entries]
+        meta["vocabularies"] = {k: list(v) for k, v in vocab.items()}
         digest = hashlib.sha256(json.dumps(
             {k: v.get("sha256") or v["part_sha256"] for k, v in sorted(entries.items())}
         ).encode()).hexdigest()
@@ -183,13 +190,17 @@ def read_partition(book: Path, k: int, names: Sequence[str] = S.REQUIRED_TABLES,
     n = manifest["n_partitions"]
     if not 0 <= k < n:
         raise EngineError(f"partition {k} does not exist (the book has {n})")
+    absent = set(io.absent_tables(manifest))
+    vocab = io.book_vocabularies(manifest)
     out = {}
     for name in names:
         entry = manifest["tables"].get(name)
+        if entry is None and name in absent:
+            continue  # an optional table the book does not hold (see io.read_tables)
         if entry is None:
             raise DataValidationError(name, f"table missing from the partitioned book {book}")
         if "file" in entry:
-            out[name] = io.read_table(book, name)
+            out[name] = io.read_table(book, name, vocabularies=vocab)
             continue
         path = book / entry["folder"] / part_name(k)
         if not path.is_file():
@@ -198,7 +209,7 @@ def read_partition(book: Path, k: int, names: Sequence[str] = S.REQUIRED_TABLES,
             df = pq.read_table(path).to_pandas()
         except Exception as e:  # pyarrow raises several types for corrupt files
             raise DataValidationError(name, f"unreadable part {path}: {e}") from e
-        df = S.validate_table(name, df)
+        df = S.validate_table(name, df, vocab)
         want = entry["part_rows"][k]
         if len(df) != want:
             raise DataValidationError(name, f"partition {k} has {len(df)} rows, manifest.json "

@@ -82,9 +82,10 @@ def _join(scored: pd.DataFrame, snapshot: pd.DataFrame) -> pd.DataFrame:
     frame = pd.concat([snap, sc[extra]], axis=1)
     for col in SCORE_COLUMNS.values():
         p = _num(frame, col)
-        bad = np.isnan(p) | (p < 0.0) | (p > 1.0)
+        bad = _bad_probability(col, p)
         if bad.any():
-            raise DataValidationError("scores", "probabilities must be present and in [0, 1]",
+            raise DataValidationError("scores", "probabilities must be present and in [0, 1]"
+                                      f"{' (or all missing)' if col == DISSAT_COL else ''}",
                                       col, frame.loc[bad, ["customer_id", col]].head(5))
     bal = _num(frame, "total_balance")
     bad = np.isnan(bal) | (bal < 0.0)
@@ -118,13 +119,25 @@ def _join_columns(scored: pd.DataFrame, snapshot: pd.DataFrame) -> _Columns:
         _join_error(scored, snapshot)
     cols = _Columns(snapshot, scored, pos)
     for col in SCORE_COLUMNS.values():
-        p = cols.num(col)
-        if (np.isnan(p) | (p < 0.0) | (p > 1.0)).any():
+        if _bad_probability(col, cols.num(col)).any():
             _join_error(scored, snapshot)
     bal = cols.num("total_balance")
     if (np.isnan(bal) | (bal < 0.0)).any():
         _join_error(scored, snapshot)
     return cols
+
+
+def _bad_probability(col: str, p: np.ndarray) -> np.ndarray:
+    """Rows whose probability is missing or outside [0, 1].
+
+    The dissatisfaction probability may be missing for every row: a book without
+    surveys and complaints has no satisfaction model. The service-recovery benefit and
+    the pressure rule then never fire (a missing probability counts as none).
+    """
+    bad = (p < 0.0) | (p > 1.0)
+    if col == DISSAT_COL and np.isnan(p).all():
+        return bad
+    return bad | np.isnan(p)
 
 
 def _join_error(scored: pd.DataFrame, snapshot: pd.DataFrame) -> NoReturn:
@@ -235,9 +248,8 @@ def decide(scores: Mapping[str, Any], snapshot: Mapping[str, Any],
           and len(set(snapshot["customer_id"])) == n)
     cols = _Columns(snapshot, scores)
     if ok:
-        p = np.concatenate([cols.num(c) for c in SCORE_COLUMNS.values()])
         bal = cols.num("total_balance")
-        ok = not ((np.isnan(p) | (p < 0.0) | (p > 1.0)).any()
+        ok = not (any(_bad_probability(c, cols.num(c)).any() for c in SCORE_COLUMNS.values())
                   or (np.isnan(bal) | (bal < 0.0)).any())
     if not ok:
         _join_error(pd.DataFrame(dict(scores)), pd.DataFrame(dict(snapshot)))
