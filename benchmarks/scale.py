@@ -145,22 +145,22 @@ def child(step: str, work: Path, args: dict) -> dict:
     elif step == "train":
         import pandas as pd
 
-        from postloan.modeling import train_one
+        from postloan.bundle import MODELS
         from postloan.snapshot import build_snapshot, data_range
-        from postloan.train_config import MODEL_LABELS, TrainConfig, resolve_splits
+        from postloan.training import TrainConfig, resolve_splits, train_one
 
         cfg = TrainConfig()
         t0 = time.perf_counter()
         tables = io.read_tables(work / "raw")
         start, end = data_range(tables)
-        plan = {m: resolve_splits(cfg.splits, MODEL_LABELS[m], start, end) for m in MODEL_LABELS}
+        plan = {m: resolve_splits(cfg.splits, MODELS[m], start, end) for m in MODELS}
         dates = sorted({d for s in plan.values() for v in s.values() for d in v})
         snaps = {d: build_snapshot(tables, d) for d in dates}
         del tables
         r["snapshots_s"] = time.perf_counter() - t0
         r["n_dates"] = len(dates)
         r["models"] = {}
-        for m in MODEL_LABELS:
+        for m in MODELS:
             t1 = time.perf_counter()
             snap = pd.concat([snaps[d] for v in plan[m].values() for d in v], ignore_index=True)
             out = train_one(m, snap, plan[m], cfg)

@@ -11,12 +11,12 @@ import pandas as pd
 
 from pipelines.console import progress_bar
 from postloan import io, registry
+from postloan.bundle import MODELS
 from postloan.errors import DataValidationError
 from postloan.features import FEATURE_NAMES
-from postloan.modeling import TrainOutput, train_one
 from postloan.plots import save_figure
 from postloan.snapshot import build_snapshot, data_range
-from postloan.train_config import MODEL_LABELS, TrainConfig, resolve_splits
+from postloan.training import TrainConfig, TrainOutput, resolve_splits, train_one
 
 
 def git_commit(root: Path) -> str:
@@ -29,18 +29,24 @@ def git_commit(root: Path) -> str:
 
 def _log_output(out: TrainOutput, cfg: TrainConfig, manifest: dict, commit: str) -> None:
     model = out.bundle.model
-    mlflow.log_params({"model": model, "label": MODEL_LABELS[model], "seed": cfg.seed,
-                       "calibration": cfg.models[model].calibration,
+    mcfg = cfg.models[model]
+    mlflow.log_params({"model": model, "label": MODELS[model], "seed": cfg.seed,
+                       "family": out.bundle.family, "family_rule": mcfg.family,
+                       "calibration": mcfg.calibration,
+                       "probability_floor": mcfg.probability_floor,
+                       "probability_ceiling": mcfg.probability_ceiling,
                        "n_features": len(FEATURE_NAMES),
-                       **{f"lgbm_{k}": v for k, v in cfg.models[model].lgbm.model_dump().items()},
+                       **{f"lgbm_{k}": v for k, v in mcfg.lgbm.model_dump().items()},
                        **{f"split_{k}": ",".join(v) for k, v in out.splits.items()}})
     mlflow.set_tags({"git_commit": commit, "data_content_hash": manifest.get("content_hash", ""),
-                     "data_seed": str(manifest.get("seed", "")), "postloan_model": model})
+                     "data_seed": str(manifest.get("seed", "")), "postloan_model": model,
+                     "model_family": out.bundle.family})
     mlflow.log_metrics(out.metrics)
     mlflow.log_dict(cfg.model_dump(), "config/train_config.json")
     mlflow.log_dict({"features": list(FEATURE_NAMES)}, "config/features.json")
-    side = {k[len("baseline_oot_"):]: {"lightgbm": out.metrics.get("oot_" + k[len("baseline_oot_"):]),
-                                      "baseline": v}
+    side = {k[len("baseline_oot_"):]: {"lightgbm": out.metrics.get("lightgbm_oot_"
+                                                                   + k[len("baseline_oot_"):]),
+                                      "baseline": v, "chosen": out.bundle.family}
             for k, v in out.metrics.items() if k.startswith("baseline_oot_")}
     mlflow.log_dict(side, "evaluation/lightgbm_vs_baseline.json")
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,7 +67,7 @@ def run_train(data: Path, models: list[str], cfg: TrainConfig, tracking_uri: str
         truth = io.read_table(data, "truth")
     manifest = io.read_manifest(data)
     start, end = data_range(tables)
-    plan = {m: resolve_splits(cfg.splits, MODEL_LABELS[m], start, end) for m in models}
+    plan = {m: resolve_splits(cfg.splits, MODELS[m], start, end) for m in models}
     dates = sorted({d for s in plan.values() for v in s.values() for d in v})
     snaps = {}
     with progress_bar("building snapshots", len(dates)) as advance:
@@ -87,14 +93,14 @@ def _log_and_register(out: TrainOutput, cfg: TrainConfig, manifest: dict, commit
     """Log one trained model to MLflow, register it, gate it, export its bundle folder."""
     model = out.bundle.model
     exp_id = registry.ensure_experiment(registry.experiment_name(model), artifact_root)
-    with mlflow.start_run(experiment_id=exp_id, run_name=f"{model}-lightgbm") as run:
+    with mlflow.start_run(experiment_id=exp_id, run_name=f"{model}-{out.bundle.family}") as run:
         _log_output(out, cfg, manifest, commit)
         if "engine" in out.bundle.metadata:
             mlflow.set_tag("engine", out.bundle.metadata["engine"]["name"])
             mlflow.log_dict(out.bundle.metadata["engine"], "config/engine.json")
         out.bundle.metadata.update(run_id=run.info.run_id, git_commit=commit,
                                    data_content_hash=manifest.get("content_hash"))
-        _, version = registry.log_bundle(out.bundle)
+        _, version = registry.log_bundle(out.bundle, example=out.example)
     decision = registry.promotion_gate(client, model, version,
                                        cfg.gate.auc_tolerance, cfg.gate.max_ece)
     folder = None
@@ -109,6 +115,7 @@ def _log_and_register(out: TrainOutput, cfg: TrainConfig, manifest: dict, commit
                                  Path(models_dir) / model / "champion.json")
     return {"model": model, "version": version, "run_id": run.info.run_id,
             "promoted": decision.promoted, "gate": decision.reason,
+            "family": out.bundle.family,
             "metrics": out.metrics, "bundle": str(folder) if folder else None,
             "top_features": out.bundle.metadata["top_features"]}
 
@@ -135,7 +142,7 @@ def run_train_dask(data: Path, models: list[str], cfg: TrainConfig, tracking_uri
         with partitioned_book(data, partitions) as book:
             bm = scale.book_manifest(book)
             start, end = (pd.Timestamp(d) for d in bm["book_range"])
-            plan = {m: resolve_splits(cfg.splits, MODEL_LABELS[m], start, end) for m in models}
+            plan = {m: resolve_splits(cfg.splits, MODELS[m], start, end) for m in models}
             dates = sorted({d for sp in plan.values() for v in sp.values() for d in v})
             with cluster("dask", scheduler) as dask_client:
                 with bar(dask_client, "training snapshots", bm["n_partitions"]) as r:
@@ -167,9 +174,12 @@ def metrics_table(results: list[dict]) -> pd.DataFrame:
     for r in results:
         m = r["metrics"]
         cols[r["model"]] = {
-            "AUC": fmt(m["oot_auc"]), "baseline AUC": fmt(m["baseline_oot_auc"]),
+            "family": r["family"],
+            "AUC": fmt(m["oot_auc"]), "LightGBM AUC": fmt(m["lightgbm_oot_auc"]),
+            "baseline AUC": fmt(m["baseline_oot_auc"]),
             "Gini": fmt(m["oot_gini"]), "KS": fmt(m["oot_ks"]), "Brier": fmt(m["oot_brier"]),
-            "ECE": fmt(m["oot_ece"]), "top-decile lift": f"{m['oot_top_decile_lift']:.2f}",
+            "ECE": fmt(m["oot_ece"]), "ECE, isotonic steps": fmt(m.get("oot_ece_isotonic_steps")),
+            "top-decile lift": f"{m['oot_top_decile_lift']:.2f}",
             "top-decile capture": fmt(m["oot_top_decile_capture"], pct=True),
             "oracle AUC": fmt(m.get("oracle_auc")),
             "model / oracle": fmt(m.get("oracle_ratio"), pct=True),
@@ -182,8 +192,8 @@ def metrics_table(results: list[dict]) -> pd.DataFrame:
 
 
 def check_models(models: list[str]) -> list[str]:
-    unknown = [m for m in models if m not in MODEL_LABELS]
+    unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise DataValidationError("config", f"unknown target(s) {unknown}; choose from "
-                                  f"{sorted(MODEL_LABELS)} or all", "target")
+                                  f"{sorted(MODELS)} or all", "target")
     return models

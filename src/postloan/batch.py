@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 
 from postloan import explain, strategy
-from postloan.bundle import MODELS, SCORE_COLUMNS, ModelBundle
+from postloan.bundle import MODELS, SCORE_COLUMNS, ModelBundle, is_bundle_folder
 from postloan.errors import DataValidationError, ModelNotFoundError
 from postloan.features import build_features
 from postloan.snapshot import build_snapshot
@@ -47,7 +47,7 @@ def load_bundles_from_dir(model_dir: Path) -> dict[str, ModelBundle]:
     out = {}
     for model in MODELS:
         base = model_dir / model
-        if (base / "model.txt").is_file():
+        if is_bundle_folder(base):
             out[model] = ModelBundle.load(base)
             continue
         champion = base / "champion.json"

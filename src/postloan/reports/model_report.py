@@ -243,7 +243,10 @@ def _features(inp: ReportInputs) -> str:
               "codes)"),
              ("learner", f"LightGBM, {inp.metadata.get('best_iteration', '?')} trees "
               f"(early stopping), {p.get('num_leaves', '?')} leaves, learning rate "
-              f"{p.get('learning_rate', '?')}"),
+              f"{p.get('learning_rate', '?')}"
+              if inp.metadata.get("family", "lightgbm") == "lightgbm" else
+              "the logistic baseline (better out of time than LightGBM); contributions "
+              "are coefficient x (value - training mean)"),
              ("calibration", inp.metadata.get("calibration", "-")),
              ("baseline", "logistic regression on the same features (clipped, log money, "
               "imputed with missing flags, standardised; one-hot categories)"),
