@@ -15,9 +15,9 @@ from mlflow.tracking import MlflowClient
 
 from pipelines.train import run_train
 from postloan import io, registry
+from postloan.batch import score_snapshot
 from postloan.bundle import ModelBundle
 from postloan.errors import DataValidationError
-from postloan.scoring import score_snapshot
 from postloan.snapshot import SNAPSHOT_FIELDS, build_snapshot
 from postloan.training import Lgbm, ModelConfig, Splits, TrainConfig
 
