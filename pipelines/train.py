@@ -40,7 +40,8 @@ def _log_output(out: TrainOutput, cfg: TrainConfig, manifest: dict, commit: str)
                        **{f"split_{k}": ",".join(v) for k, v in out.splits.items()}})
     mlflow.set_tags({"git_commit": commit, "data_content_hash": manifest.get("content_hash", ""),
                      "data_seed": str(manifest.get("seed", "")), "postloan_model": model,
-                     "model_family": out.bundle.family})
+                     "model_family": out.bundle.family,
+                     "family_reason": out.bundle.metadata.get("family_reason", "")})
     mlflow.log_metrics(out.metrics)
     mlflow.log_dict(cfg.model_dump(), "config/train_config.json")
     mlflow.log_dict({"features": list(FEATURE_NAMES)}, "config/features.json")

@@ -188,11 +188,14 @@ def test_the_logistic_family_is_registered_scored_and_explained(small_book, smal
     assert churn["family"] == "logistic"
     m = churn["metrics"]
     assert m["oot_auc"] == m["baseline_oot_auc"] and m["family_logistic"] == 1.0
-    # `auto` keeps whichever family was better out of time.
+    # `auto` keeps whichever family was better on validation (never OOT), and the OOT
+    # metrics of both families are reported.
     s = res["satisfaction"]["metrics"]
-    better = "logistic" if s["baseline_oot_auc"] > s["lightgbm_oot_auc"] else "lightgbm"
+    better = "logistic" if s["baseline_valid_auc"] > s["lightgbm_valid_auc"] else "lightgbm"
     assert res["satisfaction"]["family"] == better
-    assert s["oot_auc"] == max(s["baseline_oot_auc"], s["lightgbm_oot_auc"])
+    side = "baseline" if better == "logistic" else "lightgbm"
+    assert s["oot_auc"] == s[f"{side}_oot_auc"] and s["valid_auc"] == s[f"{side}_valid_auc"]
+    assert {"lightgbm_oot_auc", "baseline_oot_auc"} <= s.keys()
 
     folder = tmp_path / "models" / "churn" / f"v{churn['version']}"
     assert (folder / "linear_model.json").is_file() and not (folder / "model.txt").exists()
@@ -201,6 +204,9 @@ def test_the_logistic_family_is_registered_scored_and_explained(small_book, smal
     run = client.get_run(churn["run_id"])
     assert run.data.params["family"] == "logistic" and run.data.tags["model_family"] == \
         "logistic"
+    assert run.data.tags["family_reason"].startswith("configured (family: logistic)")
+    sat = client.get_run(res["satisfaction"]["run_id"]).data.tags["family_reason"]
+    assert sat.startswith("auto: ") and "validation AUC" in sat
 
     snap = build_snapshot(small_tables, "2024-06-30", with_labels=False)
     local = ModelBundle.load(folder)

@@ -104,9 +104,9 @@ class ModelConfig(Shipped):
         probability_floor: smallest calibrated probability ever returned.
         probability_ceiling: largest calibrated probability ever returned.
         family: which family is registered: ``lightgbm``, ``logistic`` (the baseline)
-            or ``auto`` (the better OOT AUC).
-        family_margin: under ``auto``, the baseline must beat LightGBM's OOT AUC by more
-            than this to be chosen.
+            or ``auto`` (the better validation AUC; OOT stays out of the choice).
+        family_margin: under ``auto``, the baseline must beat LightGBM's validation AUC
+            by more than this to be chosen.
     """
 
     _section = ("model_defaults",)
