@@ -18,7 +18,8 @@ from postloan import io, registry
 from postloan.batch import score_snapshot
 from postloan.bundle import ModelBundle
 from postloan.errors import DataValidationError
-from postloan.snapshot import SNAPSHOT_FIELDS, build_snapshot
+from postloan.snapshot import SNAPSHOT_FIELDS, build_snapshot, to_json_record
+from postloan.strategy import load_strategy_config
 from postloan.training import Lgbm, ModelConfig, Splits, TrainConfig
 
 pytestmark = pytest.mark.integration
@@ -174,7 +175,7 @@ def test_logged_models_carry_a_signature_and_an_input_example(trained, small_tab
 
 
 def test_the_logistic_family_is_registered_scored_and_explained(small_book, small_tables,
-                                                               tmp_path):
+                                                               tmp_path, monkeypatch):
     import mlflow
 
     fast = {"max_rounds": 60, "early_stopping_rounds": 20, "learning_rate": 0.1}
@@ -219,6 +220,19 @@ def test_the_logistic_family_is_registered_scored_and_explained(small_book, smal
     assert reg.family == "logistic" and np.array_equal(reg.predict(snap), p)
     pyfunc = mlflow.pyfunc.load_model(f"models:/{registry.registered_name('churn')}@champion")
     assert np.array_equal(pyfunc.predict(snap)["probability"].to_numpy(), p)
+
+    # The service warms and explains a bundle without a booster (no trees, no TreeSHAP).
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what the service sets; undone after
+    from serving.service import Scorer
+
+    scorer = Scorer({"churn": local}, load_strategy_config())
+    rec = to_json_record(snap.iloc[0])
+    assert scorer.predict([rec], ["churn"])["p_churn_6m"] == pytest.approx([p[0]], abs=1e-12)
+    e = scorer.explain(rec, ["churn"])["churn"]
+    assert e["probability"] == pytest.approx(p[0], abs=1e-12)
+    total = e["bias"] + sum(c["contribution"] for c in e["contributions"])
+    assert total == pytest.approx(e["raw_margin"], abs=1e-9)
+    assert any(c["contribution"] != 0 for c in e["contributions"])
     # The scoring step explains it like a tree model: reasons from its contributions.
     scored = score_snapshot({"churn": local}, snap.head(200))
     np.testing.assert_array_equal(scored["p_churn_6m"].to_numpy(), p[:200])
