@@ -21,6 +21,18 @@ def machine() -> dict:
             "platform": platform.platform()}
 
 
+def tree_count(bundle) -> int:
+    """Trees the predictor and TreeSHAP walk for a champion; 0 for the logistic family
+    (`make demo` registers it when it wins on validation), whose model has no trees."""
+    return bundle.booster.num_trees() if bundle.family == "lightgbm" else 0
+
+
+def describe_models(trees: dict[str, int], families: dict[str, str]) -> str:
+    """``default_risk 212 trees, churn logistic (no trees)``: what a measurement ran on."""
+    return ", ".join(f"{m} {n} trees" if families.get(m, "lightgbm") == "lightgbm"
+                     else f"{m} logistic (no trees)" for m, n in trees.items())
+
+
 def write_json(obj: dict, name: str) -> Path:
     path = RESULTS / f"{name}.json"
     io.write_json_atomic(obj, path)

@@ -40,8 +40,9 @@ if sys.path[0] != str(ROOT):  # `serving` the package, not benchmarks/serving.py
     sys.path.insert(0, str(ROOT))
 sys.path.insert(1, str(ROOT / "tests"))  # the throwaway PostgreSQL server of the tests
 
-from postgres import PostgresServer  # noqa: E402
 from serving.process import ServiceProcess  # noqa: E402
+
+from postgres import PostgresServer  # noqa: E402
 
 
 def _p(a: list[float], q: float) -> float:

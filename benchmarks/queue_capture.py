@@ -25,9 +25,10 @@ from _common import machine, update_section, write_json
 from pipelines.train import run_train
 from postloan import io, strategy
 from postloan.batch import load_bundles_from_dir, score_snapshot
+from postloan.bundle import MODELS
 from postloan.snapshot import build_snapshot
 from postloan.synthetic import SimulationConfig, simulate
-from postloan.train_config import MODEL_LABELS, Splits, TrainConfig
+from postloan.training import Splits, TrainConfig
 
 CAPACITIES = (100, 250, 500, 1000)
 
@@ -52,7 +53,7 @@ def main() -> None:
         valid=[f"{d:%Y-%m-%d}" for d in pd.date_range(last_train - pd.DateOffset(months=3),
                                                       last_train, freq="ME")],
         oot=[f"{held_out:%Y-%m-%d}"]))
-    run_train(tmp / "raw", list(MODEL_LABELS), cfg, f"sqlite:///{tmp / 'mlflow.db'}",
+    run_train(tmp / "raw", list(MODELS), cfg, f"sqlite:///{tmp / 'mlflow.db'}",
               tmp / "mlartifacts", tmp / "models", tmp)
     bundles = load_bundles_from_dir(tmp / "models")
     snap = build_snapshot(tables, held_out)

@@ -30,7 +30,7 @@ import threading
 import time
 from pathlib import Path
 
-from _common import RESULTS, machine, update_section, write_json
+from _common import RESULTS, describe_models, machine, tree_count, update_section, write_json
 
 MONTHS = 36
 AS_OF = "2025-12-31"  # last month end of a 36-month book starting 2023-01
@@ -145,29 +145,29 @@ def child(step: str, work: Path, args: dict) -> dict:
     elif step == "train":
         import pandas as pd
 
-        from postloan.modeling import train_one
+        from postloan.bundle import MODELS
         from postloan.snapshot import build_snapshot, data_range
-        from postloan.train_config import MODEL_LABELS, TrainConfig, resolve_splits
+        from postloan.training import TrainConfig, resolve_splits, train_one
 
         cfg = TrainConfig()
         t0 = time.perf_counter()
         tables = io.read_tables(work / "raw")
         start, end = data_range(tables)
-        plan = {m: resolve_splits(cfg.splits, MODEL_LABELS[m], start, end) for m in MODEL_LABELS}
+        plan = {m: resolve_splits(cfg.splits, MODELS[m], start, end) for m in MODELS}
         dates = sorted({d for s in plan.values() for v in s.values() for d in v})
         snaps = {d: build_snapshot(tables, d) for d in dates}
         del tables
         r["snapshots_s"] = time.perf_counter() - t0
         r["n_dates"] = len(dates)
         r["models"] = {}
-        for m in MODEL_LABELS:
+        for m in MODELS:
             t1 = time.perf_counter()
             snap = pd.concat([snaps[d] for v in plan[m].values() for d in v], ignore_index=True)
             out = train_one(m, snap, plan[m], cfg)
             out.bundle.save(work / "models" / m)
             r["models"][m] = {"seconds": time.perf_counter() - t1, "rows": len(snap),
                               "oot_auc": out.metrics["oot_auc"],
-                              "trees": out.bundle.booster.num_trees()}
+                              "trees": tree_count(out.bundle), "family": out.bundle.family}
     elif step == "score-profile":
         from postloan.batch import load_bundles_from_dir, score_snapshot
         from postloan.features import build_features
@@ -175,7 +175,8 @@ def child(step: str, work: Path, args: dict) -> dict:
 
         snap = build_snapshot(io.read_tables(work / "raw"), AS_OF, with_labels=False)
         bundles = load_bundles_from_dir(Path(args["models"]))
-        r["trees"] = {m: b.booster.num_trees() for m, b in bundles.items()}
+        r["trees"] = {m: tree_count(b) for m, b in bundles.items()}
+        r["families"] = {m: b.family for m, b in bundles.items()}
         score_snapshot(bundles, snap.iloc[:1000], with_reasons=False)  # warm-up
         best = float("inf")
         for _ in range(3):
@@ -341,8 +342,8 @@ def render(r: dict) -> str:
         "(goal >= 1.6x). Three-model scoring without reasons: "
         f"**{p['per_s']:,.0f} customers/s** (goal >= 100,000): features "
         f"{prof['features_s']:.2f} s, tree predictions {predict:.2f} s, calibration "
-        f"{calib:.3f} s for {p['rows']:,} customers; trees per model "
-        + ", ".join(f"{m} {n}" for m, n in p.get("trees", {}).items())
+        f"{calib:.3f} s for {p['rows']:,} customers; models: "
+        + describe_models(p.get("trees", {}), p.get("families", {}))
         + f" (load average {p['load_avg_1m_before']:.1f} on 2 cores when measured). "
         "Tree predictions (`ModelBundle.margin`: postloan's predictor, bit-identical to "
         f"LightGBM's raw scores) are {predict / p['seconds']:.0%} of the time, so the "
@@ -355,7 +356,8 @@ def render(r: dict) -> str:
         "| model | seconds | snapshot rows | trees | OOT AUC |", "|---|---|---|---|---|",
     ]
     for m, x in t["models"].items():
-        lines.append(f"| {m} | {x['seconds']:.1f} | {x['rows']:,} | {x['trees']} | "
+        lines.append(f"| {m} | {x['seconds']:.1f} | {x['rows']:,} | "
+                     f"{x['trees'] if x.get('family', 'lightgbm') == 'lightgbm' else 'logistic'} | "
                      f"{x['oot_auc']:.4f} |")
     runs = "; ".join(f"{k.replace(',', ' + ')}: {v / 60:.1f} min"
                      for k, v in r.get("runs_s", {}).items())

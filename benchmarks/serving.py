@@ -36,7 +36,14 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from _common import ROOT, machine, update_section, write_json  # noqa: E402
+from _common import (  # noqa: E402
+    ROOT,
+    describe_models,
+    machine,
+    tree_count,
+    update_section,
+    write_json,
+)
 from postloan import io  # noqa: E402
 from postloan.settings import get_settings  # noqa: E402
 from postloan.snapshot import (  # noqa: E402
@@ -160,7 +167,8 @@ def breakdown(model_dir: Path, records: list[dict], tmp: Path, n: int = 300) -> 
     out["whole_request"] = timed(
         lambda i: svc._score(ScoreRequest.model_validate_json(raw[i])).model_dump_json())
     out["other"] = out["whole_request"] - steps
-    out["trees"] = {m: b.booster.num_trees() for m, b in bundles.items()}
+    out["trees"] = {m: tree_count(b) for m, b in bundles.items()}
+    out["families"] = {m: b.family for m, b in bundles.items()}
     return out
 
 
@@ -282,7 +290,8 @@ def markdown(r: dict) -> str:
              f"`bentoml serve serving.service:PostloanService` ({r['workers']} worker(s), "
              "OMP_NUM_THREADS=1) "
              f"with the champions of `{r['model_dir']}` "
-             f"(trees: {r['breakdown_ms']['trees']}); {r['customers']} distinct customers "
+             f"({describe_models(r['breakdown_ms']['trees'], r['breakdown_ms'].get('families', {}))}"
+             f"); {r['customers']} distinct customers "
              f"as of {r['as_of']}, keep-alive httpx clients on the same machine; start-up "
              f"{r['startup_s']:.1f} s; 1-minute load average "
              f"{r['load_average_before'][0]:.1f} before, {r['load_average_after'][0]:.1f} "
@@ -302,7 +311,7 @@ def markdown(r: dict) -> str:
         lines.append(row("`mlflow models serve`, 1 customer, default-risk (same work)", m,
                          f"{ratio:.1f}x the postloan `/predict` p50"))
     b = r["breakdown_ms"]
-    steps = [k for k in b if k != "trees"]
+    steps = [k for k in b if k not in ("trees", "families")]
     lines += ["", "Where one `/score` customer's time goes (in process, ms):", "",
               "| " + " | ".join(steps) + " |", "|" + "---|" * len(steps),
               "| " + " | ".join(f"{b[k]:.2f}" for k in steps) + " |", "",

@@ -37,11 +37,9 @@ from _common import RESULTS, ROOT, machine, update_section, write_json
 from postloan import io
 from postloan.batch import load_bundles_from_dir
 from postloan.features import CATEGORICAL_FEATURES, build_features
-from postloan.modeling import validation_customers
 from postloan.snapshot import build_snapshot, data_range
 from postloan.synthetic import SimulationConfig, simulate
-from postloan.train_config import TrainConfig
-from postloan.training import LgbmParams, fit_lightgbm
+from postloan.training import LgbmParams, TrainConfig, fit_lightgbm, validation_customers
 from postloan.treeshap import TreeExplainer
 
 FIRST_CALL = """
@@ -61,7 +59,7 @@ def book(customers: int, months: int, rows: int):
     tables = simulate(SimulationConfig(customers, months, seed=42))
     last = data_range(tables)[1]
     # Dates with 12 observed months of outcome; early stopping watches held-out
-    # customers, as the training pipeline does (postloan.modeling).
+    # customers, as the training pipeline does (postloan.training).
     snaps = pd.concat([build_snapshot(tables, last - pd.offsets.MonthEnd(k))
                        for k in (22, 20, 18, 16, 14)])
     snaps = snaps[snaps["default_12m"].notna()]

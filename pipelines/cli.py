@@ -256,10 +256,11 @@ def train(
     """
     from pipelines.scale import check_engine
     from pipelines.train import check_models, metrics_table, run_train
-    from postloan.train_config import MODEL_LABELS, load_train_config
+    from postloan.bundle import MODELS
+    from postloan.training import load_train_config
 
     s = get_settings()
-    models = list(MODEL_LABELS) if target == "all" else check_models([target])
+    models = list(MODELS) if target == "all" else check_models([target])
     cfg = load_train_config(config)
     uri, art = _tracking(s)
     if check_engine(engine) == "dask":
@@ -310,6 +311,7 @@ def promote(
 ) -> None:
     """Run the promotion gate on a version (or force it to champion)."""
     from postloan import registry
+    from postloan.training import load_train_config
 
     s = get_settings()
     client = registry.configure(_tracking(s)[0])
@@ -318,7 +320,8 @@ def promote(
         registry.set_champion(client, model, version, "forced by `postloan promote --force`")
         console.print(f"{model} v{version} is champion (forced)")
         return
-    d = registry.promotion_gate(client, model, version)
+    gate = load_train_config().gate  # the thresholds `postloan train` gates with
+    d = registry.promotion_gate(client, model, version, gate.auc_tolerance, gate.max_ece)
     console.print(f"{model} v{version}: {'promoted' if d.promoted else 'kept out'} — {d.reason}")
 
 
@@ -383,7 +386,8 @@ def score(
     decisions are written as folders of parquet parts, the queue whole, manifest.json last.
     """
     from pipelines.scale import uses_partitions
-    from pipelines.score import load_champions, print_summary, run_score, run_score_engine
+    from pipelines.score import print_summary, run_score, run_score_engine
+    from postloan.registry import load_champions
 
     s = get_settings()
     out = out or s.processed_dir / "scores" / as_of
@@ -395,7 +399,7 @@ def score(
         from postloan.database import connect
 
         connect(to).dispose()
-    bundles = load_champions(model_dir, _tracking(s)[0], alias)
+    bundles = load_champions(model_dir, alias, _tracking(s)[0])
     if partitioned:
         outputs = run_score_engine(data, as_of, out, bundles, capacity, config, engine,
                                    scheduler, partitions, model_dir)
@@ -461,13 +465,13 @@ def monitor(
     import pandas as pd
 
     from pipelines.monitor import run_monitor
-    from pipelines.score import load_champions
     from postloan.monitoring import load_monitoring_config
+    from postloan.registry import load_champions
 
     s = get_settings()
     cfg = load_monitoring_config(config)
     uri = _tracking(s)[0]
-    bundles = load_champions(model_dir, uri)
+    bundles = load_champions(model_dir, tracking_uri=uri)
     out = out or s.processed_dir / "monitoring" / f"{reference}_vs_{current}.html"
     results = run_monitor(data or s.raw_dir, reference, current, bundles, cfg, out,
                           tracking_uri=None if model_dir else uri)
@@ -493,13 +497,13 @@ def stress(
                                              "data/processed/stress/<scenario>).")] = None,
 ) -> None:
     """Re-score the book under a macro scenario: PD, EL, warnings by segment, before/after."""
-    from pipelines.score import load_champions
     from pipelines.stress import run_stress
+    from postloan.registry import load_champions
     from postloan.stress import load_scenario
 
     s = get_settings()
     sc = load_scenario(scenario)
-    bundles = load_champions(model_dir, _tracking(s)[0])
+    bundles = load_champions(model_dir, tracking_uri=_tracking(s)[0])
     out = out or s.processed_dir / "stress" / sc.name
     t = run_stress(data or s.raw_dir, as_of, sc, bundles, out)
     view = t.assign(mean_pd=t["mean_pd"].map("{:.2%}".format),
@@ -539,12 +543,12 @@ def evaluate_policy(
     over seeds.
     """
     from pipelines.policy import run_evaluate_policy, summary_view
-    from pipelines.score import load_champions
+    from postloan.registry import load_champions
 
     s = get_settings()
     data = data or s.raw_dir
     out = out or s.processed_dir / "policy" / as_of
-    bundles = load_champions(model_dir, _tracking(s)[0], alias) if scores == "models" else None
+    bundles = load_champions(model_dir, alias, _tracking(s)[0]) if scores == "models" else None
     outputs = run_evaluate_policy(data, as_of, capacity, seeds, scores, bundles, config, out)
     print_frame(summary_view(outputs["summary"]),
                 f"policy replay from {as_of}: 12 months, {seeds} seed(s), 90% intervals")
@@ -563,7 +567,7 @@ def benchmark(
     import pandas as pd
 
     from pipelines.console import progress_bar
-    from postloan.benchmarking import german_credit_cv
+    from postloan.training.german_credit import german_credit_cv
 
     if name != "german-credit":
         raise PostloanError(f"unknown benchmark '{name}'; available: german-credit")

@@ -27,11 +27,12 @@ def run_demo(n_customers: int = 20_000, n_months: int = 36, seed: int = 42) -> N
 
     console.rule("3. train, explain, register (MLflow) and gate the three models")
     from pipelines.train import metrics_table, run_train
-    from postloan.train_config import MODEL_LABELS, TrainConfig
+    from postloan.bundle import MODELS
+    from postloan.training import TrainConfig
 
     uri = s.tracking_uri
     art = s.artifact_root if uri.startswith("sqlite:") else None
-    results = run_train(s.raw_dir, list(MODEL_LABELS), TrainConfig(seed=seed), uri, art,
+    results = run_train(s.raw_dir, list(MODELS), TrainConfig(seed=seed), uri, art,
                         s.models_dir, s.root)
     print_frame(metrics_table(results), "out-of-time metrics")
     for r in results:
@@ -48,10 +49,11 @@ def run_demo(n_customers: int = 20_000, n_months: int = 36, seed: int = 42) -> N
         console.print(f"{model}: {path}")
 
     console.rule("5. score today's book: early warnings and the outreach queue")
-    from pipelines.score import load_champions, print_summary, run_score
+    from pipelines.score import print_summary, run_score
+    from postloan.registry import load_champions
 
     today = f"{months[-1]:%Y-%m-%d}"
-    bundles = load_champions(None, uri)
+    bundles = load_champions(tracking_uri=uri)
     out_dir = s.processed_dir / "scores" / today
     print_summary(run_score(s.raw_dir, today, out_dir, bundles), out_dir)
     console.rule("next")

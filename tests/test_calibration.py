@@ -53,19 +53,19 @@ def test_isotonic_is_monotone_and_bounded(seed):
     assert out.min() >= EPS and out.max() <= 1 - EPS
 
 
-def test_isotonic_matches_sklearn_predict():
+def test_isotonic_steps_match_sklearn_predict():
     raw, y = _distorted(7, n=3_000)
-    cal = fit_calibrator(raw, y, "isotonic")
+    cal = fit_calibrator(raw, y, "isotonic", smooth=False)
     iso = IsotonicRegression(out_of_bounds="clip", y_min=EPS, y_max=1 - EPS).fit(raw, y)
     grid = np.r_[0.0, np.linspace(raw.min(), raw.max(), 1_000), 1.0]
     np.testing.assert_allclose(cal.transform(grid), iso.predict(grid), rtol=0, atol=1e-12)
 
 
-def test_isotonic_with_ties_is_a_step_function():
+def test_isotonic_steps_with_ties_are_a_step_function():
     rng = np.random.default_rng(0)
     raw = np.round(rng.uniform(size=5_000), 1)  # 11 distinct values
     y = (rng.uniform(size=raw.size) < raw).astype(int)
-    cal = fit_calibrator(raw, y, "isotonic")
+    cal = fit_calibrator(raw, y, "isotonic", smooth=False)
     assert len(cal.x_) <= 11
     assert 2 <= len(np.unique(cal.transform(raw))) <= 11  # steps, not a constant
 
@@ -173,3 +173,81 @@ def test_from_dict_names_the_bad_field(d, field):
 def test_from_dict_rejects_non_dict():
     with pytest.raises(ConfigError, match="JSON object"):
         Calibrator.from_dict([1, 2])  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------- bounds and smoothing
+FLOOR, CEILING = 0.0003, 0.9997
+
+
+def _separable_tails(seed: int, n: int = 6_000) -> tuple[np.ndarray, np.ndarray]:
+    """Scores whose top block is all positives and bottom block all negatives: the raw
+    isotonic map gives exactly 1 and 0 there."""
+    rng = np.random.default_rng(seed)
+    raw = rng.beta(0.6, 2.5, n)
+    p = np.clip(raw * 1.3, 0, 1)
+    y = (rng.uniform(size=n) < p).astype(int)
+    top = raw > np.quantile(raw, 0.99)
+    y[top] = 1
+    y[raw < np.quantile(raw, 0.02)] = 0
+    return raw, y
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("method", METHODS)
+def test_no_calibrated_probability_is_0_or_1(seed, method):
+    raw, y = _separable_tails(seed)
+    steps = IsotonicRegression(out_of_bounds="clip").fit(raw, y).predict(raw)
+    assert steps.max() == 1.0 and steps.min() == 0.0  # what the bounds are there for
+    cal = fit_calibrator(raw, y, method, floor=FLOOR, ceiling=CEILING)
+    out = cal.transform(np.r_[0.0, 1e-12, raw, np.linspace(0, 1, 1_001), 1 - 1e-12, 1.0])
+    assert out.min() >= FLOOR and out.max() <= CEILING
+    assert ((out > 0) & (out < 1)).all()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_smoothed_isotonic_is_monotone_without_plateaus(seed):
+    raw, y = _distorted(seed, n=5_000)
+    cal = fit_calibrator(raw, y, "isotonic", floor=FLOOR, ceiling=CEILING)
+    steps = fit_calibrator(raw, y, "isotonic", floor=FLOOR, ceiling=CEILING, smooth=False)
+    grid = np.linspace(0, 1, 20_001)
+    out = cal.transform(grid)
+    assert np.all(np.diff(out) >= 0)
+    assert cal.tail_low > 0 and cal.tail_high > 0
+    # Customers share a probability only where the bounds clip, not on isotonic blocks:
+    # the smoothed map takes far more distinct values on the customers' own scores.
+    inside = (out > FLOOR) & (out < CEILING)
+    assert np.all(np.diff(out[inside]) > 0)
+    assert len(np.unique(cal.transform(raw))) > 20 * len(np.unique(steps.transform(raw)))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_smoothing_costs_no_calibration_on_held_out_data(seed):
+    raw, y = _distorted(seed)
+    half = len(y) // 2
+    kw = {"floor": FLOOR, "ceiling": CEILING}
+    smooth = fit_calibrator(raw[:half], y[:half], "isotonic", **kw)
+    steps = fit_calibrator(raw[:half], y[:half], "isotonic", smooth=False, **kw)
+    e_smooth = expected_calibration_error(y[half:], smooth.transform(raw[half:]))
+    e_steps = expected_calibration_error(y[half:], steps.transform(raw[half:]))
+    assert e_smooth <= e_steps + 0.005
+
+
+@pytest.mark.parametrize("seed", SEEDS[:2])
+def test_bounded_calibrators_survive_json_bit_for_bit(seed):
+    raw, y = _separable_tails(seed)
+    for method in METHODS:
+        cal = fit_calibrator(raw, y, method, floor=FLOOR, ceiling=CEILING)
+        back = _roundtrip(cal)
+        assert back == cal and back.floor == FLOOR and back.ceiling == CEILING
+        probe = np.r_[0.0, raw, np.linspace(0, 1, 1_001), 1.0]
+        assert np.array_equal(cal.transform(probe), back.transform(probe))
+
+
+@pytest.mark.parametrize(("floor", "ceiling"), [(0.6, 0.4), (-0.1, 0.9), (0.1, 1.5)])
+def test_bad_bounds_are_refused(floor, ceiling):
+    raw, y = _distorted(0, n=500)
+    with pytest.raises(ConfigError, match="floor"):
+        fit_calibrator(raw, y, "isotonic", floor=floor, ceiling=ceiling)
+    with pytest.raises(ConfigError, match="floor"):
+        Calibrator.from_dict({"method": "platt", "coef": 1.0, "intercept": 0.0,
+                              "floor": floor, "ceiling": ceiling})

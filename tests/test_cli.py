@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import cli_env
+from postloan.bundle import is_bundle_folder
 
 BIN = Path(sys.executable).parent / "postloan"
 
@@ -78,8 +79,10 @@ def test_corrupt_table_exits_2(project, tmp_path):
 @pytest.fixture(scope="module")
 def trained_project(project):
     cfg = project / "fast.yaml"
+    # Two OOT months of a small book: ECE is noisy (0.079 for churn on the current
+    # simulator), so the gate's calibration bound is relaxed; this tests the CLI wiring.
     cfg.write_text("shap_sample: 200\nsplits:\n  n_train: 3\n  n_valid: 2\n  n_oot: 2\n"
-                   "  min_history_months: 3\n")
+                   "  min_history_months: 3\ngate:\n  max_ece: 0.2\n")
     r = run("train", "--target", "churn", "--config", str(cfg), cwd=project)
     assert r.returncode == 0, r.stderr[-3000:]
     return project, r
@@ -89,7 +92,8 @@ def test_train_prints_metrics_and_registers(trained_project):
     project, r = trained_project
     assert "out-of-time metrics" in r.stdout and "churn" in r.stdout
     assert (project / "mlflow.db").exists()
-    assert list((project / "models" / "churn").glob("v1/model.txt"))
+    # Either family may win on validation; the folder holds that family's model file.
+    assert is_bundle_folder(project / "models" / "churn" / "v1")
     m = run("models", cwd=project)
     assert m.returncode == 0 and "postloan-churn" in m.stdout and "champion" in m.stdout
 

@@ -210,7 +210,7 @@ def test_dask_training_gives_a_valid_bundle_close_to_local(part_book, trained, c
                                                            tmp_path):
     from pipelines.train import run_train_dask
     from postloan.bundle import ModelBundle
-    from postloan.train_config import Splits, TrainConfig
+    from postloan.training import Splits, TrainConfig
 
     cfg = TrainConfig(shap_sample=500, splits=Splits(n_train=6))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -10,12 +10,12 @@ import pytest
 from sklearn.metrics import roc_curve
 
 from postloan import evaluation as ev
+from postloan.bundle import MODELS
 from postloan.calibration import Calibrator, fit_calibrator
 from postloan.errors import ConfigError, DataValidationError
 from postloan.explain import BIAS, LANGS, contributions, reason_codes, reason_text
 from postloan.features import CATEGORICAL_FEATURES, FEATURE_NAMES, build_features
 from postloan.snapshot import build_snapshot
-from postloan.train_config import MODEL_LABELS
 from postloan.training import LgbmParams, fit_lightgbm
 
 
@@ -49,7 +49,7 @@ def test_treeshap_equals_shap_package(trained):
     assert np.allclose(ours, theirs, atol=1e-6)
 
 
-@pytest.mark.parametrize("model", list(MODEL_LABELS))
+@pytest.mark.parametrize("model", list(MODELS))
 def test_reason_text_renders_for_every_feature(model):
     for f in FEATURE_NAMES:
         for v in (0.0, 1.0, 37.5, float("nan")):

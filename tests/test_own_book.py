@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from postloan import io
 from postloan import schema as S
 from postloan.batch import load_bundles_from_dir, score_snapshot
-from postloan.bundle import ModelBundle
+from postloan.bundle import MODELS, ModelBundle
 from postloan.errors import DataValidationError
 from postloan.features import build_features, code_maps, features_from_records
 from postloan.snapshot import (
@@ -31,7 +31,7 @@ from postloan.snapshot import (
     data_range,
     to_json_record,
 )
-from postloan.train_config import MODEL_LABELS, Splits, TrainConfig
+from postloan.training import Splits, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `serving` is a folder of the repo, not an installed package
@@ -63,7 +63,7 @@ def core_trained(core_book, tmp_path_factory) -> dict:
 
     root = tmp_path_factory.mktemp("own-mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    results = run_train(core_book, list(MODEL_LABELS), FAST, uri, root / "mlartifacts",
+    results = run_train(core_book, list(MODELS), FAST, uri, root / "mlartifacts",
                         root / "models", root)
     return {"uri": uri, "root": root, "models": root / "models",
             "results": {r["model"]: r for r in results}}
@@ -136,7 +136,7 @@ def test_snapshot_families_of_absent_tables_are_missing(core_book, small_book):
 # ---------------------------------------------------------------------------- models
 def test_train_all_skips_satisfaction_with_a_reason(core_trained):
     res = core_trained["results"]
-    assert set(res) == set(MODEL_LABELS)
+    assert set(res) == set(MODELS)
     reason = res["satisfaction"]["skipped"]
     assert "satisfaction skipped" in reason and "surveys" in reason and "interactions" in reason
     assert "\n" not in reason
@@ -310,11 +310,12 @@ def test_postgresql_tracking_uri_uses_the_installed_driver_and_masks_passwords()
     import importlib.util
 
     from postloan import registry
+    from postloan.database import mask_url
 
     uri = "postgresql://bank@127.0.0.1:5432/mlflow"
     want = uri if importlib.util.find_spec("psycopg2") or not importlib.util.find_spec(
         "psycopg") else "postgresql+psycopg://bank@127.0.0.1:5432/mlflow"
     assert registry.store_uri(uri) == want
     assert registry.store_uri("sqlite:///m.db") == "sqlite:///m.db"
-    assert registry.masked_uri("postgresql://bank:s3cr%t@db:5432/mlflow") == \
+    assert mask_url("postgresql://bank:s3cr%t@db:5432/mlflow") == \
         "postgresql://bank:***@db:5432/mlflow"

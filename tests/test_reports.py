@@ -28,7 +28,7 @@ from mlflow.tracking import MlflowClient
 from postloan import monitoring, plots, reports
 from postloan.errors import DataValidationError, ModelNotFoundError, PostloanError
 from postloan.features import FEATURE_NAMES
-from postloan.train_config import Lgbm, ModelConfig, Splits, TrainConfig
+from postloan.training import Lgbm, ModelConfig, Splits, TrainConfig
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 EPS = monitoring.PSI_EPS

@@ -8,7 +8,7 @@ import pytest
 from pipelines.score import run_score
 from pipelines.train import run_train
 from postloan.batch import load_bundles_from_dir
-from postloan.train_config import Splits, TrainConfig
+from postloan.training import Splits, TrainConfig
 
 pytestmark = pytest.mark.integration
 

@@ -22,9 +22,9 @@ from hypothesis import strategies as hs
 
 from postloan import strategy
 from postloan.batch import SCORE_COLUMNS, load_bundles_from_dir, score_snapshot
+from postloan.bundle import MODELS
 from postloan.features import FEATURE_NAMES
 from postloan.snapshot import NUMERIC_FIELDS, SNAPSHOT_FIELDS, build_snapshot, to_json_record
-from postloan.train_config import MODEL_LABELS
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `serving` is a folder of the repo, not an installed package
@@ -127,13 +127,13 @@ def test_score_equals_batch_scores_exactly(client, records, batch):
     r = client.post("/score", json={"customers": records}, headers=AUTH)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body["model_versions"]) == set(MODEL_LABELS)
+    assert set(body["model_versions"]) == set(MODELS)
     res = body["results"]
     scored, dec = batch["scored"], batch["decisions"]
     assert [x["customer_id"] for x in res] == scored["customer_id"].tolist()
     for col in SCORE_COLUMNS.values():  # bit for bit, not approximately
         assert [x[col] for x in res] == scored[col].tolist()
-    for m in MODEL_LABELS:
+    for m in MODELS:
         assert [x["reasons"][m] for x in res] == scored[f"reasons_{m}"].tolist()
     for col in ("risk_grade", "warning_level", "segment", "recommended_action", "signals",
                 "warning_reasons", "response"):
@@ -150,12 +150,12 @@ def test_score_single_customer_and_k_reasons(client, records):
     assert res["as_of"] == records[0]["as_of"]
     (full,) = client.post("/score", json={"customers": records[:1], "k_reasons": 3},
                           headers=AUTH).json()["results"]
-    for m in MODEL_LABELS:  # k=1 keeps the first reason of each side, and only that one
+    for m in MODELS:  # k=1 keeps the first reason of each side, and only that one
         for side in ("up", "down"):
             assert res["reasons"][m][side] == full["reasons"][m][side][:1], (m, side)
         assert all(x["text_en"] and x["text_zh"] for x in full["reasons"][m]["up"])
-    n_full = sum(len(full["reasons"][m][side]) for m in MODEL_LABELS for side in ("up", "down"))
-    n_one = sum(len(res["reasons"][m][side]) for m in MODEL_LABELS for side in ("up", "down"))
+    n_full = sum(len(full["reasons"][m][side]) for m in MODELS for side in ("up", "down"))
+    n_one = sum(len(res["reasons"][m][side]) for m in MODELS for side in ("up", "down"))
     assert 0 < n_one < n_full  # there were reasons to cut
     assert 0.0 <= res["pd_12m"] <= 1.0
 
@@ -215,7 +215,7 @@ def test_explain_gives_every_feature_and_adds_up(client, records, batch):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["customer_id"] == records[0]["customer_id"]
-    for m in MODEL_LABELS:
+    for m in MODELS:
         e = body["explanations"][m]
         assert sorted(c["feature"] for c in e["contributions"]) == sorted(FEATURE_NAMES)
         total = e["bias"] + sum(c["contribution"] for c in e["contributions"])
@@ -232,7 +232,7 @@ def test_metadata_names_models_versions_features_and_thresholds(client):
     r = client.get("/metadata", headers=AUTH)
     assert r.status_code == 200
     meta = r.json()
-    for m in MODEL_LABELS:
+    for m in MODELS:
         info = meta["models"][m]
         assert info["version"] == "1" and info["run_id"] and info["registered_name"]
         assert info["source"].startswith("folder") and info["champion"] is True
@@ -558,7 +558,7 @@ def test_missing_or_unloadable_model_stops_start_up(service_env, service_module,
     with pytest.raises(ServiceStartError, match="no bundle for model 'default_risk'"):
         service_module.PostloanService()
     bad = tmp_path / "models"
-    for m in MODEL_LABELS:
+    for m in MODELS:
         src = champions["models"] / m / "v1"
         dst = bad / m / "v1"
         dst.mkdir(parents=True)
@@ -578,7 +578,7 @@ def test_champions_from_the_registry_by_alias(service_env, service_module, champ
     monkeypatch.setenv("MLFLOW_TRACKING_URI", champions["uri"])
     svc = service_module.PostloanService()
     meta = svc.metadata()["models"]
-    assert {m: i["version"] for m, i in meta.items()} == dict.fromkeys(MODEL_LABELS, "1")
+    assert {m: i["version"] for m, i in meta.items()} == dict.fromkeys(MODELS, "1")
     assert all(i["alias"] == "champion" and i["source"].startswith("registry")
                and i["champion"] for i in meta.values())
     monkeypatch.setenv("POSTLOAN_MODEL_ALIAS", "no-such-alias")

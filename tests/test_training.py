@@ -1,19 +1,28 @@
-"""Model fitting: determinism, split validation, monotone constraints, the baseline."""
+"""Model fitting: determinism, split validation, monotone constraints, the baseline (and its
+JSON export), the shipped training configuration."""
 
 from __future__ import annotations
+
+import json
+from importlib import resources
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from postloan.errors import DataValidationError
+from postloan.errors import ConfigError, DataValidationError
+from postloan.linear import LinearModel
 from postloan.training import (
     LgbmParams,
     QuantileClipper,
+    TrainConfig,
     baseline_coefficients,
     fit_baseline,
     fit_lightgbm,
+    load_train_config,
 )
+from postloan.training.fit import export_baseline
 
 FAST = LgbmParams(
     learning_rate=0.1,
@@ -171,3 +180,115 @@ def test_baseline_refuses_single_class_training_labels(splits):
     X_tr, y_tr, _, _ = splits
     with pytest.raises(DataValidationError, match="'train'.*no positive labels"):
         fit_baseline(X_tr, np.zeros(len(y_tr)))
+
+
+# ------------------------------------------------------- the baseline as plain numbers
+def _messy(splits):
+    X_tr, y_tr, X_va, _ = splits
+    X_tr = X_tr.assign(amount=np.r_[np.nan, -5.0, np.exp(np.linspace(0, 12, len(X_tr) - 2))],
+                       empty=np.nan)
+    X_tr.loc[X_tr.index[:30], "x2"] = np.nan
+    X_tr.loc[X_tr.index[30:40], "cat"] = np.nan
+    X_new = X_va.assign(amount=np.r_[1e9, np.nan, np.linspace(-3, 5e4, len(X_va) - 2)],
+                        empty=np.r_[1.0, np.full(len(X_va) - 1, np.nan)]).copy()
+    X_new.iloc[0, X_new.columns.get_loc("cat")] = 9.0  # never seen in training
+    X_new.iloc[1, X_new.columns.get_loc("x2")] = np.nan
+    X_new.iloc[2, X_new.columns.get_loc("cat")] = np.nan
+    X_new.iloc[3, X_new.columns.get_loc("x1")] = np.nan  # no missing flag was learned
+    return X_tr, y_tr, X_new
+
+
+def test_exported_baseline_scores_like_the_fitted_pipeline(splits):
+    X_tr, y_tr, X_new = _messy(splits)
+    pipe = fit_baseline(X_tr, y_tr, ["cat"], ["amount"], seed=0)
+    linear = export_baseline(pipe, X_tr)
+    np.testing.assert_allclose(linear.margin(X_new), pipe.decision_function(X_new),
+                               rtol=0, atol=1e-10)
+    p = 1 / (1 + np.exp(-linear.margin(X_new)))
+    np.testing.assert_allclose(p, pipe.predict_proba(X_new)[:, 1], rtol=0, atol=1e-12)
+
+
+def test_exported_baseline_survives_json_bit_for_bit(splits):
+    X_tr, y_tr, X_new = _messy(splits)
+    linear = export_baseline(fit_baseline(X_tr, y_tr, ["cat"], ["amount"]), X_tr)
+    text = json.dumps(linear.to_dict())
+    assert "pickle" not in text and json.loads(text)["kind"] == "logistic"
+    back = LinearModel.from_dict(json.loads(text))
+    assert back == linear
+    assert np.array_equal(back.contributions(X_new), linear.contributions(X_new))
+
+
+def test_linear_contributions_add_up_and_move_only_with_their_feature(splits):
+    X_tr, y_tr, X_new = _messy(splits)
+    linear = export_baseline(fit_baseline(X_tr, y_tr, ["cat"], ["amount"]), X_tr)
+    c = linear.contributions(X_new)
+    assert c.shape == (len(X_new), X_new.shape[1] + 1)
+    np.testing.assert_allclose(c.sum(axis=1), linear.margin(X_new), rtol=0, atol=1e-12)
+    assert np.all(c[:, -1] == c[0, -1])  # one bias: the margin at the training mean
+    # At the training mean every contribution averages to zero (coefficient x (z - mean)).
+    np.testing.assert_allclose(linear.contributions(X_tr)[:, :-1].mean(axis=0), 0, atol=1e-9)
+    moved = X_new.copy()
+    moved["x2"] = moved["x2"] + 1.0
+    diff = linear.contributions(moved) - c
+    j = list(X_new.columns).index("x2")
+    assert np.abs(np.delete(diff, j, axis=1)).max() == 0
+    assert np.abs(diff[:, j]).max() > 0
+
+
+def test_linear_model_json_errors_name_the_field():
+    with pytest.raises(ConfigError, match="kind"):
+        LinearModel.from_dict({"kind": "tree"})
+    with pytest.raises(ConfigError, match="intercept"):
+        LinearModel.from_dict({"kind": "logistic", "features": ["a"]})
+
+
+# ---------------------------------------------------------- the shipped training config
+def test_shipped_config_holds_every_default():
+    shipped = yaml.safe_load(
+        resources.files("postloan").joinpath("config/training.yaml").read_text("utf-8"))
+    cfg = load_train_config()
+    assert cfg == TrainConfig()
+    assert cfg.seed == shipped["seed"]
+    dr = cfg.models["default_risk"]
+    assert dr.monotone == shipped["models"]["default_risk"]["monotone"]
+    assert dr.lgbm.num_leaves == shipped["models"]["default_risk"]["lgbm"]["num_leaves"]
+    assert cfg.models["churn"].lgbm.num_leaves == shipped["model_defaults"]["lgbm"]["num_leaves"]
+    assert cfg.gate.max_ece == shipped["gate"]["max_ece"]
+    assert cfg.age_bands.labels == shipped["age_bands"]["labels"]
+    assert 0 < dr.probability_floor < dr.probability_ceiling < 1
+
+
+def test_a_user_yaml_is_laid_over_the_shipped_one(tmp_path):
+    p = tmp_path / "mine.yaml"
+    p.write_text("seed: 7\nmodels:\n  default_risk:\n    lgbm:\n      max_rounds: 60\n"
+                 "  churn:\n    family: logistic\nsplits:\n  n_oot: 2\n")
+    cfg, base = load_train_config(p), load_train_config()
+    assert cfg.seed == 7 and cfg.splits.n_oot == 2
+    assert cfg.splits.n_train == base.splits.n_train
+    dr = cfg.models["default_risk"]
+    assert dr.lgbm.max_rounds == 60
+    assert dr.lgbm.num_leaves == base.models["default_risk"].lgbm.num_leaves
+    assert dr.monotone == base.models["default_risk"].monotone
+    assert cfg.models["churn"].family == "logistic"
+    assert cfg.models["satisfaction"] == base.models["satisfaction"]
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ("models:\n  churn:\n    lgbm:\n      num_leaves: 1\n", "models.churn.lgbm.num_leaves"),
+    ("models:\n  churn:\n    lgbm:\n      leaves: 8\n", "models.churn.lgbm.leaves"),
+    ("models:\n  churn:\n    family: forest\n", "models.churn.family"),
+    ("models:\n  default_risk:\n    monotone:\n      dpd_current: 2\n",
+     "models.default_risk.monotone.dpd_current"),
+    ("models:\n  fraud: {}\n", "fraud"),
+    ("gate:\n  max_ece: -1\n", "gate.max_ece"),
+    ("age_bands:\n  edges: [0, 30, 20]\n", "age_bands"),
+    ("splits:\n  n_oot: 0\n", "splits.n_oot"),
+    ("model_defaults:\n  calibration: platt\n", "model_defaults"),
+    ("- a list\n", "mapping"),
+])
+def test_config_errors_name_the_key(tmp_path, text, key):
+    p = tmp_path / "bad.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_train_config(p)
+    assert key in str(e.value) and str(p) in str(e.value)

@@ -15,10 +15,12 @@ from mlflow.tracking import MlflowClient
 
 from pipelines.train import run_train
 from postloan import io, registry
+from postloan.batch import score_snapshot
 from postloan.bundle import ModelBundle
 from postloan.errors import DataValidationError
-from postloan.snapshot import build_snapshot
-from postloan.train_config import Lgbm, ModelConfig, Splits, TrainConfig
+from postloan.snapshot import SNAPSHOT_FIELDS, build_snapshot, to_json_record
+from postloan.strategy import load_strategy_config
+from postloan.training import Lgbm, ModelConfig, Splits, TrainConfig
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +81,7 @@ def test_bundle_round_trip_is_bit_identical(trained, small_tables, tmp_path):
 def test_gate_keeps_a_worse_challenger_out(trained, small_book):
     weak = TrainConfig(shap_sample=200, splits=Splits(n_train=6), models={
         "default_risk": ModelConfig(lgbm=Lgbm(max_rounds=1, num_leaves=2,
-                                              early_stopping_rounds=1))})
+                                              early_stopping_rounds=1), family="lightgbm")})
     root = trained["root"]
     res = run_train(small_book, ["default_risk"], weak, trained["uri"], root / "mlartifacts",
                     None, root)[0]
@@ -112,7 +114,7 @@ def test_missing_model_is_a_clear_error(tmp_path):
 
 
 def test_batch_score_writes_every_output(trained, small_book, tmp_path):
-    from pipelines.score import load_champions, run_score
+    from pipelines.score import run_score
     from postloan.batch import load_bundles_from_dir
 
     bundles = load_bundles_from_dir(trained["root"] / "models")
@@ -130,7 +132,9 @@ def test_batch_score_writes_every_output(trained, small_book, tmp_path):
     back = pd.read_parquet(out / "decisions.parquet")
     assert len(back) == len(d) and back["customer_id"].is_unique
     # The registry champions and the bundle folders give the same decisions.
-    reg = load_champions(None, trained["uri"])
+    reg = registry.load_champions(tracking_uri=trained["uri"])
+    assert {m: b.metadata["registered_version"] for m, b in reg.items()} == \
+        {m: r["version"] for m, r in trained["results"].items()}
     again = run_score(small_book, "2024-06-30", tmp_path / "again", reg, capacity=25)
     assert np.array_equal(again["decisions"]["pd_12m"].to_numpy(), d["pd_12m"].to_numpy())
     pd.testing.assert_frame_equal(again["queue"], q)
@@ -144,3 +148,96 @@ def test_batch_score_bad_date_leaves_no_output(trained, small_book, tmp_path):
     with pytest.raises(DataValidationError, match="outside the data"):
         run_score(small_book, "2031-01-31", tmp_path / "x", bundles)
     assert not (tmp_path / "x").exists()
+
+
+def test_logged_models_carry_a_signature_and_an_input_example(trained, small_tables):
+    import mlflow
+
+    registry.configure(trained["uri"])
+    snap = build_snapshot(small_tables, "2024-06-30")  # labels included: not model inputs
+    for model, r in trained["results"].items():
+        uri = f"models:/{registry.registered_name(model)}/{r['version']}"
+        info = mlflow.models.get_model_info(uri)
+        assert info.signature is not None
+        assert info.signature.inputs.input_names() == list(SNAPSHOT_FIELDS)
+        assert info.signature.outputs.input_names() == ["probability"]
+        assert not set(info.signature.inputs.input_names()) & {"default_12m", "churn_6m",
+                                                              "dissatisfied_3m"}
+        example = mlflow.models.Model.load(uri).load_input_example(
+            mlflow.artifacts.download_artifacts(uri))
+        assert list(example.columns) == list(SNAPSHOT_FIELDS) and 1 <= len(example) <= 5
+        # The signature is enforced: a snapshot without a required field is refused.
+        pyfunc = mlflow.pyfunc.load_model(uri)
+        with pytest.raises(Exception, match="bureau_score"):
+            pyfunc.predict(snap.drop(columns=["bureau_score"]).head(3))
+        assert np.array_equal(pyfunc.predict(snap.head(50))["probability"].to_numpy(),
+                              ModelBundle.load(r["bundle"]).predict(snap.head(50)))
+
+
+def test_the_logistic_family_is_registered_scored_and_explained(small_book, small_tables,
+                                                               tmp_path, monkeypatch):
+    import mlflow
+
+    fast = {"max_rounds": 60, "early_stopping_rounds": 20, "learning_rate": 0.1}
+    cfg = TrainConfig(shap_sample=200, splits=Splits(n_train=4), models={
+        "churn": {"family": "logistic", "lgbm": fast},
+        "satisfaction": {"family": "auto", "lgbm": fast}})
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    res = {r["model"]: r for r in run_train(small_book, ["churn", "satisfaction"], cfg, uri,
+                                            tmp_path / "art", tmp_path / "models", tmp_path)}
+    churn = res["churn"]
+    assert churn["family"] == "logistic"
+    m = churn["metrics"]
+    assert m["oot_auc"] == m["baseline_oot_auc"] and m["family_logistic"] == 1.0
+    # `auto` keeps whichever family was better on validation (never OOT), and the OOT
+    # metrics of both families are reported.
+    s = res["satisfaction"]["metrics"]
+    better = "logistic" if s["baseline_valid_auc"] > s["lightgbm_valid_auc"] else "lightgbm"
+    assert res["satisfaction"]["family"] == better
+    side = "baseline" if better == "logistic" else "lightgbm"
+    assert s["oot_auc"] == s[f"{side}_oot_auc"] and s["valid_auc"] == s[f"{side}_valid_auc"]
+    assert {"lightgbm_oot_auc", "baseline_oot_auc"} <= s.keys()
+
+    folder = tmp_path / "models" / "churn" / f"v{churn['version']}"
+    assert (folder / "linear_model.json").is_file() and not (folder / "model.txt").exists()
+    assert not list(folder.rglob("*.pkl")) and not list(folder.rglob("*.pickle"))
+    client = registry.configure(uri)
+    run = client.get_run(churn["run_id"])
+    assert run.data.params["family"] == "logistic" and run.data.tags["model_family"] == \
+        "logistic"
+    assert run.data.tags["family_reason"].startswith("configured (family: logistic)")
+    sat = client.get_run(res["satisfaction"]["run_id"]).data.tags["family_reason"]
+    assert sat.startswith("auto: ") and "validation AUC" in sat
+
+    snap = build_snapshot(small_tables, "2024-06-30", with_labels=False)
+    local = ModelBundle.load(folder)
+    again = ModelBundle.load(local.save(tmp_path / "copy"))
+    assert local.family == again.family == "logistic"
+    p = local.predict(snap)
+    assert np.array_equal(p, again.predict(snap))
+    assert ((p > 0) & (p < 1)).all()
+    reg = registry.load_bundle("churn")
+    assert reg.family == "logistic" and np.array_equal(reg.predict(snap), p)
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{registry.registered_name('churn')}@champion")
+    assert np.array_equal(pyfunc.predict(snap)["probability"].to_numpy(), p)
+
+    # The service warms and explains a bundle without a booster (no trees, no TreeSHAP).
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what the service sets; undone after
+    from serving.service import Scorer
+
+    scorer = Scorer({"churn": local}, load_strategy_config())
+    rec = to_json_record(snap.iloc[0])
+    assert scorer.predict([rec], ["churn"])["p_churn_6m"] == pytest.approx([p[0]], abs=1e-12)
+    e = scorer.explain(rec, ["churn"])["churn"]
+    assert e["probability"] == pytest.approx(p[0], abs=1e-12)
+    total = e["bias"] + sum(c["contribution"] for c in e["contributions"])
+    assert total == pytest.approx(e["raw_margin"], abs=1e-9)
+    assert any(c["contribution"] != 0 for c in e["contributions"])
+    # The scoring step explains it like a tree model: reasons from its contributions.
+    scored = score_snapshot({"churn": local}, snap.head(200))
+    np.testing.assert_array_equal(scored["p_churn_6m"].to_numpy(), p[:200])
+    reasons = scored["reasons_churn"]
+    assert all(len(r["up"]) + len(r["down"]) > 0 for r in reasons)
+    X = local.features(snap.head(200))
+    contrib, _ = local.explain(snap.head(200))
+    np.testing.assert_allclose(contrib.sum(axis=1), local.margin(X), rtol=0, atol=1e-9)

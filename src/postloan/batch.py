@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from postloan import explain, strategy
-from postloan.bundle import MODELS, OPTIONAL_MODELS, SCORE_COLUMNS, ModelBundle
+from postloan.bundle import MODELS, OPTIONAL_MODELS, SCORE_COLUMNS, ModelBundle, is_bundle_folder
 from postloan.errors import DataValidationError, ModelNotFoundError
 from postloan.snapshot import build_snapshot
 
@@ -54,7 +54,7 @@ def load_bundles_from_dir(model_dir: Path) -> dict[str, ModelBundle]:
         if model in OPTIONAL_MODELS and not base.exists():
             log.warning("no '%s' model under %s: scoring without it", model, model_dir)
             continue
-        if (base / "model.txt").is_file():
+        if is_bundle_folder(base):
             out[model] = ModelBundle.load(base)
             continue
         champion = base / "champion.json"

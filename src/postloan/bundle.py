@@ -1,10 +1,13 @@
-"""The model bundle: what a champion needs to score and explain, without pickle.
+"""The model catalogue and the model bundle: what a champion needs to score and explain,
+without pickle.
 
-A bundle folder holds the LightGBM booster as native text (``model.txt``), the
-calibrator as plain numbers (``calibrator.json``), the feature spec
-(``feature_spec.json``) and training metadata (``metadata.json``). Loading it back
-gives bit-identical scores: the booster text keeps full precision and the
-calibrator is piecewise-linear interpolation on stored numbers.
+A bundle folder holds the fitted model, the calibrator as plain numbers
+(``calibrator.json``), the feature spec (``feature_spec.json``) and training metadata
+(``metadata.json``). The model is either a LightGBM booster as native text
+(``model.txt``) or, when the logistic baseline won out of time, a
+:class:`~postloan.linear.LinearModel` as JSON (``linear_model.json``); both score and
+explain through the same bundle calls. Loading a bundle back gives bit-identical
+scores: the booster text and Python's JSON floats keep full precision.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from postloan import explain
 from postloan.calibration import Calibrator
 from postloan.errors import DataValidationError, ModelNotFoundError
 from postloan.features import FEATURE_NAMES, build_features, feature_spec
+from postloan.linear import LinearModel
 from postloan.treeshap import TreeExplainer
 
-# The three models: name -> label they predict.
+# The model catalogue: each model, the label it predicts, and the column of its
+# calibrated probability in scored frames. Everything that lists the models reads these.
 MODELS = {"default_risk": "default_12m", "churn": "churn_6m",
           "satisfaction": "dissatisfied_3m"}
 # Column of each model's calibrated probability in a scored frame (batch scoring,
@@ -32,15 +37,35 @@ SCORE_COLUMNS = {"default_risk": "pd_12m", "churn": "p_churn_6m",
                  "satisfaction": "p_dissatisfied_3m"}
 # Models a book may lack: satisfaction needs the surveys and interactions tables.
 OPTIONAL_MODELS = frozenset({"satisfaction"})
-FILES = ("model.txt", "calibrator.json", "feature_spec.json", "metadata.json")
+# The files of a bundle folder; the model file depends on the family.
+MODEL_FILES = {"lightgbm": "model.txt", "logistic": "linear_model.json"}
+FILES = ("calibrator.json", "feature_spec.json", "metadata.json")
+
+Model = lgb.Booster | LinearModel
 
 
-def booster_probability(booster: lgb.Booster, X: pd.DataFrame | np.ndarray,
+def family_of(model: Model) -> str:
+    """``lightgbm`` or ``logistic``: the family of a fitted model."""
+    return "logistic" if isinstance(model, LinearModel) else "lightgbm"
+
+
+def model_explainer(model: Model) -> TreeExplainer | LinearModel:
+    """What computes the margin and the contributions of `model`: the booster's cached
+    TreeSHAP explainer, or the linear model itself."""
+    return model if isinstance(model, LinearModel) else TreeExplainer.from_booster(model)
+
+
+def booster_probability(booster: Model, X: pd.DataFrame | np.ndarray,
                         num_threads: int | None = None) -> np.ndarray:
-    """The booster's uncalibrated probability: the one code path from margin to sigmoid,
+    """The model's uncalibrated probability: the one code path from margin to sigmoid,
     shared by calibration fitting (training) and scoring."""
-    margin = TreeExplainer.from_booster(booster).margin(X, num_threads)
+    margin = model_explainer(booster).margin(X, num_threads)
     return 1.0 / (1.0 + np.exp(-margin))
+
+
+def is_bundle_folder(folder: Path) -> bool:
+    """Whether `folder` holds a bundle's model file (of either family)."""
+    return any((Path(folder) / f).is_file() for f in MODEL_FILES.values())
 
 
 @dataclass
@@ -49,7 +74,8 @@ class ModelBundle:
 
     Attributes:
         model: model name, a key of :data:`MODELS`.
-        booster: LightGBM booster on :data:`postloan.features.FEATURE_NAMES`.
+        booster: the fitted model on :data:`postloan.features.FEATURE_NAMES`: a LightGBM
+            booster, or a :class:`~postloan.linear.LinearModel` (logistic family).
         calibrator: maps the booster's probability to a calibrated probability.
         metadata: training facts (dates, metrics, versions); JSON-able.
         categories: category field -> the categories the model was trained with, in
@@ -57,7 +83,7 @@ class ModelBundle:
     """
 
     model: str
-    booster: lgb.Booster
+    booster: Model
     calibrator: Calibrator
     metadata: dict = field(default_factory=dict)
     categories: dict[str, list[str]] | None = None
@@ -65,6 +91,11 @@ class ModelBundle:
     @property
     def label(self) -> str:
         return MODELS[self.model]
+
+    @property
+    def family(self) -> str:
+        """``lightgbm`` or ``logistic``."""
+        return family_of(self.booster)
 
     def features(self, snapshot: pd.DataFrame) -> pd.DataFrame:
         """The model's features for snapshot rows (the one feature function, with the
@@ -74,10 +105,10 @@ class ModelBundle:
     def margin(self, X: pd.DataFrame | np.ndarray, num_threads: int | None = None) -> np.ndarray:
         """Raw log-odds of the booster.
 
-        Bit-identical to ``booster.predict(X, raw_score=True)`` (same trees, same float64
-        additions in the same order; tests/test_treeshap.py), computed by the booster's
-        cached :class:`~postloan.treeshap.TreeExplainer`: several times LightGBM's
-        throughput and no per-call overhead for one row.
+        For LightGBM bit-identical to ``booster.predict(X, raw_score=True)`` (same
+        trees, same float64 additions in the same order; tests/test_treeshap.py),
+        computed by the booster's cached :class:`~postloan.treeshap.TreeExplainer`:
+        several times LightGBM's throughput and no per-call overhead for one row.
 
         Args:
             X: feature frame (or float matrix) in :data:`FEATURE_NAMES` order.
@@ -95,10 +126,11 @@ class ModelBundle:
         return self.predict_features(self.features(snapshot))
 
     @property
-    def explainer(self) -> TreeExplainer:
+    def explainer(self) -> TreeExplainer | LinearModel:
         """The booster's exact TreeSHAP explainer, built on first use and cached per booster
-        (what :func:`postloan.explain.contributions` uses; touch it to warm a service)."""
-        return TreeExplainer.from_booster(self.booster)
+        (what :func:`postloan.explain.contributions` uses; touch it to warm a service);
+        for the logistic family the linear model itself."""
+        return model_explainer(self.booster)
 
     def explain(self, snapshot: pd.DataFrame, k: int = 3) -> tuple[pd.DataFrame, list[dict]]:
         """TreeSHAP contributions (log-odds) and reason codes for snapshot rows."""
@@ -111,7 +143,12 @@ class ModelBundle:
         """Write the bundle's four files into `folder` (created if needed)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "model.txt").write_text(self.booster.model_to_string(), encoding="utf-8")
+        if isinstance(self.booster, LinearModel):
+            (folder / MODEL_FILES["logistic"]).write_text(
+                json.dumps(self.booster.to_dict(), indent=1), encoding="utf-8")
+        else:
+            (folder / MODEL_FILES["lightgbm"]).write_text(self.booster.model_to_string(),
+                                                          encoding="utf-8")
         (folder / "calibrator.json").write_text(json.dumps(self.calibrator.to_dict()),
                                                 encoding="utf-8")
         spec = {**feature_spec(self.categories,
@@ -120,7 +157,8 @@ class ModelBundle:
         (folder / "feature_spec.json").write_text(json.dumps(spec, indent=1, ensure_ascii=False),
                                                   encoding="utf-8")
         (folder / "metadata.json").write_text(
-            json.dumps({"model": self.model, **self.metadata}, indent=1, sort_keys=True,
+            json.dumps({"model": self.model, **self.metadata, "family": self.family},
+                       indent=1, sort_keys=True,
                        default=str), encoding="utf-8")
         return folder
 
@@ -134,17 +172,26 @@ class ModelBundle:
         """
         folder = Path(folder)
         missing = [f for f in FILES if not (folder / f).is_file()]
+        if not is_bundle_folder(folder):
+            missing.insert(0, " or ".join(MODEL_FILES.values()))
         if missing:
             raise ModelNotFoundError(f"model bundle {folder} is missing {missing}")
         try:
-            booster = lgb.Booster(model_str=(folder / "model.txt").read_text(encoding="utf-8"))
+            linear = folder / MODEL_FILES["logistic"]
+            if linear.is_file():
+                booster = LinearModel.from_dict(json.loads(linear.read_text(encoding="utf-8")))
+                trained_on = booster.features
+            else:
+                booster = lgb.Booster(
+                    model_str=(folder / MODEL_FILES["lightgbm"]).read_text(encoding="utf-8"))
+                trained_on = booster.feature_name()
             cal = Calibrator.from_dict(json.loads((folder / "calibrator.json").read_text()))
             spec = json.loads((folder / "feature_spec.json").read_text(encoding="utf-8"))
             meta = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
         except Exception as e:  # corrupt text, JSON or LightGBM model
             raise ModelNotFoundError(f"model bundle {folder} cannot be loaded: {e}") from e
         names = [f["name"] for f in spec["features"]]
-        if names != list(FEATURE_NAMES) or booster.feature_name() != list(FEATURE_NAMES):
+        if names != list(FEATURE_NAMES) or trained_on != list(FEATURE_NAMES):
             raise ModelNotFoundError(
                 f"model bundle {folder} was trained on other features than this version of "
                 "postloan builds; retrain it")

@@ -11,6 +11,7 @@ reads both), so a URL in a file need not hold one.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,12 +34,14 @@ def mask_url(url: str | sa.URL) -> str:
         url: a SQLAlchemy URL or its string.
 
     Returns:
-        The URL as text, password masked; the input unchanged if it does not parse.
+        The URL as text, password masked (also for URIs SQLAlchemy does not parse).
     """
     try:
         return make_url(url).render_as_string(hide_password=True)
     except (ArgumentError, ValueError):
-        return "<unparseable database URL>"
+        # Not a SQLAlchemy URL (an MLflow http:// or file: URI, a typo): mask any
+        # user:password@ part all the same.
+        return re.sub(r"(://[^:/@]+:)[^@/]*@", r"\1***@", str(url))
 
 
 def _normalise(url: str) -> sa.URL:

@@ -52,7 +52,11 @@ def contributions_array(booster: lgb.Booster, X: np.ndarray) -> np.ndarray:
 
     Equal to ``booster.predict(X, pred_contrib=True)``; the explainer is built once per
     booster object and cached (:meth:`postloan.treeshap.TreeExplainer.from_booster`).
+    A model that is not a LightGBM booster (the logistic family's
+    :class:`~postloan.linear.LinearModel`) explains itself with its ``contributions``.
     """
+    if not isinstance(booster, lgb.Booster):
+        return booster.contributions(X)
     return treeshap.contributions(booster, X)
 
 

@@ -21,11 +21,16 @@ from importlib import resources
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
+from postloan.batch import load_bundles_from_dir
 from postloan.bundle import MODELS, OPTIONAL_MODELS, ModelBundle
+from postloan.database import mask_url
 from postloan.errors import ModelNotFoundError, PostloanError
+from postloan.snapshot import NUMERIC_FIELDS, SNAPSHOT_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +64,6 @@ def store_uri(tracking_uri: str) -> str:
     return tracking_uri
 
 
-def masked_uri(uri: str) -> str:
-    """`uri` with any password replaced by ``***`` (for messages and logs)."""
-    import re
-
-    return re.sub(r"(://[^:/@]+:)[^@/]*@", r"\1***@", uri)
-
-
 def configure(tracking_uri: str) -> MlflowClient:
     """Point MLflow at a tracking store and return a client.
 
@@ -87,16 +85,42 @@ def ensure_experiment(name: str, artifact_root: Path | None) -> str:
     return mlflow.create_experiment(name, artifact_location=location)
 
 
-def log_bundle(bundle: ModelBundle, register: bool = True) -> tuple[str, str | None]:
+def input_example(snapshot: pd.DataFrame, n: int = 5) -> pd.DataFrame:
+    """A few snapshot rows as the model's input example: the snapshot fields only (no
+    labels, no PII, which the snapshot never holds). Numeric fields are float64, so
+    the signature declares them double: a count may be missing in a live record, and
+    an integer input still passes (MLflow widens int to double, never the reverse)."""
+    example = snapshot.loc[:, list(SNAPSHOT_FIELDS)].head(n).reset_index(drop=True)
+    return example.astype(dict.fromkeys(NUMERIC_FIELDS, "float64"))
+
+
+def log_bundle(bundle: ModelBundle, register: bool = True,
+               example: pd.DataFrame | None = None) -> tuple[str, str | None]:
     """Log a bundle to the active run as a pyfunc model from code; register it.
+
+    Args:
+        bundle: the trained bundle.
+        register: register a new version of the model's registered name.
+        example: a few snapshot rows (:func:`input_example`); they are logged as the
+            input example and give the model's signature (snapshot fields in,
+            ``probability`` out), which ``mlflow models serve`` and the registry show
+            and enforce.
 
     Returns:
         (model URI, registered version or None).
     """
     code = str(resources.files("postloan").joinpath("mlflow_model_code.py"))
+    signature = None
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        # MLflow advises type hints for input validation; the bundle validates its own input.
+        # MLflow advises type hints for input validation; the signature does it here.
         warnings.filterwarnings("ignore", message="Add type hints", category=UserWarning)
+        # ... and warns of integer columns: only customer_id is one, never missing.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer",
+                                category=UserWarning)
+        if example is not None:
+            example = input_example(example, n=len(example))
+            signature = infer_signature(
+                example, pd.DataFrame({"probability": bundle.predict(example)}))
         folder = bundle.save(Path(tmp) / "bundle")
         info = mlflow.pyfunc.log_model(
             name="model",
@@ -104,6 +128,8 @@ def log_bundle(bundle: ModelBundle, register: bool = True) -> tuple[str, str | N
             artifacts={"bundle": str(folder)},
             registered_model_name=registered_name(bundle.model) if register else None,
             pip_requirements=["postloan", "lightgbm", "pandas", "numpy"],
+            signature=signature,
+            input_example=example,
         )
     version = None if info.registered_model_version is None else str(
         info.registered_model_version)
@@ -153,10 +179,13 @@ def set_champion(client: MlflowClient, model: str, version: str, reason: str) ->
     client.set_model_version_tag(name, version, "promoted_at", history[-1]["at"])
 
 
-def promotion_gate(client: MlflowClient, model: str, version: str, auc_tolerance: float = 0.005,
-                   max_ece: float = 0.02, metric: str = "oot_auc",
+def promotion_gate(client: MlflowClient, model: str, version: str, auc_tolerance: float,
+                   max_ece: float, metric: str = "oot_auc",
                    ece_metric: str = "oot_ece") -> GateDecision:
-    """Decide whether challenger `version` becomes champion; act and record the decision."""
+    """Decide whether challenger `version` becomes champion; act and record the decision.
+
+    The thresholds come from the training config's ``gate`` (``config/training.yaml``).
+    """
     name = registered_name(model)
     client.set_registered_model_alias(name, CHALLENGER, version)
     ch_auc = _version_metric(client, name, version, metric)
@@ -223,6 +252,73 @@ def load_bundle(model: str, alias: str | None = CHAMPION, version: str | None = 
                 ) -> ModelBundle:
     """Load a registered model's bundle by alias (default champion) or version."""
     return ModelBundle.load(download_bundle(model, alias=alias, version=version))
+
+
+def _missing_sqlite_store(uri: str) -> Path | None:
+    """The file of a ``sqlite:///`` tracking URI when it does not exist, else None."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///"):].split("?", 1)[0]
+    if not path or path == ":memory:" or Path(path).is_file():
+        return None
+    return Path(path)
+
+
+def load_champions(model_dir: Path | None = None, alias: str = CHAMPION,
+                   tracking_uri: str | None = None) -> dict[str, ModelBundle]:
+    """The bundles of every model: from a bundle folder, else from the registry by alias.
+
+    The one loader of champions for batch scoring, reports, monitoring and the service.
+
+    Args:
+        model_dir: a folder with one bundle (or ``v<N>`` bundles) per model, as
+            ``postloan train`` exports them; None reads the registry.
+        alias: registry alias to load (``champion`` by default).
+        tracking_uri: the MLflow tracking store (None: MLflow's current one).
+
+    Returns:
+        Model name -> bundle; registry bundles carry ``registered_version`` and
+        ``run_id`` in their metadata. Versions are pinned when found, so an alias that
+        moves during the download cannot mix versions.
+
+    Raises:
+        ModelNotFoundError: a model, version or alias is missing or unreadable, the
+            store is unreachable or (SQLite) does not exist, or a bundle is not the
+            model its folder or registered name says.
+    """
+    if model_dir is not None:
+        bundles = load_bundles_from_dir(model_dir)
+    else:
+        uri = tracking_uri or mlflow.get_tracking_uri()
+        shown = mask_url(uri)  # never a password in a message or a log
+        store = _missing_sqlite_store(uri)
+        if store is not None:  # MLflow would create an empty store there: refuse instead
+            raise ModelNotFoundError(f"no MLflow store at {store} (tracking URI {shown}); "
+                                     "train first (`postloan train`), or use a bundle folder")
+        try:
+            client = configure(uri)
+            bundles = {}
+            for m in models_to_load(client):
+                name = registered_name(m)
+                try:
+                    mv = client.get_model_version_by_alias(name, alias)
+                except MlflowException as e:
+                    raise ModelNotFoundError(
+                        f"no '{alias}' version of {name} in the registry at {shown} "
+                        f"({type(e).__name__}); train and promote one (`postloan train`), "
+                        "or use a bundle folder") from None
+                bundles[m] = load_bundle(m, alias=None, version=str(mv.version))
+                bundles[m].metadata["registered_version"] = str(mv.version)
+                bundles[m].metadata.setdefault("run_id", mv.run_id)
+        except PostloanError:
+            raise
+        except Exception as e:  # unreachable tracking server, corrupt store, ...
+            raise ModelNotFoundError(f"cannot load champions from the registry at {shown}: "
+                                     f"{type(e).__name__}: {e}") from None
+    for m, b in bundles.items():
+        if b.model != m:
+            raise ModelNotFoundError(f"the bundle loaded for '{m}' is a '{b.model}' model")
+    return bundles
 
 
 def list_models(client: MlflowClient) -> list[dict]:

@@ -243,7 +243,11 @@ def _features(inp: ReportInputs) -> str:
               "codes)"),
              ("learner", f"LightGBM, {inp.metadata.get('best_iteration', '?')} trees "
               f"(early stopping), {p.get('num_leaves', '?')} leaves, learning rate "
-              f"{p.get('learning_rate', '?')}"),
+              f"{p.get('learning_rate', '?')}"
+              if inp.metadata.get("family", "lightgbm") == "lightgbm" else
+              "the logistic baseline ("
+              f"{inp.metadata.get('family_reason', 'chosen over LightGBM')}); "
+              "contributions are coefficient x (value - training mean)"),
              ("calibration", inp.metadata.get("calibration", "-")),
              ("baseline", "logistic regression on the same features (clipped, log money, "
               "imputed with missing flags, standardised; one-hot categories)"),
@@ -294,8 +298,11 @@ def _performance(inp: ReportInputs) -> str:
                 else "<p>not logged</p>")
     lift_html = (H.table(lift, {"bad_rate": "pct", "cum_capture": "pct"}) if lift is not None
                  else "<p>not logged</p>")
-    extra = H.dl([("validation AUC (early stopping)", H.fmt(m.get("valid_auc"))),
-                 ("trees", H.fmt(m.get("best_iteration"), "int"))])
+    extra = H.dl([("validation AUC (picks the family)",
+                   f"LightGBM {H.fmt(m.get('lightgbm_valid_auc', m.get('valid_auc')))}, "
+                   f"logistic {H.fmt(m.get('baseline_valid_auc'))}"),
+                  ("family", inp.metadata.get("family_reason", inp.metadata.get("family", "-"))),
+                  ("trees", H.fmt(m.get("best_iteration"), "int"))])
     return (f"<p>Out-of-time as-of dates: {H.esc(_dates(inp.metadata.get('splits', {}).get('oot', [])))}."
             "</p>" + table + extra + oracle + "<h3>Plots</h3>" + figs
             + "<h3>Calibration table (OOT)</h3>" + cal_html

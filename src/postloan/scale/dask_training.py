@@ -37,7 +37,7 @@ def sample_customers(customer_id: np.ndarray | pd.Series, share: float) -> np.nd
 def _train_task(k: int, book: str, dates: list[str], share: float, with_truth: bool,
                 tmp: str, categories: dict | None = None) -> dict | None:
     from postloan.features import build_features
-    from postloan.modeling import validation_customers
+    from postloan.training import validation_customers
 
     names = [*S.REQUIRED_TABLES, *(["truth"] if with_truth else [])]
     tables = read_partition(Path(book), k, names)
@@ -101,7 +101,7 @@ def fit_lightgbm_dask(client: Any, parts: Sequence[str], label: str,
     """Fit LightGBM with ``lightgbm.dask`` on the training rows of every partition.
 
     Training rows: as-of in `train_dates`, outside the validation hold-out, label
-    observed (the rule of :func:`postloan.modeling.train_one`). ``lightgbm.dask`` has
+    observed (the rule of :func:`postloan.training.train_one`). ``lightgbm.dask`` has
     no early stopping: the round count is given.
 
     Returns:
@@ -133,7 +133,7 @@ def fit_lightgbm_dask(client: Any, parts: Sequence[str], label: str,
 
 def train_one_dask(model: str, client: Any, prepared: dict,
                    splits: dict[str, list[pd.Timestamp]], cfg: Any) -> Any:
-    """:func:`postloan.modeling.train_one` with the booster fitted on the Dask cluster.
+    """:func:`postloan.training.train_one` with the booster fitted on the Dask cluster.
 
     The round count comes from LightGBM's early stopping on the customer sample (its
     training rows against the hold-out customers, exactly the local rule); the final
@@ -141,13 +141,12 @@ def train_one_dask(model: str, client: Any, prepared: dict,
     Calibration, the baseline, the OOT metrics and SHAP use the sample.
 
     Returns:
-        A :class:`postloan.modeling.TrainOutput` (same bundle type as the local engine).
+        A :class:`postloan.training.TrainOutput` (same bundle type as the local engine).
     """
-    from postloan.modeling import train_one
-    from postloan.train_config import MODEL_LABELS
-    from postloan.training import fit_lightgbm
+    from postloan.bundle import MODELS
+    from postloan.training import fit_lightgbm, train_one
 
-    label = MODEL_LABELS[model]
+    label = MODELS[model]
     facts: dict[str, Any] = {}
 
     def fit(X_tr, y_tr, X_va, y_va, params, cats, monotone):

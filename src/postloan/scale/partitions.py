@@ -40,7 +40,7 @@ def partition_of(customer_id: Iterable[int] | pd.Series | np.ndarray,
 
     Fibonacci hashing (multiply by 2^64/phi modulo 2^64, keep the high bits mixed in),
     never Python's salted ``hash()``; a different multiplier than
-    :func:`postloan.modeling.validation_customers`, so partitions are not aligned with
+    :func:`postloan.training.validation_customers`, so partitions are not aligned with
     the validation hold-out.
     """
     if n_partitions < 1:

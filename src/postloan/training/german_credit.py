@@ -37,7 +37,7 @@ from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold
 
 from postloan.errors import ConfigError
 from postloan.public_data import GermanCredit, load_german_credit
-from postloan.training import LgbmParams, fit_baseline, fit_lightgbm
+from postloan.training.fit import LgbmParams, fit_baseline, fit_lightgbm
 
 log = logging.getLogger(__name__)
 

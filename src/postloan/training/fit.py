@@ -1,7 +1,7 @@
 """Model fitting on feature frames: LightGBM with early stopping, and a fair baseline.
 
-Used for the three post-loan models (via :mod:`postloan.modeling`) and for the public
-German credit benchmark (:mod:`postloan.benchmarking`). The functions take numeric
+Used for the three post-loan models (:mod:`postloan.training.train`) and for the public
+German credit benchmark (:mod:`postloan.training.german_credit`). The functions take numeric
 feature frames (categorical columns hold float category codes) and return fitted models;
 no MLflow and no file I/O here: the pipelines own those.
 """
@@ -25,6 +25,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from sklearn.utils.validation import check_is_fitted
 
 from postloan.errors import DataValidationError
+from postloan.linear import CategoricalTerm, LinearModel, NumericTerm
 
 log = logging.getLogger(__name__)
 
@@ -391,3 +392,72 @@ def baseline_coefficients(pipeline: Pipeline) -> pd.DataFrame:
             "coefficient": [float(lr.intercept_[0]), *map(float, lr.coef_.ravel())],
         }
     )
+
+
+def _bound(v: float) -> float | None:
+    # An all-missing training column has infinite bounds: "no bound" (JSON has no inf).
+    return float(v) if np.isfinite(v) else None
+
+
+def export_baseline(pipeline: Pipeline, X_train: pd.DataFrame) -> LinearModel:
+    """The fitted baseline as a :class:`~postloan.linear.LinearModel` (plain numbers).
+
+    Args:
+        pipeline: a pipeline returned by :func:`fit_baseline`.
+        X_train: the rows it was fitted on (for the training means of the model's
+            inputs, the centres of the contributions).
+
+    Returns:
+        The linear model; its margin equals ``pipeline.decision_function(X)`` (checked
+        here on the training rows).
+
+    Raises:
+        DataValidationError: the export does not reproduce the pipeline.
+    """
+    pre = pipeline.named_steps["pre"]
+    lr = pipeline.named_steps["lr"]
+    coef = lr.coef_.ravel()
+    centers = np.asarray(pre.transform(X_train), dtype="float64").mean(axis=0)
+    index = {c: i for i, c in enumerate(X_train.columns)}
+    model = LinearModel(features=list(map(str, X_train.columns)),
+                        intercept=float(lr.intercept_[0]))
+    for name, steps, cols in pre.transformers_:
+        if name not in ("num", "money", "cat") or not len(cols):
+            continue
+        block = pre.output_indices_[name]
+        b_coef, b_center = coef[block], centers[block]
+        if name == "cat":
+            imputer, onehot = steps.named_steps["simpleimputer"], steps.named_steps[
+                "onehotencoder"]
+            k = 0
+            for j, col in enumerate(cols):
+                codes = [float(v) for v in onehot.categories_[j]]
+                model.categorical.append(CategoricalTerm(
+                    feature=index[col], impute=float(imputer.statistics_[j]), codes=codes,
+                    coefs=[float(v) for v in b_coef[k:k + len(codes)]],
+                    centers=[float(v) for v in b_center[k:k + len(codes)]]))
+                k += len(codes)
+            continue
+        clip = steps.named_steps["quantileclipper"]
+        imputer = steps.named_steps["simpleimputer"]
+        scaler = steps.named_steps["standardscaler"]
+        flagged = list(imputer.indicator_.features_) if imputer.indicator_ is not None else []
+        for j, col in enumerate(cols):
+            stat = float(imputer.statistics_[j])
+            missing = None
+            if j in flagged:
+                m = len(cols) + flagged.index(j)
+                missing = [float(scaler.mean_[m]), float(scaler.scale_[m]), float(b_coef[m]),
+                           float(b_center[m])]
+            model.numeric.append(NumericTerm(
+                feature=index[col], low=_bound(clip.low_[j]), high=_bound(clip.high_[j]),
+                log=name == "money",
+                # all-missing training column: keep_empty_features imputes 0
+                impute=0.0 if np.isnan(stat) else stat,
+                mean=float(scaler.mean_[j]), scale=float(scaler.scale_[j]),
+                coef=float(b_coef[j]), center=float(b_center[j]), missing=missing))
+    gap = np.abs(model.margin(X_train) - pipeline.decision_function(X_train)).max()
+    if not gap < 1e-8:
+        raise DataValidationError("train", f"the exported baseline differs from the fitted "
+                                  f"pipeline by {gap:.3g} in log-odds", "baseline")
+    return model

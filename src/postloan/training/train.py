@@ -1,5 +1,13 @@
 """Train, calibrate, evaluate and explain one model on stacked as-of snapshots.
 
+Both families are fitted on the same split: LightGBM and the logistic baseline. The
+one that becomes the model's bundle is the configured ``family``, or under ``auto``
+the better one on the validation customers (LightGBM unless the baseline's validation
+AUC is higher by more than ``family_margin``). OOT does not take part in the choice,
+so the OOT metrics of both families, reported side by side, stay unbiased estimates.
+Validation also stops LightGBM early, which tilts the choice slightly towards
+LightGBM: the baseline has to win clearly.
+
 Pure: snapshots and a configuration in, a bundle with its metrics, tables and
 figures out. The pipelines log the result to MLflow.
 """
@@ -17,17 +25,24 @@ from sklearn.metrics import roc_auc_score
 
 from postloan import evaluation as ev
 from postloan import explain, plots
-from postloan.bundle import ModelBundle, booster_probability
+from postloan.bundle import MODELS, ModelBundle, booster_probability
 from postloan.calibration import fit_calibrator
 from postloan.errors import DataValidationError
 from postloan.features import CATEGORICAL_FEATURES, MONEY_FEATURES, build_features
-from postloan.snapshot import oracle_scores
-from postloan.train_config import MODEL_LABELS, TrainConfig
-from postloan.training import LgbmParams, baseline_coefficients, fit_baseline, fit_lightgbm
+from postloan.snapshot import SNAPSHOT_FIELDS, oracle_scores
+from postloan.training.config import ModelConfig, TrainConfig
+from postloan.training.fit import (
+    LgbmParams,
+    baseline_coefficients,
+    export_baseline,
+    fit_baseline,
+    fit_lightgbm,
+)
 
 log = logging.getLogger(__name__)
 
-AGE_BANDS = [0, 30, 45, 60, 200]
+# Metrics reported for the family that was not chosen as well, side by side.
+_SIDE_METRICS = ("auc", "gini", "ks", "brier", "log_loss", "ece", "top_decile_lift")
 
 
 @dataclass
@@ -39,6 +54,7 @@ class TrainOutput:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     figures: dict[str, object] = field(default_factory=dict)
     splits: dict[str, list[str]] = field(default_factory=dict)
+    example: pd.DataFrame | None = None  # a few OOT snapshot rows (MLflow input example)
 
 
 def validation_customers(customer_id: pd.Series, share: int = 5) -> np.ndarray:
@@ -72,7 +88,7 @@ def train_one(model: str, snap: pd.DataFrame, splits: dict[str, list[pd.Timestam
               cfg: TrainConfig, truth: pd.DataFrame | None = None,
               fit: Callable[..., lgb.Booster] | None = None,
               categories: dict[str, list[str]] | None = None) -> TrainOutput:
-    """Train the LightGBM model and the logistic baseline for `model`; evaluate on OOT.
+    """Train LightGBM and the logistic baseline for `model`; keep one; evaluate on OOT.
 
     Args:
         model: ``default_risk``, ``churn`` or ``satisfaction``.
@@ -80,7 +96,7 @@ def train_one(model: str, snap: pd.DataFrame, splits: dict[str, list[pd.Timestam
         splits: as-of dates per split (``train``, ``valid``, ``oot``).
         cfg: training configuration.
         truth: the simulator's truth table, for the oracle AUC (optional).
-        fit: fits the booster, called like :func:`postloan.training.fit_lightgbm`
+        fit: fits the booster, called like :func:`postloan.training.fit.fit_lightgbm`
             (the default); the Dask engine passes one that trains on the whole book
             while `snap` is a customer sample (calibration, baseline, evaluation).
         categories: the training book's categories per category field
@@ -90,7 +106,7 @@ def train_one(model: str, snap: pd.DataFrame, splits: dict[str, list[pd.Timestam
     Raises:
         DataValidationError: a split has no rows, no labels, or a single class.
     """
-    label = MODEL_LABELS[model]
+    label = MODELS[model]
     mcfg = cfg.models[model]
     tr, X_tr, y_tr = _split(snap, label, splits["train"], "train", customers="rest",
                             categories=categories)
@@ -106,29 +122,56 @@ def train_one(model: str, snap: pd.DataFrame, splits: dict[str, list[pd.Timestam
     booster = (fit or fit_lightgbm)(X_tr, y_tr, X_va, y_va, params, CATEGORICAL_FEATURES,
                                     mcfg.monotone)
     raw_va = booster_probability(booster, X_va)
-    calibrator = fit_calibrator(raw_va, y_va, method=mcfg.calibration)
+    raw_oot = booster_probability(booster, X_oot)
+    calibrator = _calibrate(raw_va, y_va, mcfg)
+    p_gbm = calibrator.transform(raw_oot)
+
+    baseline = fit_baseline(X_tr, y_tr, CATEGORICAL_FEATURES, MONEY_FEATURES, seed=cfg.seed)
+    linear = export_baseline(baseline, X_tr)
+    raw_base_va = booster_probability(linear, X_va)
+    b_cal = _calibrate(raw_base_va, y_va, mcfg)
+    p_base = b_cal.transform(booster_probability(linear, X_oot))
+
+    # Raw scores: calibration is monotone but may tie, which would blur the ranking.
+    valid_auc = {"lightgbm": float(roc_auc_score(y_va, raw_va)),
+                 "logistic": float(roc_auc_score(y_va, raw_base_va))}
+    family, reason = _choose_family(mcfg, valid_auc)
+    gbm_metrics = ev.binary_metrics(y_oot, p_gbm)
+    base_metrics = ev.binary_metrics(y_oot, p_base)
     meta = {
         "label": label,
+        "family": family,
+        "family_reason": reason,
+        "valid_auc": valid_auc,
         "splits": {k: [str(d.date()) for d in v] for k, v in splits.items()},
         "n_rows": {"train": len(tr), "valid": len(va), "oot": len(oot)},
         "best_iteration": booster.best_iteration,
         "params": params.to_lgb(),
         "monotone": mcfg.monotone,
         "calibration": mcfg.calibration,
+        "probability_bounds": [mcfg.probability_floor, mcfg.probability_ceiling],
     }
-    bundle = ModelBundle(model, booster, calibrator, meta, categories)
-    p_oot = bundle.predict_features(X_oot)
+    if family == "logistic":
+        bundle = ModelBundle(model, linear, b_cal, meta, categories)
+        p_oot, raw_chosen = p_base, booster_probability(linear, X_oot)
+    else:
+        bundle = ModelBundle(model, booster, calibrator, meta, categories)
+        p_oot, raw_chosen = p_gbm, raw_oot
     metrics = {f"oot_{k}": v for k, v in ev.binary_metrics(y_oot, p_oot).items()}
-    metrics["valid_auc"] = float(roc_auc_score(y_va, raw_va))
+    metrics["valid_auc"] = valid_auc[family]
+    metrics["lightgbm_valid_auc"] = valid_auc["lightgbm"]
+    metrics["baseline_valid_auc"] = valid_auc["logistic"]
     metrics["best_iteration"] = float(booster.best_iteration)
-
-    baseline = fit_baseline(X_tr, y_tr, CATEGORICAL_FEATURES, MONEY_FEATURES, seed=cfg.seed)
-    b_raw_va = baseline.predict_proba(X_va)[:, 1]
-    b_cal = fit_calibrator(b_raw_va, y_va, method="isotonic")
-    p_base = b_cal.transform(baseline.predict_proba(X_oot)[:, 1])
-    metrics.update({f"baseline_oot_{k}": v for k, v in ev.binary_metrics(y_oot, p_base).items()
-                    if k in ("auc", "gini", "ks", "brier", "log_loss", "ece",
-                             "top_decile_lift")})
+    metrics["family_logistic"] = float(family == "logistic")
+    metrics.update({f"lightgbm_oot_{k}": v for k, v in gbm_metrics.items() if k in _SIDE_METRICS})
+    metrics.update({f"baseline_oot_{k}": v for k, v in base_metrics.items()
+                    if k in _SIDE_METRICS})
+    if mcfg.calibration == "isotonic":
+        # The step map's ECE beside the smoothed one's: what smoothing costs (or gains).
+        step = fit_calibrator(booster_probability(bundle.booster, X_va), y_va, "isotonic",
+                              mcfg.probability_floor, mcfg.probability_ceiling, smooth=False)
+        metrics["oot_ece_isotonic_steps"] = ev.binary_metrics(
+            y_oot, step.transform(raw_chosen))["ece"]
 
     tables = {"calibration_oot": ev.calibration_table(y_oot, p_oot),
               "lift_oot": ev.lift_table(y_oot, p_oot),
@@ -143,8 +186,7 @@ def train_one(model: str, snap: pd.DataFrame, splits: dict[str, list[pd.Timestam
 
     seg_frames = []
     segments = {"region": oot["region"], "main_product": oot["main_product"],
-                "age_band": pd.cut(oot["age"], AGE_BANDS, right=False,
-                                   labels=["<30", "30-44", "45-59", "60+"]).astype(str)}
+                "age_band": cfg.age_bands.cut(oot["age"])}
     for seg_name, values in segments.items():
         t = ev.metrics_by_segment(y_oot, p_oot, values)
         t.insert(0, "dimension", seg_name)
@@ -157,13 +199,13 @@ def train_one(model: str, snap: pd.DataFrame, splits: dict[str, list[pd.Timestam
     n = min(cfg.shap_sample, len(X_oot))
     idx = np.sort(np.random.default_rng(cfg.seed).choice(len(X_oot), n, replace=False))
     Xs = X_oot.iloc[idx]
-    contrib = explain.contributions(booster, Xs)
+    contrib = explain.contributions(bundle.booster, Xs)
     importance = explain.global_importance(contrib)
     tables["shap_importance"] = importance
     bundle.metadata["top_features"] = importance["feature"].head(10).tolist()
     bundle.metadata["metrics"] = metrics
 
-    scores = {"LightGBM": p_oot, "logistic baseline": p_base}
+    scores = {"LightGBM": p_gbm, "logistic baseline": p_base}
     figures = {
         "roc.png": plots.roc_figure(y_oot, scores, f"{model}: ROC (OOT)"),
         "ks.png": plots.ks_figure(y_oot, p_oot, f"{model}: KS (OOT)"),
@@ -172,5 +214,26 @@ def train_one(model: str, snap: pd.DataFrame, splits: dict[str, list[pd.Timestam
         "shap_bar.png": plots.shap_bar_figure(importance, title=f"{model}: mean |SHAP|"),
         "shap_summary.png": plots.shap_summary_figure(contrib, Xs, title=f"{model}: SHAP"),
     }
-    return TrainOutput(bundle, metrics, tables, figures, meta["splits"])
+    example = oot.loc[:, list(SNAPSHOT_FIELDS)].head(5).reset_index(drop=True)
+    return TrainOutput(bundle, metrics, tables, figures, meta["splits"], example)
+
+
+def _calibrate(raw_va: np.ndarray, y_va: np.ndarray, mcfg: ModelConfig):
+    return fit_calibrator(raw_va, y_va, mcfg.calibration, mcfg.probability_floor,
+                          mcfg.probability_ceiling)
+
+
+def _choose_family(mcfg: ModelConfig, valid_auc: dict[str, float]) -> tuple[str, str]:
+    """The family that becomes the bundle and why (see the module docstring)."""
+    gbm, base = valid_auc["lightgbm"], valid_auc["logistic"]
+    aucs = f"validation AUC LightGBM {gbm:.4f}, logistic {base:.4f}"
+    if mcfg.family != "auto":
+        return mcfg.family, f"configured (family: {mcfg.family}); {aucs}"
+    chosen = "logistic" if base > gbm + mcfg.family_margin else "lightgbm"
+    reason = (f"auto: {chosen} is better on validation ({aucs}, margin "
+              f"{mcfg.family_margin:g})" if chosen == "logistic" else
+              f"auto: logistic not better than LightGBM by more than the margin "
+              f"{mcfg.family_margin:g} on validation ({aucs})")
+    log.info("family: %s (%s)", chosen, reason)
+    return chosen, reason
 
