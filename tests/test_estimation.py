@@ -83,9 +83,18 @@ def test_reference_calibrator_restores_calibration():
     p_true = rng.beta(0.8, 6.0, size=20_000)
     y = (rng.random(len(p_true)) < p_true).astype(float)
     p_model = p_true ** 1.6  # an over-confident model: too low for most customers
-    cal = E.reference_calibrator(p_model, y)
-    fixed = cal.transform(p_model)
-    assert abs(fixed.mean() - y.mean()) < abs(p_model.mean() - y.mean()) / 3
+    for method in ("platt", "isotonic"):
+        fixed = E.reference_calibrator(p_model, y, method).transform(p_model)
+        assert abs(fixed.mean() - y.mean()) < abs(p_model.mean() - y.mean()) / 3
+        # recalibration is monotone: the ranking (and the realised AUC) is kept
+        assert roc_auc_score(y, fixed) == pytest.approx(roc_auc_score(y, p_model), abs=0.01)
+    # On fresh labels from the same truth, the recalibrated estimate lands near the
+    # realised AUC, where the over-confident raw probabilities miss it.
+    y_new = rng.random(len(p_true)) < p_true
+    realised = roc_auc_score(y_new, p_model)
+    fixed = E.reference_calibrator(p_model, y).transform(p_model)
+    assert abs(E.expected_auc(fixed) - realised) < 0.015
+    assert abs(E.expected_auc(p_model) - realised) > 0.02
 
 
 def test_oracle_probabilities_estimate_the_realised_auc_on_a_simulated_book(small_tables):
