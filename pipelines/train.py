@@ -12,9 +12,10 @@ import pandas as pd
 from pipelines.console import progress_bar
 from postloan import io, registry
 from postloan.errors import DataValidationError
-from postloan.features import FEATURE_NAMES
+from postloan.features import FEATURE_NAMES, build_features
 from postloan.modeling import TrainOutput, train_one
 from postloan.plots import save_figure
+from postloan.quality import DataExpectations, learn_expectations
 from postloan.snapshot import build_snapshot, data_range
 from postloan.train_config import MODEL_LABELS, TrainConfig, resolve_splits
 
@@ -39,6 +40,8 @@ def _log_output(out: TrainOutput, cfg: TrainConfig, manifest: dict, commit: str)
     mlflow.log_metrics(out.metrics)
     mlflow.log_dict(cfg.model_dump(), "config/train_config.json")
     mlflow.log_dict({"features": list(FEATURE_NAMES)}, "config/features.json")
+    if out.bundle.expectations is not None:
+        mlflow.log_dict(out.bundle.expectations.to_dict(), "data_quality/data_expectations.json")
     side = {k[len("baseline_oot_"):]: {"lightgbm": out.metrics.get("oot_" + k[len("baseline_oot_"):]),
                                       "baseline": v}
             for k, v in out.metrics.items() if k.startswith("baseline_oot_")}
@@ -71,11 +74,18 @@ def run_train(data: Path, models: list[str], cfg: TrainConfig, tracking_uri: str
     client = registry.configure(tracking_uri)
     commit = git_commit(root)
     results = []
+    learned: dict[tuple, DataExpectations] = {}
     with progress_bar("training models", len(models)) as advance:
         for model in models:
             needed = [d for v in plan[model].values() for d in v]
             snap = pd.concat([snaps[d] for d in needed], ignore_index=True)
             out = train_one(model, snap, plan[model], cfg, truth)
+            # The data expectations of the training reference travel with the bundle.
+            key = tuple(plan[model]["train"])
+            if key not in learned:
+                ref = pd.concat([snaps[d] for d in key], ignore_index=True)
+                learned[key] = learn_expectations(tables, ref, build_features(ref))
+            out.bundle.expectations = learned[key]
             results.append(_log_and_register(out, cfg, manifest, commit, client,
                                              artifact_root, models_dir))
             advance()

@@ -2,7 +2,9 @@
 
 A bundle folder holds the LightGBM booster as native text (``model.txt``), the
 calibrator as plain numbers (``calibrator.json``), the feature spec
-(``feature_spec.json``) and training metadata (``metadata.json``). Loading it back
+(``feature_spec.json``), training metadata (``metadata.json``) and the data
+expectations of its training reference (``data_expectations.json``, see
+:mod:`postloan.quality`; absent from bundles trained before the gate existed). Loading it back
 gives bit-identical scores: the booster text keeps full precision and the
 calibrator is piecewise-linear interpolation on stored numbers.
 """
@@ -21,6 +23,7 @@ from postloan import explain
 from postloan.calibration import Calibrator
 from postloan.errors import ModelNotFoundError
 from postloan.features import FEATURE_NAMES, build_features, feature_spec
+from postloan.quality.expectations import DataExpectations
 from postloan.treeshap import TreeExplainer
 
 # The three models: name -> label they predict.
@@ -31,6 +34,7 @@ MODELS = {"default_risk": "default_12m", "churn": "churn_6m",
 SCORE_COLUMNS = {"default_risk": "pd_12m", "churn": "p_churn_6m",
                  "satisfaction": "p_dissatisfied_3m"}
 FILES = ("model.txt", "calibrator.json", "feature_spec.json", "metadata.json")
+EXPECTATIONS_FILE = "data_expectations.json"
 
 
 def booster_probability(booster: lgb.Booster, X: pd.DataFrame | np.ndarray,
@@ -50,12 +54,15 @@ class ModelBundle:
         booster: LightGBM booster on :data:`postloan.features.FEATURE_NAMES`.
         calibrator: maps the booster's probability to a calibrated probability.
         metadata: training facts (dates, metrics, versions); JSON-able.
+        expectations: what the training reference's data looked like (the data-quality
+            gate checks a book against it before scoring); None for old bundles.
     """
 
     model: str
     booster: lgb.Booster
     calibrator: Calibrator
     metadata: dict = field(default_factory=dict)
+    expectations: DataExpectations | None = None
 
     @property
     def label(self) -> str:
@@ -101,7 +108,7 @@ class ModelBundle:
         return contrib, explain.reason_codes(self.model, contrib, X, k=k)
 
     def save(self, folder: Path) -> Path:
-        """Write the bundle's four files into `folder` (created if needed)."""
+        """Write the bundle's files into `folder` (created if needed)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "model.txt").write_text(self.booster.model_to_string(), encoding="utf-8")
@@ -113,6 +120,9 @@ class ModelBundle:
         (folder / "metadata.json").write_text(
             json.dumps({"model": self.model, **self.metadata}, indent=1, sort_keys=True,
                        default=str), encoding="utf-8")
+        if self.expectations is not None:
+            (folder / EXPECTATIONS_FILE).write_text(self.expectations.to_json(),
+                                                    encoding="utf-8")
         return folder
 
     @classmethod
@@ -132,6 +142,9 @@ class ModelBundle:
             cal = Calibrator.from_dict(json.loads((folder / "calibrator.json").read_text()))
             spec = json.loads((folder / "feature_spec.json").read_text(encoding="utf-8"))
             meta = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
+            exp_path = folder / EXPECTATIONS_FILE
+            expectations = (DataExpectations.from_json(exp_path.read_text(encoding="utf-8"))
+                            if exp_path.is_file() else None)
         except Exception as e:  # corrupt text, JSON or LightGBM model
             raise ModelNotFoundError(f"model bundle {folder} cannot be loaded: {e}") from e
         names = [f["name"] for f in spec["features"]]
@@ -139,4 +152,5 @@ class ModelBundle:
             raise ModelNotFoundError(
                 f"model bundle {folder} was trained on other features than this version of "
                 "postloan builds; retrain it")
-        return cls(model=spec["model"], booster=booster, calibrator=cal, metadata=meta)
+        return cls(model=spec["model"], booster=booster, calibrator=cal, metadata=meta,
+                   expectations=expectations)

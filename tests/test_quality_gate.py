@@ -1,0 +1,88 @@
+"""The data-quality gate in the runs (issue 14, done-when): the real `postloan score`
+stops with exit code 4 on a book with the three feed faults and writes nothing, runs as
+before on the untouched book, and goes ahead when the operator accepts the rules."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import cli_env
+from postloan import io
+from postloan.bundle import ModelBundle
+from postloan.quality import DataExpectations
+from postloan.quality.faults import three_feed_faults
+
+BIN = Path(sys.executable).parent / "postloan"
+AS_OF = "2025-06-30"  # the small book's last month end
+RULES = ("bureau.completeness", "bureau.verified_monthly_income.scale",
+         "activity.app_logins.scale")
+
+pytestmark = pytest.mark.integration
+
+
+def _score(root: Path, data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN), "score", "--as-of", AS_OF, "--data", str(data), "--out", str(out),
+         "--model-dir", str(root / "models"), *extra],
+        cwd=root, env=cli_env(root), capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def broken_book(small_tables, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("broken") / "raw"
+    io.write_tables(three_feed_faults(small_tables, AS_OF), out, meta={"faults": "issue 14"})
+    return out
+
+
+def test_bundles_carry_their_training_expectations(trained):
+    folder = Path(trained["results"]["default_risk"]["bundle"])
+    assert (folder / "data_expectations.json").is_file()
+    bundle = ModelBundle.load(folder)
+    assert isinstance(bundle.expectations, DataExpectations)
+    assert bundle.expectations.feeds["bureau"].completeness > 0.9
+    assert set(bundle.expectations.reference_dates) <= set(
+        bundle.metadata["splits"]["train"])
+
+
+def test_score_stops_on_the_three_feed_faults(trained, broken_book, tmp_path):
+    out = tmp_path / "scores"
+    r = _score(trained["root"], broken_book, out)
+    assert r.returncode == 4, r.stderr
+    assert not out.exists() and not list(tmp_path.glob(".scores*"))
+    for rule in RULES:
+        assert rule in r.stderr
+    assert "Traceback" not in r.stderr
+    assert "e.g. customer_id=" in r.stderr  # example rows, never PII
+    assert "national_id" not in r.stderr and "phone" not in r.stderr
+
+
+def test_score_on_the_untouched_book_runs_as_before(trained, small_book, tmp_path):
+    out = tmp_path / "scores"
+    r = _score(trained["root"], small_book, out)
+    assert r.returncode == 0, r.stderr
+    dq = json.loads((out / "data_quality.json").read_text())
+    assert dq["checked"] and dq["ok"] and dq["blocking"] == []
+    assert (out / "decisions.parquet").is_file()
+
+
+def test_accepted_faults_go_ahead_and_are_recorded(trained, broken_book, tmp_path):
+    out = tmp_path / "scores"
+    r = _score(trained["root"], broken_book, out, "--accept-data-issues", ",".join(RULES))
+    assert r.returncode == 0, r.stderr
+    dq = json.loads((out / "data_quality.json").read_text())
+    assert dq["accepted"] == list(RULES)
+    assert set(RULES) <= set(dq["accepted_findings"])
+    assert dq["ok"]
+
+
+def test_partition_engine_stops_too(trained, broken_book, tmp_path):
+    out = tmp_path / "scores"
+    r = _score(trained["root"], broken_book, out, "--engine", "local", "--partitions", "2")
+    assert r.returncode == 4, r.stderr
+    assert not out.exists()
+    assert "bureau.verified_monthly_income.scale" in r.stderr
