@@ -255,13 +255,19 @@ def train(
     engine: EngineOpt = "local",
     scheduler: SchedulerOpt = None,
     partitions: PartitionsOpt = None,
+    accept_data_issues: AcceptOpt = None,
+    data_quality: DataQualityOpt = None,
 ) -> None:
     """Train, evaluate (OOT), explain, log to MLflow, register and gate the models.
+
+    The book is first checked against the current champion's data expectations (exit
+    code 4 on a hard finding; a model trained on a broken feed learns the fault).
 
     --engine dask builds the training snapshots per partition on the cluster and fits
     LightGBM with lightgbm.dask; early stopping (round count), calibration, the baseline
     and the evaluation run on a customer sample (see docs/scale.md).
     """
+    from pipelines.quality import parse_accepted
     from pipelines.scale import check_engine
     from pipelines.train import check_models, metrics_table, run_train
     from postloan.train_config import MODEL_LABELS, load_train_config
@@ -278,7 +284,8 @@ def train(
     else:
         if scheduler or partitions:
             raise PostloanError("--scheduler and --partitions need --engine dask for train")
-        results = run_train(data or s.raw_dir, models, cfg, uri, art, s.models_dir, s.root)
+        results = run_train(data or s.raw_dir, models, cfg, uri, art, s.models_dir, s.root,
+                            parse_accepted(accept_data_issues), data_quality)
     print_frame(metrics_table(results), "out-of-time metrics (OOT as-of dates)")
     for r in results:
         console.print(f"[bold]{r['model']}[/] v{r['version']}: {r['gate']}; top drivers: "

@@ -86,3 +86,23 @@ def test_partition_engine_stops_too(trained, broken_book, tmp_path):
     assert r.returncode == 4, r.stderr
     assert not out.exists()
     assert "bureau.verified_monthly_income.scale" in r.stderr
+
+
+def _cli(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN), *args], cwd=root, env=cli_env(root), capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_stress_and_train_stop_too(trained, broken_book, tmp_path):
+    root = trained["root"]
+    out = tmp_path / "stress"
+    r = _cli(root, "stress", "--scenario", "mild", "--as-of", AS_OF, "--data", str(broken_book),
+             "--model-dir", str(root / "models"), "--out", str(out))
+    assert r.returncode == 4, r.stderr
+    assert not out.exists() and "activity.app_logins.scale" in r.stderr
+    # Training checks the book against the registry's champion before any MLflow run.
+    versions = sorted(p.name for p in (root / "models" / "churn").iterdir())
+    r = _cli(root, "train", "--target", "churn", "--data", str(broken_book))
+    assert r.returncode == 4, r.stderr
+    assert "bureau.completeness" in r.stderr
+    assert sorted(p.name for p in (root / "models" / "churn").iterdir()) == versions
