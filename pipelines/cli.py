@@ -474,8 +474,11 @@ def monitor(
                                              "monitoring/<ref>_vs_<cur>.html).")] = None,
     fail_on_drift: Annotated[bool, typer.Option(
         help="Exit 3 when any model's verdict is re-validate (for schedulers).")] = False,
+    data_quality: DataQualityOpt = None,
 ) -> None:
-    """Drift (PSI/CSI), performance decay and a verdict per model between two dates."""
+    """Feed checks, drift (PSI/CSI), performance (estimated and realised) and a verdict
+    per model between two dates: data fault (fix the feed; do not retrain), population
+    shift (watch or re-validate), performance decay (retrain) or stable."""
     import pandas as pd
 
     from pipelines.monitor import run_monitor
@@ -488,10 +491,13 @@ def monitor(
     bundles = load_champions(model_dir, uri)
     out = out or s.processed_dir / "monitoring" / f"{reference}_vs_{current}.html"
     results = run_monitor(data or s.raw_dir, reference, current, bundles, cfg, out,
-                          tracking_uri=None if model_dir else uri)
-    table = pd.DataFrame([{"model": r["model"], "verdict": r["verdict"],
+                          tracking_uri=None if model_dir else uri, data_quality=data_quality)
+    table = pd.DataFrame([{"model": r["model"], "verdict": r["diagnosis"],
+                           "action": r["action"], "drift": r["verdict"],
                            "score PSI": f"{r['score_psi']:.3f}",
-                           "reasons": "; ".join(r["reasons"][:3]) or "-"} for r in results])
+                           "AUC est.": f"{r['estimate']['auc']:.3f}",
+                           "reasons": "; ".join((r["diagnosis_reasons"] or r["reasons"])[:3])
+                           or "-"} for r in results])
     print_frame(table.set_index("model"), f"drift {reference} vs {current} (report: {out})")
     if fail_on_drift and any(r["verdict"] == "re-validate" for r in results):
         err_console.print("re-validate: at least one model has drifted (--fail-on-drift)")

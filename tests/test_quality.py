@@ -233,3 +233,22 @@ def test_gate_needs_one_date(small_tables, expectations, cfg):
     snaps = build_snapshots(small_tables, ["2025-05-31", CHECKED], with_labels=False)
     with pytest.raises(DataValidationError, match="one as-of date"):
         Q.check_book(small_tables, snaps, expectations, cfg)
+
+
+def test_diagnose_puts_a_data_fault_before_decay_and_shift():
+    from postloan import monitoring as M
+
+    cfg = M.load_monitoring_config()
+    decayed = {"auc_change": -0.10, "auc_se": 0.01, "ece_now": 0.01, "n_pos": 500,
+               "auc_now": 0.7, "auc_oot": 0.8}
+    fine = {**decayed, "auc_change": -0.01}
+    reasons = ["score PSI 0.300 (shifted)", "performance: AUC 0.700 (±0.010) vs OOT 0.800"]
+    v, action, why = M.diagnose("re-validate", reasons, decayed, ["bureau.completeness"], cfg)
+    assert v == "data fault" and "do not retrain" in action
+    assert why == ["data-quality rule bureau.completeness"]
+    v, action, why = M.diagnose("re-validate", reasons, decayed, [], cfg)
+    assert v == "performance decay" and action.startswith("retrain")
+    assert why == [reasons[1]]
+    assert M.diagnose("re-validate", reasons[:1], fine, [], cfg)[0] == "population shift"
+    assert M.diagnose("watch", reasons[:1], None, [], cfg)[0] == "population shift"
+    assert M.diagnose("stable", [], fine, [], cfg) == ("stable", "none", [])

@@ -4,6 +4,7 @@ before on the untouched book, and goes ahead when the operator accepts the rules
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -106,3 +107,39 @@ def test_stress_and_train_stop_too(trained, broken_book, tmp_path):
     assert r.returncode == 4, r.stderr
     assert "bureau.completeness" in r.stderr
     assert sorted(p.name for p in (root / "models" / "churn").iterdir()) == versions
+
+
+def _monitor(trained, data: Path, out: Path) -> list[dict]:
+    from pipelines.monitor import run_monitor
+    from postloan.batch import load_bundles_from_dir
+    from postloan.monitoring import load_monitoring_config
+
+    bundles = load_bundles_from_dir(trained["root"] / "models")
+    return run_monitor(data, "2024-12-31", AS_OF, bundles, load_monitoring_config(), out)
+
+
+def test_monitor_calls_the_feed_faults_a_data_fault(trained, broken_book, tmp_path):
+    out = tmp_path / "drift.html"
+    results = _monitor(trained, broken_book, out)
+    assert {r["diagnosis"] for r in results} == {"data fault"}
+    assert all("do not retrain" in r["action"] for r in results)
+    assert any("bureau.completeness" in x for x in results[0]["diagnosis_reasons"])
+    page = out.read_text()
+    # Feed checks come first in the report, naming the rules.
+    assert page.index("Feed checks") < page.index("Verdict per model")
+    assert "activity.app_logins.scale" in page
+    for r in results:  # CBPE beside the (not yet matured) realised figures
+        assert 0.5 < r["estimate"]["auc"] < 1 and r["realised_auc"] is None
+
+
+def test_monitor_calls_a_macro_shock_a_population_shift(trained, tmp_path):
+    from conftest import SMALL
+    from postloan.synthetic import Shock, simulate
+
+    shocked = dataclasses.replace(SMALL, shock=Shock(month_index=24))  # from 2025-01
+    book = tmp_path / "shocked"
+    io.write_tables(simulate(shocked), book)
+    results = {r["model"]: r for r in _monitor(trained, book, tmp_path / "drift.html")}
+    assert results["default_risk"]["diagnosis"] == "population shift", results["default_risk"]
+    assert all(r["diagnosis"] != "data fault" for r in results.values())
+    assert any("unemployment" in x for x in results["default_risk"]["diagnosis_reasons"])
