@@ -323,6 +323,11 @@ class CustomerScore(BaseModel):
     recommended_action: str
     expected_benefit: float
     reasons: dict[str, Reasons] = Field(description="top reasons per model")
+    data_flags: list[str] = Field(
+        default_factory=list,
+        description="soft data-quality findings on this customer's record: stale_bureau "
+        "(no bureau pull within 12 months), missing_bureau, missing_macro (a feed family "
+        "missing), as_of_old (older than the configured age; still scored)")
 
 
 class ScoreResponse(_ById):

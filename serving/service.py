@@ -39,9 +39,15 @@ from starlette.routing import Route  # noqa: E402
 from postloan import explain, registry, strategy  # noqa: E402
 from postloan.batch import SCORE_COLUMNS, load_bundles_from_dir, model_versions  # noqa: E402
 from postloan.bundle import MODELS, ModelBundle  # noqa: E402
-from postloan.errors import ConfigError, ModelNotFoundError, PostloanError  # noqa: E402
+from postloan.errors import (  # noqa: E402
+    ConfigError,
+    DataQualityError,
+    ModelNotFoundError,
+    PostloanError,
+)
 from postloan.features import FEATURE_NAMES, feature_spec, features_from_records  # noqa: E402
 from postloan.online import SnapshotStore  # noqa: E402
+from postloan.quality import load_data_quality_config, record_flags  # noqa: E402
 from postloan.settings import get_settings  # noqa: E402
 from postloan.snapshot import NUMERIC_FIELDS, SNAPSHOT_FIELDS  # noqa: E402
 from serving import schemas  # noqa: E402
@@ -220,6 +226,7 @@ class Scorer:
         self.bundles = bundles
         self.cfg = cfg
         self.versions = model_versions(bundles)
+        self.data_quality = load_data_quality_config()
         # Build the tree explainers and load (or compile) their TreeSHAP and margin
         # kernels now, not on the first request.
         warm = np.zeros((1, len(FEATURE_NAMES)))
@@ -254,6 +261,25 @@ class Scorer:
         decisions = strategy.decide(scores, snap, self.cfg)
         decisions.update({c: v for c, v in scores.items() if c.startswith("reasons_")})
         return decisions
+
+    def check(self, records: list[dict], now: pd.Timestamp | None = None) -> list[list[str]]:
+        """Refuse records that break a hard data rule; the soft `data_flags` of the rest.
+
+        Hard rules (an `as_of` after the service's clock, impossible DPD and count
+        combinations) raise DataQualityError, which the endpoints turn into a 422
+        naming the customer and the rule. Soft flags (a stale bureau pull, a missing
+        feed family, an `as_of` older than the configured age) go back per customer;
+        historical snapshots stay scorable for back-testing.
+        """
+        columns = {f: [r[f] for r in records] for f in records[0]} if records else {}
+        if not columns:
+            return []
+        hard, soft = record_flags(columns, now or pd.Timestamp.now(), self.data_quality)
+        for i, rules in enumerate(hard):
+            if rules:
+                raise DataQualityError(None, f"customer {records[i]['customer_id']}: breaks "
+                                       f"the hard data-quality rule(s) {', '.join(rules)}")
+        return soft
 
     def predict(self, records: list[dict], models: list[str]) -> dict[str, list[float]]:
         """Calibrated probabilities only (the batch numbers without reasons), no pandas."""
@@ -413,12 +439,13 @@ class PostloanService:
 
     def _score(self, request: ScoreRequest) -> ScoreResponse:
         records, by_id = self._customers(request)
+        flags = self.scorer.check(records)
         d = self.scorer.score(records, k=request.k_reasons)
         values = _lists(d, SCORE_FIELDS)
         reasons = {m: d[f"reasons_{m}"] for m in self.scorer.bundles}
         self._audit("score", records, values, reasons, values)
         results = [{**{c: values[c][i] for c in SCORE_FIELDS}, "as_of": rec["as_of"],
-                    "reasons": {m: reasons[m][i] for m in reasons}}
+                    "reasons": {m: reasons[m][i] for m in reasons}, "data_flags": flags[i]}
                    for i, rec in enumerate(records)]
         return ScoreResponse(model_versions=self.scorer.versions, results=results, **by_id)
 
@@ -429,6 +456,7 @@ class PostloanService:
 
     def _early_warning(self, request: EarlyWarningRequest) -> EarlyWarningResponse:
         records, by_id = self._customers(request)
+        self.scorer.check(records)
         d = self.scorer.score(records)
         reasons = {m: d[f"reasons_{m}"] for m in self.scorer.bundles}
         self._audit("early_warning", records, _lists(d, list(SCORE_COLUMNS.values())),
@@ -448,6 +476,7 @@ class PostloanService:
 
     def _prioritize(self, request: PrioritizeRequest) -> PrioritizeResponse:
         records, by_id = self._customers(request)
+        self.scorer.check(records)
         d = self.scorer.score(records)
         reasons = {m: d[f"reasons_{m}"] for m in self.scorer.bundles}
         self._audit("prioritize", records, _lists(d, list(SCORE_COLUMNS.values())),
@@ -469,6 +498,7 @@ class PostloanService:
 
     def _predict(self, request: PredictRequest) -> PredictResponse:
         records, by_id = self._customers(request)
+        self.scorer.check(records)
         models = list(dict.fromkeys(request.models or list(self.scorer.bundles)))
         cols = [SCORE_COLUMNS[m] for m in models]
         values = self.scorer.predict(records, models)
@@ -496,6 +526,7 @@ class PostloanService:
                                      f"of {as_of})"}, status_code=404)
             record = found[0]
             del by_id["unknown_customer_ids"]
+        self.scorer.check([record])
         models = list(dict.fromkeys(request.models or list(self.scorer.bundles)))
         expl = self.scorer.explain(record, models)
         self._audit("explain", [record],

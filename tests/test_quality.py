@@ -227,6 +227,9 @@ def test_record_flags(small_tables, cfg):
     assert soft[3] == ["missing_bureau"]
     assert soft[4] == ["stale_bureau"]
     assert soft[0] == soft[1] == []
+    # The service passes columns as plain lists (None = missing): the same answer.
+    records = snap.astype(object).where(snap.notna(), None).to_dict("list")
+    assert Q.record_flags(records, now, cfg) == (hard, soft)
 
 
 def test_gate_needs_one_date(small_tables, expectations, cfg):

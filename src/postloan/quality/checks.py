@@ -20,7 +20,7 @@ Three kinds of checks, all returning :class:`~postloan.quality.findings.Finding`
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -328,8 +328,8 @@ def check_book(tables: dict[str, pd.DataFrame], snapshot: pd.DataFrame,
     return report
 
 
-def record_flags(records: pd.DataFrame, now: pd.Timestamp, cfg: DataQualityConfig
-                 ) -> tuple[list[list[str]], list[list[str]]]:
+def record_flags(records: pd.DataFrame | Mapping[str, Sequence], now: pd.Timestamp,
+                 cfg: DataQualityConfig) -> tuple[list[list[str]], list[list[str]]]:
     """Hard rules broken and soft flags raised by each customer record.
 
     Hard: ``as_of_future`` (an as-of date after the clock `now`) and every impossible
@@ -339,17 +339,23 @@ def record_flags(records: pd.DataFrame, now: pd.Timestamp, cfg: DataQualityConfi
     ``missing_bureau`` and ``missing_macro`` (the whole feed family is missing).
 
     Args:
-        records: snapshot rows (the service's request body as a frame).
+        records: snapshot rows: a frame, or columns as lists (the service's request
+            records, without pandas; None is missing).
         now: the clock to judge ``as_of`` against.
         cfg: the limits (``records``).
 
     Returns:
         Per row, the list of hard rules broken and the list of soft flags.
     """
-    n = len(records)
+    def column(name: str) -> np.ndarray:
+        v = records[name]
+        return (v.to_numpy(dtype="float64", na_value=np.nan) if isinstance(v, pd.Series)
+                else np.array([np.nan if x is None else x for x in v], dtype="float64"))
+
+    as_of = pd.to_datetime(pd.Series(list(records["as_of"]))).to_numpy()
+    n = len(as_of)
     hard: list[list[str]] = [[] for _ in range(n)]
     soft: list[list[str]] = [[] for _ in range(n)]
-    as_of = pd.to_datetime(records["as_of"]).to_numpy()
     now = pd.Timestamp(now).normalize().to_datetime64()
     age_days = (now - as_of) / np.timedelta64(1, "D")
 
@@ -358,11 +364,12 @@ def record_flags(records: pd.DataFrame, now: pd.Timestamp, cfg: DataQualityConfi
             target[i].append(label)
 
     mark(hard, age_days < 0, RULE_AS_OF_FUTURE)
+    cols = {c: column(c) for c in {c for comb in COMBINATIONS for c in comb.columns}}
     for comb in COMBINATIONS:
-        mark(hard, comb.violated(records), comb.name)
+        mark(hard, comb.violated(cols), comb.name)
     mark(soft, age_days > cfg.records.max_as_of_age_days, FLAG_AS_OF_OLD)
-    isna = {c: records[c].isna().to_numpy() for c in (*_BUREAU_FIELDS, *_MACRO_FIELDS,
-                                                       "bureau_score_avg_12m")}
+    isna = {c: np.isnan(column(c)) for c in (*_BUREAU_FIELDS, *_MACRO_FIELDS,
+                                              "bureau_score_avg_12m")}
     mark(soft, ~isna["bureau_score"] & isna["bureau_score_avg_12m"], FLAG_STALE_BUREAU)
     mark(soft, np.logical_and.reduce([isna[c] for c in _BUREAU_FIELDS]), FLAG_MISSING_BUREAU)
     mark(soft, np.logical_and.reduce([isna[c] for c in _MACRO_FIELDS]), FLAG_MISSING_MACRO)
