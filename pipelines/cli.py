@@ -1,7 +1,9 @@
 """The ``postloan`` command: one subcommand per pipeline.
 
 Library errors (:class:`postloan.errors.PostloanError`) become a short message and
-exit code 2; anything else is a bug and keeps its traceback.
+exit code 2; a book that fails the data-quality gate
+(:class:`postloan.errors.DataQualityError`) exits 4; anything else is a bug and keeps
+its traceback.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Annotated
 import typer
 
 from pipelines.console import console, err_console, print_frame
-from postloan.errors import PostloanError
+from postloan.errors import DataQualityError, PostloanError
 from postloan.settings import get_settings
 
 app = typer.Typer(help="postloan: post-loan management models, early warning and outreach.",
@@ -23,12 +25,16 @@ app = typer.Typer(help="postloan: post-loan management models, early warning and
 
 
 def handle_errors(fn):
-    """Turn PostloanError into a one-paragraph message and exit code 2."""
+    """Turn PostloanError into a one-paragraph message and exit code 2 (4 for data quality)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except DataQualityError as e:
+            err_console.print(f"[bold red]data-quality gate:[/] {e}", markup=True,
+                              highlight=False)
+            raise typer.Exit(DataQualityError.exit_code) from None
         except PostloanError as e:
             err_console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
             raise typer.Exit(2) from None
@@ -42,6 +48,11 @@ EngineOpt = Annotated[str, typer.Option(
 SchedulerOpt = Annotated[str | None, typer.Option(
     help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: a LocalCluster sized "
     "to this machine). Needs --engine dask.")]
+AcceptOpt = Annotated[str | None, typer.Option(
+    help="Go ahead despite these hard data-quality rules (comma-separated rule ids or "
+    "globs, e.g. bureau.completeness,activity.*); recorded in the output manifest.")]
+DataQualityOpt = Annotated[Path | None, typer.Option(
+    help="Data-quality limits YAML (default: the shipped config/data_quality.yaml).")]
 PartitionsOpt = Annotated[int | None, typer.Option(
     help="Split a plain book into this many customer partitions on the fly (a "
     "partitioned book keeps its own).", min=1)]
@@ -247,13 +258,19 @@ def train(
     engine: EngineOpt = "local",
     scheduler: SchedulerOpt = None,
     partitions: PartitionsOpt = None,
+    accept_data_issues: AcceptOpt = None,
+    data_quality: DataQualityOpt = None,
 ) -> None:
     """Train, evaluate (OOT), explain, log to MLflow, register and gate the models.
+
+    The book is first checked against the current champion's data expectations (exit
+    code 4 on a hard finding; a model trained on a broken feed learns the fault).
 
     --engine dask builds the training snapshots per partition on the cluster and fits
     LightGBM with lightgbm.dask; early stopping (round count), calibration, the baseline
     and the evaluation run on a customer sample (see docs/scale.md).
     """
+    from pipelines.quality import parse_accepted
     from pipelines.scale import check_engine
     from pipelines.train import check_models, metrics_table, run_train
     from postloan.bundle import MODELS
@@ -273,7 +290,9 @@ def train(
         if scheduler or partitions:
             raise PostloanError("--scheduler and --partitions need --engine dask for train")
         results = run_train(data or s.raw_dir, models, cfg, uri, art, s.models_dir, s.root,
-                            explicit=target != "all")
+                            explicit=target != "all",
+                            accept_data_issues=parse_accepted(accept_data_issues),
+                            data_quality=data_quality)
     trained = [r for r in results if "skipped" not in r]
     if trained:
         print_frame(metrics_table(trained), "out-of-time metrics (OOT as-of dates)")
@@ -379,12 +398,19 @@ def score(
         "run; re-running a date replaces its rows.")] = None,
     table_prefix: Annotated[str, typer.Option(help="Prefix of the decision tables (--to).")]
     = "postloan_",
+    accept_data_issues: AcceptOpt = None,
+    data_quality: DataQualityOpt = None,
 ) -> None:
     """Score every active customer: PD, churn, dissatisfaction, grades, EL, warnings, queue.
+
+    The book is first checked against the champions' data expectations: a hard finding
+    (a feed late, incomplete or in the wrong unit, an impossible combination) stops the
+    run with exit code 4 and writes nothing, unless accepted with --accept-data-issues.
 
     Through the partition engines (--engine dask, or a partitioned book) scores and
     decisions are written as folders of parquet parts, the queue whole, manifest.json last.
     """
+    from pipelines.quality import parse_accepted
     from pipelines.scale import uses_partitions
     from pipelines.score import print_summary, run_score, run_score_engine
     from postloan.registry import load_champions
@@ -402,9 +428,12 @@ def score(
     bundles = load_champions(model_dir, alias, _tracking(s)[0])
     if partitioned:
         outputs = run_score_engine(data, as_of, out, bundles, capacity, config, engine,
-                                   scheduler, partitions, model_dir)
+                                   scheduler, partitions, model_dir,
+                                   accept_data_issues=parse_accepted(accept_data_issues),
+                                   data_quality=data_quality)
     else:
-        outputs = run_score(data, as_of, out, bundles, capacity, config)
+        outputs = run_score(data, as_of, out, bundles, capacity, config,
+                            parse_accepted(accept_data_issues), data_quality)
     print_summary(outputs, out)
     if to:
         from pipelines.score import write_to_database
@@ -460,8 +489,11 @@ def monitor(
                                              "monitoring/<ref>_vs_<cur>.html).")] = None,
     fail_on_drift: Annotated[bool, typer.Option(
         help="Exit 3 when any model's verdict is re-validate (for schedulers).")] = False,
+    data_quality: DataQualityOpt = None,
 ) -> None:
-    """Drift (PSI/CSI), performance decay and a verdict per model between two dates."""
+    """Feed checks, drift (PSI/CSI), performance (estimated and realised) and a verdict
+    per model between two dates: data fault (fix the feed; do not retrain), population
+    shift (watch or re-validate), performance decay (retrain) or stable."""
     import pandas as pd
 
     from pipelines.monitor import run_monitor
@@ -474,10 +506,13 @@ def monitor(
     bundles = load_champions(model_dir, tracking_uri=uri)
     out = out or s.processed_dir / "monitoring" / f"{reference}_vs_{current}.html"
     results = run_monitor(data or s.raw_dir, reference, current, bundles, cfg, out,
-                          tracking_uri=None if model_dir else uri)
-    table = pd.DataFrame([{"model": r["model"], "verdict": r["verdict"],
+                          tracking_uri=None if model_dir else uri, data_quality=data_quality)
+    table = pd.DataFrame([{"model": r["model"], "verdict": r["diagnosis"],
+                           "action": r["action"], "drift": r["verdict"],
                            "score PSI": f"{r['score_psi']:.3f}",
-                           "reasons": "; ".join(r["reasons"][:3]) or "-"} for r in results])
+                           "AUC est.": f"{r['estimate']['auc']:.3f}",
+                           "reasons": "; ".join((r["diagnosis_reasons"] or r["reasons"])[:3])
+                           or "-"} for r in results])
     print_frame(table.set_index("model"), f"drift {reference} vs {current} (report: {out})")
     if fail_on_drift and any(r["verdict"] == "re-validate" for r in results):
         err_console.print("re-validate: at least one model has drifted (--fail-on-drift)")
@@ -495,8 +530,14 @@ def stress(
         help="Bundle folder instead of the MLflow registry champions.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default "
                                              "data/processed/stress/<scenario>).")] = None,
+    accept_data_issues: AcceptOpt = None,
+    data_quality: DataQualityOpt = None,
 ) -> None:
-    """Re-score the book under a macro scenario: PD, EL, warnings by segment, before/after."""
+    """Re-score the book under a macro scenario: PD, EL, warnings by segment, before/after.
+
+    The book is checked against the champions' data expectations first (exit code 4 on
+    a hard finding, nothing written)."""
+    from pipelines.quality import parse_accepted
     from pipelines.stress import run_stress
     from postloan.registry import load_champions
     from postloan.stress import load_scenario
@@ -505,7 +546,8 @@ def stress(
     sc = load_scenario(scenario)
     bundles = load_champions(model_dir, tracking_uri=_tracking(s)[0])
     out = out or s.processed_dir / "stress" / sc.name
-    t = run_stress(data or s.raw_dir, as_of, sc, bundles, out)
+    t = run_stress(data or s.raw_dir, as_of, sc, bundles, out,
+                   parse_accepted(accept_data_issues), data_quality)
     view = t.assign(mean_pd=t["mean_pd"].map("{:.2%}".format),
                     expected_loss=t["expected_loss"].map("{:,.0f}".format))
     print_frame(view.set_index("group"), f"scenario '{sc.name}': {sc.description}")

@@ -1,4 +1,5 @@
-"""Monitoring run: drift of scores and features between two dates, decay, verdicts."""
+"""Monitoring run: feed checks, drift between two dates, estimated and realised
+performance, and a verdict per model with its action."""
 
 from __future__ import annotations
 
@@ -6,19 +7,43 @@ import tempfile
 from pathlib import Path
 
 import mlflow
+import numpy as np
+import pandas as pd
 
 from pipelines.console import progress_bar
+from pipelines.quality import champion_expectations
 from postloan import io, monitoring, plots, registry
 from postloan.bundle import ModelBundle
+from postloan.estimation import estimate_performance, reference_calibrator
 from postloan.features import build_features
+from postloan.quality import check_book, load_data_quality_config
 from postloan.reports.drift_report import render_drift_report
 from postloan.snapshot import build_snapshot, parse_as_of
 
 
+def _estimate(y_ref: pd.Series, p_ref: np.ndarray, p_cur: np.ndarray,
+              cfg: monitoring.MonitoringConfig) -> dict:
+    """CBPE at the current date; recalibrated on the reference date if its labels matured."""
+    p_est = p_cur
+    known = y_ref.notna().to_numpy()
+    if known.mean() >= cfg.min_labelled_share and y_ref[known].nunique() == 2:
+        p_est = reference_calibrator(p_ref[known], y_ref[known].to_numpy()).transform(p_cur)
+    return estimate_performance(p_est, scores=p_cur, n_samples=200).to_dict()
+
+
 def run_monitor(data: Path, reference: str, current: str, bundles: dict[str, ModelBundle],
                 cfg: monitoring.MonitoringConfig, out_html: Path,
-                tracking_uri: str | None = None) -> list[dict]:
-    """Compare two as-of dates for every model; write the HTML report; log to MLflow."""
+                tracking_uri: str | None = None, data_quality: Path | None = None
+                ) -> list[dict]:
+    """Compare two as-of dates for every model; write the HTML report; log to MLflow.
+
+    The current date's feeds are checked first against the champions' data
+    expectations: a hard finding makes every model's verdict a data fault (fix the
+    feed, do not retrain). Otherwise realised decay means retrain and drift a
+    population shift (:func:`postloan.monitoring.diagnose`). Each model's AUC and event
+    rate at the current date are estimated from its probabilities (CBPE) beside the
+    realised figures once they exist.
+    """
     ref_d, cur_d = parse_as_of(reference), parse_as_of(current)
     tables = io.read_tables(data)
     with progress_bar("building snapshots", 2) as advance:
@@ -29,6 +54,10 @@ def run_monitor(data: Path, reference: str, current: str, bundles: dict[str, Mod
     # The champions were trained on one book: one vocabulary codes their categories.
     categories = next(iter(bundles.values())).categories
     X_ref, X_cur = build_features(ref, categories), build_features(cur, categories)
+    exp = champion_expectations(bundles)
+    quality = (check_book(tables, cur, exp, load_data_quality_config(data_quality), X_cur)
+               if exp is not None else None)
+    data_faults = [f.rule for f in quality.blocking] if quality is not None else []
     drift = monitoring.feature_drift(X_ref, X_cur, cfg)
     results = []
     figures = {"feature stability": plots.figure_png(plots.csi_figure(drift, cfg))}
@@ -43,12 +72,17 @@ def run_monitor(data: Path, reference: str, current: str, bundles: dict[str, Mod
                                                  bundle.metadata.get("metrics", {}))
         top = bundle.metadata.get("top_features", [])[: cfg.top_features]
         verdict, reasons = monitoring.verdict(score_psi, drift, top, decay, cfg)
+        diagnosis, action, why = monitoring.diagnose(verdict, reasons, decay, data_faults, cfg)
         results.append({"model": model, "verdict": verdict, "score_psi": score_psi,
-                        "reasons": reasons, "decay": decay,
+                        "reasons": reasons, "decay": decay, "diagnosis": diagnosis,
+                        "action": action, "diagnosis_reasons": why,
+                        "estimate": _estimate(ref[bundle.label], p_ref, p_cur, cfg),
+                        "realised_auc": decay["auc_now"] if decay else None,
                         "version": str(bundle.metadata.get("registered_version", "local"))})
         figures[f"{model} score"] = plots.figure_png(plots.score_distribution_figure(
             p_ref, p_cur, f"{model} score", cfg.n_bins, cfg))
-    page = render_drift_report(ref_d, cur_d, results, drift, figures)
+    page = render_drift_report(ref_d, cur_d, results, drift, figures,
+                               quality.to_dict() if quality is not None else None)
     out_html = io.write_text_atomic(page, Path(out_html))
     if tracking_uri:
         registry.configure(tracking_uri)
@@ -57,7 +91,12 @@ def run_monitor(data: Path, reference: str, current: str, bundles: dict[str, Mod
         with mlflow.start_run(experiment_id=exp,
                               run_name=f"drift {ref_d:%Y-%m-%d} vs {cur_d:%Y-%m-%d}"):
             mlflow.set_tags({"reference": f"{ref_d:%Y-%m-%d}", "current": f"{cur_d:%Y-%m-%d}",
-                             **{f"verdict_{r['model']}": r["verdict"] for r in results}})
+                             **{f"verdict_{r['model']}": r["verdict"] for r in results},
+                             **{f"diagnosis_{r['model']}": r["diagnosis"] for r in results}})
+            mlflow.log_metrics({f"auc_estimated_{r['model']}": r["estimate"]["auc"]
+                                for r in results})
+            if quality is not None:
+                mlflow.log_dict(quality.to_dict(), "monitoring/data_quality.json")
             mlflow.log_metrics({f"score_psi_{r['model']}": r["score_psi"] for r in results})
             mlflow.log_artifact(str(out_html), "monitoring")
             with tempfile.TemporaryDirectory() as d:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from pipelines.console import console, print_frame, progress_bar
+from pipelines.quality import gate_record, run_gate
 from postloan import io, strategy
 from postloan.batch import flat_frame, score_and_decide
 from postloan.bundle import ModelBundle
@@ -14,14 +17,23 @@ from postloan.snapshot import build_snapshot
 
 
 def run_score(data: Path, as_of: str, out: Path, bundles: dict[str, ModelBundle],
-              capacity: int | None = None, config: Path | None = None) -> dict[str, pd.DataFrame]:
-    """Score every active customer at `as_of` and write the decision tables atomically."""
+              capacity: int | None = None, config: Path | None = None,
+              accept_data_issues: Sequence[str] = (), data_quality: Path | None = None
+              ) -> dict[str, pd.DataFrame]:
+    """Score every active customer at `as_of` and write the decision tables atomically.
+
+    The book is first checked against the champions' data expectations: a hard finding
+    not in `accept_data_issues` raises DataQualityError and nothing is written; the
+    report goes into the output folder as ``data_quality.json``.
+    """
     cfg = strategy.load_strategy_config(config)
     tables = io.read_tables(data)
     snap = build_snapshot(tables, as_of, with_labels=False)
+    report = run_gate(tables, snap, bundles, accept_data_issues, data_quality)
     with progress_bar("scoring customers", len(snap)) as advance:
         outputs = score_and_decide(snap, bundles, cfg, capacity, progress=advance)
-    io.write_frames_atomic({name: flat_frame(df) for name, df in outputs.items()}, Path(out))
+    io.write_frames_atomic({name: flat_frame(df) for name, df in outputs.items()}, Path(out),
+                           json_files={"data_quality.json": gate_record(report)})
     return outputs
 
 
@@ -29,12 +41,16 @@ def run_score_engine(data: Path, as_of: str, out: Path, bundles: dict[str, Model
                      capacity: int | None = None, config: Path | None = None,
                      engine_name: str = "local", scheduler: str | None = None,
                      partitions: int | None = None, model_dir: Path | None = None,
-                     with_reasons: bool = True) -> dict[str, pd.DataFrame]:
+                     with_reasons: bool = True, accept_data_issues: Sequence[str] = (),
+                     data_quality: Path | None = None) -> dict[str, pd.DataFrame]:
     """Score through the partition engine (local streaming or Dask); partitioned output.
 
     Workers load the champions from `model_dir`; champions from the registry are first
     saved to a temporary bundle folder beside `out` (visible to a local cluster; a
-    remote cluster needs `model_dir` on a shared file system).
+    remote cluster needs `model_dir` on a shared file system). Before any partition is
+    scored, the data-quality gate checks the book on its first partition (a customer
+    sample: feed freshness, completeness and scale are shares and medians), and its
+    report is added to the output's ``manifest.json``.
     """
     import shutil
     import tempfile
@@ -52,10 +68,16 @@ def run_score_engine(data: Path, as_of: str, out: Path, bundles: dict[str, Model
         model_dir = staged
     try:
         with partitioned_book(data, partitions) as book:
+            sample = scale.read_partition(book, 0)
+            report = run_gate(sample, build_snapshot(sample, as_of, with_labels=False),
+                              bundles, accept_data_issues, data_quality)
             n = scale.book_manifest(book)["n_partitions"]
             with runner(engine_name, scheduler, "scoring partitions", n) as r:
                 res = scale.score_book(book, as_of, out, model_dir, r, capacity, config,
                                         with_reasons=with_reasons)
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        io.write_json_atomic({**manifest, "data_quality": gate_record(report)},
+                             out / "manifest.json")
     finally:
         if staged is not None:
             shutil.rmtree(staged, ignore_errors=True)

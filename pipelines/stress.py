@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from pipelines.quality import gate_record, run_gate
 from postloan import io, strategy
 from postloan.bundle import ModelBundle
 from postloan.errors import DataValidationError
@@ -15,8 +17,12 @@ from postloan.stress import Scenario, compare, stress_decisions
 
 
 def run_stress(data: Path, as_of: str, scenario: Scenario, bundles: dict[str, ModelBundle],
-               out: Path) -> pd.DataFrame:
-    """Before/after table by segment; writes table (parquet + CSV) and a PNG atomically."""
+               out: Path, accept_data_issues: Sequence[str] = (),
+               data_quality: Path | None = None) -> pd.DataFrame:
+    """Before/after table by segment; writes table (parquet + CSV) and a PNG atomically.
+
+    The book is checked against the champions' data expectations first (a hard finding
+    raises DataQualityError and nothing is written)."""
     tables = io.read_tables(data)
     if "macro" not in tables:
         raise DataValidationError(
@@ -24,8 +30,10 @@ def run_stress(data: Path, as_of: str, scenario: Scenario, bundles: dict[str, Mo
             "unemployment and the policy rate, which come from the macro table, and the "
             "book has none (declared absent in manifest.json); add a macro feed to the book")
     snap = build_snapshot(tables, as_of, with_labels=False)
+    report = run_gate(tables, snap, bundles, accept_data_issues, data_quality)
     before, after = stress_decisions(snap, scenario, bundles, strategy.load_strategy_config())
     table = compare(before, after)
-    io.write_frames_atomic({"stress": table}, Path(out))
+    io.write_frames_atomic({"stress": table}, Path(out),
+                           json_files={"data_quality.json": gate_record(report)})
     save_figure(stress_figure(table, scenario), Path(out) / "stress.png")
     return table

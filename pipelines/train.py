@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 
 from pipelines.console import progress_bar
+from pipelines.quality import gate_record, run_gate
 from postloan import io, registry
 from postloan.bundle import MODELS
-from postloan.errors import DataValidationError
-from postloan.features import FEATURE_NAMES
+from postloan.errors import DataValidationError, ModelNotFoundError
+from postloan.features import FEATURE_NAMES, build_features
 from postloan.plots import save_figure
+from postloan.quality import DataExpectations, learn_expectations
 from postloan.snapshot import (
     LABEL_SOURCES,
     build_snapshot,
@@ -57,6 +60,8 @@ def _log_output(out: TrainOutput, cfg: TrainConfig, manifest: dict, commit: str)
     mlflow.log_dict(cfg.model_dump(), "config/train_config.json")
     mlflow.log_dict({"features": list(FEATURE_NAMES), "feature_families_present": families,
                      "categories": out.bundle.categories}, "config/features.json")
+    if out.bundle.expectations is not None:
+        mlflow.log_dict(out.bundle.expectations.to_dict(), "data_quality/data_expectations.json")
     side = {k[len("baseline_oot_"):]: {"lightgbm": out.metrics.get("lightgbm_oot_"
                                                                    + k[len("baseline_oot_"):]),
                                       "baseline": v, "chosen": out.bundle.family}
@@ -99,13 +104,37 @@ def plan_models(models: list[str], tables, explicit: bool) -> tuple[list[str], l
     return keep, skipped
 
 
+def champion_gate(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp,
+                  accept_data_issues: Sequence[str] = (), data_quality: Path | None = None
+                  ) -> dict:
+    """Check the book against the current default-risk champion's expectations.
+
+    A model trained on a broken feed learns the fault, so training stops on a hard
+    finding (DataQualityError) like scoring does. Without a champion (the first
+    training) there is nothing to check against.
+
+    Returns:
+        The gate's record for the MLflow run (see :func:`pipelines.quality.gate_record`).
+    """
+    try:
+        champion = {"default_risk": registry.load_bundle("default_risk")}
+    except ModelNotFoundError:
+        return {"checked": False, "reason": "no champion yet"}
+    snap = build_snapshot(tables, as_of, with_labels=False)
+    return gate_record(run_gate(tables, snap, champion, accept_data_issues, data_quality))
+
+
 def run_train(data: Path, models: list[str], cfg: TrainConfig, tracking_uri: str,
               artifact_root: Path | None, models_dir: Path | None, root: Path,
-              explicit: bool = False) -> list[dict]:
+              explicit: bool = False, accept_data_issues: Sequence[str] = (),
+              data_quality: Path | None = None) -> list[dict]:
     """Train each model, log to MLflow, register, gate, export the bundle folder.
 
     A model whose label needs a table the book lacks is skipped (a result with a
-    ``skipped`` reason), or refused when it was asked for by name (`explicit`).
+    ``skipped`` reason), or refused when it was asked for by name (`explicit`). The
+    book is first checked against the current champion's data expectations (at its
+    last statement date); a hard finding not accepted stops the run before any MLflow
+    run is written.
     """
     tables = io.read_tables(data, names=[*io.S.REQUIRED_TABLES])
     models, skipped = plan_models(models, tables, explicit)
@@ -116,6 +145,8 @@ def run_train(data: Path, models: list[str], cfg: TrainConfig, tracking_uri: str
     categories = io.S.snapshot_categories(io.book_vocabularies(manifest))
     families = feature_families_present(tables)
     start, end = data_range(tables)
+    registry.configure(tracking_uri)
+    gate = champion_gate(tables, end, accept_data_issues, data_quality)
     plan = {m: resolve_splits(cfg.splits, MODELS[m], start, end) for m in models}
     dates = sorted({d for s in plan.values() for v in s.values() for d in v})
     snaps = {}
@@ -126,25 +157,36 @@ def run_train(data: Path, models: list[str], cfg: TrainConfig, tracking_uri: str
     client = registry.configure(tracking_uri)
     commit = git_commit(root)
     results = []
+    learned: dict[tuple, DataExpectations] = {}
     with progress_bar("training models", len(models)) as advance:
         for model in models:
             needed = [d for v in plan[model].values() for d in v]
             snap = pd.concat([snaps[d] for d in needed], ignore_index=True)
             out = train_one(model, snap, plan[model], cfg, truth, categories=categories)
             out.bundle.metadata["feature_families_present"] = families
+            # The data expectations of the training reference travel with the bundle.
+            key = tuple(plan[model]["train"])
+            if key not in learned:
+                ref = pd.concat([snaps[d] for d in key], ignore_index=True)
+                learned[key] = learn_expectations(tables, ref, build_features(ref, categories))
+            out.bundle.expectations = learned[key]
             results.append(_log_and_register(out, cfg, manifest, commit, client,
-                                             artifact_root, models_dir))
+                                             artifact_root, models_dir, gate))
             advance()
     return results + skipped
 
 
 def _log_and_register(out: TrainOutput, cfg: TrainConfig, manifest: dict, commit: str,
-                      client, artifact_root: Path | None, models_dir: Path | None) -> dict:
+                      client, artifact_root: Path | None, models_dir: Path | None,
+                      data_gate: dict | None = None) -> dict:
     """Log one trained model to MLflow, register it, gate it, export its bundle folder."""
     model = out.bundle.model
     exp_id = registry.ensure_experiment(registry.experiment_name(model), artifact_root)
     with mlflow.start_run(experiment_id=exp_id, run_name=f"{model}-{out.bundle.family}") as run:
         _log_output(out, cfg, manifest, commit)
+        if data_gate is not None:  # what the data-quality gate found and what was accepted
+            mlflow.log_dict(data_gate, "data_quality/gate.json")
+            mlflow.set_tag("data_issues_accepted", ",".join(data_gate.get("accepted", [])))
         if "engine" in out.bundle.metadata:
             mlflow.set_tag("engine", out.bundle.metadata["engine"]["name"])
             mlflow.log_dict(out.bundle.metadata["engine"], "config/engine.json")

@@ -334,6 +334,11 @@ class CustomerScore(BaseModel):
     unknown_categories: list[str] = Field(
         default_factory=list, description="field=value pairs outside the models' "
                                           "categories, scored as missing")
+    data_flags: list[str] = Field(
+        default_factory=list,
+        description="soft data-quality findings on this customer's record: stale_bureau "
+        "(no bureau pull within 12 months), missing_bureau, missing_macro (a feed family "
+        "missing), as_of_old (older than the configured age; still scored)")
 
 
 class ScoreResponse(_ById):

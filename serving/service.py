@@ -40,7 +40,12 @@ from postloan import explain, registry, strategy  # noqa: E402
 from postloan.batch import SCORE_COLUMNS, model_versions  # noqa: E402
 from postloan.bundle import ModelBundle  # noqa: E402
 from postloan.database import mask_url  # noqa: E402
-from postloan.errors import ConfigError, ModelNotFoundError, PostloanError  # noqa: E402
+from postloan.errors import (  # noqa: E402
+    ConfigError,
+    DataQualityError,
+    ModelNotFoundError,
+    PostloanError,
+)
 from postloan.features import (  # noqa: E402
     FEATURE_NAMES,
     code_maps,
@@ -49,6 +54,7 @@ from postloan.features import (  # noqa: E402
     unknown_categories,
 )
 from postloan.online import SnapshotStore  # noqa: E402
+from postloan.quality import load_data_quality_config, record_flags  # noqa: E402
 from postloan.settings import get_settings  # noqa: E402
 from postloan.snapshot import NUMERIC_FIELDS, SNAPSHOT_FIELDS  # noqa: E402
 from serving import schemas  # noqa: E402
@@ -203,6 +209,7 @@ class Scorer:
             key = json.dumps(b.categories, sort_keys=True)
             self._map_key[m] = key
             self._maps.setdefault(key, code_maps(b.categories))
+        self.data_quality = load_data_quality_config()
         # Build the tree explainers and load (or compile) their TreeSHAP and margin
         # kernels now, not on the first request.
         warm = np.zeros((1, len(FEATURE_NAMES)))
@@ -264,6 +271,25 @@ class Scorer:
             raise ModelNotFoundError(f"model(s) {lacking} not served (the book they were "
                                      f"trained on lacked their label's tables); served: "
                                      f"{sorted(self.bundles)}")
+
+    def check(self, records: list[dict], now: pd.Timestamp | None = None) -> list[list[str]]:
+        """Refuse records that break a hard data rule; the soft `data_flags` of the rest.
+
+        Hard rules (an `as_of` after the service's clock, impossible DPD and count
+        combinations) raise DataQualityError, which the endpoints turn into a 422
+        naming the customer and the rule. Soft flags (a stale bureau pull, a missing
+        feed family, an `as_of` older than the configured age) go back per customer;
+        historical snapshots stay scorable for back-testing.
+        """
+        columns = {f: [r[f] for r in records] for f in records[0]} if records else {}
+        if not columns:
+            return []
+        hard, soft = record_flags(columns, now or pd.Timestamp.now(), self.data_quality)
+        for i, rules in enumerate(hard):
+            if rules:
+                raise DataQualityError(None, f"customer {records[i]['customer_id']}: breaks "
+                                       f"the hard data-quality rule(s) {', '.join(rules)}")
+        return soft
 
     def predict(self, records: list[dict], models: list[str]) -> dict[str, list[float]]:
         """Calibrated probabilities only (the batch numbers without reasons), no pandas."""
@@ -431,13 +457,14 @@ class PostloanService:
 
     def _score(self, request: ScoreRequest) -> ScoreResponse:
         records, by_id = self._customers(request)
+        flags = self.scorer.check(records)
         d = self.scorer.score(records, k=request.k_reasons)
         values = _lists(d, SCORE_FIELDS)
         reasons = {m: d[f"reasons_{m}"] for m in self.scorer.bundles}
         self._audit("score", records, values, reasons, values)
         results = [{**{c: _none_if_nan(values[c][i]) for c in SCORE_FIELDS},
                     "as_of": rec["as_of"], "reasons": {m: reasons[m][i] for m in reasons},
-                    "unknown_categories": d["unknown_categories"][i]}
+                    "unknown_categories": d["unknown_categories"][i], "data_flags": flags[i]}
                    for i, rec in enumerate(records)]
         return ScoreResponse(model_versions=self.scorer.versions, results=results, **by_id)
 
@@ -448,6 +475,7 @@ class PostloanService:
 
     def _early_warning(self, request: EarlyWarningRequest) -> EarlyWarningResponse:
         records, by_id = self._customers(request)
+        self.scorer.check(records)
         d = self.scorer.score(records)
         reasons = {m: d[f"reasons_{m}"] for m in self.scorer.bundles}
         self._audit("early_warning", records, _lists(d, list(SCORE_COLUMNS.values())),
@@ -467,6 +495,7 @@ class PostloanService:
 
     def _prioritize(self, request: PrioritizeRequest) -> PrioritizeResponse:
         records, by_id = self._customers(request)
+        self.scorer.check(records)
         d = self.scorer.score(records)
         reasons = {m: d[f"reasons_{m}"] for m in self.scorer.bundles}
         self._audit("prioritize", records, _lists(d, list(SCORE_COLUMNS.values())),
@@ -488,6 +517,7 @@ class PostloanService:
 
     def _predict(self, request: PredictRequest) -> PredictResponse:
         records, by_id = self._customers(request)
+        self.scorer.check(records)
         models = list(dict.fromkeys(request.models or list(self.scorer.bundles)))
         cols = [SCORE_COLUMNS[m] for m in models]
         values = self.scorer.predict(records, models)
@@ -517,6 +547,7 @@ class PostloanService:
                                      f"of {as_of})"}, status_code=404)
             record = found[0]
             del by_id["unknown_customer_ids"]
+        self.scorer.check([record])
         models = list(dict.fromkeys(request.models or list(self.scorer.bundles)))
         expl = self.scorer.explain(record, models)
         self._audit("explain", [record],

@@ -160,6 +160,24 @@ def test_score_single_customer_and_k_reasons(client, records):
     assert 0.0 <= res["pd_12m"] <= 1.0
 
 
+def test_hard_data_rules_are_422_and_soft_ones_data_flags(client, records):
+    # Historical snapshots stay scorable (as_of_old is a flag, not a refusal).
+    r = client.post("/score", json={"customers": records[:2]}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert all("as_of_old" in x["data_flags"] for x in r.json()["results"])
+    stale = {**records[0], "bureau_score_avg_12m": None}
+    r = client.post("/score", json={"customers": [stale]}, headers=AUTH)
+    assert r.status_code == 200 and "stale_bureau" in r.json()["results"][0]["data_flags"]
+    impossible = {**records[1], "dpd_current": 60, "max_dpd_3m": 0}
+    future = {**records[2], "as_of": "2099-12-31"}
+    for bad, rule in ((impossible, "dpd_current_above_max_dpd_3m"), (future, "as_of_future")):
+        for route in ("/score", "/predict", "/early_warning"):
+            r = client.post(route, json={"customers": [records[3], bad]}, headers=AUTH)
+            assert r.status_code == 422, (route, r.text)
+            assert rule in r.json()["error"]
+            assert str(bad["customer_id"]) in r.json()["error"]
+
+
 def test_predict_gives_probabilities_only_equal_to_batch(client, records, batch,
                                                          service_env):
     r = client.post("/predict", json={"customers": records}, headers=AUTH)
@@ -514,7 +532,10 @@ def test_rejections_log_one_short_line_without_the_body(client, records, caplog)
                        hs.dictionaries(hs.text(max_size=3), hs.integers(), max_size=2)))
 def test_any_single_field_corruption_is_200_or_400_never_5xx(client, records, field, value):
     r = client.post("/score", json=_with(records, **{field: value}), headers=AUTH)
-    assert r.status_code in (200, 400), (field, value, r.status_code, r.text[:300])
+    # 422 only for a well-formed record that breaks a hard data-quality rule (an
+    # impossible DPD or count combination, an as_of in the future).
+    refused = r.status_code == 422 and "data-quality rule" in r.json().get("error", "")
+    assert r.status_code in (200, 400) or refused, (field, value, r.status_code, r.text[:300])
 
 
 # ---------------------------------------------------------------------------- start-up

@@ -7,7 +7,10 @@ A bundle folder holds the fitted model, the calibrator as plain numbers
 (``model.txt``) or, when the logistic baseline won out of time, a
 :class:`~postloan.linear.LinearModel` as JSON (``linear_model.json``); both score and
 explain through the same bundle calls. Loading a bundle back gives bit-identical
-scores: the booster text and Python's JSON floats keep full precision.
+scores: the booster text and Python's JSON floats keep full precision. The folder also
+holds the data expectations of the model's training reference
+(``data_expectations.json``, see :mod:`postloan.quality`; absent from bundles trained
+before the gate existed).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from postloan.calibration import Calibrator
 from postloan.errors import DataValidationError, ModelNotFoundError
 from postloan.features import FEATURE_NAMES, build_features, feature_spec
 from postloan.linear import LinearModel
+from postloan.quality.expectations import DataExpectations
 from postloan.treeshap import TreeExplainer
 
 # The model catalogue: each model, the label it predicts, and the column of its
@@ -42,6 +46,7 @@ MODEL_FILES = {"lightgbm": "model.txt", "logistic": "linear_model.json"}
 FILES = ("calibrator.json", "feature_spec.json", "metadata.json")
 
 Model = lgb.Booster | LinearModel
+EXPECTATIONS_FILE = "data_expectations.json"
 
 
 def family_of(model: Model) -> str:
@@ -80,6 +85,8 @@ class ModelBundle:
         metadata: training facts (dates, metrics, versions); JSON-able.
         categories: category field -> the categories the model was trained with, in
             code order (the training book's vocabularies); None = the default contract.
+        expectations: what the training reference's data looked like (the data-quality
+            gate checks a book against it before scoring); None for old bundles.
     """
 
     model: str
@@ -87,6 +94,7 @@ class ModelBundle:
     calibrator: Calibrator
     metadata: dict = field(default_factory=dict)
     categories: dict[str, list[str]] | None = None
+    expectations: DataExpectations | None = None
 
     @property
     def label(self) -> str:
@@ -140,7 +148,7 @@ class ModelBundle:
                                              categories=self.categories)
 
     def save(self, folder: Path) -> Path:
-        """Write the bundle's four files into `folder` (created if needed)."""
+        """Write the bundle's files into `folder` (created if needed)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         if isinstance(self.booster, LinearModel):
@@ -160,6 +168,9 @@ class ModelBundle:
             json.dumps({"model": self.model, **self.metadata, "family": self.family},
                        indent=1, sort_keys=True,
                        default=str), encoding="utf-8")
+        if self.expectations is not None:
+            (folder / EXPECTATIONS_FILE).write_text(self.expectations.to_json(),
+                                                    encoding="utf-8")
         return folder
 
     @classmethod
@@ -188,6 +199,9 @@ class ModelBundle:
             cal = Calibrator.from_dict(json.loads((folder / "calibrator.json").read_text()))
             spec = json.loads((folder / "feature_spec.json").read_text(encoding="utf-8"))
             meta = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
+            exp_path = folder / EXPECTATIONS_FILE
+            expectations = (DataExpectations.from_json(exp_path.read_text(encoding="utf-8"))
+                            if exp_path.is_file() else None)
         except Exception as e:  # corrupt text, JSON or LightGBM model
             raise ModelNotFoundError(f"model bundle {folder} cannot be loaded: {e}") from e
         names = [f["name"] for f in spec["features"]]
@@ -200,4 +214,4 @@ class ModelBundle:
         except DataValidationError as e:
             raise ModelNotFoundError(f"model bundle {folder}: {e}") from None
         return cls(model=spec["model"], booster=booster, calibrator=cal, metadata=meta,
-                   categories=categories)
+                   categories=categories, expectations=expectations)

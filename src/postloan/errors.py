@@ -50,3 +50,22 @@ class SourceError(PostloanError):
     """A lender's source cannot be read: refused connection, wrong password, a missing
     table, file or column, a query over its statement timeout. The message names the
     source with its URL masked (``postgresql://user:***@host/db``)."""
+
+
+class DataQualityError(PostloanError):
+    """A book breaks a hard data-quality rule of the champion's expectations.
+
+    Distinct from :class:`DataValidationError` (a table breaks its schema, exit code 2):
+    the data is well-formed but not trustworthy (a feed late, incomplete, in the wrong
+    unit, impossible combinations). The CLI exits with :attr:`exit_code` and writes
+    nothing. ``report`` is the :class:`postloan.quality.QualityReport`.
+    """
+
+    exit_code = 4
+
+    def __init__(self, report: object, message: str) -> None:
+        self.report = report
+        super().__init__(message)
+
+    def __reduce__(self):
+        return (type(self), (self.report, str(self)))

@@ -324,11 +324,14 @@ def read_tables(
 
 
 def write_frames_atomic(frames: dict[str, pd.DataFrame], out_dir: Path,
-                        formats: tuple[str, ...] = ("parquet", "csv")) -> list[Path]:
+                        formats: tuple[str, ...] = ("parquet", "csv"),
+                        json_files: dict[str, object] | None = None) -> list[Path]:
     """Write several frames as one folder that appears only when every file is written.
 
     An existing folder is replaced as a whole, so readers never see a mix of old and
     new files, and a failure leaves the previous folder (or none) in place.
+    `json_files` (file name -> JSON-able object, e.g. a run's manifest) go in the same
+    folder.
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -341,6 +344,9 @@ def write_frames_atomic(frames: dict[str, pd.DataFrame], out_dir: Path,
                     df.to_csv(path, index=False)
                 else:
                     pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path)
+        for name, obj in (json_files or {}).items():
+            (tmp / name).write_text(json.dumps(obj, indent=2, sort_keys=True, default=str)
+                                    + "\n", encoding="utf-8")
         _swap_in(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

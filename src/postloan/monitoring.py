@@ -406,3 +406,51 @@ def verdict(score_psi: float, drift: pd.DataFrame, top_features: list[str],
             reasons.append(f"performance: AUC {decay['auc_now']:.3f} (±{decay['auc_se']:.3f}) "
                            f"down from OOT {decay['auc_oot']:.3f}")
     return VERDICTS[level], reasons
+
+
+# ---- What to do: three verdicts with their actions (issue 14). A broken feed must not
+# pass for drift: re-validating or retraining on it makes the model worse.
+DATA_FAULT, PERFORMANCE_DECAY, POPULATION_SHIFT, STABLE = (
+    "data fault", "performance decay", "population shift", "stable")
+ACTIONS = {
+    DATA_FAULT: "fix the feed; do not retrain (a model retrained on a broken feed learns "
+                "the fault)",
+    PERFORMANCE_DECAY: "retrain: how the features relate to the outcome has changed",
+    POPULATION_SHIFT: "watch, and re-validate if it persists: the population has moved",
+    STABLE: "none",
+}
+
+
+def diagnose(drift_verdict: str, drift_reasons: list[str], decay: dict[str, float] | None,
+             data_faults: list[str], cfg: MonitoringConfig) -> tuple[str, str, list[str]]:
+    """The verdict a team acts on, its action and its reasons.
+
+    A data fault wins: while a feed is broken, drift and decay measure the fault, not
+    the world. Realised decay (labels matured; AUC down beyond the re-validate bound
+    after two standard errors, or calibration broken) means retrain. Any other drift
+    (score, top features, macro drivers) is a population shift: the model may still
+    rank well, so watch or re-validate. An estimated AUC (CBPE) moves with the
+    population, so it informs the reasons, never a retrain.
+
+    Args:
+        drift_verdict: :func:`verdict`'s stable / watch / re-validate.
+        drift_reasons: its reasons.
+        decay: :func:`performance_decay` once labels have matured, else None.
+        data_faults: the blocking data-quality rules at the current date.
+        cfg: thresholds.
+
+    Returns:
+        (verdict, action, reasons): verdict one of ``data fault``, ``performance decay``,
+        ``population shift``, ``stable``.
+    """
+    if data_faults:
+        return DATA_FAULT, ACTIONS[DATA_FAULT], [f"data-quality rule {r}" for r in data_faults]
+    if decay:
+        drop = -decay["auc_change"] - 2 * decay["auc_se"]
+        ece_bad = decay["ece_now"] > cfg.ece_revalidate and decay["n_pos"] >= cfg.min_positives
+        if drop > cfg.auc_drop_revalidate or ece_bad:
+            return PERFORMANCE_DECAY, ACTIONS[PERFORMANCE_DECAY], [
+                r for r in drift_reasons if r.startswith("performance")]
+    if drift_verdict != "stable":
+        return POPULATION_SHIFT, ACTIONS[POPULATION_SHIFT], list(drift_reasons)
+    return STABLE, ACTIONS[STABLE], []
