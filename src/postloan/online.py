@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -104,19 +105,26 @@ class SnapshotStore:
         except DBAPIError as e:
             raise DatabaseError(f"cannot create the store's tables in {self.url}: "
                                 f"{first_line(e)}") from None
+        # Lookups read through their own pool in autocommit: one statement is one
+        # consistent read anyway, and no BEGIN/ROLLBACK round trips are paid per request.
+        self._reader: Engine = connect(url, isolation_level="AUTOCOMMIT")
         d, s = self._dates, self._snaps
         newest = sa.select(sa.func.max(d.c.as_of)).scalar_subquery()
+        if self.engine.dialect.name == "postgresql":
+            # One statement text whatever the number of ids, so psycopg prepares it once.
+            ids = s.c.customer_id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.BigInteger)))
+        else:
+            ids = s.c.customer_id.in_(sa.bindparam("ids", expanding=True))
         # One statement: the newest date's hash and the asked rows, read together.
         self._lookup_sql = (
             sa.select(d.c.as_of, d.c.manifest_hash, s.c.customer_id, s.c.record)
-            .select_from(d.outerjoin(s, sa.and_(s.c.as_of == d.c.as_of,
-                                                s.c.customer_id.in_(
-                                                    sa.bindparam("ids", expanding=True)))))
+            .select_from(d.outerjoin(s, sa.and_(s.c.as_of == d.c.as_of, ids)))
             .where(d.c.as_of == newest))
 
     def close(self) -> None:
-        """Release the connection pool."""
+        """Release the connection pools."""
         self.engine.dispose()
+        self._reader.dispose()
 
     def materialize(self, snapshot: pd.DataFrame, manifest_hash: str,
                     progress: Callable[[int], None] | None = None) -> dict:
@@ -194,7 +202,7 @@ class SnapshotStore:
         """
         ids = list(dict.fromkeys(int(i) for i in customer_ids))
         try:
-            with self.engine.connect() as conn:
+            with self._reader.connect() as conn:
                 rows = conn.execute(self._lookup_sql, {"ids": ids}).all()
         except DBAPIError as e:
             raise DatabaseError(f"online store {self.url} unreachable: {first_line(e)}"
