@@ -190,12 +190,15 @@ def learn_expectations(tables: dict[str, pd.DataFrame], snapshots: pd.DataFrame,
     pick = np.unique(np.round(np.linspace(0, len(dates) - 1, min(max_dates, len(dates))))
                      .astype(int))
     measured = [pd.Timestamp(dates[i]) for i in pick]
-    per_feed: dict[str, list[dict]] = {name: [] for name in FEEDS}
+    # A feed the training book did not have (an optional table declared absent) has no
+    # expectations: the model learned its features as missing, so its absence later is
+    # not a fault; a feed present at training and missing later is (check_feeds).
+    per_feed: dict[str, list[dict]] = {name: [] for name in FEEDS if name in tables}
     as_of_col = pd.to_datetime(snapshots["as_of"])
     for d in measured:
         snap = snapshots[(as_of_col == d).to_numpy()]
-        for name, feed in FEEDS.items():
-            per_feed[name].append(feed_stats(feed_window(tables, feed, snap)))
+        for name in per_feed:
+            per_feed[name].append(feed_stats(feed_window(tables, FEEDS[name], snap)))
     feeds = {}
     for name, stats in per_feed.items():
         feed = FEEDS[name]
