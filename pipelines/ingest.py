@@ -58,12 +58,17 @@ def run_ingest(mapping_path: Path, out: Path, partitions: int | None = None,
         # The sources entry fills in as each table is read; the writers put `meta` into
         # the manifest only after the last table.
         meta = {**ingest_meta(mapping, book), "mapping_file": Path(mapping_path).name}
+        # The writers record the lender's vocabularies and the absent optional tables in
+        # the manifest (one source of truth for every book, ingested or simulated).
+        vocab = mapping.vocabularies or None
         if partitions:
             from postloan.scale.partitions import write_partitioned_book
 
-            return write_partitioned_book(book, out, partitions, meta=meta,
+            return write_partitioned_book(book, out, partitions,
+                                          meta={**meta, "vocabularies": vocab},
                                           overwrite=overwrite, consume=True)
-        return io.write_tables(book, out, meta=meta, overwrite=overwrite, consume=True)
+        return io.write_tables(book, out, meta=meta, overwrite=overwrite, consume=True,
+                               vocabularies=vocab)
 
 
 def profile_book(data: Path) -> tuple[list[TableProfile], str]:

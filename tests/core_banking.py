@@ -54,6 +54,13 @@ CREATE TABLE {SCHEMA}.bureau_pull (cust_no text, pull_dt date, score integer,
 CREATE TABLE {SCHEMA}.macro_region (region_nm text, mth date, unemp_pct numeric(10,3),
   policy_rate_pct numeric(10,3));
 """
+# The mapping of the survey table for a lender that keeps one (the example lender does
+# not; the file-source tests add it).
+SURVEYS_MAPPING = {"source": "core", "table": "nps_survey", "columns": {
+    "customer_id": {"from": "cust_no", "cast": "integer"},
+    "survey_date": {"from": "survey_dt", "format": "%Y%m%d"},
+    "service_efficiency": "q_eff", "service_quality": "q_quality", "product_range": "q_range",
+    "staff_attitude": "q_staff", "resolution_speed": "q_speed", "overall": "q_overall"}}
 
 
 def _cents(x: pd.Series) -> pd.Series:

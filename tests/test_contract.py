@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from postloan import schema as S
 from postloan.contract import load_mapping, mask_url, parse_mapping
 from postloan.contract.convert import (
     Where,
@@ -33,7 +34,8 @@ def test_example_mapping_is_valid_and_fingerprint_ignores_formatting(tmp_path):
     m = load_mapping(EXAMPLE)
     assert set(m.tables) >= {"customers", "loans", "repayments"}
     assert m.tables["loans"].columns["principal"].unit == ("cents",)
-    assert m.vocabulary("region")[0] == "north"
+    assert m.vocabulary("region")[0] == "华北"  # the lender's own region names
+    assert m.vocabulary("product") == S.PRODUCTS  # not declared: the default contract
     # Same content, other formatting and key order: same fingerprint; one change: another.
     other = tmp_path / "m.yaml"
     other.write_text(yaml.safe_dump(base(), allow_unicode=True, sort_keys=True), "utf-8")
@@ -57,6 +59,8 @@ def test_example_mapping_is_valid_and_fingerprint_ignores_formatting(tmp_path):
     (lambda d: d["tables"]["loans"]["columns"].update(loan_id={"constant": 1}),
      "key or date column cannot be a constant"),
     (lambda d: d.update(vocabularies={"colour": ["red"]}), "vocabularies.colour"),
+    (lambda d: d.update(vocabularies={"product": ["consumer", "home_loan"]}),
+     "vocabularies.product: 'product' values carry domain rules and are fixed"),
     (lambda d: d["tables"]["loans"]["columns"].update(term_months={"from": "t", "format": "%Y"}),
      "tables.loans.columns.term_months.format"),
 ])

@@ -1,9 +1,12 @@
 """Bring your own book, end to end on a real PostgreSQL server.
 
 A simulated book is loaded into PostgreSQL under a core-banking schema that differs on
-purpose (tests/core_banking.py); the shipped example mapping ingests it through the real
-``postloan`` command and the snapshots must equal, feature for feature, those of the
-original book. Every bad-input path exits 2 with a clear message and writes nothing.
+purpose (tests/core_banking.py): no surveys table, region names in Chinese (declared as
+the lender's vocabulary), codes, cents, YYYYMMDD text. The shipped example mapping
+ingests it through the real ``postloan`` command; the snapshots must equal, feature for
+feature, those of the original book after the declared conversions (survey features
+NaN, surveys declared absent), and default risk and churn train and score on it. Every
+bad-input path exits 2 with a clear message and writes nothing.
 """
 
 from __future__ import annotations
@@ -12,16 +15,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
 from conftest import cli_env
-from core_banking import load_core_banking
+from core_banking import REGION_ZH, load_core_banking
 from postloan import io
 from postloan import schema as S
-from postloan.snapshot import build_snapshot
+from postloan.snapshot import FEATURE_FAMILIES, build_snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -29,13 +33,8 @@ BIN = Path(sys.executable).parent / "postloan"
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "core_banking_mapping.yaml"
 AS_OF = ("2024-06-30", "2024-12-31")
 URL_ENV = "POSTLOAN_CORE_BANKING_URL"
-# Until every consumer accepts a book without surveys, the lender keeps its surveys.
-WITH_SURVEYS = "surveys" in S.REQUIRED_TABLES
-SURVEYS = {"source": "core", "table": "nps_survey", "columns": {
-    "customer_id": {"from": "cust_no", "cast": "integer"},
-    "survey_date": {"from": "survey_dt", "format": "%Y%m%d"},
-    "service_efficiency": "q_eff", "service_quality": "q_quality", "product_range": "q_range",
-    "staff_attitude": "q_staff", "resolution_speed": "q_speed", "overall": "q_overall"}}
+# The issue's lender: no surveys table, its region names in Chinese declared as its own.
+REGIONS_ZH = [REGION_ZH[r] for r in S.REGIONS]
 
 
 @pytest.fixture(scope="module")
@@ -43,16 +42,14 @@ def bank(pg_server, small_tables) -> str:
     """The small book in PostgreSQL under the core-banking schema; returns its URL."""
     url = pg_server.create_database("corebank")
     with pg_server.password_env():
-        counts = load_core_banking(small_tables, url, with_surveys=WITH_SURVEYS)
+        counts = load_core_banking(small_tables, url)
     assert counts["repay_stmt"] == len(small_tables["repayments"])
+    assert "nps_survey" not in counts
     return url
 
 
 def mapping_dict() -> dict:
-    d = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
-    if WITH_SURVEYS:
-        d["tables"]["surveys"] = SURVEYS
-    return d
+    return yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
 
 
 def write_mapping(path: Path, d: dict) -> Path:
@@ -92,15 +89,29 @@ def ingested(bank, pg_server, tmp_path_factory) -> Path:
     return root / "book"
 
 
+def expected_snapshot(small_tables: dict, as_of: str) -> pd.DataFrame:
+    """The original book's snapshot after the mapping's declared conversions: regions
+    in the lender's names, the survey family and the dissatisfaction label missing."""
+    want = build_snapshot(small_tables, as_of)
+    survey = list(FEATURE_FAMILIES["surveys"])
+    assert want[survey].notna().any().all() and want["dissatisfied_3m"].notna().all()
+    want["region"] = want["region"].map(REGION_ZH)
+    want[survey] = np.nan
+    want["dissatisfied_3m"] = np.nan
+    return want
+
+
 def test_ingested_snapshots_equal_the_original_feature_for_feature(ingested, small_tables):
     tables = io.read_tables(ingested)
+    assert "surveys" not in tables
     for name, df in tables.items():
         assert len(df) == len(small_tables[name]), name
     for d in AS_OF:
         got = build_snapshot(tables, d)
-        want = build_snapshot(small_tables, d)
-        pd.testing.assert_frame_equal(got, want, check_exact=True)
-        assert got["dpd_current"].notna().all() and got["region"].isin(S.REGIONS).all()
+        pd.testing.assert_frame_equal(got, expected_snapshot(small_tables, d),
+                                      check_exact=True)
+        assert got["dpd_current"].notna().all() and got["region"].isin(REGIONS_ZH).all()
+        assert got["unemployment_rate"].notna().all()  # macro joins on the Chinese names
 
 
 def test_manifest_records_mapping_sources_and_no_password(ingested, pg_server, small_tables):
@@ -108,9 +119,41 @@ def test_manifest_records_mapping_sources_and_no_password(ingested, pg_server, s
     assert m["lender"] == "example-core-bank" and len(m["mapping_sha256"]) == 64
     assert m["sources"]["repayments"]["rows"] == len(small_tables["repayments"])
     assert "repay_stmt" in m["sources"]["repayments"]["source"]
-    assert m["absent_tables"] == ([] if WITH_SURVEYS else ["surveys"])
-    assert m["vocabularies"]["region"] == list(S.REGIONS)
+    assert m["absent_tables"] == ["customers_pii", "surveys"]
+    assert m["feature_families_present"]["surveys"] is False
+    assert m["feature_families_present"]["interactions"] is True
+    assert m["vocabularies"]["region"] == REGIONS_ZH
+    assert m["vocabularies"]["product"] == list(S.PRODUCTS)
     assert pg_server.password not in (ingested / "manifest.json").read_text(encoding="utf-8")
+
+
+def test_the_ingested_book_trains_scores_and_skips_satisfaction(ingested, tmp_path):
+    """Default risk and churn train on the ingested book (real LightGBM, MLflow in a
+    temp dir) and score it; satisfaction is skipped with its one-line reason."""
+    from pipelines.score import run_score
+    from pipelines.train import run_train
+    from postloan.batch import load_bundles_from_dir
+    from postloan.bundle import MODELS
+    from postloan.training import Splits, TrainConfig
+
+    cfg = TrainConfig(shap_sample=200, splits=Splits(n_train=6),
+                      models={m: {"family": "lightgbm"} for m in MODELS})
+    res = {r["model"]: r for r in run_train(
+        ingested, list(MODELS), cfg, f"sqlite:///{tmp_path / 'mlflow.db'}",
+        tmp_path / "mlartifacts", tmp_path / "models", tmp_path)}
+    reason = res["satisfaction"]["skipped"]
+    assert "satisfaction skipped" in reason and "surveys" in reason and "\n" not in reason
+    for model in ("default_risk", "churn"):
+        assert res[model]["metrics"]["oot_auc"] > 0.6, model
+    bundles = load_bundles_from_dir(tmp_path / "models")
+    assert sorted(bundles) == ["churn", "default_risk"]
+    assert bundles["default_risk"].categories["region"] == REGIONS_ZH
+    out = run_score(ingested, AS_OF[1], tmp_path / "scores", bundles)
+    dec = out["decisions"]
+    assert len(dec) > 100 and dec["pd_12m"].between(0, 1).all()
+    assert dec["p_churn_6m"].between(0, 1).all()
+    assert dec["p_dissatisfied_3m"].isna().all()  # no model: missing, never 0
+    assert (tmp_path / "scores" / "queue.csv").is_file()
 
 
 def test_ingest_writes_a_partitioned_book(bank, pg_server, tmp_path, small_tables):

@@ -113,8 +113,9 @@ def _category_columns(name: str) -> list[str]:
 
 def _validate(name: str, df: pd.DataFrame, mapping: SourceMapping) -> pd.DataFrame:
     # Vocabularies were checked per chunk against the lender's; the schema's range,
-    # missing-value and key rules run here on the whole table.
-    return S.validate_table(name, df)
+    # missing-value and key rules run here on the whole table, against the same
+    # vocabularies (a lender's own regions are not outside the contract).
+    return S.validate_table(name, df, S.resolve_vocabularies(mapping.vocabularies))
 
 
 class MappedBook(MutableMapping):
@@ -159,6 +160,4 @@ def ingest_meta(mapping: SourceMapping, book: MappedBook) -> dict:
         "lender": mapping.lender,
         "mapping_sha256": mapping.fingerprint(),
         "sources": book.source_rows,
-        "absent_tables": absent_tables(mapping),
-        "vocabularies": mapping.effective_vocabularies(),
     }

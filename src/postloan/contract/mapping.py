@@ -31,7 +31,7 @@ from pydantic import (
 )
 
 from postloan import schema as S
-from postloan.errors import ConfigError
+from postloan.errors import ConfigError, DataValidationError
 
 CORE_TABLES = ("customers", "loans", "repayments")
 OPTIONAL_TABLES = ("activity", "interactions", "surveys", "bureau", "macro", "customers_pii")
@@ -218,12 +218,11 @@ class SourceMapping(_Strict):
         missing = [t for t in CORE_TABLES if t not in self.tables]
         if missing:
             errors.append(f"tables: core table(s) {missing} must be mapped")
-        for col, values in self.vocabularies.items():
-            if col not in _CATEGORY_COLUMNS:
-                errors.append(f"vocabularies.{col}: not a category column; category columns: "
-                              f"{sorted(_CATEGORY_COLUMNS)}")
-            elif len(set(values)) != len(values) or not values:
-                errors.append(f"vocabularies.{col}: values must be non-empty and distinct")
+        try:  # the book's rules: only region, employment, education and channels are free
+            S.resolve_vocabularies(self.vocabularies)
+        except DataValidationError as e:
+            errors.append(f"vocabularies.{e.column}: {e.rule}"
+                          + (f" (got {e.rows})" if e.rows is not None else ""))
         if errors:
             raise ValueError("; ".join(errors))
         return self
@@ -232,11 +231,11 @@ class SourceMapping(_Strict):
         """The lender's allowed values of a category column (default: the schema's)."""
         if column in self.vocabularies:
             return tuple(self.vocabularies[column])
-        return _CATEGORY_COLUMNS[column]
+        return S.DEFAULT_VOCABULARIES[column]
 
     def effective_vocabularies(self) -> dict[str, list[str]]:
         """Every category column's vocabulary, the lender's where declared."""
-        return {c: list(self.vocabulary(c)) for c in sorted(_CATEGORY_COLUMNS)}
+        return {c: list(self.vocabulary(c)) for c in sorted(S.DEFAULT_VOCABULARIES)}
 
     def fingerprint(self) -> str:
         """SHA-256 of the mapping's normalised content (not of its YAML formatting), as
@@ -246,12 +245,6 @@ class SourceMapping(_Strict):
             return self._fingerprint
         body = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
         return hashlib.sha256(body.encode()).hexdigest()
-
-
-# Category columns of the canonical tables with the schema's default vocabulary.
-_CATEGORY_COLUMNS: dict[str, tuple[str, ...]] = {
-    c.name: c.categories for t in S.TABLES.values() for c in t.columns if c.kind == "category"
-}
 
 
 def _loc(loc: tuple) -> str:
