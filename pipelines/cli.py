@@ -25,10 +25,17 @@ app = typer.Typer(help="postloan: post-loan management models, early warning and
 
 
 def handle_errors(fn):
-    """Turn PostloanError into a one-paragraph message and exit code 2 (4 for data quality)."""
+    """Turn PostloanError into a one-paragraph message and exit code 2 (4 for data quality).
+
+    A database that refuses us (the MLflow tracking store on PostgreSQL: wrong password,
+    server down) is reported the same way: the driver's one-line reason, which names
+    the host and user but never the password, and no traceback.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from sqlalchemy.exc import OperationalError
+
         try:
             return fn(*args, **kwargs)
         except DataQualityError as e:
@@ -37,6 +44,13 @@ def handle_errors(fn):
             raise typer.Exit(DataQualityError.exit_code) from None
         except PostloanError as e:
             err_console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
+            raise typer.Exit(2) from None
+        except OperationalError as e:
+            from rich.markup import escape
+
+            reason = escape(" ".join(str(e.orig or e).split()))
+            err_console.print(f"[bold red]error:[/] cannot use the database: {reason}",
+                              markup=True, highlight=False)
             raise typer.Exit(2) from None
 
     return wrapper
