@@ -235,6 +235,9 @@ def models_to_load(client: MlflowClient) -> list[str]:
                 log.warning("no registered '%s' model: running without it", model)
                 continue
         out.append(model)
+    return out
+
+
 @dataclass
 class UpliftGateDecision:
     """Outcome of the uplift gate: held-out Qini and AUUC of the challenger."""
