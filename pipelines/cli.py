@@ -265,7 +265,8 @@ def _tracking(s) -> tuple[str, Path | None]:
 @app.command()
 @handle_errors
 def train(
-    target: Annotated[str, typer.Option(help="default_risk | churn | satisfaction | all")] = "all",
+    target: Annotated[str, typer.Option(
+        help="default_risk | churn | satisfaction | uplift | all")] = "all",
     data: Annotated[Path | None, typer.Option(help="Book folder (default data/raw).")] = None,
     config: Annotated[Path | None, typer.Option(help="Training YAML (splits, params, gate).")]
     = None,
@@ -286,14 +287,17 @@ def train(
     """
     from pipelines.quality import parse_accepted
     from pipelines.scale import check_engine
-    from pipelines.train import check_models, metrics_table, run_train
+    from pipelines.train import UPLIFT_TARGET, check_models, metrics_table, run_train
     from postloan.bundle import MODELS
     from postloan.training import load_train_config
 
     s = get_settings()
-    models = list(MODELS) if target == "all" else check_models([target])
     cfg = load_train_config(config)
     uri, art = _tracking(s)
+    if target == UPLIFT_TARGET:
+        _train_uplift(data or s.raw_dir, uri, art, s, cfg.seed, required=True)
+        return
+    models = list(MODELS) if target == "all" else check_models([target])
     if check_engine(engine) == "dask":
         from pipelines.train import run_train_dask
 
@@ -316,6 +320,24 @@ def train(
             continue
         console.print(f"[bold]{r['model']}[/] v{r['version']}: {r['gate']}; top drivers: "
                       + ", ".join(r["top_features"][:5]))
+    if target == "all":
+        _train_uplift(data or s.raw_dir, uri, art, s, cfg.seed, required=False)
+
+
+def _train_uplift(data: Path, uri: str, art, s, seed: int, required: bool) -> None:
+    """Train the uplift models (docs/uplift.md); with `required` False a book without
+    logged outreach skips them with a console line instead of failing."""
+    from pipelines.train import has_outreach, run_train_uplift, uplift_table
+
+    if not required and not has_outreach(data):
+        console.print("uplift models skipped: the book logs no randomised outreach "
+                      "(interactions of kind 'outreach')")
+        return
+    up = run_train_uplift(data, uri, art, s.models_dir, s.root, seed=seed)
+    print_frame(uplift_table(up).set_index("action"),
+                "uplift models: held-out Qini / AUUC and the simulator's truth")
+    for r in up:
+        console.print(f"[bold]{r['model']}[/] v{r['version']}: {r['gate']}")
 
 
 @app.command()
@@ -426,7 +448,7 @@ def score(
     """
     from pipelines.quality import parse_accepted
     from pipelines.scale import uses_partitions
-    from pipelines.score import print_summary, run_score, run_score_engine
+    from pipelines.score import load_uplift, print_summary, run_score, run_score_engine
     from postloan.registry import load_champions
 
     s = get_settings()
@@ -446,8 +468,10 @@ def score(
                                    accept_data_issues=parse_accepted(accept_data_issues),
                                    data_quality=data_quality)
     else:
+        # Uplift champions from the registry (a bundle folder scores with the constants).
+        uplift = load_uplift(None if model_dir else _tracking(s)[0])
         outputs = run_score(data, as_of, out, bundles, capacity, config,
-                            parse_accepted(accept_data_issues), data_quality)
+                            parse_accepted(accept_data_issues), data_quality, uplift=uplift)
     print_summary(outputs, out)
     if to:
         from pipelines.score import write_to_database
@@ -592,20 +616,30 @@ def evaluate_policy(
 ) -> None:
     """Replay the simulated book from --as-of under each outreach policy and compare.
 
-    Policies: the constants queue (strategy.yaml), PD only, random, no contact. Each is
+    Policies: the learned queue (uplift champions' net benefit, when registered), the
+    constants queue (strategy.yaml), PD only, random, no contact. Each is
     contacted in the month after the as-of, then the simulator runs 12 months with
     common random numbers; losses, churned value, complaints and contact cost come
     from the simulated outcomes. Net benefit is against no contact, with 90% intervals
     over seeds.
     """
-    from pipelines.policy import run_evaluate_policy, summary_view
+    from pipelines.policy import learned_queue_builder, run_evaluate_policy, summary_view
+    from pipelines.score import load_uplift
     from postloan.registry import load_champions
 
     s = get_settings()
     data = data or s.raw_dir
     out = out or s.processed_dir / "policy" / as_of
     bundles = load_champions(model_dir, alias, _tracking(s)[0]) if scores == "models" else None
-    outputs = run_evaluate_policy(data, as_of, capacity, seeds, scores, bundles, config, out)
+    uplift = load_uplift(_tracking(s)[0])
+    extra = {}
+    if uplift:
+        extra["learned"] = learned_queue_builder(uplift, config)
+    else:
+        console.print("no registered uplift model: the learned queue is left out "
+                      "(train it with `postloan train --target uplift`)")
+    outputs = run_evaluate_policy(data, as_of, capacity, seeds, scores, bundles, config, out,
+                                  extra_queues=extra)
     print_frame(summary_view(outputs["summary"]),
                 f"policy replay from {as_of}: 12 months, {seeds} seed(s), 90% intervals")
     console.print(f"written to {out}: runs, summary and queues (parquet + CSV)")

@@ -39,6 +39,17 @@ def run_demo(n_customers: int = 20_000, n_months: int = 36, seed: int = 42) -> N
         console.print(f"[bold]{r['model']}[/] v{r['version']} "
                       f"({'champion' if r['promoted'] else 'challenger'}: {r['gate']})")
         console.print("  top drivers: " + ", ".join(r["top_features"][:6]))
+    from pipelines.train import run_train_uplift, uplift_table
+
+    console.rule("3b. uplift models: what a contact does, learned from the randomised logs")
+    # Kept light for the demo: the latest 6 as-of dates of logged contacts, 2 held out.
+    up = run_train_uplift(s.raw_dir, uri, art, s.models_dir, s.root, seed=seed, n_dates=6,
+                          n_test_dates=2)
+    print_frame(uplift_table(up).set_index("action"),
+                "uplift models: held-out Qini / AUUC and the simulator's truth")
+    for r in up:
+        console.print(f"[bold]{r['model']}[/] v{r['version']} "
+                      f"({'champion' if r['promoted'] else 'challenger'}: {r['gate']})")
     console.print(f"MLflow runs: {uri}  (browse with `make mlflow`)")
     console.print(f"model bundles: {s.models_dir}/<model>/v<version>/")
 
@@ -49,13 +60,14 @@ def run_demo(n_customers: int = 20_000, n_months: int = 36, seed: int = 42) -> N
         console.print(f"{model}: {path}")
 
     console.rule("5. score today's book: early warnings and the outreach queue")
-    from pipelines.score import print_summary, run_score
+    from pipelines.score import load_uplift, print_summary, run_score
     from postloan.registry import load_champions
 
     today = f"{months[-1]:%Y-%m-%d}"
     bundles = load_champions(tracking_uri=uri)
     out_dir = s.processed_dir / "scores" / today
-    print_summary(run_score(s.raw_dir, today, out_dir, bundles), out_dir)
+    print_summary(run_score(s.raw_dir, today, out_dir, bundles, uplift=load_uplift(uri)),
+                  out_dir)
     console.rule("next")
     console.print("serve the champions over HTTP:  POSTLOAN_API_TOKENS=<token> make serve   "
                   "(see serving/README.md)")

@@ -65,6 +65,21 @@ def decisions_at(data: Path, as_of: str, scores: str, strategy_cfg, bundles=None
     return decisions.merge(snap[["customer_id", *extra]], on="customer_id", how="left")
 
 
+def learned_queue_builder(uplift_bundles, strategy_config: Path | None = None
+                          ) -> QueueBuilder:
+    """The queue by learned net benefit (:mod:`postloan.strategy.uplift_queue`) from
+    uplift bundles by action, as a replay policy."""
+    cfg = strategy.load_strategy_config(strategy_config)
+
+    def build(decisions: pd.DataFrame, k: int) -> pd.DataFrame:
+        effects = strategy.uplift_effects(uplift_bundles, decisions)
+        q = strategy.learned_queue(decisions, effects, int(k), cfg)
+        return pd.DataFrame({"customer_id": q["customer_id"].to_numpy(),
+                             "action": q["recommended_action"].astype(object).to_numpy()})
+
+    return build
+
+
 def baseline_queues(strategy_cfg, seed: int = 0) -> dict[str, QueueBuilder]:
     """The queues every evaluation compares: strategy constants, PD only, random."""
     return {

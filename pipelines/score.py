@@ -10,28 +10,45 @@ import pandas as pd
 
 from pipelines.console import console, print_frame, progress_bar
 from pipelines.quality import gate_record, run_gate
-from postloan import io, strategy
+from postloan import io, registry, strategy
 from postloan.batch import flat_frame, score_and_decide
 from postloan.bundle import ModelBundle
 from postloan.snapshot import build_snapshot
 
 
+def load_uplift(tracking_uri: str | None) -> dict:
+    """The registered uplift champions by action (empty: the queue uses the constants)."""
+    if tracking_uri is None:
+        return {}
+    registry.configure(tracking_uri)
+    return registry.load_uplift_champions()
+
+
 def run_score(data: Path, as_of: str, out: Path, bundles: dict[str, ModelBundle],
               capacity: int | None = None, config: Path | None = None,
-              accept_data_issues: Sequence[str] = (), data_quality: Path | None = None
-              ) -> dict[str, pd.DataFrame]:
+              accept_data_issues: Sequence[str] = (), data_quality: Path | None = None,
+              uplift: dict | None = None) -> dict[str, pd.DataFrame]:
     """Score every active customer at `as_of` and write the decision tables atomically.
 
     The book is first checked against the champions' data expectations: a hard finding
     not in `accept_data_issues` raises DataQualityError and nothing is written; the
-    report goes into the output folder as ``data_quality.json``.
+    report goes into the output folder as ``data_quality.json``. With `uplift` bundles
+    (action -> bundle) the queue ranks by learned net benefit; without, it falls back
+    to the strategy constants and says so (console line, ``queue_basis`` column).
     """
     cfg = strategy.load_strategy_config(config)
     tables = io.read_tables(data)
     snap = build_snapshot(tables, as_of, with_labels=False)
     report = run_gate(tables, snap, bundles, accept_data_issues, data_quality)
+    if uplift:
+        console.print(f"outreach queue: learned net benefit (uplift models for "
+                      f"{', '.join(sorted(uplift))})")
+    else:
+        console.print("outreach queue: no registered uplift model, falling back to the "
+                      "strategy constants (queue_basis = constants)")
     with progress_bar("scoring customers", len(snap)) as advance:
-        outputs = score_and_decide(snap, bundles, cfg, capacity, progress=advance)
+        outputs = score_and_decide(snap, bundles, cfg, capacity, progress=advance,
+                                   uplift=uplift)
     io.write_frames_atomic({name: flat_frame(df) for name, df in outputs.items()}, Path(out),
                            json_files={"data_quality.json": gate_record(report)})
     return outputs
@@ -101,15 +118,18 @@ def print_summary(outputs: dict[str, pd.DataFrame], out: Path, top: int = 10) ->
         table.index.name = dim.replace("_", " ")
         print_frame(table, f"customers by {dim.replace('_', ' ')}")
     q = outputs["queue"].head(top)
+    learned = "net_benefit" in q.columns
     view = pd.DataFrame({
         "customer": q["customer_id"].astype(str), "action": q["recommended_action"],
-        "benefit": q["expected_benefit"].map("{:,.0f}".format),
+        "benefit": q["net_benefit" if learned else "expected_benefit"].map("{:,.0f}".format),
         "level": q["warning_level"].astype(str), "PD": q["pd_12m"].map("{:.1%}".format),
         "churn": q["p_churn_6m"].map("{:.1%}".format),
         "dissat.": q["p_dissatisfied_3m"].map(lambda p: "-" if pd.isna(p) else f"{p:.1%}"),
-        "why": [_short(r[0]) if len(r) else "" for r in q["action_reasons"]]}
+        "why": (["learned net benefit (uplift)"] * len(q) if learned else
+                [_short(r[0]) if len(r) else "" for r in q["action_reasons"]])}
     ).set_index("customer")
-    print_frame(view, f"top {len(view)} of the outreach queue")
+    basis = "learned net benefit" if learned else "strategy constants"
+    print_frame(view, f"top {len(view)} of the outreach queue (ranked by {basis})")
     if (Path(out) / "scores").is_dir():
         console.print(f"written to {out}: scores/ and decisions/ (parquet parts), queue "
                       "(parquet + CSV), manifest.json")

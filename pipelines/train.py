@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -10,7 +11,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from pipelines.console import progress_bar
+from pipelines.console import console, progress_bar
 from pipelines.quality import gate_record, run_gate
 from postloan import io, registry
 from postloan.bundle import MODELS
@@ -294,3 +295,131 @@ def check_models(models: list[str]) -> list[str]:
         raise DataValidationError("config", f"unknown target(s) {unknown}; choose from "
                                   f"{sorted(MODELS)} or all", "target")
     return models
+
+
+UPLIFT_TARGET = "uplift"
+
+
+def has_outreach(data: Path) -> bool:
+    """Whether a book logs outreach (the randomised contacts uplift models learn from)."""
+    import pyarrow.parquet as pq
+
+    path = Path(data) / "interactions.parquet"
+    if not path.is_file():
+        return False
+    kinds = pq.read_table(path, columns=["kind"]).column("kind").to_pandas()
+    return bool((kinds.astype(object) == "outreach").any())
+
+
+def run_train_uplift(data: Path, tracking_uri: str, artifact_root: Path | None,
+                     models_dir: Path | None, root: Path, seed: int = 42,
+                     n_dates: int = 12, n_test_dates: int = 3,
+                     until: str | pd.Timestamp | None = None) -> list[dict]:
+    """Train, evaluate, explain, register and gate one uplift model per contact action.
+
+    The training set is the logged outreach (randomised holdout, logged propensity) of
+    the latest `n_dates` as-of dates whose labels are observed; the last
+    `n_test_dates` of them are held out for the Qini/AUUC gate and, on a simulated
+    book, the comparison with ``contact_truth``. With `until`, only contacts whose
+    12-month outcome is known by that date are used (a model as of `until`).
+    """
+    from postloan import policy, uplift
+
+    tables = io.read_tables(data, names=[*io.S.REQUIRED_TABLES])
+    manifest = io.read_manifest(data)
+    truth = None
+    if (Path(data) / "contact_truth.parquet").exists():
+        truth = io.read_table(data, "contact_truth")
+    log = policy.outreach_log(tables["interactions"])
+    if log.empty:
+        raise DataValidationError("interactions", "no logged outreach: uplift models learn "
+                                  "from randomised contacts (generate with a contact policy)",
+                                  "kind", "outreach")
+    _, end = data_range(tables)
+    if until is not None:
+        end = min(end, pd.Timestamp(until))
+    # Dates whose longest label (default_12m) is observed; the latest n_dates of them.
+    dates = [d for d in sorted(log["as_of"].unique())
+             if pd.Timestamp(d) + pd.offsets.MonthEnd(12) <= end][-n_dates:]
+    if len(dates) <= n_test_dates:
+        raise DataValidationError("interactions", f"outreach on {len(dates)} as-of dates with "
+                                  f"observed labels; need more than {n_test_dates}", "as_of")
+    with progress_bar("uplift: snapshots of the logged contacts", 1) as advance:
+        data_set = uplift.training_set(tables, log, dates)
+        advance()
+    test_dates = dates[-n_test_dates:]
+    params = uplift.UpliftParams(seed=seed)
+    client = registry.configure(tracking_uri)
+    commit = git_commit(root)
+    results = []
+    with progress_bar("training uplift models", len(uplift.ACTIONS)) as advance:
+        for action in uplift.ACTIONS:
+            try:
+                out = uplift.train_action(data_set, action, test_dates, params, truth)
+            except DataValidationError as e:
+                # A rare action on a small book: nothing to learn from, no model (the
+                # queue leaves that action out).
+                console.print(f"uplift model for {action} skipped: {e}")
+                advance()
+                continue
+            results.append(_log_uplift(out, action, manifest, commit, client, artifact_root,
+                                       models_dir))
+            advance()
+    return results
+
+
+def _log_uplift(out, action: str, manifest: dict, commit: str, client,
+                artifact_root: Path | None, models_dir: Path | None) -> dict:
+    """Log one action's uplift bundle to MLflow, register it, gate it, export it."""
+    from postloan.uplift import UPLIFT_LABELS
+
+    model = out.bundle.model
+    m = dict(out.metrics)
+    # The gate's numbers: mean over outcomes of the held-out Qini and AUUC.
+    m["gate_qini"] = float(pd.Series([m.get(f"{lab}_qini") for lab in UPLIFT_LABELS],
+                                     dtype=float).mean())
+    m["gate_auuc"] = float(pd.Series([m.get(f"{lab}_auuc") for lab in UPLIFT_LABELS],
+                                     dtype=float).mean())
+    exp_id = registry.ensure_experiment(registry.experiment_name(model), artifact_root)
+    with mlflow.start_run(experiment_id=exp_id, run_name=f"{model}-dr-learner") as run:
+        mlflow.log_params({"model": model, "action": action, "learner": "DR (LightGBM)",
+                           **{f"uplift_{k}": v for k, v in
+                              out.bundle.metadata["params"].items()},
+                           **{f"split_{k}": ",".join(v) for k, v in out.splits.items()}})
+        mlflow.set_tags({"git_commit": commit, "postloan_model": model,
+                         "data_content_hash": manifest.get("content_hash", "")})
+        mlflow.log_metrics({k: v for k, v in m.items() if pd.notna(v)})
+        mlflow.log_dict(out.drivers, "explain/effect_drivers.json")
+        out.bundle.metadata.update(run_id=run.info.run_id, git_commit=commit)
+        _, version = registry.log_bundle(out.bundle)
+    decision = registry.uplift_gate(client, action, version)
+    folder = None
+    if models_dir is not None:
+        folder = out.bundle.save(Path(models_dir) / model / f"v{version}")
+        if decision.promoted:
+            (Path(models_dir) / model / "champion.json").write_text(json.dumps(
+                {"version": version, "reason": decision.reason}))
+    return {"model": model, "action": action, "version": version, "run_id": run.info.run_id,
+            "promoted": decision.promoted, "gate": decision.reason, "metrics": m,
+            "bundle": str(folder) if folder else None, "drivers": out.drivers}
+
+
+def uplift_table(results: list[dict]) -> pd.DataFrame:
+    """Held-out uplift metrics per action and outcome (printed by train and the demo)."""
+    from postloan.uplift import UPLIFT_LABELS
+
+    def f(v) -> str:
+        return "-" if v is None or pd.isna(v) else f"{v:.4f}"
+
+    rows = []
+    for r in results:
+        m = r["metrics"]
+        for lab in UPLIFT_LABELS:
+            rows.append({"action": r["action"], "outcome": lab,
+                         "Qini": f(m.get(f"{lab}_qini")), "AUUC": f(m.get(f"{lab}_auuc")),
+                         "oracle Qini": f(m.get(f"{lab}_qini_oracle")),
+                         "Qini / oracle (true effects)": f(m.get(f"{lab}_qini_true_ratio")),
+                         "corr(est, true)": f(m.get(f"{lab}_effect_corr")),
+                         "version": f"v{r['version']}",
+                         "champion": "yes" if r["promoted"] else "no"})
+    return pd.DataFrame(rows)

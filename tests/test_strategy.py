@@ -322,7 +322,8 @@ def test_customers_without_benefit_are_not_queued(cfg):
 
 def test_pressure_rule(cfg):
     pr = cfg.outreach.pressure_rule
-    rows = base_rows(3, total_balance=30_000.0)
+    # Behind on payments (a customer who is paying gets no reminder at all).
+    rows = base_rows(3, total_balance=30_000.0, dpd_current=5.0)
     high = pr.p_dissatisfied_min + 0.15
     # 1: moderate risk (orange), already dissatisfied -> service recovery, not risk contact.
     # 2: severe risk (PD above the severe threshold), dissatisfied -> still the risk contact.

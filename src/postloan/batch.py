@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +140,8 @@ def flat_frame(df: pd.DataFrame) -> pd.DataFrame:
 def score_and_decide(snap: pd.DataFrame, bundles: dict[str, ModelBundle],
                      cfg: strategy.StrategyConfig | None = None, capacity: int | None = None,
                      with_reasons: bool = True,
-                     progress: Callable[[int], None] | None = None) -> dict[str, pd.DataFrame]:
+                     progress: Callable[[int], None] | None = None,
+                     uplift: Mapping[str, Any] | None = None) -> dict[str, pd.DataFrame]:
     """Scores (in chunks of :data:`SCORE_CHUNK`: bounded memory), decisions and queue.
 
     Args:
@@ -150,6 +151,9 @@ def score_and_decide(snap: pd.DataFrame, bundles: dict[str, ModelBundle],
         capacity: outreach capacity (the config's when None).
         with_reasons: compute TreeSHAP reason codes (the costly part).
         progress: called with the number of customers scored after each chunk.
+        uplift: action -> registered uplift bundle (:mod:`postloan.uplift`); with them
+            the queue ranks by learned net benefit, without them it falls back to the
+            strategy constants (its ``queue_basis`` column says which).
 
     Returns:
         ``scores`` (flattened reasons), ``decisions`` (:func:`postloan.strategy.apply_strategy`
@@ -164,7 +168,15 @@ def score_and_decide(snap: pd.DataFrame, bundles: dict[str, ModelBundle],
             progress(len(chunk))
     scored = pd.concat(parts)
     decisions = strategy.apply_strategy(scored, snap, cfg)
-    queue = strategy.outreach_queue(decisions, capacity, cfg)
+    effects = None
+    if uplift:
+        extra = [c for c in snap.columns if c not in decisions.columns]
+        decisions_snap = decisions.merge(snap[["customer_id", *extra]], on="customer_id",
+                                         how="left")
+        effects = strategy.uplift_effects(uplift, decisions_snap)
+        queue = strategy.queue_with_fallback(decisions_snap, effects, capacity, cfg)
+    else:
+        queue = strategy.queue_with_fallback(decisions, None, capacity, cfg)
     versions = model_versions(bundles)
     decisions = decisions.assign(**{f"version_{m}": v for m, v in versions.items()})
     return {"scores": flatten_reasons(scored), "decisions": decisions, "queue": queue}

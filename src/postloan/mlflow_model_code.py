@@ -17,14 +17,23 @@ class BundleModel(PythonModel):
     """A pyfunc wrapper around :class:`postloan.bundle.ModelBundle`."""
 
     def load_context(self, context) -> None:
-        from postloan.bundle import ModelBundle
+        from pathlib import Path
 
-        self.bundle = ModelBundle.load(context.artifacts["bundle"])
+        from postloan.bundle import ModelBundle
+        from postloan.uplift import UpliftBundle
+
+        folder = context.artifacts["bundle"]
+        # An uplift bundle (uplift.json) returns effects per outcome, not a probability.
+        self.bundle = (UpliftBundle.load(folder) if (Path(folder) / "uplift.json").is_file()
+                       else ModelBundle.load(folder))
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None
                 ) -> pd.DataFrame:
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        return pd.DataFrame({"probability": self.bundle.predict(frame)}, index=frame.index)
+        out = self.bundle.predict(frame)
+        if isinstance(out, pd.DataFrame):
+            return out
+        return pd.DataFrame({"probability": out}, index=frame.index)
 
 
 mlflow.models.set_model(BundleModel())

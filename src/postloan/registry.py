@@ -31,6 +31,10 @@ from postloan.bundle import MODELS, OPTIONAL_MODELS, ModelBundle
 from postloan.database import mask_url
 from postloan.errors import ModelNotFoundError, PostloanError
 from postloan.snapshot import NUMERIC_FIELDS, SNAPSHOT_FIELDS
+from postloan.uplift import ACTIONS as UPLIFT_ACTIONS
+from postloan.uplift import UpliftBundle, model_name
+
+UPLIFT_MODELS = tuple(model_name(a) for a in UPLIFT_ACTIONS)
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +42,11 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 
 
 def registered_name(model: str) -> str:
-    """Registry name of a model: ``default_risk`` -> ``postloan-default-risk``."""
-    if model not in MODELS:
-        raise PostloanError(f"unknown model '{model}'; known: {sorted(MODELS)}")
+    """Registry name of a model: ``default_risk`` -> ``postloan-default-risk``,
+    ``uplift_payment_reminder`` -> ``postloan-uplift-payment-reminder``."""
+    if model not in MODELS and model not in UPLIFT_MODELS:
+        raise PostloanError(f"unknown model '{model}'; known: "
+                            f"{sorted(MODELS) + sorted(UPLIFT_MODELS)}")
     return "postloan-" + model.replace("_", "-")
 
 
@@ -232,6 +238,77 @@ def models_to_load(client: MlflowClient) -> list[str]:
     return out
 
 
+@dataclass
+class UpliftGateDecision:
+    """Outcome of the uplift gate: held-out Qini and AUUC of the challenger."""
+
+    promoted: bool
+    reason: str
+    challenger_version: str
+    champion_version: str | None
+    challenger_qini: float
+    champion_qini: float | None
+    challenger_auuc: float
+    qini_tolerance: float
+
+
+def uplift_gate(client: MlflowClient, action: str, version: str, metric: str = "gate_qini",
+                auuc_metric: str = "gate_auuc", qini_tolerance: float = 0.002) -> UpliftGateDecision:
+    """Gate an uplift model on held-out contacts: its ranking must beat random (Qini > 0,
+    AUUC > 0: contacts in its order avoid outcomes) and its Qini must not fall below
+    the champion's by more than `qini_tolerance`. Recorded like :func:`promotion_gate`."""
+    model = model_name(action)
+    name = registered_name(model)
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    metrics = client.get_run(client.get_model_version(name, version).run_id).data.metrics
+    q = float(metrics.get(metric, float("nan")))
+    auuc = float(metrics.get(auuc_metric, float("nan")))
+    champ = _alias_version(client, name, CHAMPION)
+    champ_q = None if champ is None else _version_metric(client, name, champ, metric)
+    if q != q or auuc != auuc:  # NaN: no outcome had enough held-out contacts to judge
+        promoted, reason = False, (f"too few held-out contacts to measure Qini "
+                                   f"({int(metrics.get('n_heldout', 0))} rows)")
+    elif not q > 0 or not auuc > 0:
+        promoted, reason = False, (f"held-out Qini {q:.4f} / AUUC {auuc:.4f}: the ranking "
+                                   "does not beat random contacting")
+    elif champ is None:
+        promoted, reason = True, "no champion yet"
+    elif champ == version:
+        promoted, reason = True, "already champion"
+    elif q < champ_q - qini_tolerance:
+        promoted, reason = False, (f"held-out Qini {q:.4f} worse than champion v{champ} "
+                                   f"({champ_q:.4f}) by more than {qini_tolerance}")
+    else:
+        promoted, reason = True, (f"held-out Qini {q:.4f} within {qini_tolerance} of or above "
+                                  f"champion v{champ} ({champ_q:.4f})")
+    d = UpliftGateDecision(promoted, reason, version, champ, q, champ_q, auuc, qini_tolerance)
+    for k, v in asdict(d).items():
+        client.set_model_version_tag(name, version, f"gate_{k}", str(v))
+    if promoted and champ != version:
+        set_champion(client, model, version, reason)
+    return d
+
+
+def load_uplift(action: str, alias: str | None = CHAMPION) -> UpliftBundle:
+    """Load an action's registered uplift bundle (default: its champion).
+
+    Raises:
+        ModelNotFoundError: none registered under that alias.
+    """
+    return UpliftBundle.load(download_bundle(model_name(action), alias=alias))
+
+
+def load_uplift_champions() -> dict[str, UpliftBundle]:
+    """Every action's uplift champion that exists (empty when none is registered)."""
+    out = {}
+    for action in UPLIFT_ACTIONS:
+        try:
+            out[action] = load_uplift(action)
+        except ModelNotFoundError:
+            continue
+    return out
+
+
 def download_bundle(model: str, alias: str | None = CHAMPION, version: str | None = None,
                     dst: Path | None = None) -> Path:
     """Download a registered bundle (by alias or version) and return its folder."""
@@ -324,7 +401,7 @@ def load_champions(model_dir: Path | None = None, alias: str = CHAMPION,
 def list_models(client: MlflowClient) -> list[dict]:
     """Every registered postloan version with its aliases and gate tags."""
     rows = []
-    for model in MODELS:
+    for model in (*MODELS, *UPLIFT_MODELS):
         name = registered_name(model)
         try:
             versions = client.search_model_versions(f"name='{name}'")

@@ -258,7 +258,9 @@ def score_book(book: Path, as_of: str, out: Path, model_dir: Path, runner: Any,
         _map_with(runner_2, _rank_task, ks, str(tmp), slices)
         shutil.rmtree(tmp / ".pre", ignore_errors=True)
         cands = pd.concat([r["queue"] for _, r in done], ignore_index=True)
-        queue = strategy.outreach_queue(cands.drop(columns="queue_rank"), capacity, cfg)
+        # The partitioned engine ranks by the constants (no uplift models here yet).
+        queue = strategy.queue_with_fallback(cands.drop(columns="queue_rank"), None,
+                                             capacity, cfg)
         flat_q = flat_frame(queue)
         io.write_frame_atomic(flat_q, tmp / "queue.parquet")
         io.write_frame_atomic(flat_q, tmp / "queue.csv")

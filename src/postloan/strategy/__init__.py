@@ -64,6 +64,12 @@ from postloan.strategy.decide import (
 )
 from postloan.strategy.queue import QUEUE_COLUMNS, outreach_queue, summarise
 from postloan.strategy.rules import customer_value, expected_loss, fire_signals, risk_grade
+from postloan.strategy.uplift_queue import (
+    learned_queue,
+    net_benefits,
+    queue_with_fallback,
+    uplift_effects,
+)
 
 __all__ = [
     "ACTIONS", "CHURN_COL", "DISSAT_COL", "LEVELS", "NO_ACTION", "OUTPUT_COLUMNS", "PD_COL",
@@ -72,5 +78,6 @@ __all__ = [
     "Segmentation", "Share", "Signal", "StrategyConfig", "Text", "ValueConfig",
     "apply_strategy", "customer_value", "decide", "early_warnings", "expected_loss",
     "fire_signals", "load_strategy_config", "outreach_queue", "rank_within_level",
-    "risk_grade", "summarise",
+    "learned_queue", "net_benefits", "queue_with_fallback", "risk_grade", "summarise",
+    "uplift_effects",
 ]

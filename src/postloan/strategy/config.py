@@ -182,6 +182,31 @@ class Outreach(_Strict):
     pressure_rule: PressureRule
 
 
+class UpliftValue(_Strict):
+    """How the learned-uplift queue values a contact (``strategy.uplift_queue``).
+
+    Attributes:
+        contact_cost: cost of one contact per action (the book's contact policy prices
+            them the same way: docs/contact-policy.md).
+        service_value: money value of one customer kept from being dissatisfied.
+        capacity_per_action: optional cap per action inside the total capacity.
+    """
+
+    contact_cost: dict[str, Annotated[float, Field(ge=0.0)]] = Field(default_factory=lambda: {
+        "payment_reminder": 2.0, "restructuring_offer": 60.0, "retention_offer": 40.0,
+        "service_recovery_call": 15.0})
+    service_value: float = Field(50.0, ge=0.0)
+    capacity_per_action: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+
+    @field_validator("contact_cost", "capacity_per_action")
+    @classmethod
+    def _actions(cls, d: dict) -> dict:
+        unknown = [k for k in d if k not in ACTIONS]
+        if unknown:
+            raise ValueError(f"unknown action(s) {unknown}; allowed {list(ACTIONS)}")
+        return d
+
+
 def _exact_keys(d: Mapping[str, Any], allowed: Sequence[str], what: str,
                 required: bool = True) -> None:
     unknown = [k for k in d if k not in allowed]
@@ -206,6 +231,7 @@ class StrategyConfig(_Strict):
     segmentation: Segmentation
     segments: dict[str, Text]
     outreach: Outreach
+    uplift: UpliftValue = Field(default_factory=UpliftValue)
     actions: dict[str, Text]
 
     @field_validator("risk_grades")

@@ -36,6 +36,7 @@ from postloan.strategy.rules import (
     _grade_codes,
     _num,
     _tables,
+    _value_if_kept,
 )
 from postloan.strategy.texts import _action_texts, _warning_texts
 
@@ -176,8 +177,8 @@ def apply_strategy(scored: pd.DataFrame, snapshot: pd.DataFrame,
     - **expected_benefit**, **recommended_action**, **action_reasons**: the best of
       risk = EL x risk_avertable_share (defaulted_avertable_share at
       defaulted_dpd_min days past due or more; action restructuring_offer at
-      restructure_levels, else payment_reminder), retention = value x p_churn x
-      retention_success_rate (retention_offer), service = p_dissatisfied x (value x
+      restructure_levels, else payment_reminder), retention = value if kept (customer value
+      without its churn discount) x p_churn x retention_success_rate (retention_offer), service = p_dissatisfied x (value x
       recovery_effect + service_goodwill) (service_recovery_call); ties go to the
       earlier source. **Pressure rule**: when the best source is risk, p_dissatisfied
       >= pressure_rule.p_dissatisfied_min and the risk is not severe (level not in
@@ -378,19 +379,35 @@ def _decide(cols: _Columns, cfg: StrategyConfig) -> dict[str, Any]:
                      oc.risk_avertable_share)
     benefits = np.nan_to_num(np.column_stack([
         el * avert,
-        value * p_churn * oc.retention_success_rate,
+        # What is kept: the value if the customer stays x the churn probability.
+        _value_if_kept(cols, cfg) * p_churn * oc.retention_success_rate,
         p_dis * (value * oc.recovery_effect + oc.service_goodwill),
     ]), nan=0.0)
-    source = np.argmax(benefits, axis=1)  # first maximum: risk, retention, service
+    risk_action = np.where(t.restructure_level[level], ACTIONS.index("restructuring_offer"),
+                           ACTIONS.index("payment_reminder"))
+    # Handbook rules on reminders: a customer who is paying gets no reminder (regional
+    # stress or a maxed card raise the watch level, not a collection call), and an open
+    # complaint never triggers one (service recovery first). Help (restructuring) stays.
+    reminder = risk_action == ACTIONS.index("payment_reminder")
+    paying = dpd <= 0
+    open_complaint = (np.nan_to_num(cols.num("open_complaints"), nan=0.0) > 0
+                      if "open_complaints" in cols else np.zeros(n, bool))
+    no_reminder = reminder & (paying | open_complaint)
+    risk_best = np.argmax(benefits, axis=1) == 0
+    choice = benefits.copy()
+    choice[no_reminder, 0] = 0.0
+    source = np.argmax(choice, axis=1)  # first maximum: risk, retention, service
     pr = oc.pressure_rule
     pressured = p_dis >= pr.p_dissatisfied_min
     severe = t.severe_level[level] | (p_def >= pr.severe_pd_min)
     withheld = (source == 0) & pressured & ~severe
     overridden = (source == 0) & pressured & severe
     source = np.where(withheld, 2, source)
-    benefit = benefits[np.arange(n), source]
-    risk_action = np.where(t.restructure_level[level], ACTIONS.index("restructuring_offer"),
-                           ACTIONS.index("payment_reminder"))
+    # An open complaint behind on payments: the service-recovery call comes first.
+    complaint_first = open_complaint & reminder & ~paying & risk_best & (benefits[:, 0] > 0)
+    source = np.where(complaint_first, 2, source)
+    benefit = np.where(complaint_first, np.maximum(benefits[:, 2], benefits[:, 0]),
+                       choice[np.arange(n), source])
     action = np.where(source == 1, ACTIONS.index("retention_offer"),
                       np.where(source == 2, ACTIONS.index("service_recovery_call"), risk_action))
     none = ~(benefit > 0.0)

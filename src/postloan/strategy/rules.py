@@ -309,6 +309,14 @@ def customer_value(frame: pd.DataFrame, cfg: StrategyConfig | None = None) -> np
 
 
 def _customer_value(cols: _Columns, cfg: StrategyConfig) -> np.ndarray:
+    return _value_if_kept(cols, cfg) * (1.0 - cols.num(CHURN_COL))
+
+
+def _value_if_kept(cols: _Columns, cfg: StrategyConfig) -> np.ndarray:
+    """The customer's value if they stay: :func:`customer_value` without the churn
+    discount. What a retention contact can keep is this times the churn probability
+    (the value already discounted by (1 - p_churn) would count the churn twice and
+    make the benefit peak at p_churn = 0.5)."""
     vc = cfg.value
     funding = np.full(cols.n, vc.funding_rate_pct, dtype="float64")
     if vc.use_policy_rate and "policy_rate" in cols:
@@ -318,7 +326,7 @@ def _customer_value(cols: _Columns, cfg: StrategyConfig) -> np.ndarray:
     life = cols.num("min_remaining_months")
     life = np.clip(np.where(np.isnan(life), vc.card_life_months, life), 0.0, vc.life_cap_months)
     return (cols.num("total_balance") * margin / 100.0 * life / 12.0
-            * (1.0 - cols.num(PD_COL)) * (1.0 - cols.num(CHURN_COL)))
+            * (1.0 - cols.num(PD_COL)))
 
 
 def _fmt_num(x: float) -> str:

@@ -1,0 +1,212 @@
+"""The handbook's contact rules (domain.md ch. 6-7), each with a test that fails when broken,
+and the queue by learned net benefit (postloan.strategy.uplift_queue)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from postloan import strategy as st
+from postloan.snapshot import NUMERIC_FIELDS, build_snapshot
+
+ACTIONS = st.ACTIONS[:4]
+
+
+@pytest.fixture(scope="module")
+def cfg() -> st.StrategyConfig:
+    return st.load_strategy_config()
+
+
+def rows(n: int, **cols) -> pd.DataFrame:
+    df = pd.DataFrame({f: np.full(n, np.nan) for f in NUMERIC_FIELDS})
+    df.insert(0, "customer_id", np.arange(1, n + 1))
+    df["main_product"] = "consumer"
+    df["total_balance"] = 30_000.0
+    df["secured_share"] = 0.0
+    df["weighted_rate"] = 12.0
+    df["min_remaining_months"] = 24.0
+    df["dpd_current"] = 0.0
+    df["open_complaints"] = 0.0
+    for k, v in cols.items():
+        df[k] = v
+    return df
+
+
+def scores(r: pd.DataFrame, pd_12m, p_churn=0.05, p_dis=0.05) -> pd.DataFrame:
+    n = len(r)
+    return pd.DataFrame({"customer_id": r["customer_id"].to_numpy(),
+                         **{c: np.broadcast_to(np.asarray(v, float), n).copy() for c, v in
+                            (("pd_12m", pd_12m), ("p_churn_6m", p_churn),
+                             ("p_dissatisfied_3m", p_dis))}})
+
+
+def both(sc: pd.DataFrame, r: pd.DataFrame, cfg) -> list[pd.DataFrame]:
+    """Batch decisions (apply_strategy) and what /early_warning returns (decide)."""
+    batch = st.apply_strategy(sc, r, cfg).set_index("customer_id")
+    online = pd.DataFrame(st.decide({c: sc[c].to_numpy() for c in sc.columns if c != "customer_id"},
+                                    {c: r[c].to_numpy() for c in r.columns}, cfg))
+    return [batch, online.set_index("customer_id")]
+
+
+# ------------------------------------------------------------------ retention arithmetic
+def test_retention_benefit_rises_with_the_churn_probability(cfg):
+    p = np.linspace(0.01, 0.99, 41)
+    r = rows(len(p))
+    d = st.apply_strategy(scores(r, 0.01, p_churn=p), r, cfg)
+    b = d.sort_values("customer_id")["benefit_retention"].to_numpy()
+    assert (np.diff(b) > 0).all()  # the old value x (1 - p) x p peaked at p = 0.5
+    assert b[-1] > 1.9 * b[len(p) // 2]
+
+
+# ------------------------------------------------------------------ handbook rules
+def test_an_open_complaint_never_triggers_a_payment_reminder(cfg):
+    # Behind on payments, moderate risk: a reminder without the complaint.
+    r = rows(2, dpd_current=10.0, open_complaints=[0.0, 1.0])
+    for d in both(scores(r, 0.2), r, cfg):
+        assert d.loc[1, "recommended_action"] == "payment_reminder"
+        assert d.loc[2, "recommended_action"] == "service_recovery_call"
+
+
+def test_regional_stress_and_a_maxed_card_watch_but_do_not_remind_payers(cfg):
+    r = rows(3, unemployment_change_6m=2.0, card_utilisation=0.99,
+             dpd_current=[0.0, 0.0, 5.0])
+    r.loc[1, ["unemployment_change_6m", "card_utilisation"]] = [0.0, 0.2]  # customer 2: none
+    for d in both(scores(r, [0.01, 0.01, 0.2]), r, cfg):
+        sig = d.loc[1, "signals"]
+        assert "regional_stress" in sig and "card_maxed" in sig
+        # The signals raise the watch status ...
+        assert d.loc[1, "warning_level"] != "green"
+        assert st.LEVELS.index(d.loc[1, "warning_level"]) > st.LEVELS.index(
+            d.loc[2, "warning_level"])
+        # ... but a paying customer gets no reminder, and the response says watch.
+        assert d.loc[1, "recommended_action"] != "payment_reminder"
+        assert d.loc[1, "warning_level"] == "yellow"
+        assert "only once a payment is missed" in str(d.loc[1, "response"])
+        # Someone behind on payments with the same signals is reminded.
+        assert d.loc[3, "recommended_action"] == "payment_reminder"
+
+
+def test_pressure_rule_in_the_batch_and_early_warning_response(cfg):
+    pr = cfg.outreach.pressure_rule
+    r = rows(2, dpd_current=5.0)
+    sc = scores(r, 0.2, p_dis=[pr.p_dissatisfied_min + 0.15, 0.02])
+    for d in both(sc, r, cfg):
+        assert d.loc[1, "recommended_action"] == "service_recovery_call"
+        assert d.loc[1, "pressure_rule"] == "withheld"
+        assert d.loc[2, "recommended_action"] == "payment_reminder"
+
+
+def test_customers_in_difficulty_are_offered_help_before_collections(cfg):
+    # Red (severe PD), behind on payments: restructuring, not a collection reminder.
+    r = rows(2, dpd_current=[45.0, 45.0], total_balance=[30_000.0, 1_000.0])
+    for d in both(scores(r, 0.5), r, cfg):
+        assert d.loc[1, "warning_level"] == "red"
+        assert d.loc[1, "recommended_action"] == "restructuring_offer"
+    # The work-out segment's playbook puts help before collections.
+    text = cfg.segments["work_out"].en
+    assert "restructuring" in text and "deferral" in text
+    assert text.index("restructuring") < text.index("collections")
+
+
+def test_churn_label_is_attrition_not_maturity(small_tables):
+    """churn_6m = no open loan 6 months on through early payoff or no renewal, outside
+    default; a maturity followed by a new loan is not churn."""
+    loans = small_tables["loans"]
+    months = sorted(small_tables["repayments"]["statement_date"].unique())
+    as_of = pd.Timestamp(months[12])
+    h6 = as_of + pd.offsets.MonthEnd(6)
+    snap = build_snapshot(small_tables, as_of).set_index("customer_id")
+    closed = loans[(loans["close_date"] > as_of) & (loans["close_date"] <= h6)]
+    open_h6 = loans[(loans["origination_date"] <= h6)
+                    & (loans["close_date"].isna() | (loans["close_date"] > h6))]
+    renewed = set(closed.loc[closed["close_reason"] == "matured", "customer_id"]) & set(
+        open_h6["customer_id"])
+    prepaid_gone = set(closed.loc[closed["close_reason"] == "prepaid", "customer_id"]) - set(
+        open_h6["customer_id"])
+    matured_gone = set(closed.loc[closed["close_reason"] == "matured", "customer_id"]) - set(
+        open_h6["customer_id"])
+    charged = set(closed.loc[closed["close_reason"] == "charged_off", "customer_id"])
+    ids = snap.index
+    renewed, prepaid_gone, matured_gone = (sorted(set(ids) & s - charged) for s in
+                                           (renewed, prepaid_gone, matured_gone))
+    assert renewed and prepaid_gone and matured_gone
+    assert (snap.loc[renewed, "churn_6m"] == 0).all()  # matured, renewed: kept
+    assert (snap.loc[prepaid_gone, "churn_6m"].dropna() == 1).all()  # early payoff
+    # No renewal at maturity (every customer in good standing may renew) is attrition.
+    assert (snap.loc[matured_gone, "churn_6m"].dropna() == 1).all()
+    gone = sorted(set(ids) & charged)
+    assert (snap.loc[gone, "churn_6m"].dropna() == 0).all()  # default is not churn
+
+
+# ------------------------------------------------------------------ the learned queue
+def effects_frame(n: int, **by_action) -> pd.DataFrame:
+    """effect_<action>_<label> columns, zero unless given (action -> (def, churn, dis))."""
+    out = {}
+    for a in ACTIONS:
+        e = by_action.get(a, (0.0, 0.0, 0.0))
+        for lab, v in zip(("default_12m", "churn_6m", "dissatisfied_3m"), e, strict=True):
+            out[f"effect_{a}_{lab}"] = np.broadcast_to(np.asarray(v, float), n).copy()
+    return pd.DataFrame(out)
+
+
+def decisions_for(r: pd.DataFrame, cfg, **kw) -> pd.DataFrame:
+    d = st.apply_strategy(scores(r, kw.pop("pd_12m", 0.2), **kw), r, cfg)
+    extra = [c for c in r.columns if c not in d.columns]
+    return d.merge(r[["customer_id", *extra]], on="customer_id")
+
+
+def test_learned_queue_net_benefit_best_action_and_no_harmful_contact(cfg):
+    r = rows(4, dpd_current=[10.0, 10.0, 0.0, 10.0])
+    d = decisions_for(r, cfg)
+    eff = effects_frame(4,
+                        payment_reminder=([-0.10, -0.10, -0.10, 0.05], 0.0, 0.0),
+                        restructuring_offer=([-0.30, -0.01, -0.30, 0.02], 0.0, 0.0),
+                        retention_offer=(0.0, [-0.5, -0.5, -0.5, 0.0], 0.0))
+    nets = st.net_benefits(d, eff, cfg)
+    el_unit = (d["ead"] * d["lgd"]).to_numpy()
+    cost = cfg.uplift.contact_cost
+    assert nets.loc[0, "net_payment_reminder"] == pytest.approx(
+        el_unit[0] * 0.10 - cost["payment_reminder"])
+    assert np.isnan(nets.loc[2, "net_payment_reminder"])  # paying: no reminder open
+    q = st.learned_queue(d, eff, 10, cfg).set_index("customer_id")
+    assert q.loc[1, "recommended_action"] == "restructuring_offer"  # best of the actions
+    assert q.loc[2, "recommended_action"] == "payment_reminder"
+    assert q.loc[3, "recommended_action"] == "retention_offer"  # paying: not risk contact
+    # Customer 4: every contact harms or costs more than it gains -> not contacted,
+    # whatever the risk.
+    assert 4 not in q.index
+    assert (q["net_benefit"] > 0).all() and (q["queue_basis"] == "learned_uplift").all()
+    assert list(q["net_benefit"]) == sorted(q["net_benefit"], reverse=True)
+    assert len(st.learned_queue(d, eff, 1, cfg)) == 1
+
+
+def test_learned_queue_never_reminds_an_open_complaint(cfg):
+    r = rows(2, dpd_current=10.0, open_complaints=[1.0, 0.0])
+    d = decisions_for(r, cfg)
+    eff = effects_frame(2, payment_reminder=(-0.2, 0.0, 0.0))
+    q = st.learned_queue(d, eff, 10, cfg).set_index("customer_id")
+    assert 1 not in q.index and q.loc[2, "recommended_action"] == "payment_reminder"
+
+
+def test_capacity_per_action(cfg):
+    capped = cfg.model_copy(update={"uplift": cfg.uplift.model_copy(
+        update={"capacity_per_action": {"payment_reminder": 1}})})
+    r = rows(3, dpd_current=10.0)
+    d = decisions_for(r, capped)
+    eff = effects_frame(3, payment_reminder=([-0.3, -0.2, -0.1], 0.0, 0.0))
+    q = st.learned_queue(d, eff, 10, capped)
+    assert list(q["customer_id"]) == [1]
+
+
+def test_fallback_to_the_constants_says_so(cfg, caplog):
+    r = rows(3, dpd_current=10.0)
+    d = decisions_for(r, cfg)
+    with caplog.at_level("WARNING"):
+        q = st.queue_with_fallback(d, None, 10, cfg)
+    assert (q["queue_basis"] == "constants").all()
+    pd.testing.assert_frame_equal(q.drop(columns="queue_basis"), st.outreach_queue(d, 10, cfg))
+    assert "falls back to the strategy constants" in caplog.text
+    learned = st.queue_with_fallback(d, effects_frame(3, payment_reminder=(-0.2, 0, 0)), 10,
+                                     cfg)
+    assert (learned["queue_basis"] == "learned_uplift").all()
