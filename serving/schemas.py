@@ -203,6 +203,11 @@ def _check_batch(ids: list[int]) -> None:
 
 
 class _Batch(_Strict):
+    # The JSON schema says what the validator enforces: one of the two (schemathesis and
+    # OpenAPI clients read it).
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["customers"]},
+                                                           {"required": ["customer_ids"]}]})
+
     customers: list[CustomerSnapshot] | None = Field(  # type: ignore[valid-type]
         None, min_length=1, description=f"1 to {MAX_BATCH_ENV} (default {DEFAULT_MAX_BATCH}) "
                                         "customer snapshots, each customer once")

@@ -259,9 +259,9 @@ class Scorer:
         for maps in self._maps.values():
             for i, f in enumerate(unknown_categories(records, maps)):
                 flags[i].update(f)
-        if any(flags):
-            log.warning("categories outside the models' vocabularies scored as missing: %s",
-                        sorted(set().union(*flags))[:5])
+        if any(flags):  # field names only: a request's values never reach the log
+            log.warning("categories outside the models' vocabularies scored as missing in "
+                        "field(s) %s", sorted({f.split("=", 1)[0] for f in set().union(*flags)}))
         return [sorted(f) for f in flags]
 
     def check_models(self, models: list[str]) -> None:

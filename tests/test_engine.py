@@ -212,7 +212,9 @@ def test_dask_training_gives_a_valid_bundle_close_to_local(part_book, trained, c
     from postloan.bundle import ModelBundle
     from postloan.training import Splits, TrainConfig
 
-    cfg = TrainConfig(shap_sample=500, splits=Splits(n_train=6))
+    # The same configuration as the local `trained` fixture (LightGBM, not `auto`).
+    cfg = TrainConfig(shap_sample=500, splits=Splits(n_train=6),
+                      models={"default_risk": {"family": "lightgbm"}})
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     [r] = run_train_dask(part_book, ["default_risk"], cfg, uri, tmp_path / "art",
                          tmp_path / "models", tmp_path, scheduler=client.scheduler.address,

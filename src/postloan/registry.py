@@ -370,7 +370,7 @@ def load_champions(model_dir: Path | None = None, alias: str = CHAMPION,
         shown = mask_url(uri)  # never a password in a message or a log
         store = _missing_sqlite_store(uri)
         if store is not None:  # MLflow would create an empty store there: refuse instead
-            raise ModelNotFoundError(f"no MLflow store at {store} (tracking URI {shown}); "
+            raise ModelNotFoundError(f"no MLflow store at {store} (MLFLOW_TRACKING_URI={shown}); "
                                      "train first (`postloan train`), or use a bundle folder")
         try:
             client = configure(uri)
