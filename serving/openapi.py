@@ -27,6 +27,7 @@ _GUARD_RESPONSES = {
     "413": "request body over the limit (POSTLOAN_MAX_BATCH customers)",
     "415": "content type other than application/json",
     "422": "well-formed request the library refuses (the message says why)",
+    "404": "/explain by customer_id: the id is not in the online snapshot store",
 }
 _METADATA = {
     "type": "object",

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import psutil
 import pytest
 
@@ -87,11 +88,23 @@ def _assert_4xx_with_reason(r: httpx.Response, status: tuple[int, ...] = (400,))
 
 # ---------------------------------------------------------------------------- the server
 @pytest.fixture(scope="module")
-def server(trained, tmp_path_factory):
+def server(trained, small_book, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("reliability")
     log = tmp / "serve.log"
+    # An online store too, so requests by id (what a fuzzer generates most easily) are
+    # answered: known ids scored, unknown ones reported.
+    from postloan import io
+    from postloan.online import SnapshotStore
+    from postloan.snapshot import build_snapshot, data_range
+
+    tables = io.read_tables(small_book)
+    snap = build_snapshot(tables, data_range(tables)[1] - pd.offsets.MonthEnd(6),
+                          with_labels=False)
+    store = f"sqlite:///{tmp / 'online.db'}"
+    SnapshotStore(store).materialize(snap, "reliability")
     env = {"POSTLOAN_MODEL_DIR": str(trained["root"] / "models"), "POSTLOAN_API_TOKENS": TOKEN,
-           "POSTLOAN_MAX_BATCH": str(MAX_BATCH), "POSTLOAN_AUDIT_LOG": str(tmp / "audit.jsonl")}
+           "POSTLOAN_MAX_BATCH": str(MAX_BATCH), "POSTLOAN_AUDIT_LOG": str(tmp / "audit.jsonl"),
+           "POSTLOAN_ONLINE_STORE": store}
     with ServiceProcess(env, log=log, drop=DROP) as s:
         s.wait_ready(timeout=90)
         yield {"url": s.url, "proc": s.proc, "log": log, "audit": tmp / "audit.jsonl",
