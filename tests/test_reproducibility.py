@@ -8,13 +8,16 @@ import pytest
 from pipelines.score import run_score
 from pipelines.train import run_train
 from postloan.batch import load_bundles_from_dir
+from postloan.bundle import MODELS
 from postloan.training import Splits, TrainConfig
 
 pytestmark = pytest.mark.integration
 
 
 def test_two_runs_give_identical_models_scores_and_queue(trained, small_book, tmp_path):
-    cfg = TrainConfig(shap_sample=500, splits=Splits(n_train=6))
+    # The `trained` fixture's configuration exactly (LightGBM for all three models).
+    cfg = TrainConfig(shap_sample=500, splits=Splits(n_train=6),
+                      models={m: {"family": "lightgbm"} for m in MODELS})
     root = tmp_path / "again"
     run_train(small_book, ["default_risk", "churn", "satisfaction"], cfg,
               f"sqlite:///{root / 'mlflow.db'}", root / "mlartifacts", root / "models", root)
