@@ -121,8 +121,8 @@ def test_batch_score_writes_every_output(trained, small_book, tmp_path):
     out = tmp_path / "scores"
     outputs = run_score(small_book, "2024-06-30", out, bundles, capacity=25)
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["decisions.csv", "decisions.parquet", "queue.csv", "queue.parquet",
-                     "scores.csv", "scores.parquet"]
+    assert names == ["data_quality.json", "decisions.csv", "decisions.parquet", "queue.csv",
+                     "queue.parquet", "scores.csv", "scores.parquet"]  # gate record included
     d, q = outputs["decisions"], outputs["queue"]
     due = int(((d["expected_benefit"] > 0) & (d["recommended_action"] != "none")).sum())
     assert len(q) == min(25, due) > 0
