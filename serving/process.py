@@ -34,7 +34,7 @@ from types import TracebackType
 import httpx
 
 from postloan.errors import PostloanError
-from serving.supervisor import STOP_GRACE, stop_tree
+from serving.supervisor import STOP_GRACE, exit_with_parent, stop_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE = "serving.service:PostloanService"
@@ -167,8 +167,11 @@ class ServiceProcess:
         if self.proc is not None and self.proc.poll() is None:
             raise ServiceProcessError(f"the server already runs (pid {self.proc.pid})")
         with self.log.open("w") as out:  # the child keeps its own handle
+            # exit_with_parent: a server started for a test or a benchmark goes down with
+            # the process that started it, even one killed without calling stop().
             self.proc = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+                                         stderr=subprocess.STDOUT, start_new_session=True,
+                                         preexec_fn=exit_with_parent)
         return self
 
     def wait_ready(self, timeout: float = 120, interval: float = 0.25) -> float:

@@ -89,6 +89,7 @@ class PostgresServer:
         self.user = ROLE
         self.password = secrets.token_urlsafe(12)
         self._run_as = "postgres" if os.geteuid() == 0 else None
+        self._watchdog: subprocess.Popen | None = None
 
     # ------------------------------------------------------------------ paths, URLs
     @property
@@ -181,14 +182,34 @@ class PostgresServer:
                     "host all all 127.0.0.1/32 scram-sha-256\n")
         self._run("pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-w",
                   "-t", "60", "start")
+        self._watch()
         pw_sql = self.password.replace("'", "''")
         self.execute(f"CREATE ROLE {self.user} LOGIN PASSWORD '{pw_sql}' CREATEDB")
         return self
+
+    def _watch(self) -> None:
+        """A watchdog that stops the server if this process dies without calling stop().
+
+        pg_ctl detaches the server from us, so a test process killed by a timeout or a
+        signal would leave it running. The watchdog (a shell in its own session) polls
+        our pid and, once it is gone, stops the server and removes its folder.
+        """
+        stop = " ".join(self._cmd("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w",
+                                  "stop"))
+        script = (f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 1; done; "
+                  f"{stop} >/dev/null 2>&1; rm -rf '{self.root}'")
+        self._watchdog = subprocess.Popen(["sh", "-c", script], start_new_session=True,
+                                          stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL)
 
     def stop(self) -> None:
         """Stop the server (fast shutdown) and delete its folder."""
         if self.root is None:
             return
+        if self._watchdog is not None:
+            self._watchdog.kill()
+            self._watchdog.wait()
+            self._watchdog = None
         try:
             if (self.data_dir / "postmaster.pid").exists():
                 self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
