@@ -18,17 +18,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from postloan import evaluation as ev
-from postloan.errors import ConfigError, DataValidationError
+from postloan.config_files import read_mapping, read_text, shipped_text, validate
+from postloan.errors import DataValidationError
 from postloan.features import CATEGORICAL_FEATURES
 
 if TYPE_CHECKING:  # only for hints: the bundle module loads LightGBM and TreeSHAP
@@ -72,18 +71,6 @@ class MonitoringConfig(BaseModel):
         return self
 
 
-def _read_yaml(text: str, src: str) -> dict:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"cannot read monitoring config {src}: {e}") from e
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"monitoring config {src} must hold a mapping")
-    return data
-
-
 def load_monitoring_config(path: Path | str | None = None) -> MonitoringConfig:
     """The shipped monitoring thresholds, overlaid by a user YAML file.
 
@@ -99,22 +86,13 @@ def load_monitoring_config(path: Path | str | None = None) -> MonitoringConfig:
         ConfigError: unreadable file, not a mapping, or a field with a wrong name, type
             or value; the message names the file and the field.
     """
-    base = _read_yaml(resources.files("postloan").joinpath("config/monitoring.yaml")
-                      .read_text("utf-8"), "postloan:config/monitoring.yaml")
+    what = "monitoring config"
     src = "postloan:config/monitoring.yaml"
+    base = read_mapping(shipped_text("config/monitoring.yaml"), what, src)
     if path is not None:
         src = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as e:
-            raise ConfigError(f"cannot read monitoring config {src}: {e}") from e
-        base = {**base, **_read_yaml(text, src)}
-    try:
-        return MonitoringConfig(**base)
-    except ValidationError as e:
-        errs = "; ".join(f"{'.'.join(map(str, x['loc'])) or '(top level)'}: {x['msg']}"
-                         for x in e.errors())
-        raise ConfigError(f"invalid monitoring config {src}: {errs}") from e
+        base = {**base, **read_mapping(read_text(path, what), what, src)}
+    return validate(MonitoringConfig, base, what, src)
 
 
 @lru_cache(maxsize=1)

@@ -14,13 +14,12 @@ from importlib import resources
 from pathlib import Path
 
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from postloan import schema as S
 from postloan.batch import score_and_decide
 from postloan.bundle import ModelBundle
-from postloan.errors import ConfigError
+from postloan.config_files import read_mapping, read_text, shipped_text, validate
 from postloan.strategy import StrategyConfig
 
 
@@ -65,26 +64,12 @@ def load_scenario(path_or_name: str | Path) -> Scenario:
     """A scenario from a YAML file, or a built-in one by name (``mild``, ``severe``)."""
     p = Path(path_or_name)
     if p.suffix not in (".yaml", ".yml") and str(path_or_name) in builtin_scenarios():
-        text = resources.files("postloan").joinpath(
-            f"config/scenarios/{path_or_name}.yaml").read_text("utf-8")
-        src = f"built-in scenario '{path_or_name}'"
+        text = shipped_text(f"config/scenarios/{path_or_name}.yaml")
+        src = f"'{path_or_name}' (built in)"
     else:
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as e:
-            raise ConfigError(f"cannot read scenario {p}: {e}; built-in scenarios: "
-                              f"{builtin_scenarios()}") from e
+        text = read_text(p, "scenario", f"; built-in scenarios: {builtin_scenarios()}")
         src = str(p)
-    try:
-        data = yaml.safe_load(text)
-        if not isinstance(data, dict):
-            raise ConfigError(f"scenario {src} must hold a mapping")
-        return Scenario(**data)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"scenario {src} is not valid YAML: {e}") from e
-    except ValidationError as e:
-        errs = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
-        raise ConfigError(f"invalid scenario {src}: {errs}") from e
+    return validate(Scenario, read_mapping(text, "scenario", src), "scenario", src)
 
 
 def apply_scenario(snapshot: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:

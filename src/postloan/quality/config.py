@@ -8,13 +8,11 @@ soft (a warning) or hard (the run stops).
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from postloan.errors import ConfigError
+from postloan.config_files import field_errors, read_mapping, read_text, shipped_text, validate
 
 FEED_NAMES = ("bureau", "activity", "interactions", "surveys", "macro", "repayments")
 
@@ -94,11 +92,7 @@ class DataQualityConfig(_Strict):
         try:
             return FeedLimits(**merged)
         except ValidationError as e:
-            raise ValueError(f"feeds.{name}: {_errors(e)}") from e
-
-
-def _errors(e: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
+            raise ValueError(f"feeds.{name}: {field_errors(e)}") from e
 
 
 def load_data_quality_config(path: Path | None = None) -> DataQualityConfig:
@@ -114,17 +108,8 @@ def load_data_quality_config(path: Path | None = None) -> DataQualityConfig:
         ConfigError: the file cannot be read, is not a mapping, or breaks a rule
             (unknown key or feed, a limit out of range, bands out of order).
     """
-    where = str(path) if path is not None else "the shipped config/data_quality.yaml"
-    try:
-        text = (Path(path).read_text(encoding="utf-8") if path is not None else
-                resources.files("postloan").joinpath("config/data_quality.yaml")
-                .read_text("utf-8"))
-        data = yaml.safe_load(text) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(f"cannot read data-quality config {where}: {e}") from e
-    if not isinstance(data, dict):
-        raise ConfigError(f"data-quality config {where} must hold a mapping")
-    try:
-        return DataQualityConfig(**data)
-    except ValidationError as e:
-        raise ConfigError(f"invalid data-quality config {where}: {_errors(e)}") from e
+    what = "data-quality config"
+    src = str(path) if path is not None else "postloan:config/data_quality.yaml"
+    text = read_text(path, what) if path is not None else shipped_text(
+        "config/data_quality.yaml")
+    return validate(DataQualityConfig, read_mapping(text, what, src), what, src)

@@ -9,24 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 from postloan import schema as S
 from postloan.bundle import SCORE_COLUMNS
-from postloan.errors import ConfigError
+from postloan.config_files import read_mapping, read_text, shipped_text, validate
 from postloan.snapshot import NUMERIC_FIELDS
 
 PD_COL = SCORE_COLUMNS["default_risk"]
@@ -346,25 +343,10 @@ def load_strategy_config(path: str | Path | None = None) -> StrategyConfig:
             message names the field (e.g. ``signals.2.field``, ``lgd.card.secured``,
             ``risk_grades``, ``outreach.capacity``).
     """
+    what = "strategy config"
     src = "postloan:config/strategy.yaml" if path is None else str(path)
-    try:
-        if path is None:
-            text = resources.files("postloan").joinpath("config/strategy.yaml").read_text(
-                "utf-8")
-        else:
-            text = Path(path).read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(f"cannot read strategy config {src}: {e}") from e
-    if not isinstance(data, dict):
-        raise ConfigError(f"strategy config {src} must hold a mapping")
-    try:
-        return StrategyConfig(**data)
-    except ValidationError as e:
-        errs = "; ".join(
-            f"{'.'.join(map(str, x['loc'])) or '(top level)'}: {x['msg']}" for x in e.errors()
-        )
-        raise ConfigError(f"invalid strategy config {src}: {errs}") from e
+    text = shipped_text("config/strategy.yaml") if path is None else read_text(path, what)
+    return validate(StrategyConfig, read_mapping(text, what, src), what, src)
 
 
 @lru_cache(maxsize=1)

@@ -16,37 +16,23 @@ ends before those (starting at least `min_history_months` into the data).
 from __future__ import annotations
 
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from postloan.bundle import MODELS
+from postloan.config_files import read_mapping, read_text, shipped_text, validate
 from postloan.errors import ConfigError, DataValidationError
 from postloan.snapshot import LABELS
 
 SHIPPED = "config/training.yaml"
 
 
-def _read_yaml(text: str, src: str) -> dict:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"cannot read training config {src}: {e}") from e
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"training config {src} must hold a mapping")
-    return data
-
-
 @lru_cache(maxsize=1)
 def _shipped_dict() -> dict:
-    text = resources.files("postloan").joinpath(SHIPPED).read_text("utf-8")
-    return _read_yaml(text, f"postloan:{SHIPPED}")
+    return read_mapping(shipped_text(SHIPPED), "training config", f"postloan:{SHIPPED}")
 
 
 def _section(path: tuple[str, ...]) -> dict:
@@ -210,20 +196,10 @@ def load_train_config(path: str | Path | None = None) -> TrainConfig:
         ConfigError: unreadable file, or a key with a wrong name, type or value; the
             message names the key (e.g. ``models.churn.lgbm.num_leaves``).
     """
+    what = "training config"
     src = f"postloan:{SHIPPED}" if path is None else str(path)
-    data: dict = {}
-    if path is not None:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as e:
-            raise ConfigError(f"cannot read training config {src}: {e}") from e
-        data = _read_yaml(text, src)
-    try:
-        return TrainConfig(**data)
-    except ValidationError as e:
-        errs = "; ".join(f"{'.'.join(map(str, x['loc'])) or '(top level)'}: {x['msg']}"
-                         for x in e.errors())
-        raise ConfigError(f"invalid training config {src}: {errs}") from e
+    data = {} if path is None else read_mapping(read_text(path, what), what, src)
+    return validate(TrainConfig, data, what, src)
 
 
 def resolve_splits(splits: Splits, label: str, data_start: pd.Timestamp,
