@@ -51,9 +51,11 @@ bench: $(STAMP)  ## run the benchmarks (results JSON + docs/benchmarks.md; servi
 	$(BIN)/python benchmarks/german_credit.py
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/serving.py --docs
+	$(BIN)/python benchmarks/by_id.py --docs
 	$(BIN)/python benchmarks/load.py
 	$(BIN)/python benchmarks/treeshap.py
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/performance_estimation.py
 
 NB_STAMP := $(VENV)/.notebooks-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 $(NB_STAMP): $(STAMP)
