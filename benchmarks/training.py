@@ -53,7 +53,7 @@ def main() -> None:
              f"`postloan train` per target on {args.customers:,} customers x {args.months} "
              "months, each run building its own snapshots, training LightGBM and the logistic "
              "baseline, calibrating, evaluating out of time, computing SHAP and logging to a "
-             "SQLite MLflow store. The registered family is the better one out of time "
+             "SQLite MLflow store. The registered family is the better one on validation "
              "(`family: auto`). ECE is the smoothed, bounded isotonic calibration's; "
              "'ECE steps' is the plain isotonic step map's on the same model (what smoothing "
              "changed). Goals: all three under 5 minutes; default-risk OOT AUC >= 0.97 x "
