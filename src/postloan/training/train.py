@@ -77,7 +77,9 @@ def _split(snap: pd.DataFrame, label: str, dates: list[pd.Timestamp], name: str,
     if part.empty:
         raise DataValidationError(name, f"no snapshot rows at as-of dates "
                                   f"{[str(d.date()) for d in dates]}")
-    part = part[part[label].notna()]
+    # A fixed row order (bagging samples rows by position): the same snapshots give the
+    # same model however the book was partitioned or the frames were stacked.
+    part = part[part[label].notna()].sort_values(["as_of", "customer_id"], kind="stable")
     if part.empty:
         raise DataValidationError(name, f"no observed '{label}' labels at as-of dates "
                                   f"{[str(d.date()) for d in dates]}", label)
