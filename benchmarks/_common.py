@@ -18,7 +18,8 @@ HEADER = ("# Benchmarks\n\nMeasured by the scripts in `benchmarks/` (`make bench
 
 def machine() -> dict:
     return {"python": platform.python_version(), "cpus": os.cpu_count(),
-            "platform": platform.platform()}
+            "platform": platform.platform(),
+            "load_avg": round(os.getloadavg()[0], 1)}  # timings drift with the load
 
 
 def tree_count(bundle) -> int:

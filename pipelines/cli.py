@@ -295,7 +295,7 @@ def train(
     cfg = load_train_config(config)
     uri, art = _tracking(s)
     if target == UPLIFT_TARGET:
-        _train_uplift(data or s.raw_dir, uri, art, s, cfg.seed, required=True)
+        _train_uplift(data or s.raw_dir, uri, art, s, cfg, required=True)
         return
     models = list(MODELS) if target == "all" else check_models([target])
     if check_engine(engine) == "dask":
@@ -321,10 +321,10 @@ def train(
         console.print(f"[bold]{r['model']}[/] v{r['version']}: {r['gate']}; top drivers: "
                       + ", ".join(r["top_features"][:5]))
     if target == "all":
-        _train_uplift(data or s.raw_dir, uri, art, s, cfg.seed, required=False)
+        _train_uplift(data or s.raw_dir, uri, art, s, cfg, required=False)
 
 
-def _train_uplift(data: Path, uri: str, art, s, seed: int, required: bool) -> None:
+def _train_uplift(data: Path, uri: str, art, s, cfg, required: bool) -> None:
     """Train the uplift models (docs/uplift.md); with `required` False a book without
     logged outreach skips them with a console line instead of failing."""
     from pipelines.train import has_outreach, run_train_uplift, uplift_table
@@ -333,7 +333,9 @@ def _train_uplift(data: Path, uri: str, art, s, seed: int, required: bool) -> No
         console.print("uplift models skipped: the book logs no randomised outreach "
                       "(interactions of kind 'outreach')")
         return
-    up = run_train_uplift(data, uri, art, s.models_dir, s.root, seed=seed)
+    up = run_train_uplift(data, uri, art, s.models_dir, s.root, seed=cfg.seed,
+                          n_dates=cfg.uplift.n_dates, n_test_dates=cfg.uplift.n_test_dates,
+                          learner=cfg.uplift.learner)
     print_frame(uplift_table(up).set_index("action"),
                 "uplift models: held-out Qini / AUUC and the simulator's truth")
     for r in up:
@@ -462,14 +464,14 @@ def score(
 
         connect(to).dispose()
     bundles = load_champions(model_dir, alias, _tracking(s)[0])
+    # Uplift champions from the registry (a bundle folder scores with the constants).
+    uplift = load_uplift(None if model_dir else _tracking(s)[0])
     if partitioned:
         outputs = run_score_engine(data, as_of, out, bundles, capacity, config, engine,
                                    scheduler, partitions, model_dir,
                                    accept_data_issues=parse_accepted(accept_data_issues),
-                                   data_quality=data_quality)
+                                   data_quality=data_quality, uplift=uplift)
     else:
-        # Uplift champions from the registry (a bundle folder scores with the constants).
-        uplift = load_uplift(None if model_dir else _tracking(s)[0])
         outputs = run_score(data, as_of, out, bundles, capacity, config,
                             parse_accepted(accept_data_issues), data_quality, uplift=uplift)
     print_summary(outputs, out)

@@ -24,6 +24,15 @@ def load_uplift(tracking_uri: str | None) -> dict:
     return registry.load_uplift_champions()
 
 
+def _say_queue_basis(uplift: dict | None) -> None:
+    if uplift:
+        console.print(f"outreach queue: learned net benefit (uplift models for "
+                      f"{', '.join(sorted(uplift))})")
+    else:
+        console.print("outreach queue: no registered uplift model, falling back to the "
+                      "strategy constants (queue_basis = constants)")
+
+
 def run_score(data: Path, as_of: str, out: Path, bundles: dict[str, ModelBundle],
               capacity: int | None = None, config: Path | None = None,
               accept_data_issues: Sequence[str] = (), data_quality: Path | None = None,
@@ -40,12 +49,7 @@ def run_score(data: Path, as_of: str, out: Path, bundles: dict[str, ModelBundle]
     tables = io.read_tables(data)
     snap = build_snapshot(tables, as_of, with_labels=False)
     report = run_gate(tables, snap, bundles, accept_data_issues, data_quality)
-    if uplift:
-        console.print(f"outreach queue: learned net benefit (uplift models for "
-                      f"{', '.join(sorted(uplift))})")
-    else:
-        console.print("outreach queue: no registered uplift model, falling back to the "
-                      "strategy constants (queue_basis = constants)")
+    _say_queue_basis(uplift)
     with progress_bar("scoring customers", len(snap)) as advance:
         outputs = score_and_decide(snap, bundles, cfg, capacity, progress=advance,
                                    uplift=uplift)
@@ -59,8 +63,13 @@ def run_score_engine(data: Path, as_of: str, out: Path, bundles: dict[str, Model
                      engine_name: str = "local", scheduler: str | None = None,
                      partitions: int | None = None, model_dir: Path | None = None,
                      with_reasons: bool = True, accept_data_issues: Sequence[str] = (),
-                     data_quality: Path | None = None) -> dict[str, pd.DataFrame]:
+                     data_quality: Path | None = None,
+                     uplift: dict | None = None) -> dict[str, pd.DataFrame]:
     """Score through the partition engine (local streaming or Dask); partitioned output.
+
+    With `uplift` bundles (by action) the queue ranks by learned net benefit, as
+    :func:`run_score`'s: they are saved to a temporary folder beside `out` for the
+    workers (like the champions; a remote cluster needs it on a shared file system).
 
     Workers load the champions from `model_dir`; champions from the registry are first
     saved to a temporary bundle folder beside `out` (visible to a local cluster; a
@@ -83,6 +92,13 @@ def run_score_engine(data: Path, as_of: str, out: Path, bundles: dict[str, Model
         for m, b in bundles.items():
             b.save(staged / m)
         model_dir = staged
+    uplift_dir = None
+    if uplift:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        uplift_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.uplift-", dir=out.parent))
+        for action, b in uplift.items():
+            b.save(uplift_dir / action)
+    _say_queue_basis(uplift)
     try:
         with partitioned_book(data, partitions) as book:
             sample = scale.read_partition(book, 0)
@@ -91,13 +107,14 @@ def run_score_engine(data: Path, as_of: str, out: Path, bundles: dict[str, Model
             n = scale.book_manifest(book)["n_partitions"]
             with runner(engine_name, scheduler, "scoring partitions", n) as r:
                 res = scale.score_book(book, as_of, out, model_dir, r, capacity, config,
-                                        with_reasons=with_reasons)
+                                        with_reasons=with_reasons, uplift_dir=uplift_dir)
         manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
         io.write_json_atomic({**manifest, "data_quality": gate_record(report)},
                              out / "manifest.json")
     finally:
-        if staged is not None:
-            shutil.rmtree(staged, ignore_errors=True)
+        for folder in (staged, uplift_dir):
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
     return {"decisions": res["decisions"], "queue": res["queue"]}
 
 

@@ -311,10 +311,18 @@ def has_outreach(data: Path) -> bool:
     return bool((kinds.astype(object) == "outreach").any())
 
 
+def uplift_dates(log: pd.DataFrame, end: pd.Timestamp, n_dates: int) -> list:
+    """The latest `n_dates` as-of dates of logged outreach whose longest label
+    (``default_12m``) is observed by `end`."""
+    return [d for d in sorted(log["as_of"].unique())
+            if pd.Timestamp(d) + pd.offsets.MonthEnd(12) <= end][-n_dates:]
+
+
 def run_train_uplift(data: Path, tracking_uri: str, artifact_root: Path | None,
                      models_dir: Path | None, root: Path, seed: int = 42,
                      n_dates: int = 12, n_test_dates: int = 3,
-                     until: str | pd.Timestamp | None = None) -> list[dict]:
+                     until: str | pd.Timestamp | None = None,
+                     learner: str = "risk") -> list[dict]:
     """Train, evaluate, explain, register and gate one uplift model per contact action.
 
     The training set is the logged outreach (randomised holdout, logged propensity) of
@@ -338,9 +346,7 @@ def run_train_uplift(data: Path, tracking_uri: str, artifact_root: Path | None,
     _, end = data_range(tables)
     if until is not None:
         end = min(end, pd.Timestamp(until))
-    # Dates whose longest label (default_12m) is observed; the latest n_dates of them.
-    dates = [d for d in sorted(log["as_of"].unique())
-             if pd.Timestamp(d) + pd.offsets.MonthEnd(12) <= end][-n_dates:]
+    dates = uplift_dates(log, end, n_dates)
     if len(dates) <= n_test_dates:
         raise DataValidationError("interactions", f"outreach on {len(dates)} as-of dates with "
                                   f"observed labels; need more than {n_test_dates}", "as_of")
@@ -348,7 +354,7 @@ def run_train_uplift(data: Path, tracking_uri: str, artifact_root: Path | None,
         data_set = uplift.training_set(tables, log, dates)
         advance()
     test_dates = dates[-n_test_dates:]
-    params = uplift.UpliftParams(seed=seed)
+    params = uplift.UpliftParams(seed=seed, learner=learner)
     client = registry.configure(tracking_uri)
     commit = git_commit(root)
     results = []
@@ -368,6 +374,10 @@ def run_train_uplift(data: Path, tracking_uri: str, artifact_root: Path | None,
     return results
 
 
+LEARNER_NAMES = {"risk": "risk-based (LightGBM baseline + log odds ratio)",
+                 "dr": "DR-learner (LightGBM)"}
+
+
 def _log_uplift(out, action: str, manifest: dict, commit: str, client,
                 artifact_root: Path | None, models_dir: Path | None) -> dict:
     """Log one action's uplift bundle to MLflow, register it, gate it, export it."""
@@ -381,8 +391,9 @@ def _log_uplift(out, action: str, manifest: dict, commit: str, client,
     m["gate_auuc"] = float(pd.Series([m.get(f"{lab}_auuc") for lab in UPLIFT_LABELS],
                                      dtype=float).mean())
     exp_id = registry.ensure_experiment(registry.experiment_name(model), artifact_root)
-    with mlflow.start_run(experiment_id=exp_id, run_name=f"{model}-dr-learner") as run:
-        mlflow.log_params({"model": model, "action": action, "learner": "DR (LightGBM)",
+    learner = out.bundle.learner
+    with mlflow.start_run(experiment_id=exp_id, run_name=f"{model}-{learner}") as run:
+        mlflow.log_params({"model": model, "action": action, "learner": LEARNER_NAMES[learner],
                            **{f"uplift_{k}": v for k, v in
                               out.bundle.metadata["params"].items()},
                            **{f"split_{k}": ",".join(v) for k, v in out.splits.items()}})
@@ -404,6 +415,14 @@ def _log_uplift(out, action: str, manifest: dict, commit: str, client,
             "bundle": str(folder) if folder else None, "drivers": out.drivers}
 
 
+def _odds_ratio(m: dict, lab: str) -> str:
+    """The contact's odds ratio on an outcome with its interval (risk learner), or '-'."""
+    if pd.isna(m.get(f"{lab}_odds_ratio", float("nan"))):
+        return "-"
+    return (f"{m[f'{lab}_odds_ratio']:.2f} [{m[f'{lab}_odds_ratio_lo']:.2f}, "
+            f"{m[f'{lab}_odds_ratio_hi']:.2f}]")
+
+
 def uplift_table(results: list[dict]) -> pd.DataFrame:
     """Held-out uplift metrics per action and outcome (printed by train and the demo)."""
     from postloan.uplift import UPLIFT_LABELS
@@ -416,6 +435,7 @@ def uplift_table(results: list[dict]) -> pd.DataFrame:
         m = r["metrics"]
         for lab in UPLIFT_LABELS:
             rows.append({"action": r["action"], "outcome": lab,
+                         "odds ratio [95%]": _odds_ratio(m, lab),
                          "Qini": f(m.get(f"{lab}_qini")), "AUUC": f(m.get(f"{lab}_auuc")),
                          "oracle Qini": f(m.get(f"{lab}_qini_oracle")),
                          "Qini / oracle (true effects)": f(m.get(f"{lab}_qini_true_ratio")),

@@ -108,6 +108,20 @@ def trained(small_book, tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope="session")
+def uplift_trained(small_book, tmp_path_factory) -> dict:
+    """The four uplift models trained on the small book's logged contacts (the shipped
+    learner), registered in their own SQLite MLflow store and exported to ``root /
+    "models"``. Returns ``{"uri", "root", "results"}``."""
+    from pipelines.train import run_train_uplift
+
+    root = tmp_path_factory.mktemp("uplift")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    results = run_train_uplift(small_book, uri, root / "art", root / "models", root,
+                               n_dates=6, n_test_dates=2)
+    return {"uri": uri, "root": root, "results": results}
+
+
+@pytest.fixture(scope="session")
 def pg_server():
     """A real PostgreSQL server for the session (see tests/postgres.py for the API).
 

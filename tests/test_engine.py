@@ -8,6 +8,7 @@ job with a clear message and no output.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -135,6 +136,28 @@ def test_dask_and_streaming_scores_equal_local(part_book, trained, local_score, 
         res = scale.score_book(part_book, AS_OF, out, model_dir, runner)
         assert res["manifest"]["complete"] and res["manifest"]["engine"] == name
         assert_same_scores(local_score, scale.read_score_output(out))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
+
+
+def test_partitioned_learned_queue_equals_local(small_book, part_book, trained,
+                                                uplift_trained, tmp_path):
+    """With uplift models the partition engine's queue is the local engine's learned
+    queue: each partition's top K, merged and selected again."""
+    from pipelines.score import run_score, run_score_engine
+    from postloan.uplift import UpliftBundle
+
+    uplift = {r["action"]: UpliftBundle.load(Path(r["bundle"]))
+              for r in uplift_trained["results"]}
+    bundles = load_bundles_from_dir(trained["root"] / "models")
+    local = run_score(small_book, AS_OF, tmp_path / "local", bundles, capacity=25,
+                      uplift=uplift)["queue"]
+    got = run_score_engine(part_book, AS_OF, tmp_path / "part", bundles, capacity=25,
+                           uplift=uplift)["queue"]
+    assert len(local) == 25 and (local["queue_basis"] == "learned_uplift").all()
+    cols = ["queue_rank", "customer_id", "recommended_action", "net_benefit", "queue_basis"]
+    pd.testing.assert_frame_equal(local[cols], got[cols], check_exact=False, rtol=1e-12)
+    manifest = json.loads((tmp_path / "part" / "manifest.json").read_text())
+    assert manifest["queue_basis"] == "learned_uplift"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
 
 

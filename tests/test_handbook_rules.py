@@ -189,6 +189,45 @@ def test_learned_queue_never_reminds_an_open_complaint(cfg):
     assert 1 not in q.index and q.loc[2, "recommended_action"] == "payment_reminder"
 
 
+def test_learned_queue_offers_help_to_a_paying_customer_in_difficulty(cfg):
+    """Help before collections: restructuring is open to a customer at a restructure
+    level (red) who is still paying; a reminder is not, nor is restructuring for a
+    paying customer who is not in difficulty."""
+    r = rows(2, dpd_current=0.0)
+    d = decisions_for(r, cfg, pd_12m=[0.9, 0.02])
+    levels = d.set_index("customer_id")["warning_level"].astype(str)
+    assert levels[1] in cfg.outreach.restructure_levels
+    assert levels[2] not in cfg.outreach.restructure_levels
+    eff = effects_frame(2, payment_reminder=(-0.3, 0.0, 0.0),
+                        restructuring_offer=(-0.2, 0.0, 0.0))
+    nets = st.net_benefits(d, eff, cfg)
+    assert np.isnan(nets["net_payment_reminder"]).all()  # both are paying
+    assert nets["net_restructuring_offer"].notna().tolist() == [True, False]
+    q = st.learned_queue(d, eff, 10, cfg)
+    assert q["customer_id"].tolist() == [1]
+    assert q["recommended_action"].tolist() == ["restructuring_offer"]
+
+
+def test_merged_partition_queues_equal_the_whole_books(cfg):
+    """Each piece's top K (under the per-action caps), merged and selected again, is the
+    whole book's learned queue."""
+    capped = cfg.model_copy(update={"uplift": cfg.uplift.model_copy(
+        update={"capacity_per_action": {"payment_reminder": 3}})})
+    n = 12
+    r = rows(n, dpd_current=10.0)
+    d = decisions_for(r, capped)
+    rng = np.random.default_rng(0)
+    eff = effects_frame(n, payment_reminder=(-rng.uniform(0.05, 0.3, n), 0.0, 0.0),
+                        restructuring_offer=(-rng.uniform(0.0, 0.3, n), 0.0, 0.0))
+    whole = st.learned_queue(d, eff, 5, capped)
+    pieces = [st.learned_queue(d.iloc[i::3].reset_index(drop=True),
+                               eff.iloc[i::3].reset_index(drop=True), 5, capped)
+              for i in range(3)]
+    merged = st.merge_learned_queues(pd.concat(pieces, ignore_index=True), 5, capped)
+    pd.testing.assert_frame_equal(whole, merged)
+    assert (merged["recommended_action"] == "payment_reminder").sum() <= 3
+
+
 def test_capacity_per_action(cfg):
     capped = cfg.model_copy(update={"uplift": cfg.uplift.model_copy(
         update={"capacity_per_action": {"payment_reminder": 1}})})

@@ -104,6 +104,22 @@ def test_intervals_shrink_with_more_seeds(runs):
     assert (many["n_seeds"] == 6).all()
 
 
+def test_paired_difference_is_per_seed_and_tighter_than_the_arms(runs):
+    d = P.paired_difference(runs, "harm", "nobody")
+    assert len(d) == 1 and d["n_seeds"].iloc[0] == 6
+    arms = runs.pivot_table(index="seed", columns="policy", values="net_benefit")
+    diff = arms["harm"] - arms["nobody"]
+    assert d["difference"].iloc[0] == pytest.approx(diff.mean())
+    assert d["wins"].iloc[0] == int((diff > 0).sum())
+    from scipy import stats
+
+    half = stats.t.ppf(0.95, 5) * diff.std(ddof=1) / np.sqrt(6)
+    assert d["difference_hi"].iloc[0] == pytest.approx(diff.mean() + half)
+    # Harmful contacts lose to contacting nobody in every shared future.
+    assert d["difference_hi"].iloc[0] < 0 and d["wins"].iloc[0] == 0
+    assert P.paired_difference(runs, "harm", "no-such-policy").empty
+
+
 def test_baseline_queues():
     d = pd.DataFrame({"customer_id": [5, 3, 9, 1, 7], "pd_12m": [0.2, 0.5, 0.5, 0.01, 0.3],
                       "dpd_current": [0, 45, 0, 0, 10],

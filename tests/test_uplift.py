@@ -1,5 +1,6 @@
-"""Uplift models: the DR-learner recovers known effects, round-trips without pickle,
-and trains, registers and gates on the small book's logged randomised contacts."""
+"""Uplift models: the risk-based and DR learners recover known effects, round-trip
+without pickle, and train, register and gate on the small book's logged randomised
+contacts."""
 
 from __future__ import annotations
 
@@ -40,6 +41,50 @@ def test_dr_learner_recovers_the_heterogeneous_effect():
     assert U.drivers(booster, X, k=1)[0]["feature"] == driver
 
 
+def _constant_odds_ratio(n: int = 20_000, seed: int = 11, log_or: float = -0.6):
+    """Outcomes whose baseline risk depends on two features and whose contact multiplies
+    the odds by exp(log_or) for everyone: the absolute effect varies with the risk."""
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(rng.normal(size=(n, len(FEATURE_NAMES))), columns=list(FEATURE_NAMES))
+    e = np.where(X[FEATURE_NAMES[1]] > 0, 0.9, 0.6)  # known, varies with x
+    t = (rng.random(n) < e).astype(float)
+    f = -2.0 + 1.2 * X[FEATURE_NAMES[2]].to_numpy() - 0.8 * X[FEATURE_NAMES[7]].to_numpy()
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    tau = sig(f + log_or) - sig(f)
+    y = (rng.random(n) < sig(f + log_or * t)).astype(float)
+    return X, y, t, e, tau
+
+
+def test_risk_learner_recovers_the_odds_ratio_and_ranks_by_risk():
+    X, y, t, e, tau = _constant_odds_ratio()
+    booster, shift = U.fit_risk_shift(X, y, t, e, U.UpliftParams(num_threads=1))
+    lor, se = shift["log_odds_ratio"], shift["se"]
+    assert 0 < se < 0.2
+    assert abs(lor - (-0.6)) < 3 * se  # the interval covers the truth
+    assert shift["n"] == len(y) and shift["n_treated"] == int(t.sum())
+    est = U.risk_shift_effect(booster.predict(X[list(FEATURE_NAMES)].to_numpy(float),
+                                              raw_score=True), shift)
+    assert np.corrcoef(est, tau)[0, 1] > 0.9
+    assert abs(est.mean() - tau.mean()) < 0.01
+    q, _ = U.qini_auuc(-est, -tau)
+    q_oracle, _ = U.qini_auuc(-tau, -tau)
+    assert q > 0.9 * q_oracle
+    # The traits that move the effect are those of the baseline risk.
+    top = {d["feature"] for d in U.drivers(booster, X, k=2, shift=shift)}
+    assert top == {FEATURE_NAMES[2], FEATURE_NAMES[7]}
+
+
+def test_risk_learner_finds_no_effect_where_there_is_none():
+    X, y, t, e, _ = _constant_odds_ratio(seed=12, log_or=0.0)
+    _, shift = U.fit_risk_shift(X, y, t, e, U.UpliftParams(num_threads=1))
+    assert abs(shift["log_odds_ratio"]) < 3 * shift["se"]
+
+
+def test_unknown_learner_is_a_clear_error():
+    with pytest.raises(DataValidationError, match="learner"):
+        U.UpliftParams(learner="x-learner")
+
+
 def test_pseudo_outcome_is_unbiased_with_the_logged_propensity():
     X, y, t, e, tau, _ = _synthetic(n=60_000, seed=5)
     # Even with a useless outcome model (0), the mean pseudo-outcome is the average effect.
@@ -62,6 +107,8 @@ def test_bad_training_data_is_a_clear_error():
         U.fit_effect(X, y, np.ones_like(t), e)
     with pytest.raises(DataValidationError, match="propensity"):
         U.fit_effect(X, y, t, np.where(t > 0, 1.0, e))
+    with pytest.raises(DataValidationError, match="contacted and control"):
+        U.fit_risk_shift(X, y, np.zeros_like(t), e)
 
 
 def test_bundle_round_trip_is_identical(tmp_path):
@@ -78,16 +125,35 @@ def test_bundle_round_trip_is_identical(tmp_path):
         U.UpliftBundle.load(tmp_path / "b")
 
 
+def test_risk_bundle_round_trip_is_identical(tmp_path):
+    import json
+
+    from postloan.errors import ModelNotFoundError
+
+    X, y, t, e, _ = _constant_odds_ratio(n=3_000)
+    p = U.UpliftParams(outcome_rounds=20, num_threads=1)
+    fits = {lab: U.fit_risk_shift(X, y, t, e, p) for lab in U.UPLIFT_LABELS}
+    b = U.UpliftBundle("retention_offer", {lab: f[0] for lab, f in fits.items()},
+                       {"learner": "risk", "shift": {lab: f[1] for lab, f in fits.items()}})
+    back = U.UpliftBundle.load(b.save(tmp_path / "b"))
+    assert back.learner == "risk" and sorted(p.name for p in (tmp_path / "b").glob("risk_*"))
+    pd.testing.assert_frame_equal(back.effects_features(X), b.effects_features(X))
+    eff = back.effects_features(X)["effect_churn_6m"].to_numpy()
+    assert (eff < 0).all()  # a constant odds ratio below 1 lowers everyone's risk
+    meta = json.loads((tmp_path / "b" / "uplift.json").read_text())
+    del meta["shift"]["churn_6m"]
+    (tmp_path / "b" / "uplift.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelNotFoundError, match="log odds ratio"):
+        U.UpliftBundle.load(tmp_path / "b")
+
+
 @pytest.mark.integration
-def test_train_register_and_compare_with_the_truth(small_book, tmp_path):
+def test_train_register_and_compare_with_the_truth(uplift_trained):
     from mlflow.tracking import MlflowClient
 
-    from pipelines.train import run_train_uplift
     from postloan import registry
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    results = run_train_uplift(small_book, uri, tmp_path / "art", tmp_path / "models",
-                               tmp_path, n_dates=6, n_test_dates=2)
+    uri, results = uplift_trained["uri"], uplift_trained["results"]
     assert {r["action"] for r in results} == set(U.ACTIONS)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     for r in results:
@@ -106,6 +172,8 @@ def test_train_register_and_compare_with_the_truth(small_book, tmp_path):
     rem = next(r for r in results if r["action"] == "payment_reminder")["metrics"]
     for lab in U.UPLIFT_LABELS:
         assert f"{lab}_effect_corr" in rem and f"{lab}_qini_true_ratio" in rem
+        # The default (risk) learner reports the contact's odds ratio with its interval.
+        assert rem[f"{lab}_odds_ratio_lo"] < rem[f"{lab}_odds_ratio"] < rem[f"{lab}_odds_ratio_hi"]
     # The oracle ranks by the true effects: on the truth's own gains it is the best.
     assert rem["default_12m_qini_true_oracle"] >= rem["default_12m_qini_true"]
     champions = {a for a, r in ((r["action"], r) for r in results) if r["promoted"]}

@@ -185,8 +185,8 @@ def score_and_decide(snap: pd.DataFrame, bundles: dict[str, ModelBundle],
 def score_tables(tables: dict[str, pd.DataFrame], as_of: str | pd.Timestamp,
                  bundles: dict[str, ModelBundle], cfg: strategy.StrategyConfig | None = None,
                  capacity: int | None = None, with_reasons: bool = True,
-                 progress: Callable[[int], None] | None = None
-                 ) -> dict[str, Any] | None:
+                 progress: Callable[[int], None] | None = None,
+                 uplift: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
     """:func:`score_and_decide` on the customers of one book or partition at `as_of`.
 
     Returns:
@@ -200,7 +200,7 @@ def score_tables(tables: dict[str, pd.DataFrame], as_of: str | pd.Timestamp,
         if e.table == "loans":
             return None
         raise
-    return {**score_and_decide(snap, bundles, cfg, capacity, with_reasons, progress),
+    return {**score_and_decide(snap, bundles, cfg, capacity, with_reasons, progress, uplift),
             "snapshot": snap}
 
 

@@ -330,6 +330,36 @@ def summarise_replay(runs: pd.DataFrame, level: float = 0.90) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def paired_difference(runs: pd.DataFrame, policy: str, against: str,
+                      metric: str = "net_benefit", level: float = 0.90) -> pd.DataFrame:
+    """`policy` minus `against` on `metric`, per capacity, paired by replay seed.
+
+    Both arms of a seed share every random number (common random numbers), so the
+    per-seed difference removes the future's own noise, which dominates each arm's
+    interval: the paired interval says whether one policy beats the other.
+
+    Returns:
+        One row per capacity both policies ran at: ``capacity``, ``n_seeds``,
+        ``difference``, ``difference_lo``, ``difference_hi``, ``wins`` (seeds where
+        `policy` is ahead).
+    """
+    from scipy import stats
+
+    a = runs[runs["policy"] == policy].set_index(["capacity", "seed"])[metric]
+    b = runs[runs["policy"] == against].set_index(["capacity", "seed"])[metric]
+    d = (a - b).dropna()
+    out = []
+    for cap, v in d.groupby(level="capacity"):
+        x = v.to_numpy(dtype=float)
+        k = len(x)
+        half = (float(stats.t.ppf(0.5 + level / 2.0, k - 1) * x.std(ddof=1) / math.sqrt(k))
+                if k > 1 else math.nan)
+        out.append({"capacity": int(cap), "n_seeds": k, "difference": float(x.mean()),
+                    "difference_lo": float(x.mean()) - half,
+                    "difference_hi": float(x.mean()) + half, "wins": int((x > 0).sum())})
+    return pd.DataFrame(out)
+
+
 def outreach_log(interactions: pd.DataFrame) -> pd.DataFrame:
     """The logged outreach as treatments aligned to snapshot as-of dates.
 
@@ -417,6 +447,6 @@ def random_queue(decisions: pd.DataFrame, capacity: int, seed: int = 0) -> pd.Da
 
 __all__ = [
     "METRICS", "NO_CONTACT_POLICY", "QUEUE_COLUMNS", "Valuation", "as_of_month",
-    "constants_queue", "outreach_log", "pd_only_queue", "queue_codes", "random_queue", "realised_outcomes",
-    "replay_policies", "summarise_replay",
+    "constants_queue", "outreach_log", "paired_difference", "pd_only_queue", "queue_codes",
+    "random_queue", "realised_outcomes", "replay_policies", "summarise_replay",
 ]

@@ -151,16 +151,26 @@ _RANK_KEYS = ("customer_id", "warning_level", "warning_score", "expected_loss", 
               "ead", "customer_value")
 
 
+def _load_uplift(uplift_dir: str | None) -> dict:
+    """Uplift bundles by action from ``<uplift_dir>/<action>/`` (none: the constants)."""
+    from postloan.uplift import UpliftBundle
+
+    if uplift_dir is None:
+        return {}
+    return {p.name: UpliftBundle.load(p) for p in sorted(Path(uplift_dir).iterdir())
+            if p.is_dir()}
+
+
 def _score_task(k: int, book: str, as_of: str, model_dir: str, stamp: float,
                 cfg_path: str | None, capacity: int | None, with_reasons: bool,
-                tmp: str) -> dict | None:
+                tmp: str, uplift_dir: str | None = None) -> dict | None:
     from postloan import strategy
     from postloan.batch import flat_frame, score_tables
 
     cfg = strategy.load_strategy_config(cfg_path)
     bundles = _load_bundles(model_dir, stamp)
     res = score_tables(read_partition(Path(book), k), as_of, bundles, cfg, capacity,
-                       with_reasons)
+                       with_reasons, uplift=_load_uplift(uplift_dir))
     if res is None:
         return None
     tmp = _check_staging(tmp)
@@ -198,7 +208,7 @@ def _rank_task(k: int, tmp: str, ranks: np.ndarray) -> int:
 
 def score_book(book: Path, as_of: str, out: Path, model_dir: Path, runner: Any,
                capacity: int | None = None, config: Path | None = None,
-               with_reasons: bool = True) -> dict[str, Any]:
+               with_reasons: bool = True, uplift_dir: Path | None = None) -> dict[str, Any]:
     """Score every active customer of a partitioned book; write a partitioned output.
 
     The output folder holds ``scores/`` and ``decisions/`` (``part-XXXXX.parquet`` per
@@ -214,6 +224,9 @@ def score_book(book: Path, as_of: str, out: Path, model_dir: Path, runner: Any,
         capacity: outreach capacity (default from the strategy config).
         config: strategy YAML.
         with_reasons: compute the reason codes (TreeSHAP).
+        uplift_dir: uplift bundles (``<dir>/<action>/``, visible to every worker): the
+            queue ranks by learned net benefit, as the local engine's; None = the
+            strategy constants.
 
     Returns:
         ``manifest``, ``queue`` and ``decisions`` (the per-customer columns
@@ -238,7 +251,7 @@ def score_book(book: Path, as_of: str, out: Path, model_dir: Path, runner: Any,
         res = runner.map(_score_task, range(n), str(book), str(as_of_ts.date()),
                          str(Path(model_dir).resolve()), _model_stamp(model_dir),
                          None if config is None else str(config), capacity, with_reasons,
-                         str(tmp))
+                         str(tmp), None if uplift_dir is None else str(uplift_dir))
         done = [(k, r) for k, r in enumerate(res) if r is not None]
         if not done:
             raise DataValidationError("loans", f"no loan is open at the as-of date "
@@ -258,9 +271,11 @@ def score_book(book: Path, as_of: str, out: Path, model_dir: Path, runner: Any,
         _map_with(runner_2, _rank_task, ks, str(tmp), slices)
         shutil.rmtree(tmp / ".pre", ignore_errors=True)
         cands = pd.concat([r["queue"] for _, r in done], ignore_index=True)
-        # The partitioned engine ranks by the constants (no uplift models here yet).
-        queue = strategy.queue_with_fallback(cands.drop(columns="queue_rank"), None,
-                                             capacity, cfg)
+        if uplift_dir is not None:  # each partition's learned queue holds its share
+            queue = strategy.merge_learned_queues(cands, capacity, cfg)
+        else:
+            queue = strategy.queue_with_fallback(cands.drop(columns="queue_rank"), None,
+                                                 capacity, cfg)
         flat_q = flat_frame(queue)
         io.write_frame_atomic(flat_q, tmp / "queue.parquet")
         io.write_frame_atomic(flat_q, tmp / "queue.csv")
@@ -271,6 +286,8 @@ def score_book(book: Path, as_of: str, out: Path, model_dir: Path, runner: Any,
                         "as_of": str(as_of_ts.date()), "rows": int(len(keys)),
                         "part_rows": part_rows, "queue_rows": int(len(queue)),
                         "capacity": int(capacity), "with_reasons": with_reasons,
+                        "queue_basis": "learned_uplift" if uplift_dir is not None
+                        else "constants",
                         "model_versions": versions, "complete": True,
                         "book_content_hash": manifest.get("source_content_hash")}
         io.write_json_atomic(out_manifest, tmp / io.MANIFEST)

@@ -66,6 +66,7 @@ from postloan.strategy.queue import QUEUE_COLUMNS, outreach_queue, summarise
 from postloan.strategy.rules import customer_value, expected_loss, fire_signals, risk_grade
 from postloan.strategy.uplift_queue import (
     learned_queue,
+    merge_learned_queues,
     net_benefits,
     queue_with_fallback,
     uplift_effects,
@@ -78,6 +79,6 @@ __all__ = [
     "Segmentation", "Share", "Signal", "StrategyConfig", "Text", "ValueConfig",
     "apply_strategy", "customer_value", "decide", "early_warnings", "expected_loss",
     "fire_signals", "load_strategy_config", "outreach_queue", "rank_within_level",
-    "learned_queue", "net_benefits", "queue_with_fallback", "risk_grade", "summarise",
+    "learned_queue", "merge_learned_queues", "net_benefits", "queue_with_fallback", "risk_grade", "summarise",
     "uplift_effects",
 ]

@@ -16,10 +16,11 @@ and the queue takes the highest net benefits up to the capacity (and the optiona
 capacity per action, ``uplift.capacity_per_action`` in strategy.yaml).
 
 Actions open to a customer follow the handbook and the population the models
-learned from: reminders and restructuring only to customers behind on payments (1-89
-DPD; never a reminder to a customer who is paying, and never to one with a complaint
-open: service recovery comes first), retention offers and service-recovery calls to
-customers who are current.
+learned from: reminders only to customers behind on payments (1-89 DPD; never to a
+customer who is paying, and never to one with a complaint open: service recovery comes
+first); restructuring to customers behind or in difficulty (a warning level in the
+strategy's ``restructure_levels``: help before collections); retention offers and
+service-recovery calls to customers who are current.
 
 Without uplift models (none registered) :func:`queue_with_fallback` returns today's
 constants queue (:func:`postloan.strategy.outreach_queue`) and says so in its
@@ -47,15 +48,24 @@ RISK_ACTIONS = ("payment_reminder", "restructuring_offer")
 DEFAULT_DPD = 90
 
 
-def open_actions(decisions: pd.DataFrame) -> dict[str, np.ndarray]:
+def open_actions(decisions: pd.DataFrame, cfg: StrategyConfig | None = None
+                 ) -> dict[str, np.ndarray]:
     """Per action, which customers it may go to (see module doc)."""
+    cfg = _cfg(cfg)
     dpd = np.nan_to_num(_num(decisions, "dpd_current"), nan=0.0)
     behind = (dpd > 0) & (dpd < DEFAULT_DPD)
     current = dpd <= 0
     complaint = np.zeros(len(decisions), bool)
     if "open_complaints" in decisions.columns:  # an open complaint: service recovery first
         complaint = np.nan_to_num(_num(decisions, "open_complaints"), nan=0.0) > 0
-    return {"payment_reminder": behind & ~complaint, "restructuring_offer": behind,
+    # Help before collections: a customer in difficulty (a warning level of the
+    # strategy's restructure_levels) may be offered restructuring while still paying.
+    difficulty = np.zeros(len(decisions), bool)
+    if "warning_level" in decisions.columns:
+        levels = decisions["warning_level"].astype(object).to_numpy()
+        difficulty = np.isin(levels, list(cfg.outreach.restructure_levels)) & (dpd < DEFAULT_DPD)
+    return {"payment_reminder": behind & ~complaint,
+            "restructuring_offer": behind | difficulty,
             "retention_offer": current, "service_recovery_call": current | complaint}
 
 
@@ -81,7 +91,7 @@ def net_benefits(decisions: pd.DataFrame, effects: pd.DataFrame,
                                   "customer_id", f"{len(effects)} vs {len(decisions)}")
     ead_lgd = np.nan_to_num(_num(decisions, "ead") * _num(decisions, "lgd"), nan=0.0)
     kept = np.nan_to_num(_value_if_kept(_Columns(decisions), cfg), nan=0.0)
-    allowed = open_actions(decisions)
+    allowed = open_actions(decisions, cfg)
     out = {}
     for a in ACTIONS:
         cols = [f"effect_{a}_{lab}" for lab in UPLIFT_LABELS]
@@ -113,17 +123,31 @@ def learned_queue(decisions: pd.DataFrame, effects: pd.DataFrame, capacity: int,
     m = nets.to_numpy(float)
     filled = np.where(np.isnan(m), -np.inf, m)
     best = filled.argmax(axis=1)
-    value = filled[np.arange(len(m)), best]
-    ids = decisions["customer_id"].to_numpy()
-    cand = np.flatnonzero(value > 0.0)  # negative net benefit: no contact, whatever the risk
-    order = cand[np.lexsort((ids[cand], -value[cand]))]
+    q = decisions.assign(recommended_action=acts[best] if len(m) else np.array([], object),
+                         net_benefit=filled[np.arange(len(m)), best])
+    return _take(q, capacity, cfg)
+
+
+_QUEUE_EXTRA = ("warning_level", "segment", "pd_12m", "p_churn_6m", "p_dissatisfied_3m",
+                "expected_loss", "customer_value")
+
+
+def _take(cand: pd.DataFrame, capacity: int, cfg: StrategyConfig) -> pd.DataFrame:
+    """The learned queue from rows with ``recommended_action`` and ``net_benefit``:
+    positive net benefit only, highest first (ties by customer id), up to `capacity`
+    and the per-action caps."""
+    value = cand["net_benefit"].to_numpy(float)
+    acts = cand["recommended_action"].astype(object).to_numpy()
+    ids = cand["customer_id"].to_numpy()
+    ok = np.flatnonzero(value > 0.0)  # negative net benefit: no contact, whatever the risk
+    order = ok[np.lexsort((ids[ok], -value[ok]))]
     caps = cfg.uplift.capacity_per_action
     taken: dict[str, int] = {}
     pick = []
     for i in order:
         if len(pick) >= capacity:
             break
-        a = acts[best[i]]
+        a = acts[i]
         if a in caps and taken.get(a, 0) >= caps[a]:
             continue  # this action is full: the customer waits (their next best is lower)
         taken[a] = taken.get(a, 0) + 1
@@ -131,13 +155,24 @@ def learned_queue(decisions: pd.DataFrame, effects: pd.DataFrame, capacity: int,
     pick = np.asarray(pick, dtype=np.int64)
     q = pd.DataFrame({"queue_rank": np.arange(1, pick.size + 1, dtype=np.int64),
                       "customer_id": ids[pick],
-                      "recommended_action": acts[best[pick]] if pick.size else
+                      "recommended_action": acts[pick] if pick.size else
                       np.array([], dtype=object),
                       "net_benefit": value[pick], "queue_basis": LEARNED})
-    extra = [c for c in ("warning_level", "segment", "pd_12m", "p_churn_6m",
-                         "p_dissatisfied_3m", "expected_loss", "customer_value")
-             if c in decisions.columns]
-    return pd.concat([q, decisions.iloc[pick][extra].reset_index(drop=True)], axis=1)
+    extra = [c for c in _QUEUE_EXTRA if c in cand.columns]
+    return pd.concat([q, cand.iloc[pick][extra].reset_index(drop=True)], axis=1)
+
+
+def merge_learned_queues(parts: pd.DataFrame, capacity: int,
+                         cfg: StrategyConfig | None = None) -> pd.DataFrame:
+    """One learned queue from the learned queues of pieces of a book (partitions).
+
+    Each piece's queue is its own top `capacity` under the per-action caps, so their
+    union holds the whole book's queue (a customer a piece left out has at least
+    `capacity` better ones, or a full action, in that piece alone); selecting again
+    from the union gives exactly the queue of the whole book.
+    """
+    return _take(parts.drop(columns=["queue_rank", "queue_basis"], errors="ignore"),
+                 int(capacity), _cfg(cfg))
 
 
 def queue_with_fallback(decisions: pd.DataFrame, effects: pd.DataFrame | None,
@@ -172,5 +207,5 @@ def uplift_effects(bundles: Mapping[str, object], snapshot: pd.DataFrame) -> pd.
     return pd.concat(parts, axis=1)
 
 
-__all__ = ["CONSTANTS", "LEARNED", "learned_queue", "net_benefits", "open_actions",
-           "queue_with_fallback", "uplift_effects"]
+__all__ = ["CONSTANTS", "LEARNED", "learned_queue", "merge_learned_queues", "net_benefits",
+           "open_actions", "queue_with_fallback", "uplift_effects"]

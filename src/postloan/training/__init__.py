@@ -17,6 +17,7 @@ pipelines own MLflow and file I/O.
 
 from postloan.training.config import (
     AgeBands,
+    UpliftSettings,
     Gate,
     Lgbm,
     ModelConfig,
@@ -38,6 +39,7 @@ from postloan.training.train import TrainOutput, train_one, validation_customers
 
 __all__ = [
     "AgeBands",
+    "UpliftSettings",
     "Gate",
     "Lgbm",
     "LgbmParams",

@@ -111,6 +111,21 @@ class Gate(Shipped):
     max_ece: float = Field(gt=0)
 
 
+class UpliftSettings(Shipped):
+    """How the uplift models learn (docs/uplift.md)."""
+
+    _section = ("uplift",)
+    learner: Literal["risk", "dr"]
+    n_dates: int = Field(ge=2)
+    n_test_dates: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> UpliftSettings:
+        if self.n_test_dates >= self.n_dates:
+            raise ValueError("uplift: n_test_dates must be below n_dates (the rest train)")
+        return self
+
+
 class AgeBands(Shipped):
     """Age bands of the OOT metrics by segment: ``labels[i]`` covers
     ``edges[i] <= age < edges[i + 1]``."""
@@ -163,6 +178,7 @@ class TrainConfig(Shipped):
     models: dict[str, ModelConfig]
     gate: Gate = Field(default_factory=Gate)
     age_bands: AgeBands = Field(default_factory=AgeBands)
+    uplift: UpliftSettings = Field(default_factory=UpliftSettings)
 
     @model_validator(mode="before")
     @classmethod
