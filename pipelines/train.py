@@ -248,17 +248,40 @@ def run_train_dask(data: Path, models: list[str], cfg: TrainConfig, tracking_uri
                 manifest = {**bm, "content_hash": bm.get("source_content_hash")
                             or bm.get("content_hash")}
                 results = []
+                learned: dict[tuple, DataExpectations] = {}
                 with progress_bar("training models (lightgbm.dask)", len(models)) as advance:
                     for model in models:
                         out = scale.train_one_dask(model, dask_client, prepared,
                                                     plan[model], cfg)
                         out.bundle.metadata["feature_families_present"] = families
+                        key = tuple(plan[model]["train"])
+                        if key not in learned:
+                            learned[key] = _sample_expectations(book, prepared, key)
+                        out.bundle.expectations = learned[key]
                         results.append(_log_and_register(out, cfg, manifest, commit, client,
                                                          artifact_root, models_dir))
                         advance()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return results + skipped
+
+
+def _sample_expectations(book: Path, prepared: dict, train_dates: tuple
+                         ) -> DataExpectations:
+    """Data expectations of a partitioned book's training reference, learned on its
+    first partition (a hash sample of the customers; feed freshness, completeness and
+    scale are shares and medians), which is also what the partition engine's gate
+    checks a book on."""
+    from postloan import scale
+
+    tables = scale.read_partition(book, 0)
+    sample = prepared["sample"]
+    ref = sample[sample["as_of"].isin(pd.DatetimeIndex(train_dates))
+                 & sample["customer_id"].isin(tables["customers"]["customer_id"])]
+    if ref.empty:  # partition 0 has none of the sampled customers: use the sample
+        ref = sample[sample["as_of"].isin(pd.DatetimeIndex(train_dates))]
+    ref = ref.reset_index(drop=True)
+    return learn_expectations(tables, ref, build_features(ref, prepared.get("categories")))
 
 
 def metrics_table(results: list[dict]) -> pd.DataFrame:

@@ -254,6 +254,12 @@ def test_dask_training_gives_a_valid_bundle_close_to_local(part_book, trained, c
     # Only the distributed fit (histogram bins per worker) differs from the local one.
     assert abs(r["metrics"]["oot_auc"] - local["oot_auc"]) < 0.02
     assert not (tmp_path / "work").exists()  # the training parts are cleaned up
+    # The data-quality gate has expectations to check a book against, like a local
+    # champion's (learned on the first partition, what the engine's gate reads).
+    exp = bundle.expectations
+    assert exp is not None
+    local_exp = ModelBundle.load(Path(trained["results"]["default_risk"]["bundle"])).expectations
+    assert set(exp.to_dict()["features"]) == set(local_exp.to_dict()["features"])
 
 
 # ---------------------------------------------------------------- CLI
