@@ -30,12 +30,13 @@ from pipelines.train import run_train_uplift
 from postloan import policy
 from postloan.registry import download_bundle
 from postloan.synthetic import SimulationConfig
+from postloan.training import load_train_config
 from postloan.uplift import UpliftBundle
 
 CAPACITIES = (100, 300, 1000)
 
 
-def feature_ceiling(raw: Path, as_of: str, n_dates: int = 12, n_test: int = 3) -> dict:
+def feature_ceiling(raw: Path, as_of: str, n_dates: int, n_test: int) -> dict:
     """How much of the true effects' ranking the features can carry at all: a LightGBM
     regression fitted on the simulator's *true* effects of the training contacts (no
     outcome noise, impossible outside a simulator), scored like the learners on the
@@ -88,12 +89,14 @@ def main() -> None:
     sim = SimulationConfig(args.customers, args.months, seed=42)
     run_generate(sim, tmp / "raw")
     as_of = f"{sim.month_ends()[-13]:%Y-%m-%d}"
+    ucfg = load_train_config().uplift  # the shipped dates (training.yaml)
     queues, train_s, qini = {}, {}, {}
     for learner, name in (("risk", "learned"), ("dr", "learned_dr")):
         t = time.perf_counter()
         uri = f"sqlite:///{tmp / f'mlflow-{learner}.db'}"
         up = run_train_uplift(tmp / "raw", uri, tmp / f"mlartifacts-{learner}", None, tmp,
-                              until=as_of, learner=learner)
+                              until=as_of, learner=learner, n_dates=ucfg.n_dates,
+                              n_test_dates=ucfg.n_test_dates)
         bundles = {r["action"]: UpliftBundle.load(download_bundle(r["model"],
                                                                   version=r["version"]))
                    for r in up}
@@ -109,7 +112,7 @@ def main() -> None:
     s = out["summary"]
     paired = {other: policy.paired_difference(out["runs"], "learned", other)
               for other in ("constants", "pd_only", "learned_dr")}
-    ceiling = feature_ceiling(tmp / "raw", as_of)
+    ceiling = feature_ceiling(tmp / "raw", as_of, ucfg.n_dates, ucfg.n_test_dates)
     goal = {}
     for k in CAPACITIES:
         row = s[s["capacity"] == k].set_index("policy")["net_benefit"]
