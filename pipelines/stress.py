@@ -13,7 +13,7 @@ from postloan.bundle import ModelBundle
 from postloan.errors import DataValidationError
 from postloan.plots import save_figure, stress_figure
 from postloan.snapshot import build_snapshot
-from postloan.stress import Scenario, compare, stress_decisions
+from postloan.stress import Scenario, check_vocabularies, compare, stress_decisions
 
 
 def run_stress(data: Path, as_of: str, scenario: Scenario, bundles: dict[str, ModelBundle],
@@ -29,6 +29,7 @@ def run_stress(data: Path, as_of: str, scenario: Scenario, bundles: dict[str, Mo
             "macro", "a stress run cannot be computed on this book: scenarios move regional "
             "unemployment and the policy rate, which come from the macro table, and the "
             "book has none (declared absent in manifest.json); add a macro feed to the book")
+    check_vocabularies(scenario, io.book_vocabularies(io.read_manifest(data)))
     snap = build_snapshot(tables, as_of, with_labels=False)
     report = run_gate(tables, snap, bundles, accept_data_issues, data_quality)
     before, after = stress_decisions(snap, scenario, bundles, strategy.load_strategy_config())

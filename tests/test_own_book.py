@@ -288,6 +288,25 @@ def test_book_vocabulary_trains_and_scores_unknown_is_missing(zh_book, tmp_path,
     assert build_features(odd)["region"].isna().all()
 
 
+def test_stress_scenarios_use_the_books_regions(zh_book, tmp_path):
+    """A built-in scenario naming the simulator's regions is refused on a book with its
+    own (nothing written); one naming the book's regions shocks exactly them."""
+    from pipelines.stress import run_stress
+    from postloan.errors import ConfigError
+    from postloan.stress import Scenario, apply_scenario, load_scenario
+
+    with pytest.raises(ConfigError, match="north"):
+        run_stress(zh_book, _as_of(zh_book), load_scenario("severe"), {}, tmp_path / "s")
+    assert not (tmp_path / "s").exists()
+    snap = build_snapshot(io.read_tables(zh_book), _as_of(zh_book), with_labels=False)
+    east = (snap["region"] == REGIONS_ZH[0]).to_numpy()
+    assert 0 < east.sum() < len(snap)
+    out = apply_scenario(snap, Scenario(name="z", unemployment_points={REGIONS_ZH[0]: 3.0}))
+    du = (out["unemployment_rate"] - snap["unemployment_rate"]).to_numpy()
+    np.testing.assert_allclose(du[east], 3.0)
+    np.testing.assert_allclose(du[~east], 0.0)
+
+
 def test_partition_engine_accepts_the_book(core_book, core_trained, tmp_path):
     from postloan import scale as engine
 

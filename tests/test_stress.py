@@ -18,7 +18,7 @@ def test_builtin_scenarios_load():
 
 
 @pytest.mark.parametrize("text,field", [
-    ("name: x\nunemployment_points: {atlantis: 2}\n", "unemployment_points"),
+    ("name: x\nunemployment_points: {north: high}\n", "unemployment_points"),
     ("name: x\nincome_shock: {gig_worker: 1.5}\n", "income_shock"),
     ("name: x\nrate_points: high\n", "rate_points"),
     ("name: x\nsurprise: 1\n", "surprise"),
@@ -30,6 +30,21 @@ def test_bad_scenarios_are_named(tmp_path, text, field):
         load_scenario(p)
     with pytest.raises(ConfigError, match="built-in scenarios"):
         load_scenario(tmp_path / "missing.yaml")
+
+
+def test_scenario_names_are_checked_against_the_books_vocabularies():
+    from postloan import schema as S
+    from postloan.stress import check_vocabularies
+
+    default = S.resolve_vocabularies(None)
+    check_vocabularies(load_scenario("severe"), default)  # the simulator's names: fine
+    zh = {**default, "region": ("华东", "华北")}
+    # A shock keyed by a region the book does not have would silently not apply.
+    with pytest.raises(ConfigError, match=r"unemployment_points .*\['north', 'northeast'\]"):
+        check_vocabularies(load_scenario("severe"), zh)
+    check_vocabularies(Scenario(name="z", unemployment_points={"华东": 2.0, "all": 1.0}), zh)
+    with pytest.raises(ConfigError, match=r"income_shock .*\['atlantis'\]"):
+        check_vocabularies(Scenario(name="x", income_shock={"atlantis": 0.1}), default)
 
 
 def test_apply_scenario_arithmetic(small_tables):

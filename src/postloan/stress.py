@@ -10,16 +10,17 @@ the trees, so read stressed PDs as a lower bound and pair them with judgement.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from postloan import schema as S
 from postloan.batch import score_and_decide
 from postloan.bundle import ModelBundle
 from postloan.config_files import read_mapping, read_text, shipped_text, validate
+from postloan.errors import ConfigError
 from postloan.strategy import StrategyConfig
 
 
@@ -34,24 +35,39 @@ class Scenario(BaseModel):
     rate_points: float = Field(0.0, ge=-10, le=20)
     income_shock: dict[str, float] = Field(default_factory=dict)
 
-    @field_validator("unemployment_points")
-    @classmethod
-    def _regions(cls, v: dict[str, float]) -> dict[str, float]:
-        unknown = set(v) - set(S.REGIONS) - {"all"}
-        if unknown:
-            raise ValueError(f"unknown region(s) {sorted(unknown)}; use 'all' or {S.REGIONS}")
-        return v
+    # Region and employment-type names are checked against the scored book's own
+    # vocabularies (check_vocabularies), not here: a lender's regions are its own.
 
     @field_validator("income_shock")
     @classmethod
     def _shocks(cls, v: dict[str, float]) -> dict[str, float]:
-        unknown = set(v) - set(S.EMPLOYMENT_TYPES) - {"all"}
-        if unknown:
-            raise ValueError(f"unknown employment type(s) {sorted(unknown)}")
         bad = {k: x for k, x in v.items() if not 0.0 <= x < 1.0}
         if bad:
             raise ValueError(f"income shocks are fractions lost, in [0, 1): {bad}")
         return v
+
+
+def check_vocabularies(scenario: Scenario, vocabularies: dict[str, Sequence[str]]) -> None:
+    """Refuse a scenario naming a region or employment type the book does not have.
+
+    A shock keyed by a name the book does not use would silently not apply (the
+    customers would get the ``all`` shock instead), so it is an error.
+
+    Args:
+        scenario: the scenario.
+        vocabularies: the book's vocabularies (:func:`postloan.io.book_vocabularies`).
+
+    Raises:
+        ConfigError: naming the field, the unknown names and the book's own.
+    """
+    for field, vocab in (("unemployment_points", "region"),
+                         ("income_shock", "employment_type")):
+        known = list(vocabularies[vocab])
+        unknown = sorted(set(getattr(scenario, field)) - set(known) - {"all"})
+        if unknown:
+            raise ConfigError(f"scenario '{scenario.name}': {field} names {vocab} value(s) "
+                              f"{unknown} that this book does not have; use 'all' or the "
+                              f"book's own: {known}")
 
 
 def builtin_scenarios() -> list[str]:
