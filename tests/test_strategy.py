@@ -123,6 +123,23 @@ def test_unknown_product_is_refused(cfg):
         st.expected_loss(rows, cfg)
 
 
+def test_a_lender_configures_only_the_products_it_lends(cfg):
+    """A lender without cards or SME loans (a declared product subset) gives only its own
+    products' LGD; a product outside the table is refused when scored, by name."""
+    d = cfg.model_dump()
+    d["lgd"] = {"consumer": d["lgd"]["consumer"], "mortgage": d["lgd"]["mortgage"]}
+    own = st.StrategyConfig.model_validate(d)
+    rows = pd.DataFrame({"main_product": ["consumer", "mortgage"], "secured_share": [0.0, 1.0],
+                         "total_balance": [1000.0, 1000.0], "pd_12m": [0.1, 0.1]})
+    assert st.expected_loss(rows, own)["lgd"].tolist() == pytest.approx(
+        [own.lgd["consumer"].unsecured, own.lgd["mortgage"].secured])
+    with pytest.raises(DataValidationError, match=r"main_product.*\['consumer', 'mortgage'\]"):
+        st.expected_loss(rows.assign(main_product=["consumer", "card"]), own)
+    d["lgd"]["boat"] = d["lgd"]["consumer"]
+    with pytest.raises(Exception, match="unknown product"):
+        st.StrategyConfig.model_validate(d)
+
+
 # --------------------------------------------------------------------------- signals
 SIGNAL_IDS = [s.id for s in st.load_strategy_config().signals]
 
@@ -462,7 +479,7 @@ def _mutated(raw_cfg: dict, edit) -> dict:
     (lambda d: d["signals"][0].update(text_en="{amount} days"), "signals.0.text_en", "format"),
     (lambda d: d["lgd"]["card"].update(secured=-0.1), "lgd.card.secured", "greater than"),
     (lambda d: d["lgd"]["sme"].update(unsecured=1.2), "lgd.sme.unsecured", "less than"),
-    (lambda d: d["lgd"].pop("mortgage"), "lgd", "missing product"),
+    (lambda d: d["lgd"].clear(), "lgd", "at least one product"),
     (lambda d: d["risk_grades"][2].update(pd_min=0.02), "risk_grades", "overlap"),
     (lambda d: d["risk_grades"][2].update(pd_min=0.05), "risk_grades", "gap"),
     (lambda d: d["risk_grades"][1].update(pd_max=0.01), "risk_grades", "increasing"),

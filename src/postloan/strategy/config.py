@@ -260,7 +260,12 @@ class StrategyConfig(_Strict):
     @field_validator("lgd")
     @classmethod
     def _lgd_products(cls, v: dict[str, LgdPair]) -> dict[str, LgdPair]:
-        _exact_keys(v, S.PRODUCTS, "product")
+        # Products are a fixed vocabulary, but a lender may hold only some of them (a
+        # declared subset, docs/data-contract.md): the products it lends are enough; a
+        # scored product without an entry is refused when scoring, naming it.
+        if not v:
+            raise ValueError("give the LGD of at least one product")
+        _exact_keys(v, S.PRODUCTS, "product", required=False)
         return v
 
     @field_validator("signals")
