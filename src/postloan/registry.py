@@ -200,22 +200,37 @@ def promotion_gate(client: MlflowClient, model: str, version: str, auc_tolerance
     champ_auc = None if champ is None else _version_metric(client, name, champ, metric)
     if ch_ece > max_ece:
         promoted, reason = False, f"calibration error {ch_ece:.4f} above bound {max_ece}"
-    elif champ is None:
-        promoted, reason = True, "no champion yet"
-    elif champ == version:
-        promoted, reason = True, "already champion"
-    elif ch_auc < champ_auc - auc_tolerance:
-        promoted, reason = False, (f"OOT AUC {ch_auc:.4f} worse than champion v{champ} "
-                                   f"({champ_auc:.4f}) by more than {auc_tolerance}")
     else:
-        promoted, reason = True, (f"OOT AUC {ch_auc:.4f} within {auc_tolerance} of or above "
-                                  f"champion v{champ} ({champ_auc:.4f})")
+        promoted, reason = _against_champion("OOT AUC", version, ch_auc, champ, champ_auc,
+                                             auc_tolerance)
     d = GateDecision(promoted, reason, version, champ, ch_auc, champ_auc, ch_ece, auc_tolerance,
                      max_ece)
+    return _record(client, model, d)
+
+
+def _against_champion(what: str, version: str, value: float, champ: str | None,
+                      champ_value: float | None, tolerance: float) -> tuple[bool, str]:
+    """The rule both gates share once the challenger passed its own checks: promoted
+    unless `value` is worse than the champion's by more than `tolerance`."""
+    if champ is None:
+        return True, "no champion yet"
+    if champ == version:
+        return True, "already champion"
+    if value < champ_value - tolerance:
+        return False, (f"{what} {value:.4f} worse than champion v{champ} "
+                       f"({champ_value:.4f}) by more than {tolerance}")
+    return True, (f"{what} {value:.4f} within {tolerance} of or above "
+                  f"champion v{champ} ({champ_value:.4f})")
+
+
+def _record(client: MlflowClient, model: str, d: GateDecision | UpliftGateDecision
+            ) -> GateDecision | UpliftGateDecision:
+    """Tag the challenger with the decision (``gate_*``) and promote it when it won."""
+    name = registered_name(model)
     for k, v in asdict(d).items():
-        client.set_model_version_tag(name, version, f"gate_{k}", str(v))
-    if promoted and champ != version:
-        set_champion(client, model, version, reason)
+        client.set_model_version_tag(name, d.challenger_version, f"gate_{k}", str(v))
+    if d.promoted and d.champion_version != d.challenger_version:
+        set_champion(client, model, d.challenger_version, d.reason)
     return d
 
 
@@ -271,22 +286,11 @@ def uplift_gate(client: MlflowClient, action: str, version: str, metric: str = "
     elif not q > 0 or not auuc > 0:
         promoted, reason = False, (f"held-out Qini {q:.4f} / AUUC {auuc:.4f}: the ranking "
                                    "does not beat random contacting")
-    elif champ is None:
-        promoted, reason = True, "no champion yet"
-    elif champ == version:
-        promoted, reason = True, "already champion"
-    elif q < champ_q - qini_tolerance:
-        promoted, reason = False, (f"held-out Qini {q:.4f} worse than champion v{champ} "
-                                   f"({champ_q:.4f}) by more than {qini_tolerance}")
     else:
-        promoted, reason = True, (f"held-out Qini {q:.4f} within {qini_tolerance} of or above "
-                                  f"champion v{champ} ({champ_q:.4f})")
+        promoted, reason = _against_champion("held-out Qini", version, q, champ, champ_q,
+                                             qini_tolerance)
     d = UpliftGateDecision(promoted, reason, version, champ, q, champ_q, auuc, qini_tolerance)
-    for k, v in asdict(d).items():
-        client.set_model_version_tag(name, version, f"gate_{k}", str(v))
-    if promoted and champ != version:
-        set_champion(client, model, version, reason)
-    return d
+    return _record(client, model, d)
 
 
 def load_uplift(action: str, alias: str | None = CHAMPION) -> UpliftBundle:
