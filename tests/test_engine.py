@@ -193,7 +193,7 @@ def test_killed_worker_is_retried_to_a_complete_output(part_book, trained, local
         scale.score_book(part_book, AS_OF, out, trained["root"] / "models",
                           scale.DaskRunner(client))
     finally:
-        client.wait_for_workers(2, timeout=60)
+        client.wait_for_workers(2, timeout=240)  # a restart is slow on a loaded machine
         try:  # the marker disarms it anyway; the broadcast may race a restarting worker
             client.unregister_worker_plugin("kill-once")
         except Exception:
@@ -213,7 +213,7 @@ def test_worker_dying_every_time_fails_clearly_without_output(part_book, client,
                                  scale.DaskRunner(client))
     finally:
         disarm.touch()
-        client.wait_for_workers(2, timeout=60)
+        client.wait_for_workers(2, timeout=240)  # a restart is slow on a loaded machine
         try:  # the scheduler's broadcast may race a worker still restarting: harmless
             client.unregister_worker_plugin("kill-always")
         except Exception:
