@@ -146,6 +146,12 @@ class MappedBook(MutableMapping):
     def __setitem__(self, name: str, value: pd.DataFrame) -> None:
         raise TypeError("a MappedBook is read-only")
 
+    def __contains__(self, name: object) -> bool:
+        # Mapping's default __contains__ calls __getitem__: it would read, convert and
+        # validate the whole table just to answer `name in book` (write_tables asks that
+        # for every core and optional table), so each table was read up to three times.
+        return name in self._names
+
     def __iter__(self) -> Iterator[str]:
         return iter(list(self._names))
 
