@@ -170,3 +170,26 @@ def test_stopping_early_stops_the_copy(edge_db, pg_server):
         assert not [t for t in threading.enumerate() if t.name == "postloan-copy"]
         again = list(readers.read_chunks(source, tm, COLS, "t"))
     assert sum(len(c) for c in again) == 13
+
+
+def test_write_tables_does_not_validate_a_mapped_book_twice(monkeypatch, tmp_path, small_tables):
+    """A MappedBook's tables were validated by read_canonical; write_tables trusts that
+    for the same vocabularies, and validates anything else."""
+    from postloan import io
+    from postloan import schema as S
+
+    calls = []
+    real = S.validate_table
+    monkeypatch.setattr(S, "validate_table", lambda n, *a, **k: calls.append(n) or real(n, *a, **k))
+
+    class Book(dict):
+        validated_vocabularies = S.resolve_vocabularies(None)
+
+    io.write_tables(Book(small_tables), tmp_path / "a")
+    assert calls == []
+    io.write_tables(dict(small_tables), tmp_path / "b")
+    assert set(calls) == set(small_tables)
+    Book.validated_vocabularies = S.resolve_vocabularies({"region": ["a", "b"]})
+    calls.clear()
+    io.write_tables(Book(small_tables), tmp_path / "c")
+    assert set(calls) == set(small_tables)

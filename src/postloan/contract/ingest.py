@@ -132,6 +132,12 @@ class MappedBook(MutableMapping):
         self.progress = progress
         self._names = [t for t in MAPPABLE_TABLES if t in mapping.tables]
         self.source_rows: dict[str, dict] = {}
+        # Every table it returns passed validate_table against these vocabularies
+        # (write_tables does not validate it again).
+        try:
+            self.validated_vocabularies = S.resolve_vocabularies(mapping.vocabularies)
+        except DataValidationError:
+            self.validated_vocabularies = None  # reported where the tables are read
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         if name not in self._names:
