@@ -9,7 +9,8 @@ peak RSS is its own:
 * **pandas.read_sql**: ``SELECT *`` of every source table into DataFrames (no
   conversion, no validation, nothing written): the plain baseline. Whole tables need
   about 17 GB at 1M customers; ``--peer chunked`` reads the same rows with
-  ``pandas.read_sql(chunksize=100000)`` through a server-side cursor instead (each
+  ``pandas.read_sql(chunksize=100000)`` through a server-side cursor (100,000 rows
+  per FETCH) instead (each
   chunk dropped once built: the same fetch and DataFrame work, bounded memory), and
   ``--peer skip`` runs no peer.
 
@@ -93,7 +94,7 @@ tables = json.loads(sys.argv[2])
 t0 = time.perf_counter()
 rows = 0
 with engine.connect() as conn:
-    conn = conn.execution_options(stream_results=True)
+    conn = conn.execution_options(stream_results=True, max_row_buffer=100_000)
     for t in tables:
         for df in pd.read_sql(sa.text(f"SELECT * FROM {t}"), conn, chunksize=100_000):
             rows += len(df)
