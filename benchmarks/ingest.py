@@ -5,7 +5,8 @@ the core-banking schema of tests/core_banking.py, then, each in a fresh subproce
 peak RSS is its own:
 
 * **ingest**: ``pipelines.ingest.run_ingest`` with docs/examples/core_banking_mapping.yaml
-  (server-side cursor in chunks, conversions, validation, parquet book written);
+  (COPY ... TO STDOUT parsed by pyarrow in chunks, conversions, validation, parquet
+  book written);
 * **pandas.read_sql**: ``SELECT *`` of every source table into DataFrames (no
   conversion, no validation, nothing written): the plain baseline. Whole tables need
   about 17 GB at 1M customers; ``--peer chunked`` reads the same rows with

@@ -1,9 +1,10 @@
 """Read a lender's source tables in chunks: SQL databases, DuckDB, CSV and parquet folders.
 
 Every reader yields DataFrames of at most ``chunk_rows`` source rows, so memory is
-bounded by a chunk, not the table: PostgreSQL through a server-side cursor
-(SQLAlchemy ``stream_results``), CSV through pandas' chunked reader, parquet through
-pyarrow record batches, DuckDB through its record-batch reader.
+bounded by a chunk, not the table: PostgreSQL as ``COPY ... TO STDOUT`` in CSV parsed
+by pyarrow (a server-side cursor for column types the COPY path does not read, and for
+other databases SQLAlchemy's ``stream_results``), CSV through pandas' chunked reader,
+parquet through pyarrow record batches, DuckDB through its record-batch reader.
 
 Credentials come from the environment (``PGPASSWORD``, ``~/.pgpass`` read by libpq, or a
 URL in the variable named by ``url_env``). A URL is only ever shown masked
