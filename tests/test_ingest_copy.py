@@ -193,3 +193,20 @@ def test_write_tables_does_not_validate_a_mapped_book_twice(monkeypatch, tmp_pat
     calls.clear()
     io.write_tables(Book(small_tables), tmp_path / "c")
     assert set(calls) == set(small_tables)
+
+
+@pytest.mark.parametrize("tail", [";", " ;\n", "\n-- the lender's note", "\n"])
+def test_query_ending_with_semicolon_or_comment(edge_db, pg_server, tail):
+    q = "SELECT id, txt FROM edge ORDER BY id" + tail
+    (df,) = chunks(edge_db, pg_server, query=q, columns=["id"], chunk_rows=100)
+    assert df["id"].tolist() == list(range(1, 14))
+
+
+def test_percent_signs_reach_the_server_unchanged(edge_db, pg_server, monkeypatch):
+    """A query is sent as written (it used to arrive with every '%' quadrupled)."""
+    q = "SELECT id, '%' AS p, '100%%' AS pp, 'a%%b%' AS q FROM edge WHERE id = 1"
+    (a,) = chunks(edge_db, pg_server, query=q, columns=["id"])
+    (b,) = chunks(edge_db, pg_server, query=q, columns=["id"], copy=False,
+                  monkeypatch=monkeypatch)
+    assert a[["p", "pp", "q"]].iloc[0].tolist() == ["%", "100%%", "a%%b%"]
+    pd.testing.assert_frame_equal(a, b)

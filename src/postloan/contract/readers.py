@@ -221,8 +221,12 @@ def _psycopg_chunks(conn, stmt, chunk_rows: int, columns: list[str], label: str,
     chunk_rows`` of plain tuples (SQLAlchemy's Row objects cost more than the fetch).
     Both give the same DataFrames (tests/test_ingest_copy.py).
     """
-    sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-    sql = sql.replace("%", "%%") if "%" in sql else sql
+    from sqlalchemy.sql.elements import TextClause
+
+    # Sent without parameters, so psycopg passes it on untouched: a lender's query goes
+    # as written (compiling it would double every '%', as did an extra escape here).
+    sql = (stmt.text if isinstance(stmt, TextClause) else
+           str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})))
     raw = conn.connection.driver_connection
     with raw.cursor(name="postloan_ingest") as cur:
         cur.itersize = chunk_rows
@@ -280,7 +284,9 @@ def _copy_chunks(raw, sql: str, keys: list[str], types: list[str], chunk_rows: i
             cur.execute("SET DateStyle TO ISO")
             cur.execute("SET client_encoding TO 'UTF8'")
             parts: list = []
-            with cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as cp:
+            # A query may end with ';' or a -- comment: neither may end inside COPY (...).
+            body = sql.rstrip().rstrip(";").rstrip()
+            with cur.copy(f"COPY ({body}\n) TO STDOUT (FORMAT csv)") as cp:
                 for row in cp:
                     parts.append(bytes(row))
                     if len(parts) >= chunk_rows:
