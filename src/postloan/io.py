@@ -191,8 +191,13 @@ def write_tables(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
         entries = {}
+        # A MappedBook hands over tables it has just validated against these same
+        # vocabularies (read_canonical): validating again would only cost time and a copy.
+        prevalidated = getattr(tables, "validated_vocabularies", None)
         for name in list(tables):
-            df = S.validate_table(name, tables.pop(name) if consume else tables[name], vocab)
+            df = tables.pop(name) if consume else tables[name]
+            if prevalidated is None or prevalidated != vocab:
+                df = S.validate_table(name, df, vocab)
             path = tmp / f"{name}.parquet"
             arrow = _to_arrow(name, df)
             del df

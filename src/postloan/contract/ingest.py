@@ -132,6 +132,12 @@ class MappedBook(MutableMapping):
         self.progress = progress
         self._names = [t for t in MAPPABLE_TABLES if t in mapping.tables]
         self.source_rows: dict[str, dict] = {}
+        # Every table it returns passed validate_table against these vocabularies
+        # (write_tables does not validate it again).
+        try:
+            self.validated_vocabularies = S.resolve_vocabularies(mapping.vocabularies)
+        except DataValidationError:
+            self.validated_vocabularies = None  # reported where the tables are read
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         if name not in self._names:
@@ -145,6 +151,12 @@ class MappedBook(MutableMapping):
 
     def __setitem__(self, name: str, value: pd.DataFrame) -> None:
         raise TypeError("a MappedBook is read-only")
+
+    def __contains__(self, name: object) -> bool:
+        # Mapping's default __contains__ calls __getitem__: it would read, convert and
+        # validate the whole table just to answer `name in book` (write_tables asks that
+        # for every core and optional table), so each table was read up to three times.
+        return name in self._names
 
     def __iter__(self) -> Iterator[str]:
         return iter(list(self._names))

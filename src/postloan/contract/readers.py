@@ -1,9 +1,10 @@
 """Read a lender's source tables in chunks: SQL databases, DuckDB, CSV and parquet folders.
 
 Every reader yields DataFrames of at most ``chunk_rows`` source rows, so memory is
-bounded by a chunk, not the table: PostgreSQL through a server-side cursor
-(SQLAlchemy ``stream_results``), CSV through pandas' chunked reader, parquet through
-pyarrow record batches, DuckDB through its record-batch reader.
+bounded by a chunk, not the table: PostgreSQL as ``COPY ... TO STDOUT`` in CSV parsed
+by pyarrow (a server-side cursor for column types the COPY path does not read, and for
+other databases SQLAlchemy's ``stream_results``), CSV through pandas' chunked reader,
+parquet through pyarrow record batches, DuckDB through its record-batch reader.
 
 Credentials come from the environment (``PGPASSWORD``, ``~/.pgpass`` read by libpq, or a
 URL in the variable named by ``url_env``). A URL is only ever shown masked
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -197,23 +198,173 @@ def _read_sql(source: Source, tm: TableMapping, columns: list[str], label: str
         engine.dispose()
 
 
-def _psycopg_chunks(conn, stmt, chunk_rows: int, columns: list[str], label: str,
-                    check: bool) -> Iterator[pd.DataFrame]:
-    """Stream a statement through a psycopg named (server-side) cursor.
+# PostgreSQL type OIDs the COPY path reads, and the Arrow type each is parsed as: the
+# values psycopg would give (ints, NUMERIC as the nearest double like its FloatLoader,
+# text, DATE as datetime.date). A result with any other type is read through the cursor.
+_COPY_TYPES = {
+    20: "int64", 21: "int64", 23: "int64",          # int8, int2, int4
+    700: "float64", 701: "float64", 1700: "float64",  # float4, float8, numeric
+    25: "string", 1043: "string", 1042: "string", 19: "string",  # text, varchar, char, name
+    1082: "date32",                                  # date
+}
 
-    Plain tuples straight from psycopg: SQLAlchemy's Row objects cost more per row than
-    the fetch itself. Each ``fetchmany`` is one ``FETCH FORWARD chunk_rows``.
+
+def _psycopg_chunks(conn, stmt, chunk_rows: int, columns: list[str], label: str,
+                    check: bool, copy: bool = True) -> Iterator[pd.DataFrame]:
+    """Stream a statement from PostgreSQL in chunks of `chunk_rows` source rows.
+
+    The statement is first declared as a named (server-side) cursor, which describes the
+    result without running it. When every result column has a type of
+    :data:`_COPY_TYPES` (and `copy`), the rows stream as ``COPY (statement) TO STDOUT``
+    in CSV and each chunk is parsed by pyarrow's CSV reader (:func:`_copy_chunks`):
+    no Python object per value. Otherwise each ``fetchmany`` is one ``FETCH FORWARD
+    chunk_rows`` of plain tuples (SQLAlchemy's Row objects cost more than the fetch).
+    Both give the same DataFrames (tests/test_ingest_copy.py).
     """
-    sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    from sqlalchemy.sql.elements import TextClause
+
+    # Sent without parameters, so psycopg passes it on untouched: a lender's query goes
+    # as written (compiling it would double every '%', as did an extra escape here).
+    sql = (stmt.text if isinstance(stmt, TextClause) else
+           str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})))
     raw = conn.connection.driver_connection
     with raw.cursor(name="postloan_ingest") as cur:
         cur.itersize = chunk_rows
-        cur.execute(sql.replace("%", "%%") if "%" in sql else sql)
+        cur.execute(sql)
         keys = [d.name for d in cur.description]
+        oids = [d.type_code for d in cur.description]
         if check:
             _missing_columns(label, keys, columns)
-        while rows := cur.fetchmany(chunk_rows):
-            yield pd.DataFrame.from_records(rows, columns=keys)
+        use_copy = copy and all(o in _COPY_TYPES for o in oids) and len(set(keys)) == len(keys)
+        if not use_copy:
+            while rows := cur.fetchmany(chunk_rows):
+                yield pd.DataFrame.from_records(rows, columns=keys)
+            return
+    yield from _copy_chunks(raw, sql, keys, [_COPY_TYPES[o] for o in oids], chunk_rows, label)
+
+
+def _copy_chunks(raw, sql: str, keys: list[str], types: list[str], chunk_rows: int,
+                 label: str) -> Iterator[pd.DataFrame]:
+    """``COPY (sql) TO STDOUT`` in CSV, parsed by pyarrow in chunks of `chunk_rows` rows.
+
+    The server sends one CopyData message per row, so a chunk is exactly `chunk_rows`
+    rows. CSV keeps NULL (an unquoted empty field) apart from the empty string (``""``);
+    quotes, commas, newlines and any UTF-8 text inside values are quoted by the server.
+    DateStyle ISO and UTF-8 are set for the session so dates and text parse the same
+    whatever the server's defaults.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    arrow_types = {k: getattr(pa, t)() for k, t in zip(keys, types, strict=True)}
+    read = pcsv.ReadOptions(column_names=keys, encoding="utf8",
+                            block_size=64 << 20)
+    parse = pcsv.ParseOptions(newlines_in_values=True)
+    convert = pcsv.ConvertOptions(column_types=arrow_types, null_values=[""],
+                                  strings_can_be_null=True, quoted_strings_can_be_null=False)
+
+    def frame(parts: list) -> pd.DataFrame:
+        try:
+            tbl = pcsv.read_csv(pa.py_buffer(b"".join(parts)), read_options=read,
+                                parse_options=parse, convert_options=convert)
+        except pa.ArrowInvalid as e:
+            raise SourceError(f"table {label}: a value PostgreSQL sent cannot be read as "
+                              f"{_column_of(str(e), keys, types)}: {e}") from None
+        # Strings as pandas' str dtype, ints with NULL as float64 (NaN), dates as
+        # datetime.date objects, a column NULL throughout the chunk as None objects:
+        # what DataFrame.from_records makes of psycopg's tuples.
+        df = tbl.to_pandas()
+        for k in keys:
+            if tbl.num_rows and tbl.column(k).null_count == tbl.num_rows:
+                df[k] = pd.Series([None] * tbl.num_rows, index=df.index, dtype=object)
+        return df
+
+    def produce(put: Callable[[pd.DataFrame], None]) -> None:
+        with raw.cursor() as cur:
+            cur.execute("SET DateStyle TO ISO")
+            cur.execute("SET client_encoding TO 'UTF8'")
+            parts: list = []
+            # A query may end with ';' or a -- comment: neither may end inside COPY (...).
+            body = sql.rstrip().rstrip(";").rstrip()
+            with cur.copy(f"COPY ({body}\n) TO STDOUT (FORMAT csv)") as cp:
+                for row in cp:
+                    parts.append(bytes(row))
+                    if len(parts) >= chunk_rows:
+                        put(frame(parts))
+                        parts = []
+            if parts:
+                put(frame(parts))
+
+    # The next chunk is fetched and parsed in a thread while the caller converts this
+    # one: the socket wait and pyarrow's parser run without the GIL.
+    yield from _prefetched(produce)
+
+
+class _Stop(Exception):
+    """The consumer of :func:`_prefetched` went away."""
+
+
+def _prefetched(produce: Callable[[Callable[[pd.DataFrame], None]], None], depth: int = 1
+                ) -> Iterator[pd.DataFrame]:
+    """Run ``produce(put)`` in a thread and yield what it puts, at most `depth` ahead.
+
+    An exception in the producer is raised here; when the consumer stops early (an
+    error converting a chunk), the producer is stopped and joined before returning, so
+    the connection it uses is free again.
+    """
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item: object) -> None:
+        while True:
+            if stop.is_set():
+                raise _Stop
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def run() -> None:
+        try:
+            produce(put)
+            put((done, None))
+        except _Stop:
+            pass
+        except BaseException as e:  # handed to the consumer, raised there
+            try:
+                put((done, e))
+            except _Stop:
+                pass
+
+    t = threading.Thread(target=run, name="postloan-copy", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if isinstance(item, tuple) and item and item[0] is done:
+                if item[1] is not None:
+                    raise item[1]
+                return
+            yield item
+    finally:
+        stop.set()
+        t.join()
+
+
+def _column_of(message: str, keys: list[str], types: list[str]) -> str:
+    """'column x (type)' from pyarrow's "In CSV column #3: ..." message."""
+    import re
+
+    m = re.search(r"column #(\d+)", message)
+    if m and int(m.group(1)) < len(keys):
+        i = int(m.group(1))
+        return f"{types[i]} in column '{keys[i]}'"
+    return "the column's type"
 
 
 # --------------------------------------------------------------------------- DuckDB
