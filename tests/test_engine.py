@@ -8,6 +8,7 @@ job with a clear message and no output.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -31,16 +32,26 @@ AS_OF = "2024-06-30"
 N_PARTS = 4
 
 
-@pytest.fixture(scope="module")
-def client():
-    """One LocalCluster for the module; a task may fail once (a killed worker) and retry."""
+@contextlib.contextmanager
+def local_cluster():
+    """A LocalCluster of two worker processes; a task may fail once (a killed worker)
+    and retry."""
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
         cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                            dashboard_address=None, silence_logs=40)
         c = distributed.Client(cluster)
+        try:
+            yield c
+        finally:
+            c.close()
+            cluster.close()
+
+
+@pytest.fixture(scope="module")
+def client():
+    """One LocalCluster for the module."""
+    with local_cluster() as c:
         yield c
-        c.close()
-        cluster.close()
 
 
 @pytest.fixture(scope="module")
@@ -202,22 +213,20 @@ def test_killed_worker_is_retried_to_a_complete_output(part_book, trained, local
     assert_same_scores(local_score, scale.read_score_output(out))
 
 
-def test_worker_dying_every_time_fails_clearly_without_output(part_book, client, tmp_path,
+def test_worker_dying_every_time_fails_clearly_without_output(part_book, tmp_path,
                                                               tmp_path_factory):
+    # A cluster of its own: workers killed over and over may not all come back in time
+    # on a loaded machine, and the module's cluster must stay whole for the other tests.
     disarm = tmp_path_factory.mktemp("disarm") / "disarmed"
-    client.register_plugin(KillWorker("_snapshot_task-", disarm=str(disarm)),
-                           name="kill-always")
-    try:
-        with pytest.raises(EngineError, match=r"partition \d+ failed: its worker died"):
-            scale.snapshot_book(part_book, [AS_OF], tmp_path / "snap",
-                                 scale.DaskRunner(client))
-    finally:
-        disarm.touch()
-        client.wait_for_workers(2, timeout=240)  # a restart is slow on a loaded machine
-        try:  # the scheduler's broadcast may race a worker still restarting: harmless
-            client.unregister_worker_plugin("kill-always")
-        except Exception:
-            pass
+    with local_cluster() as client:
+        client.register_plugin(KillWorker("_snapshot_task-", disarm=str(disarm)),
+                               name="kill-always")
+        try:
+            with pytest.raises(EngineError, match=r"partition \d+ failed: its worker died"):
+                scale.snapshot_book(part_book, [AS_OF], tmp_path / "snap",
+                                     scale.DaskRunner(client))
+        finally:
+            disarm.touch()
     assert not (tmp_path / "snap").exists()
     assert list(tmp_path.iterdir()) == []  # no half-written temp folder either
 
