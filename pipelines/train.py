@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 
 from pipelines.console import console, progress_bar
@@ -409,10 +410,13 @@ def _log_uplift(out, action: str, manifest: dict, commit: str, client,
     model = out.bundle.model
     m = dict(out.metrics)
     # The gate's numbers: mean over outcomes of the held-out Qini and AUUC.
-    m["gate_qini"] = float(pd.Series([m.get(f"{lab}_qini") for lab in UPLIFT_LABELS],
-                                     dtype=float).mean())
-    m["gate_auuc"] = float(pd.Series([m.get(f"{lab}_auuc") for lab in UPLIFT_LABELS],
-                                     dtype=float).mean())
+    for k in ("qini", "auuc"):
+        est = pd.Series([m.get(f"{lab}_{k}") for lab in UPLIFT_LABELS], dtype=float)
+        se = pd.Series([m.get(f"{lab}_{k}_se") for lab in UPLIFT_LABELS], dtype=float)
+        m[f"gate_{k}"] = float(est.mean())
+        # The standard error of that mean (outcomes' errors taken as independent).
+        m[f"gate_{k}_se"] = float(np.sqrt((se[est.notna()] ** 2).sum()) / est.notna().sum()
+                                  if est.notna().any() else float("nan"))
     exp_id = registry.ensure_experiment(registry.experiment_name(model), artifact_root)
     learner = out.bundle.learner
     with mlflow.start_run(experiment_id=exp_id, run_name=f"{model}-{learner}") as run:

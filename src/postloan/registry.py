@@ -265,31 +265,45 @@ class UpliftGateDecision:
     champion_qini: float | None
     challenger_auuc: float
     qini_tolerance: float
+    challenger_qini_se: float = 0.0
+    challenger_auuc_se: float = 0.0
+
+
+UPLIFT_GATE_Z = 1.645  # one-sided 95%: refuse a ranking reliably worse than random
 
 
 def uplift_gate(client: MlflowClient, action: str, version: str, metric: str = "gate_qini",
                 auuc_metric: str = "gate_auuc", qini_tolerance: float = 0.002) -> UpliftGateDecision:
-    """Gate an uplift model on held-out contacts: its ranking must beat random (Qini > 0,
-    AUUC > 0: contacts in its order avoid outcomes) and its Qini must not fall below
-    the champion's by more than `qini_tolerance`. Recorded like :func:`promotion_gate`."""
+    """Gate an uplift model on held-out contacts.
+
+    Refused when its held-out Qini or AUUC is reliably below zero (below by more than
+    :data:`UPLIFT_GATE_Z` bootstrap standard errors: contacting in its order would
+    cause outcomes, not avoid them), or when its Qini falls below the champion's by
+    more than `qini_tolerance`. A Qini near zero is not refused: on a few hundred
+    held-out contacts its sign is mostly noise. Recorded like :func:`promotion_gate`.
+    """
     model = model_name(action)
     name = registered_name(model)
     client.set_registered_model_alias(name, CHALLENGER, version)
     metrics = client.get_run(client.get_model_version(name, version).run_id).data.metrics
     q = float(metrics.get(metric, float("nan")))
     auuc = float(metrics.get(auuc_metric, float("nan")))
+    q_se = float(metrics.get(f"{metric}_se", 0.0))
+    auuc_se = float(metrics.get(f"{auuc_metric}_se", 0.0))
     champ = _alias_version(client, name, CHAMPION)
     champ_q = None if champ is None else _version_metric(client, name, champ, metric)
     if q != q or auuc != auuc:  # NaN: no outcome had enough held-out contacts to judge
         promoted, reason = False, (f"too few held-out contacts to measure Qini "
                                    f"({int(metrics.get('n_heldout', 0))} rows)")
-    elif not q > 0 or not auuc > 0:
-        promoted, reason = False, (f"held-out Qini {q:.4f} / AUUC {auuc:.4f}: the ranking "
-                                   "does not beat random contacting")
+    elif q + UPLIFT_GATE_Z * q_se < 0 or auuc + UPLIFT_GATE_Z * auuc_se < 0:
+        promoted, reason = False, (f"held-out Qini {q:.4f} (se {q_se:.4f}) / AUUC {auuc:.4f} "
+                                   f"(se {auuc_se:.4f}): the ranking is reliably worse than "
+                                   "random contacting")
     else:
         promoted, reason = _against_champion("held-out Qini", version, q, champ, champ_q,
                                              qini_tolerance)
-    d = UpliftGateDecision(promoted, reason, version, champ, q, champ_q, auuc, qini_tolerance)
+    d = UpliftGateDecision(promoted, reason, version, champ, q, champ_q, auuc, qini_tolerance,
+                           q_se, auuc_se)
     return _record(client, model, d)
 
 
