@@ -344,9 +344,9 @@ def uplift_dates(log: pd.DataFrame, end: pd.Timestamp, n_dates: int) -> list:
 
 def run_train_uplift(data: Path, tracking_uri: str, artifact_root: Path | None,
                      models_dir: Path | None, root: Path, seed: int = 42,
-                     n_dates: int = 12, n_test_dates: int = 3,
+                     n_dates: int | None = None, n_test_dates: int | None = None,
                      until: str | pd.Timestamp | None = None,
-                     learner: str = "risk") -> list[dict]:
+                     learner: str | None = None) -> list[dict]:
     """Train, evaluate, explain, register and gate one uplift model per contact action.
 
     The training set is the logged outreach (randomised holdout, logged propensity) of
@@ -356,7 +356,12 @@ def run_train_uplift(data: Path, tracking_uri: str, artifact_root: Path | None,
     12-month outcome is known by that date are used (a model as of `until`).
     """
     from postloan import policy, uplift
+    from postloan.training import load_train_config
 
+    shipped = load_train_config().uplift  # what is not given: training.yaml's `uplift`
+    n_dates = shipped.n_dates if n_dates is None else n_dates
+    n_test_dates = shipped.n_test_dates if n_test_dates is None else n_test_dates
+    learner = shipped.learner if learner is None else learner
     tables = io.read_tables(data, names=[*io.S.REQUIRED_TABLES])
     manifest = io.read_manifest(data)
     truth = None
