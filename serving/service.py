@@ -37,7 +37,7 @@ from starlette.responses import JSONResponse  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
 from postloan import explain, registry, strategy  # noqa: E402
-from postloan.batch import SCORE_COLUMNS, model_versions  # noqa: E402
+from postloan.batch import SCORE_COLUMNS, load_uplift_from_dir, model_versions  # noqa: E402
 from postloan.bundle import ModelBundle  # noqa: E402
 from postloan.database import mask_url  # noqa: E402
 from postloan.errors import (  # noqa: E402
@@ -57,6 +57,7 @@ from postloan.online import SnapshotStore  # noqa: E402
 from postloan.quality import load_data_quality_config, record_flags  # noqa: E402
 from postloan.settings import get_settings  # noqa: E402
 from postloan.snapshot import NUMERIC_FIELDS, SNAPSHOT_FIELDS  # noqa: E402
+from postloan.uplift import UpliftBundle  # noqa: E402
 from serving import schemas  # noqa: E402
 from serving.config import ServingConfig  # noqa: E402
 from serving.logs import (  # noqa: E402
@@ -84,18 +85,33 @@ from serving.supervisor import exit_with_parent, in_bentoml_worker  # noqa: E402
 log = logging.getLogger("postloan.serving")
 API_VERSION = "1"
 AUDIT_DECISION = ("risk_grade", "expected_loss", "warning_level", "segment",
-                  "recommended_action", "expected_benefit")
+                  "recommended_action", "net_benefit", "decision_basis")
+DECISION_FIELDS = ("recommended_action", "net_benefit", "decision_basis", "pressure_rule",
+                   "action_reasons", "action_reasons_zh")
 SCORE_FIELDS = ("customer_id", *SCORE_COLUMNS.values(), "risk_grade", "ead", "lgd",
                 "expected_loss", "warning_level", "response", "response_zh", "signals",
                 "warning_reasons", "warning_reasons_zh", "customer_value", "segment",
-                "recommended_action", "expected_benefit")
+                *DECISION_FIELDS)
 WARNING_FIELDS = ("customer_id", "warning_level", "warning_rank", "response", "response_zh",
                   "signals", "warning_reasons", "warning_reasons_zh", "risk_grade",
-                  SCORE_COLUMNS["default_risk"], "expected_loss")
+                  SCORE_COLUMNS["default_risk"], "expected_loss", *DECISION_FIELDS)
 _T = TypeVar("_T")
 
 
 # ---------------------------------------------------------------------------- champions
+def uplift_champions(config: ServingConfig) -> dict[str, UpliftBundle]:
+    """The uplift champions by action, from the same place as the three models (bundle
+    folder, or the registry's champions); actions without one decide on the constants.
+
+    Raises:
+        ModelNotFoundError: an uplift model that is present but unreadable, or trained on
+            other features than this version builds (the message names the model).
+    """
+    if config.model_dir is not None:
+        return load_uplift_from_dir(config.model_dir)
+    return registry.load_uplift_champions()
+
+
 def champions_and_sources(config: ServingConfig
                           ) -> tuple[dict[str, ModelBundle], dict[str, dict]]:
     """The three champions (:func:`postloan.registry.load_champions`) and where each
@@ -197,10 +213,14 @@ class Scorer:
     frames: for one customer pandas would cost more than the models.
     """
 
-    def __init__(self, bundles: dict[str, ModelBundle], cfg: strategy.StrategyConfig) -> None:
+    def __init__(self, bundles: dict[str, ModelBundle], cfg: strategy.StrategyConfig,
+                 uplift: dict[str, UpliftBundle] | None = None) -> None:
         self.bundles = bundles
         self.cfg = cfg
+        self.uplift = dict(uplift or {})
         self.versions = model_versions(bundles)
+        self.uplift_versions = {a: str(b.metadata.get("registered_version", "local"))
+                                for a, b in self.uplift.items()}
         # Category codes of each model's own vocabulary (its feature spec); models
         # trained on the same book share one map, so the features are built once.
         self._maps: dict[str, dict] = {}
@@ -216,14 +236,17 @@ class Scorer:
         for bundle in bundles.values():
             explain.contributions_array(bundle.booster, warm)
             bundle.margin(warm)
+        for up in self.uplift.values():
+            up.effects_features(warm, interval=True)
 
     def score(self, records: list[dict], k: int = 3) -> dict[str, np.ndarray | list]:
-        """Scores, reasons and strategy decisions per customer, as columns.
+        """Scores, reasons and the one decision per customer, as columns.
 
         The features come from :func:`postloan.features.features_from_records` (the
         feature function's array path: same arithmetic, no pandas); probabilities,
         contributions and reasons from the same bundle and explain calls as batch
-        scoring, the decisions from :func:`postloan.strategy.decide` (the rules of
+        scoring, the uplift models' effects from the same bundles as batch scoring, the
+        decisions from :func:`postloan.strategy.decide` (the rules of
         ``apply_strategy``), so the numbers are the batch numbers (tests/test_serving.py
         checks equality).
 
@@ -243,7 +266,9 @@ class Scorer:
         snap = {f: (np.array([r[f] for r in records], dtype="float64")
                     if f in _NUMERIC_SNAPSHOT else [r[f] for r in records])
                 for f in SNAPSHOT_FIELDS}
-        decisions = strategy.decide(scores, snap, self.cfg)
+        learned = (strategy.learned_effects(self.uplift, strategy.uplift_features(
+            records=records)) if self.uplift else None)
+        decisions = strategy.decide(scores, snap, self.cfg, learned)
         decisions.update({c: v for c, v in scores.items() if c.startswith("reasons_")})
         decisions["unknown_categories"] = self.unknown_categories(records)
         return decisions
@@ -362,10 +387,11 @@ class PostloanService:
         try:
             self.config = ServingConfig.from_env()
             bundles, self.model_info = champions_and_sources(self.config)
+            uplift = uplift_champions(self.config)
             cfg = strategy.load_strategy_config(self.config.strategy_config)
         except PostloanError as e:
             _refuse_start(e)
-        self.scorer = Scorer(bundles, cfg)
+        self.scorer = Scorer(bundles, cfg, uplift)
         try:
             self.store = (None if self.config.online_store is None
                           else SnapshotStore(self.config.online_store))
@@ -441,6 +467,11 @@ class PostloanService:
                 self.scorer.bundles["default_risk"].metadata.get("feature_families_present")),
             "snapshot_fields": list(SNAPSHOT_FIELDS),
             "strategy": self.scorer.cfg.model_dump(mode="json"),
+            "decisions": {
+                "basis": strategy.decision_bases(self.scorer.uplift),
+                "uplift_models": {a: {"version": self.scorer.uplift_versions[a],
+                                      "decision_gate": b.decision_gate}
+                                  for a, b in self.scorer.uplift.items()}},
             "limits": {"max_batch": self.config.max_batch},
             "auth": "none (insecure local)" if self.config.insecure_local else "bearer",
         }
@@ -463,6 +494,7 @@ class PostloanService:
         reasons = {m: d[f"reasons_{m}"] for m in self.scorer.bundles}
         self._audit("score", records, values, reasons, values)
         results = [{**{c: _none_if_nan(values[c][i]) for c in SCORE_FIELDS},
+                    "actions": strategy.action_numbers(d, i),
                     "as_of": rec["as_of"], "reasons": {m: reasons[m][i] for m in reasons},
                     "unknown_categories": d["unknown_categories"][i], "data_flags": flags[i]}
                    for i, rec in enumerate(records)]
@@ -483,6 +515,7 @@ class PostloanService:
         keep = strategy.early_warnings(d, request.min_level)
         values = _lists(d, WARNING_FIELDS, keep)
         warnings = [{**{c: values[c][i] for c in WARNING_FIELDS}, "as_of": records[j]["as_of"],
+                     "actions": strategy.action_numbers(d, j),
                      "reasons": reasons["default_risk"][j]} for i, j in enumerate(keep.tolist())]
         return EarlyWarningResponse(model_versions=self.scorer.versions,
                                     min_level=request.min_level,
@@ -500,12 +533,15 @@ class PostloanService:
         reasons = {m: d[f"reasons_{m}"] for m in self.scorer.bundles}
         self._audit("prioritize", records, _lists(d, list(SCORE_COLUMNS.values())),
                     reasons, _lists(d, AUDIT_DECISION))
-        q = strategy.outreach_queue(pd.DataFrame({c: d[c] for c in strategy.QUEUE_COLUMNS
-                                                  if c != "queue_rank" and c in d}),
-                                    request.capacity, self.scorer.cfg)
+        frame = pd.DataFrame({c: d[c] for c in strategy.QUEUE_COLUMNS
+                              if c != "queue_rank" and c in d})
+        q = strategy.outreach_queue(frame, request.capacity, self.scorer.cfg)
+        rows = q["customer_id"].map(dict(zip(frame["customer_id"], range(len(frame)))))
         cols = [c for c in schemas.QueueEntry.model_fields if c in q.columns]
         values = _lists({c: q[c].to_numpy() for c in cols}, cols)
-        queue = [{c: _none_if_nan(values[c][i]) for c in cols} for i in range(len(q))]
+        queue = [{**{c: _none_if_nan(values[c][i]) for c in cols},
+                  "actions": strategy.action_numbers(d, int(r))}
+                 for i, r in enumerate(rows.tolist())]
         return PrioritizeResponse(model_versions=self.scorer.versions,
                                   capacity=request.capacity, n_customers=len(records),
                                   queue=queue, **by_id)

@@ -13,7 +13,8 @@ Steps:
 1. :func:`score_snapshot`: features once, each model's calibrated probability
    (:data:`SCORE_COLUMNS`) and, optionally, TreeSHAP reason codes;
 2. :func:`postloan.strategy.apply_strategy` and :func:`postloan.strategy.outreach_queue`:
-   grades, expected loss, warnings, segments, actions and the queue;
+   grades, expected loss, warnings, segments, the one decision per customer (learned
+   effects where their gate admits them, else the constants) and the queue (a view);
 3. :func:`flatten_reasons` / :func:`flat_frame`: lists and dicts as text, so the
    tables read back from parquet and CSV.
 """
@@ -33,6 +34,9 @@ from postloan import explain, strategy
 from postloan.bundle import MODELS, OPTIONAL_MODELS, SCORE_COLUMNS, ModelBundle, is_bundle_folder
 from postloan.errors import DataValidationError, ModelNotFoundError
 from postloan.snapshot import build_snapshot
+from postloan.uplift import ACTIONS as UPLIFT_ACTIONS
+from postloan.uplift import UpliftBundle
+from postloan.uplift import model_name as uplift_model_name
 
 log = logging.getLogger(__name__)
 SCORE_CHUNK = 20_000  # customers scored per step: bounded memory whatever the book size
@@ -54,22 +58,41 @@ def load_bundles_from_dir(model_dir: Path) -> dict[str, ModelBundle]:
         if model in OPTIONAL_MODELS and not base.exists():
             log.warning("no '%s' model under %s: scoring without it", model, model_dir)
             continue
-        if is_bundle_folder(base):
-            out[model] = ModelBundle.load(base)
+        out[model] = ModelBundle.load(base if is_bundle_folder(base) else _champion_folder(base))
+    return out
+
+
+def _champion_folder(base: Path) -> Path:
+    """``base/v<N>`` of the version ``base/champion.json`` names (what the promotion gate
+    accepted), else the highest ``v<N>``."""
+    champion = base / "champion.json"
+    if champion.is_file():
+        try:
+            return base / f"v{json.loads(champion.read_text())['version']}"
+        except (ValueError, KeyError) as e:
+            raise ModelNotFoundError(f"unreadable {champion}: {e}") from e
+    versions = sorted((p for p in base.glob("v*") if p.name[1:].isdigit()),
+                      key=lambda p: int(p.name[1:]))
+    if not versions:
+        raise ModelNotFoundError(f"no bundle for model '{base.name}' under {base.parent}")
+    return versions[-1]
+
+
+def load_uplift_from_dir(model_dir: Path) -> dict[str, UpliftBundle]:
+    """The uplift champions by action from ``model_dir/uplift_<action>/`` (as written by
+    ``postloan train``); actions without a folder are decided on the constants.
+
+    Raises:
+        ModelNotFoundError: a folder that exists but holds no loadable bundle, or a
+            bundle trained on other features, named by its model.
+    """
+    out = {}
+    for action in UPLIFT_ACTIONS:
+        base = Path(model_dir) / uplift_model_name(action)
+        if not base.is_dir():
             continue
-        champion = base / "champion.json"
-        if champion.is_file():
-            try:
-                version = json.loads(champion.read_text())["version"]
-            except (ValueError, KeyError) as e:
-                raise ModelNotFoundError(f"unreadable {champion}: {e}") from e
-            out[model] = ModelBundle.load(base / f"v{version}")
-            continue
-        versions = sorted((p for p in base.glob("v*") if p.name[1:].isdigit()),
-                          key=lambda p: int(p.name[1:]))
-        if not versions:
-            raise ModelNotFoundError(f"no bundle for model '{model}' under {base}")
-        out[model] = ModelBundle.load(versions[-1])
+        folder = base if (base / "uplift.json").is_file() else _champion_folder(base)
+        out[action] = UpliftBundle.load(folder)
     return out
 
 
@@ -151,14 +174,15 @@ def score_and_decide(snap: pd.DataFrame, bundles: dict[str, ModelBundle],
         capacity: outreach capacity (the config's when None).
         with_reasons: compute TreeSHAP reason codes (the costly part).
         progress: called with the number of customers scored after each chunk.
-        uplift: action -> registered uplift bundle (:mod:`postloan.uplift`); with them
-            the queue ranks by learned net benefit, without them it falls back to the
-            strategy constants (its ``queue_basis`` column says which).
+        uplift: action -> registered uplift bundle (:mod:`postloan.uplift`); an action
+            whose model passed its decision gate is decided on its learned effects, the
+            others on the strategy constants (``decision_basis`` says which).
 
     Returns:
         ``scores`` (flattened reasons), ``decisions`` (:func:`postloan.strategy.apply_strategy`
         with ``version_<model>`` columns) and ``queue`` (the top `capacity` of these
-        customers, :func:`postloan.strategy.outreach_queue`).
+        decisions, :func:`postloan.strategy.outreach_queue`: a view, never a second
+        opinion).
     """
     parts = []
     for start in range(0, len(snap), SCORE_CHUNK):
@@ -167,16 +191,10 @@ def score_and_decide(snap: pd.DataFrame, bundles: dict[str, ModelBundle],
         if progress:
             progress(len(chunk))
     scored = pd.concat(parts)
-    decisions = strategy.apply_strategy(scored, snap, cfg)
-    effects = None
-    if uplift:
-        extra = [c for c in snap.columns if c not in decisions.columns]
-        decisions_snap = decisions.merge(snap[["customer_id", *extra]], on="customer_id",
-                                         how="left")
-        effects = strategy.uplift_effects(uplift, decisions_snap)
-        queue = strategy.queue_with_fallback(decisions_snap, effects, capacity, cfg)
-    else:
-        queue = strategy.queue_with_fallback(decisions, None, capacity, cfg)
+    learned = (strategy.learned_effects(uplift, strategy.uplift_features(snap))
+               if uplift else None)
+    decisions = strategy.apply_strategy(scored, snap, cfg, learned)
+    queue = strategy.outreach_queue(decisions, capacity, cfg)
     versions = model_versions(bundles)
     decisions = decisions.assign(**{f"version_{m}": v for m, v in versions.items()})
     return {"scores": flatten_reasons(scored), "decisions": decisions, "queue": queue}
@@ -205,5 +223,5 @@ def score_tables(tables: dict[str, pd.DataFrame], as_of: str | pd.Timestamp,
 
 
 __all__ = ["SCORE_CHUNK", "SCORE_COLUMNS", "flat_frame", "flatten_reasons",
-           "load_bundles_from_dir", "model_versions", "score_and_decide", "score_snapshot",
+           "load_bundles_from_dir", "load_uplift_from_dir", "model_versions", "score_and_decide", "score_snapshot",
            "score_tables"]
