@@ -536,7 +536,8 @@ class PostloanService:
         frame = pd.DataFrame({c: d[c] for c in strategy.QUEUE_COLUMNS
                               if c != "queue_rank" and c in d})
         q = strategy.outreach_queue(frame, request.capacity, self.scorer.cfg)
-        rows = q["customer_id"].map(dict(zip(frame["customer_id"], range(len(frame)))))
+        rows = q["customer_id"].map(pd.Series(np.arange(len(frame)),
+                                              index=frame["customer_id"].to_numpy()))
         cols = [c for c in schemas.QueueEntry.model_fields if c in q.columns]
         values = _lists({c: q[c].to_numpy() for c in cols}, cols)
         queue = [{**{c: _none_if_nan(values[c][i]) for c in cols},

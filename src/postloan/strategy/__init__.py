@@ -36,6 +36,16 @@ The warning level says how worried to be (scores and rule signals); the recommen
 action says what to do, and why, in money.
 """
 
+from postloan.strategy.actions import (
+    BASES,
+    CONSTANTS,
+    DETAIL_COLUMNS,
+    LEARNED,
+    OUTCOMES,
+    LearnedEffects,
+    action_numbers,
+    open_actions,
+)
 from postloan.strategy.config import (
     ACTIONS,
     CHURN_COL,
@@ -67,16 +77,6 @@ from postloan.strategy.decide import (
     decide,
     early_warnings,
     rank_within_level,
-)
-from postloan.strategy.actions import (
-    BASES,
-    CONSTANTS,
-    DETAIL_COLUMNS,
-    LEARNED,
-    OUTCOMES,
-    LearnedEffects,
-    action_numbers,
-    open_actions,
 )
 from postloan.strategy.gate import decision_gate
 from postloan.strategy.learned import decision_bases, learned_effects, uplift_features

@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from postloan.strategy.config import ACTIONS, NO_ACTION, StrategyConfig
+from postloan.strategy.config import ACTIONS, StrategyConfig
 
 LEARNED, CONSTANTS = "learned_uplift", "constants"
 BASES = (LEARNED, CONSTANTS)
