@@ -11,7 +11,7 @@ import pandas as pd
 from pipelines.console import console, print_frame, progress_bar
 from pipelines.quality import gate_record, run_gate
 from postloan import io, registry, strategy
-from postloan.batch import flat_frame, load_uplift_from_dir, score_and_decide
+from postloan.batch import FeatureCache, flat_frame, load_uplift_from_dir, score_and_decide
 from postloan.bundle import ModelBundle
 from postloan.snapshot import build_snapshot
 
@@ -62,11 +62,12 @@ def run_score(data: Path, as_of: str, out: Path, bundles: dict[str, ModelBundle]
     cfg = strategy.load_strategy_config(config)
     tables = io.read_tables(data)
     snap = build_snapshot(tables, as_of, with_labels=False)
-    report = run_gate(tables, snap, bundles, accept_data_issues, data_quality)
+    features = FeatureCache(snap)  # built once: the gate checks what the models score
+    report = run_gate(tables, snap, bundles, accept_data_issues, data_quality, features)
     say_decision_basis(uplift)
     with progress_bar("scoring customers", len(snap)) as advance:
         outputs = score_and_decide(snap, bundles, cfg, capacity, progress=advance,
-                                   uplift=uplift)
+                                   uplift=uplift, features=features)
     io.write_frames_atomic({name: flat_frame(df) for name, df in outputs.items()}, Path(out),
                            json_files={"data_quality.json": gate_record(report)})
     return outputs

@@ -223,7 +223,7 @@ def test_the_logistic_family_is_registered_scored_and_explained(small_book, smal
 
     # The service warms and explains a bundle without a booster (no trees, no TreeSHAP).
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what the service sets; undone after
-    from serving.service import Scorer
+    from postloan.scoring import Scorer
 
     scorer = Scorer({"churn": local}, load_strategy_config())
     rec = to_json_record(snap.iloc[0])
