@@ -271,3 +271,16 @@ def test_queue_is_a_view_of_the_decisions(cfg):
             == q["recommended_action"].astype(str).to_numpy()).all()
     assert np.array_equal(got["net_benefit"].to_numpy(), q["net_benefit"].to_numpy())
     assert (d["recommended_action"] == "none").any()
+
+
+def test_service_recovery_only_after_a_service_failure(cfg):
+    """Service recovery recovers from a failure the customer told us about (a complaint in
+    the last 3 months or still open, or a survey score of 2 or less); a current customer
+    without one gets no service call, however likely the model thinks dissatisfaction is."""
+    r = rows(4, complaints_3m=[1.0, 0.0, 0.0, 0.0], last_survey_score=[4.0, 2.0, 4.0, np.nan])
+    d = decisions_for(r, cfg, pd_12m=0.01, p_churn=0.0, p_dis=0.4).set_index("customer_id")
+    assert d.loc[1, "recommended_action"] == "service_recovery_call"
+    assert d.loc[2, "recommended_action"] == "service_recovery_call"
+    assert np.isnan(d.loc[3, "net_service_recovery_call"])
+    assert np.isnan(d.loc[4, "net_service_recovery_call"])
+    assert (d.loc[[3, 4], "recommended_action"] != "service_recovery_call").all()

@@ -33,8 +33,10 @@ least as much as deciding with the constants; otherwise they are the *constants*
 Handbook rules (tests/test_handbook_rules.py), the same whatever the basis: no
 reminder to a customer who is paying, nor to one with a complaint open (service
 recovery first); restructuring for customers behind or in difficulty (help before
-collections); retention offers and service calls to customers who are current (a
-service call also with a complaint open); no contact at 90+ days past due (that is the
+collections); retention offers to customers who are current; service-recovery calls
+to customers who are current (or have a complaint open) and told us of a service
+failure (a complaint in the last 3 months or still open, or a survey score of 2 or
+less: what the satisfaction label counts); no contact at 90+ days past due (that is the
 work-out team's, the warning response escalates it); and the **pressure rule**: when a
 risk contact would be best but the customer is likely dissatisfied and the risk is not
 severe, the risk contacts are withheld and the service-recovery call is open instead.
@@ -99,8 +101,8 @@ class LearnedEffects:
         return LEARNED if action in self.deciding else CONSTANTS
 
 
-def open_actions(dpd: np.ndarray, open_complaint: np.ndarray, difficulty: np.ndarray
-                 ) -> np.ndarray:
+def open_actions(dpd: np.ndarray, open_complaint: np.ndarray, difficulty: np.ndarray,
+                 service_failure: np.ndarray) -> np.ndarray:
     """(n, actions) bool: which actions the handbook's rules leave open, before the
     pressure rule (see the module doc)."""
     behind = (dpd > 0) & (dpd < DEFAULT_DPD)
@@ -109,8 +111,17 @@ def open_actions(dpd: np.ndarray, open_complaint: np.ndarray, difficulty: np.nda
         behind & ~open_complaint,  # payment reminder
         behind | (difficulty & (dpd < DEFAULT_DPD)),  # restructuring: help before collections
         current,  # retention offer
-        current | (open_complaint & (dpd < DEFAULT_DPD)),  # service-recovery call
+        # Service recovery recovers from a service failure the customer told us about.
+        service_failure & (current | (open_complaint & (dpd < DEFAULT_DPD))),
     ])
+
+
+def service_failure(complaints_3m: np.ndarray, open_complaint: np.ndarray,
+                    last_survey_score: np.ndarray) -> np.ndarray:
+    """A service failure to recover from: a complaint in the last 3 months or still open,
+    or a last survey score of 2 or less (the satisfaction label's own definition)."""
+    return ((np.nan_to_num(complaints_3m, nan=0.0) > 0) | open_complaint
+            | (np.nan_to_num(last_survey_score, nan=5.0) <= 2))
 
 
 @dataclass
@@ -184,8 +195,8 @@ def _constant_effects(cfg: StrategyConfig, restructure: np.ndarray, p_def: np.nd
 
 def choose(cfg: StrategyConfig, *, p_def: np.ndarray, p_churn: np.ndarray,
            p_dis: np.ndarray, ead_lgd: np.ndarray, kept: np.ndarray, dpd: np.ndarray,
-           open_complaint: np.ndarray, restructure: np.ndarray, severe: np.ndarray,
-           learned: LearnedEffects | None = None) -> Choice:
+           open_complaint: np.ndarray, failure: np.ndarray, restructure: np.ndarray,
+           severe: np.ndarray, learned: LearnedEffects | None = None) -> Choice:
     """The decision for every customer (see the module doc).
 
     Args:
@@ -196,6 +207,7 @@ def choose(cfg: StrategyConfig, *, p_def: np.ndarray, p_churn: np.ndarray,
         kept: the customer's value if they stay (money lost per churn).
         dpd: days past due now.
         open_complaint: a complaint is open.
+        failure: a service failure to recover from (:func:`service_failure`).
         restructure: the warning level is a ``restructure_levels`` level (difficulty).
         severe: the risk is severe (the pressure rule does not apply).
         learned: uplift estimates and which actions they decide (None: constants only).
@@ -225,7 +237,7 @@ def choose(cfg: StrategyConfig, *, p_def: np.ndarray, p_churn: np.ndarray,
     cost = np.array([uv.contact_cost.get(a, 0.0) for a in ACTIONS])
     estimated = ~np.isnan(eff).all(axis=2)
     gross = np.nansum(value, axis=2) - cost
-    is_open = open_actions(dpd, open_complaint, restructure)
+    is_open = open_actions(dpd, open_complaint, restructure, failure)
     net = np.where(is_open & estimated, gross, np.nan)
 
     # Pressure rule: a risk contact that would be best for a likely-dissatisfied customer
@@ -415,5 +427,5 @@ def none_sentence(cfg: StrategyConfig, c: Choice, i: int, dpd: float, complaint:
 
 
 __all__ = ["BASES", "CONSTANTS", "DETAIL_COLUMNS", "LEARNED", "OUTCOMES", "Choice",
-           "LearnedEffects", "action_numbers", "action_sentence", "choose", "detail_columns", "none_sentence",
-           "open_actions"]
+           "LearnedEffects", "action_numbers", "action_sentence", "choose", "detail_columns",
+           "none_sentence", "open_actions", "service_failure"]

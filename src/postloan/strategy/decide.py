@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from postloan.errors import ConfigError, DataValidationError
-from postloan.strategy.actions import BASES, LearnedEffects, choose
+from postloan.strategy.actions import BASES, LearnedEffects, choose, service_failure
 from postloan.strategy.config import (
     ACTIONS,
     CHURN_COL,
@@ -379,8 +379,12 @@ def _decide(cols: _Columns, cfg: StrategyConfig,
     open_complaint = (np.nan_to_num(cols.num("open_complaints"), nan=0.0) > 0
                       if "open_complaints" in cols else np.zeros(n, bool))
     kept = _value_if_kept(cols, cfg)
+    missing = np.full(n, np.nan)
+    failure = service_failure(
+        cols.num("complaints_3m") if "complaints_3m" in cols else missing, open_complaint,
+        cols.num("last_survey_score") if "last_survey_score" in cols else missing)
     choice = choose(cfg, p_def=p_def, p_churn=p_churn, p_dis=p_dis, ead_lgd=ead * lgd,
-                    kept=kept, dpd=dpd, open_complaint=open_complaint,
+                    kept=kept, dpd=dpd, open_complaint=open_complaint, failure=failure,
                     restructure=t.restructure_level[level],
                     severe=t.severe_level[level] | (p_def >= cfg.outreach.pressure_rule.severe_pd_min),
                     learned=learned)
