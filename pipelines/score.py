@@ -13,6 +13,8 @@ from pipelines.quality import gate_record, run_gate
 from postloan import io, registry, strategy
 from postloan.batch import flat_frame, score_and_decide
 from postloan.bundle import ModelBundle
+from postloan.errors import ModelNotFoundError
+from postloan.scorecard import Scorecard
 from postloan.snapshot import build_snapshot
 
 
@@ -36,15 +38,18 @@ def _say_queue_basis(uplift: dict | None) -> None:
 def run_score(data: Path, as_of: str, out: Path, bundles: dict[str, ModelBundle],
               capacity: int | None = None, config: Path | None = None,
               accept_data_issues: Sequence[str] = (), data_quality: Path | None = None,
-              uplift: dict | None = None) -> dict[str, pd.DataFrame]:
+              uplift: dict | None = None, scorecard: bool = False) -> dict[str, pd.DataFrame]:
     """Score every active customer at `as_of` and write the decision tables atomically.
 
     The book is first checked against the champions' data expectations: a hard finding
     not in `accept_data_issues` raises DataQualityError and nothing is written; the
     report goes into the output folder as ``data_quality.json``. With `uplift` bundles
     (action -> bundle) the queue ranks by learned net benefit; without, it falls back
-    to the strategy constants and says so (console line, ``queue_basis`` column).
+    to the strategy constants and says so (console line, ``queue_basis`` column). With
+    `scorecard`, the scores end with each customer's ``scorecard_points`` (the
+    default-risk bundle's scorecard).
     """
+    card = require_scorecard(bundles) if scorecard else None
     cfg = strategy.load_strategy_config(config)
     tables = io.read_tables(data)
     snap = build_snapshot(tables, as_of, with_labels=False)
@@ -53,9 +58,37 @@ def run_score(data: Path, as_of: str, out: Path, bundles: dict[str, ModelBundle]
     with progress_bar("scoring customers", len(snap)) as advance:
         outputs = score_and_decide(snap, bundles, cfg, capacity, progress=advance,
                                    uplift=uplift)
+    if card is not None:
+        outputs["scores"] = with_scorecard_points(outputs["scores"], snap,
+                                                  bundles["default_risk"])
     io.write_frames_atomic({name: flat_frame(df) for name, df in outputs.items()}, Path(out),
                            json_files={"data_quality.json": gate_record(report)})
     return outputs
+
+
+def require_scorecard(bundles: dict[str, ModelBundle]) -> Scorecard:
+    """The default-risk bundle's scorecard.
+
+    Raises:
+        ModelNotFoundError: the default-risk bundle carries none (trained before
+            scorecards existed, or with ``default_risk`` out of ``scorecard.models``).
+    """
+    bundle = bundles.get("default_risk")
+    if bundle is None or bundle.scorecard is None:
+        version = "" if bundle is None else \
+            f" v{bundle.metadata.get('registered_version', 'local')}"
+        raise ModelNotFoundError(f"the default-risk model{version} carries no scorecard: "
+                                 "retrain it (`postloan train --target default_risk`)")
+    return bundle.scorecard
+
+
+def with_scorecard_points(scores: pd.DataFrame, snap: pd.DataFrame,
+                          bundle: ModelBundle) -> pd.DataFrame:
+    """`scores` with a last column ``scorecard_points``: each customer's points on
+    `bundle`'s scorecard, from the same snapshot and feature function."""
+    points = pd.Series(bundle.scorecard.points(bundle.features(snap)),
+                       index=snap["customer_id"].to_numpy())
+    return scores.assign(scorecard_points=scores["customer_id"].map(points).to_numpy())
 
 
 def run_score_engine(data: Path, as_of: str, out: Path, bundles: dict[str, ModelBundle],
