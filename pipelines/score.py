@@ -10,11 +10,10 @@ import pandas as pd
 
 from pipelines.console import console, print_frame, progress_bar
 from pipelines.quality import gate_record, run_gate
+from pipelines.scorecard import require_scorecard, with_scorecard_points
 from postloan import io, registry, strategy
 from postloan.batch import flat_frame, score_and_decide
 from postloan.bundle import ModelBundle
-from postloan.errors import ModelNotFoundError
-from postloan.scorecard import Scorecard
 from postloan.snapshot import build_snapshot
 
 
@@ -64,31 +63,6 @@ def run_score(data: Path, as_of: str, out: Path, bundles: dict[str, ModelBundle]
     io.write_frames_atomic({name: flat_frame(df) for name, df in outputs.items()}, Path(out),
                            json_files={"data_quality.json": gate_record(report)})
     return outputs
-
-
-def require_scorecard(bundles: dict[str, ModelBundle]) -> Scorecard:
-    """The default-risk bundle's scorecard.
-
-    Raises:
-        ModelNotFoundError: the default-risk bundle carries none (trained before
-            scorecards existed, or with ``default_risk`` out of ``scorecard.models``).
-    """
-    bundle = bundles.get("default_risk")
-    if bundle is None or bundle.scorecard is None:
-        version = "" if bundle is None else \
-            f" v{bundle.metadata.get('registered_version', 'local')}"
-        raise ModelNotFoundError(f"the default-risk model{version} carries no scorecard: "
-                                 "retrain it (`postloan train --target default_risk`)")
-    return bundle.scorecard
-
-
-def with_scorecard_points(scores: pd.DataFrame, snap: pd.DataFrame,
-                          bundle: ModelBundle) -> pd.DataFrame:
-    """`scores` with a last column ``scorecard_points``: each customer's points on
-    `bundle`'s scorecard, from the same snapshot and feature function."""
-    points = pd.Series(bundle.scorecard.points(bundle.features(snap)),
-                       index=snap["customer_id"].to_numpy())
-    return scores.assign(scorecard_points=scores["customer_id"].map(points).to_numpy())
 
 
 def run_score_engine(data: Path, as_of: str, out: Path, bundles: dict[str, ModelBundle],

@@ -1,5 +1,5 @@
 """Export a model's points scorecard: ``scorecard.csv`` (feature, bin, woe, points) and
-``scorecard.json``.
+``scorecard.json``; and the ``scorecard_points`` column of ``postloan score --scorecard``.
 
 The default-risk bundle carries the scorecard training fitted beside it; it is written
 as is. A bundle without one (a model trained before scorecards, or one not listed under
@@ -17,7 +17,7 @@ import pandas as pd
 from postloan import io, registry
 from postloan.batch import load_bundles_from_dir
 from postloan.bundle import MODELS, ModelBundle, is_bundle_folder
-from postloan.errors import DataValidationError
+from postloan.errors import DataValidationError, ModelNotFoundError
 from postloan.scorecard import FILE, Scorecard
 from postloan.snapshot import build_snapshot
 from postloan.training import TrainConfig, scorecard_from_snapshots
@@ -94,3 +94,28 @@ def summary(card: Scorecard) -> pd.DataFrame:
              "points": f"{min(b.points for b in t.bins):g} .. {max(b.points for b in t.bins):g}"}
             for t in card.terms]
     return pd.DataFrame(rows).set_index("characteristic")
+
+
+def require_scorecard(bundles: dict[str, ModelBundle]) -> Scorecard:
+    """The default-risk bundle's scorecard.
+
+    Raises:
+        ModelNotFoundError: the default-risk bundle carries none (trained before
+            scorecards existed, or with ``default_risk`` out of ``scorecard.models``).
+    """
+    bundle = bundles.get("default_risk")
+    if bundle is None or bundle.scorecard is None:
+        version = "" if bundle is None else \
+            f" v{bundle.metadata.get('registered_version', 'local')}"
+        raise ModelNotFoundError(f"the default-risk model{version} carries no scorecard: "
+                                 "retrain it (`postloan train --target default_risk`)")
+    return bundle.scorecard
+
+
+def with_scorecard_points(scores: pd.DataFrame, snap: pd.DataFrame,
+                          bundle: ModelBundle) -> pd.DataFrame:
+    """`scores` with a last column ``scorecard_points``: each customer's points on
+    `bundle`'s scorecard, from the same snapshot and feature function."""
+    points = pd.Series(bundle.scorecard.points(bundle.features(snap)),
+                       index=snap["customer_id"].to_numpy())
+    return scores.assign(scorecard_points=scores["customer_id"].map(points).to_numpy())

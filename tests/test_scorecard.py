@@ -394,7 +394,7 @@ def test_score_scorecard_without_one_is_a_clear_error(trained, small_book, tmp_p
     assert r.returncode == 2, r.stdout + r.stderr
     assert "carries no scorecard" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "s").exists()
-    from pipelines.score import require_scorecard
+    from pipelines.scorecard import require_scorecard
     from postloan.registry import load_champions
 
     with pytest.raises(ModelNotFoundError, match="no scorecard"):
