@@ -2,16 +2,17 @@
 
 On the demo book, fork the simulation at an as-of date 12 months before the end and
 replay it forward under each policy with common random numbers (`postloan
-evaluate-policy`): the learned queue (net benefit from uplift models trained on the
-randomised contacts logged before the as-of, outcomes known by it), the constants
-queue (strategy.yaml's fixed effects), PD only,
-random (the strategy's candidates in random order) and no contact, at a few
-capacities. Realised credit losses, churned value, complaints and contact costs come
+evaluate-policy`): postloan's one decision (uplift models trained on the randomised
+contacts logged before the as-of decide the actions their decision gate admits, the
+strategy constants the rest), every uplift model deciding (gate ignored), the
+constants only, PD only, random (the constants' candidates in random order) and no
+contact, at a few capacities. Realised credit losses, churned value, complaints and contact costs come
 from the simulated months; net benefit is against no contact, with 90% intervals over
 replay seeds. The queues' scores are the simulator's true probabilities (`--scores
 truth`), so the comparison is of the ranking rules, not of model error.
 
     python benchmarks/policy_replay.py [--customers 20000] [--months 36] [--seeds 5]
+        [--demo data/processed/policy/2024-12-31]   # evaluate-policy's output, side by side
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ import pandas as pd
 
 from _common import machine, update_section, write_json
 from pipelines.generate import run_generate
-from pipelines.policy import learned_queue_builder, run_evaluate_policy
-from pipelines.train import run_train_uplift
+from pipelines.policy import decision_queue_builder, run_evaluate_policy
+from pipelines.train import run_train, run_train_uplift
 from postloan import policy
+from postloan.bundle import MODELS
 from postloan.registry import download_bundle
 from postloan.synthetic import SimulationConfig
-from postloan.training import load_train_config
+from postloan.training import TrainConfig, load_train_config
 from postloan.uplift import UpliftBundle
 
 CAPACITIES = (100, 300, 1000)
@@ -79,21 +81,39 @@ def feature_ceiling(raw: Path, as_of: str, n_dates: int, n_test: int) -> dict:
     return out
 
 
+def _demo_summary(folder: Path | None) -> pd.DataFrame | None:
+    """Mean net benefit by capacity and policy of a `postloan evaluate-policy` output."""
+    if folder is None or not (Path(folder) / "summary.parquet").is_file():
+        return None
+    s = pd.read_parquet(Path(folder) / "summary.parquet")
+    s = s[s["capacity"] > 0]
+    return s.pivot(index="capacity", columns="policy", values="net_benefit")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--customers", type=int, default=20_000)
     ap.add_argument("--months", type=int, default=36)
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--demo", type=Path, default=None,
+                    help="a `postloan evaluate-policy` output folder (after `make demo`) "
+                         "to show beside this run")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="postloan-bench-policy-"))
     sim = SimulationConfig(args.customers, args.months, seed=42)
     run_generate(sim, tmp / "raw")
     as_of = f"{sim.month_ends()[-13]:%Y-%m-%d}"
     ucfg = load_train_config().uplift  # the shipped dates (training.yaml)
-    queues, train_s, qini = {}, {}, {}
-    for learner, name in (("risk", "learned"), ("dr", "learned_dr")):
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    t = time.perf_counter()
+    # The three models value the decision gate's held-out contacts (the queues themselves
+    # use the simulator's true probabilities).
+    run_train(tmp / "raw", list(MODELS), TrainConfig(seed=42), uri, tmp / "mlartifacts",
+              None, tmp)
+    classifier_s = round(time.perf_counter() - t, 1)
+    queues, train_s, qini, gates = {}, {}, {}, {}
+    for learner in ("risk",):
         t = time.perf_counter()
-        uri = f"sqlite:///{tmp / f'mlflow-{learner}.db'}"
         up = run_train_uplift(tmp / "raw", uri, tmp / f"mlartifacts-{learner}", None, tmp,
                               until=as_of, learner=learner, n_dates=ucfg.n_dates,
                               n_test_dates=ucfg.n_test_dates)
@@ -101,29 +121,36 @@ def main() -> None:
                                                                   version=r["version"]))
                    for r in up}
         train_s[learner] = round(time.perf_counter() - t, 1)
-        queues[name] = learned_queue_builder(bundles)
+        queues["decision"] = decision_queue_builder(bundles)
+        queues["learned_all"] = decision_queue_builder(bundles, respect_gate=False)
         qini[learner] = {r["action"]: {k: v for k, v in r["metrics"].items()
                                        if "qini" in k or "corr" in k or "odds_ratio" in k
                                        or k.startswith("n_")} for r in up}
+        gates = {r["action"]: r["decision_gate"] for r in up}
     t = time.perf_counter()
     out = run_evaluate_policy(tmp / "raw", as_of, CAPACITIES, args.seeds, scores="truth",
                               extra_queues=queues)
     seconds = time.perf_counter() - t
     s = out["summary"]
-    paired = {other: policy.paired_difference(out["runs"], "learned", other)
-              for other in ("constants", "pd_only", "learned_dr")}
+    paired = {(arm, other): policy.paired_difference(out["runs"], arm, other)
+              for arm, other in (("decision", "constants"), ("learned_all", "constants"),
+                                 ("decision", "pd_only"))}
     ceiling = feature_ceiling(tmp / "raw", as_of, ucfg.n_dates, ucfg.n_test_dates)
-    goal = {}
+    never_worse = {}
     for k in CAPACITIES:
-        row = s[s["capacity"] == k].set_index("policy")["net_benefit"]
-        goal[str(k)] = bool(row["learned"] > row["constants"] and row["learned"] > row["pd_only"])
+        d = paired[("decision", "constants")].set_index("capacity").loc[k]
+        never_worse[str(k)] = bool(d["difference"] >= 0)
+    demo = _demo_summary(args.demo)
     write_json({"machine": machine(), "as_of": as_of, "customers": args.customers,
                 "seeds": args.seeds, "seconds": round(seconds, 1),
-                "uplift_train_seconds": train_s, "uplift": qini,
-                "learned_beats_constants_and_pd_only": goal,
-                "paired_learned_minus": {k: v.to_dict("records") for k, v in paired.items()},
+                "classifier_train_seconds": classifier_s,
+                "uplift_train_seconds": train_s, "uplift": qini, "decision_gates": gates,
+                "decision_not_below_constants": never_worse,
+                "paired": {f"{a}-{b}": v.to_dict("records") for (a, b), v in paired.items()},
                 "feature_ceiling_qini_ratio": ceiling,
-                "summary": s.to_dict("records")}, "policy_replay")
+                "summary": s.to_dict("records"),
+                "demo_evaluate_policy": None if demo is None else demo.to_dict("records")},
+               "policy_replay")
 
     def iv(r: pd.Series, m: str) -> str:
         if pd.isna(r[f"{m}_lo"]):
@@ -137,33 +164,50 @@ def main() -> None:
              "outcomes are the simulated ones (no strategy constant): credit loss of new "
              "defaults net of collateral, margin lost with prepaid loans, complaints "
              "(100 each), contact costs of the book's contact policy. Net benefit is "
-             "against no contact. Queue scores: the simulator's true probabilities; "
-             "`learned` ranks by the net benefit of the uplift models (risk-based "
-             f"learner, trained in {train_s['risk']:,.0f} s on the contacts logged before "
-             "the as-of), `learned_dr` by the DR-learner's (effect modelling, "
-             f"{train_s['dr']:,.0f} s). Load average {machine().get('load_avg', '?')}. "
-             f"{seconds:,.0f} s for {len(out['runs'])} replays "
-             "(`python benchmarks/policy_replay.py`).", "",
-             "| K | policy | net benefit | credit loss | churned value | complaints | "
-             "contact cost |", "|---|---|---|---|---|---|---|"]
+             "against no contact. Queue scores: the simulator's true probabilities. "
+             "`decision` is postloan's one decision (`postloan.strategy.actions`): each "
+             "action decided on its uplift model's learned effects where the decision gate "
+             "admitted them (risk-based learner trained in "
+             f"{train_s['risk']:,.0f} s on the contacts logged before the as-of; the gate "
+             "values their held-out contacts with the three models, trained in "
+             f"{classifier_s:,.0f} s), on the strategy constants elsewhere; `learned_all` "
+             "lets every uplift model decide (the gate ignored); `constants` decides on "
+             "strategy.yaml only. Every queue is its decisions ranked by net benefit. "
+             f"Load average {machine().get('load_avg', '?')}. {seconds:,.0f} s for "
+             f"{len(out['runs'])} replays (`python benchmarks/policy_replay.py`).", "",
+             "Decision gate (learned minus constants, money per held-out contact, IPW):", "",
+             "| action | verdict | learned - constants | se | held-out contacts | "
+             "decided differently |", "|---|---|---|---|---|---|"]
+    for a, g in gates.items():
+        lines.append(f"| {a} | {'learned' if g['decides'] else 'constants'} | "
+                     f"{g.get('value_difference', float('nan')):+,.1f} | "
+                     f"{g.get('se', float('nan')):,.1f} | {g.get('n', 0):,} | "
+                     f"{g.get('n_differ', 0):,} |")
+    lines += ["", "| K | policy | net benefit | credit loss | churned value | complaints | "
+              "contact cost |", "|---|---|---|---|---|---|---|"]
     for _, r in s.sort_values(["capacity", "policy"]).iterrows():
         lines.append(f"| {r['capacity']} | {r['policy']} | {iv(r, 'net_benefit')} | "
                      f"{iv(r, 'credit_loss')} | {iv(r, 'churned_value')} | "
                      f"{iv(r, 'complaints')} | {r['contact_cost']:,.0f} |")
-    verdict = ", ".join(f"K={k}: {'yes' if v else 'no'}" for k, v in goal.items())
-    lines += ["", f"Learned queue above both the constants queue and PD only on net benefit: "
-              f"{verdict}.", "",
-              "The arms' intervals above include the spread of the futures themselves; "
-              "every arm of a seed shares them (common random numbers), so the paired "
-              "difference per seed is the sharper test (`postloan.policy.paired_difference`"
-              ", 90% intervals):", "",
-              "| K | learned minus | net benefit difference | seeds learned ahead |",
-              "|---|---|---|---|"]
-    for other, d in paired.items():
+    verdict = ", ".join(f"K={k}: {'yes' if v else 'no'}" for k, v in never_worse.items())
+    lines += ["", f"The decision's queue at least the constants' (paired mean): {verdict}.", "",
+              "Paired by replay seed (common random numbers: the difference per seed "
+              "removes the future's own noise; `postloan.policy.paired_difference`, 90% "
+              "intervals):", "",
+              "| K | difference | net benefit difference | seeds ahead |", "|---|---|---|---|"]
+    for (arm, other), d in paired.items():
         for _, r in d.iterrows():
-            lines.append(f"| {int(r['capacity'])} | {other} | {r['difference']:,.0f} "
+            lines.append(f"| {int(r['capacity'])} | {arm} - {other} | {r['difference']:,.0f} "
                          f"[{r['difference_lo']:,.0f}, {r['difference_hi']:,.0f}] | "
                          f"{int(r['wins'])} of {int(r['n_seeds'])} |")
+    if demo is not None:
+        lines += ["", "Side by side with `postloan evaluate-policy --as-of "
+                  f"{as_of} --seeds {args.seeds}` after `make demo` (the registered "
+                  "champions, trained on the whole demo book; model scores), mean net "
+                  "benefit:", "", "| K | " + " | ".join(demo.columns) + " |",
+                  "|---|" + "---|" * len(demo.columns)]
+        for k, row in demo.iterrows():
+            lines.append(f"| {k} | " + " | ".join(f"{v:,.0f}" for v in row) + " |")
     lines += ["",
               "Uplift models on held-out contacts: Qini of the learned ranking / the "
               "oracle's (ranked by the true effects of `contact_truth`), on the true "
@@ -178,7 +222,7 @@ def main() -> None:
         return "-" if v is None or pd.isna(v) else f"{v:.2f}"
 
     for a, m in qini["risk"].items():
-        d = qini["dr"].get(a, {})
+        d = qini.get("dr", {}).get(a, {})
         for lab in ("default_12m", "churn_6m", "dissatisfied_3m"):
             odds = ("-" if pd.isna(m.get(f"{lab}_odds_ratio", float("nan"))) else
                     f"{m[f'{lab}_odds_ratio']:.2f} [{m[f'{lab}_odds_ratio_lo']:.2f}, "

@@ -70,8 +70,8 @@ def main() -> None:
     realised = (o.risk_avertable_share * dec["lgd"].to_numpy() * exposure
                 + o.retention_success_rate * churn_value
                 + unhappy * (o.recovery_effect * dec["customer_value"].to_numpy()
-                             + o.service_goodwill))
-    orders = {"outreach queue": np.lexsort((dec["customer_id"], -dec["expected_benefit"])),
+                             + scfg.uplift.service_value))
+    orders = {"outreach queue": np.lexsort((dec["customer_id"], -dec["net_benefit"])),
               "PD only": np.lexsort((dec["customer_id"], -dec["pd_12m"]))}
     rng = np.random.default_rng(0)
     rows = []

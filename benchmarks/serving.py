@@ -122,7 +122,7 @@ def concurrent(url: str, headers: dict, path: str, bodies: list[dict], clients: 
 def breakdown(model_dir: Path, records: list[dict], tmp: Path, n: int = 300) -> dict:
     """Milliseconds per step of one single-customer /score, in this process.
 
-    The steps are the service's own (``serving.service.Scorer``: arrays, no frames);
+    The steps are the service's own (``postloan.scoring.Scorer``: arrays, no frames);
     ``whole_request`` is ``PostloanService._score`` plus the JSON of its answer, i.e.
     everything but BentoML's HTTP handling, and ``other`` what the steps leave out of it
     (strategy rules, audit line, response model).
@@ -237,6 +237,9 @@ def main() -> None:
     finally:
         server.stop()
     results["audit_lines"] = sum(1 for _ in (tmp / "audit.jsonl").open())
+    print("/score with and without the uplift models, alternating ...", flush=True)
+    results["uplift_overhead"] = uplift_overhead(args.model_dir, records, tmp,
+                                                 args.n_single)
 
     if not args.no_mlflow:
         try:
@@ -251,6 +254,52 @@ def main() -> None:
     print(md)
     if args.docs:
         update_section("serving", md)
+
+
+def uplift_overhead(model_dir: Path, records: list[dict], tmp: Path, n: int) -> dict:
+    """Single-customer ``/score`` p50 of two services started side by side, one with the
+    uplift champions (the one decision on learned effects) and one with the three models
+    only (the constants), requests alternating between them so both see the same load."""
+    bare = tmp / "models-no-uplift"
+    bare.mkdir()
+    for p in Path(model_dir).iterdir():
+        if p.is_dir() and not p.name.startswith("uplift_"):
+            (bare / p.name).symlink_to(p.resolve())
+    token = secrets.token_urlsafe(32)
+    servers = {name: ServiceProcess(
+        {"POSTLOAN_MODEL_DIR": str(folder), "POSTLOAN_API_TOKENS": token,
+         "BENTOML_DO_NOT_TRACK": "true", "BENTOML_HOME": str(tmp / f"bentoml-{name}"),
+         "MLFLOW_DISABLE_TELEMETRY": "true"}, workers=1, log=tmp / f"bentoml-{name}.log")
+        for name, folder in (("with_uplift", Path(model_dir)), ("constants_only", bare))}
+    times: dict[str, list[float]] = {name: [] for name in servers}
+    try:
+        for srv in servers.values():
+            srv.start()
+        for srv in servers.values():
+            srv.wait_ready(timeout=180)
+        headers = {"Authorization": f"Bearer {token}"}
+        clients = {name: httpx.Client(base_url=srv.url, headers=headers, timeout=60)
+                   for name, srv in servers.items()}
+        try:
+            for i in range(n + 50):
+                body = {"customers": [records[i % len(records)]]}
+                for name, c in clients.items():
+                    t0 = time.perf_counter()
+                    r = c.post("/score", json=body)
+                    dt = (time.perf_counter() - t0) * 1000
+                    r.raise_for_status()
+                    if i >= 50:  # warm-up
+                        times[name].append(dt)
+        finally:
+            for c in clients.values():
+                c.close()
+    finally:
+        for srv in servers.values():
+            srv.stop()
+    out = {name: stats(v) for name, v in times.items()}
+    out["p50_overhead_ms"] = out["with_uplift"]["p50_ms"] - out["constants_only"]["p50_ms"]
+    out["load_average"] = os.getloadavg()
+    return out
 
 
 def mlflow_peer(uri: str, records: list[dict], n: int, tmp: Path) -> dict:
@@ -310,6 +359,14 @@ def markdown(r: dict) -> str:
         ratio = m["p50_ms"] / r["single_predict_pd"]["p50_ms"]
         lines.append(row("`mlflow models serve`, 1 customer, default-risk (same work)", m,
                          f"{ratio:.1f}x the postloan `/predict` p50"))
+    if "uplift_overhead" in r:
+        u = r["uplift_overhead"]
+        lines.append(row("`/score`, 1 customer, with the uplift models (side by side)",
+                         u["with_uplift"], f"+{u['p50_overhead_ms']:.2f} ms p50 over the "
+                         "constants-only service (goal <= +1.0 ms)"))
+        lines.append(row("`/score`, 1 customer, three models only (side by side)",
+                         u["constants_only"], "requests alternate between the two services; "
+                         f"load average {u['load_average'][0]:.1f}"))
     b = r["breakdown_ms"]
     steps = [k for k in b if k not in ("trees", "families")]
     lines += ["", "Where one `/score` customer's time goes (in process, ms):", "",

@@ -471,8 +471,8 @@ def score(
 
         connect(to).dispose()
     bundles = load_champions(model_dir, alias, _tracking(s)[0])
-    # Uplift champions from the registry (a bundle folder scores with the constants).
-    uplift = load_uplift(None if model_dir else _tracking(s)[0])
+    # Uplift champions from the same place as the three models.
+    uplift = load_uplift(_tracking(s)[0], model_dir)
     if partitioned:
         outputs = run_score_engine(data, as_of, out, bundles, capacity, config, engine,
                                    scheduler, partitions, model_dir,
@@ -626,14 +626,16 @@ def evaluate_policy(
 ) -> None:
     """Replay the simulated book from --as-of under each outreach policy and compare.
 
-    Policies: the learned queue (uplift champions' net benefit, when registered), the
-    constants queue (strategy.yaml), PD only, random, no contact. Each is
+    Policies: `decision` (postloan's one decision with the registered uplift
+    champions: learned effects where their decision gate admits them, else the
+    constants), `learned_all` (every uplift champion decides, gate ignored: what the gate
+    protects against), `constants` (strategy.yaml only), PD only, random, no contact. Each is
     contacted in the month after the as-of, then the simulator runs 12 months with
     common random numbers; losses, churned value, complaints and contact cost come
     from the simulated outcomes. Net benefit is against no contact, with 90% intervals
     over seeds.
     """
-    from pipelines.policy import learned_queue_builder, run_evaluate_policy, summary_view
+    from pipelines.policy import decision_queue_builder, run_evaluate_policy, summary_view
     from pipelines.score import load_uplift
     from postloan.registry import load_champions
 
@@ -641,13 +643,14 @@ def evaluate_policy(
     data = data or s.raw_dir
     out = out or s.processed_dir / "policy" / as_of
     bundles = load_champions(model_dir, alias, _tracking(s)[0]) if scores == "models" else None
-    uplift = load_uplift(_tracking(s)[0])
+    uplift = load_uplift(_tracking(s)[0], model_dir)
     extra = {}
     if uplift:
-        extra["learned"] = learned_queue_builder(uplift, config)
+        extra["decision"] = decision_queue_builder(uplift, config)
+        extra["learned_all"] = decision_queue_builder(uplift, config, respect_gate=False)
     else:
-        console.print("no registered uplift model: the learned queue is left out "
-                      "(train it with `postloan train --target uplift`)")
+        console.print("no uplift model: the decision is the constants' and the learned "
+                      "arms are left out (train them with `postloan train --target uplift`)")
     outputs = run_evaluate_policy(data, as_of, capacity, seeds, scores, bundles, config, out,
                                   extra_queues=extra)
     print_frame(summary_view(outputs["summary"]),

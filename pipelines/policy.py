@@ -11,7 +11,7 @@ from pipelines.console import progress_bar
 from postloan import io, policy, strategy
 from postloan.bundle import SCORE_COLUMNS
 from postloan.errors import ConfigError, DataValidationError
-from postloan.snapshot import build_snapshot, oracle_scores
+from postloan.snapshot import SNAPSHOT_FIELDS, build_snapshot, oracle_scores
 from postloan.synthetic import SimulationConfig
 
 # A queue builder: (decisions beside their snapshot, capacity) -> customer_id, action.
@@ -65,15 +65,24 @@ def decisions_at(data: Path, as_of: str, scores: str, strategy_cfg, bundles=None
     return decisions.merge(snap[["customer_id", *extra]], on="customer_id", how="left")
 
 
-def learned_queue_builder(uplift_bundles, strategy_config: Path | None = None
-                          ) -> QueueBuilder:
-    """The queue by learned net benefit (:mod:`postloan.strategy.uplift_queue`) from
-    uplift bundles by action, as a replay policy."""
+def decision_queue_builder(uplift_bundles, strategy_config: Path | None = None,
+                           respect_gate: bool = True) -> QueueBuilder:
+    """The queue of the one decision (:mod:`postloan.strategy.actions`) with these
+    uplift bundles, as a replay policy: learned effects decide the actions whose
+    decision gate passed (all of them with `respect_gate` False), the constants the
+    rest; the queue is the decisions ranked by net benefit."""
     cfg = strategy.load_strategy_config(strategy_config)
+    cache: dict[int, pd.DataFrame] = {}
 
     def build(decisions: pd.DataFrame, k: int) -> pd.DataFrame:
-        effects = strategy.uplift_effects(uplift_bundles, decisions)
-        q = strategy.learned_queue(decisions, effects, int(k), cfg)
+        if id(decisions) not in cache:
+            snap = decisions[[c for c in decisions.columns if c in SNAPSHOT_FIELDS]]
+            scored = decisions[["customer_id", *SCORE_COLUMNS.values()]]
+            learned = strategy.learned_effects(uplift_bundles, strategy.uplift_features(snap),
+                                               respect_gate)
+            cache.clear()
+            cache[id(decisions)] = strategy.apply_strategy(scored, snap, cfg, learned)
+        q = strategy.outreach_queue(cache[id(decisions)], int(k), cfg)
         return pd.DataFrame({"customer_id": q["customer_id"].to_numpy(),
                              "action": q["recommended_action"].astype(object).to_numpy()})
 

@@ -50,7 +50,7 @@ def print_report(report: QualityReport) -> None:
 
 def run_gate(tables: dict[str, pd.DataFrame], snapshot: pd.DataFrame,
              bundles: Mapping[str, ModelBundle], accepted: Iterable[str] = (),
-             config: Path | None = None) -> QualityReport | None:
+             config: Path | None = None, features=None) -> QualityReport | None:
     """Check the book as of the snapshot's date against the champion's expectations.
 
     Args:
@@ -59,6 +59,8 @@ def run_gate(tables: dict[str, pd.DataFrame], snapshot: pd.DataFrame,
         bundles: the champions; the default-risk one's expectations are used.
         accepted: rules the operator accepted (``--accept-data-issues``).
         config: a data-quality YAML (default: the shipped one).
+        features: the run's :class:`postloan.batch.FeatureCache` of `snapshot` (the
+            features the models then score: built once); None builds them here.
 
     Returns:
         The report (None when no champion carries expectations: bundles trained before
@@ -67,7 +69,7 @@ def run_gate(tables: dict[str, pd.DataFrame], snapshot: pd.DataFrame,
     Raises:
         DataQualityError: a hard finding that was not accepted.
     """
-    from postloan.features import build_features
+    from postloan.batch import FeatureCache
 
     exp = champion_expectations(bundles)
     if exp is None:
@@ -75,8 +77,11 @@ def run_gate(tables: dict[str, pd.DataFrame], snapshot: pd.DataFrame,
                           "(trained before the data-quality gate); the book is not checked",
                           markup=True)
         return None
-    report = check_book(tables, snapshot, exp, load_data_quality_config(config),
-                        build_features(snapshot), list(accepted))
+    # The champion's own vocabularies: its expectations were learned on those features.
+    categories = bundles["default_risk"].categories if "default_risk" in bundles else None
+    X = (features if features is not None else FeatureCache(snapshot)).get(categories)
+    report = check_book(tables, snapshot, exp, load_data_quality_config(config), X,
+                        list(accepted))
     print_report(report)
     report.raise_if_blocking()
     return report

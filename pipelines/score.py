@@ -12,26 +12,39 @@ from pipelines.console import console, print_frame, progress_bar
 from pipelines.quality import gate_record, run_gate
 from pipelines.scorecard import require_scorecard, with_scorecard_points
 from postloan import io, registry, strategy
-from postloan.batch import flat_frame, score_and_decide
+from postloan.batch import FeatureCache, flat_frame, load_uplift_from_dir, score_and_decide
 from postloan.bundle import ModelBundle
 from postloan.snapshot import build_snapshot
 
 
-def load_uplift(tracking_uri: str | None) -> dict:
-    """The registered uplift champions by action (empty: the queue uses the constants)."""
+def load_uplift(tracking_uri: str | None, model_dir: Path | None = None) -> dict:
+    """The uplift champions by action: from the bundle folder when given, else the
+    registry (empty: every action is decided on the strategy constants)."""
+    if model_dir is not None:
+        return load_uplift_from_dir(model_dir)
     if tracking_uri is None:
         return {}
     registry.configure(tracking_uri)
     return registry.load_uplift_champions()
 
 
-def _say_queue_basis(uplift: dict | None) -> None:
-    if uplift:
-        console.print(f"outreach queue: learned net benefit (uplift models for "
-                      f"{', '.join(sorted(uplift))})")
-    else:
-        console.print("outreach queue: no registered uplift model, falling back to the "
-                      "strategy constants (queue_basis = constants)")
+def say_decision_basis(uplift: dict | None) -> None:
+    """One console line: which actions are decided on learned effects, which on constants."""
+    bases = strategy.decision_bases(uplift)
+    learned = [a for a, b in bases.items() if b == strategy.LEARNED]
+    fallback = [a for a in bases if a not in learned]
+    if not uplift:
+        console.print("decisions: no uplift model, every action decided on the strategy "
+                      "constants")
+        return
+    why = []
+    for a in fallback:
+        if a in uplift:
+            why.append(f"{a} ({uplift[a].decision_gate.get('reason', 'not judged')})")
+        else:
+            why.append(f"{a} (no model)")
+    console.print(f"decisions: learned effects for {', '.join(learned) or 'no action'}; "
+                  f"strategy constants for {'; '.join(why) or 'no action'}")
 
 
 def run_score(data: Path, as_of: str, out: Path, bundles: dict[str, ModelBundle],
@@ -43,8 +56,9 @@ def run_score(data: Path, as_of: str, out: Path, bundles: dict[str, ModelBundle]
     The book is first checked against the champions' data expectations: a hard finding
     not in `accept_data_issues` raises DataQualityError and nothing is written; the
     report goes into the output folder as ``data_quality.json``. With `uplift` bundles
-    (action -> bundle) the queue ranks by learned net benefit; without, it falls back
-    to the strategy constants and says so (console line, ``queue_basis`` column). With
+    (action -> bundle) an action whose model passed its decision gate is decided on its
+    learned effects, the others on the strategy constants (console line and the
+    ``decision_basis`` column say which); the queue is a view of those decisions. With
     `scorecard`, the scores end with each customer's ``scorecard_points`` (the
     default-risk bundle's scorecard).
     """
@@ -52,14 +66,16 @@ def run_score(data: Path, as_of: str, out: Path, bundles: dict[str, ModelBundle]
     cfg = strategy.load_strategy_config(config)
     tables = io.read_tables(data)
     snap = build_snapshot(tables, as_of, with_labels=False)
-    report = run_gate(tables, snap, bundles, accept_data_issues, data_quality)
-    _say_queue_basis(uplift)
+    features = FeatureCache(snap)  # built once: the gate checks what the models score
+    report = run_gate(tables, snap, bundles, accept_data_issues, data_quality, features)
+    say_decision_basis(uplift)
     with progress_bar("scoring customers", len(snap)) as advance:
         outputs = score_and_decide(snap, bundles, cfg, capacity, progress=advance,
-                                   uplift=uplift)
+                                   uplift=uplift, features=features)
     if card is not None:
-        outputs["scores"] = with_scorecard_points(outputs["scores"], snap,
-                                                  bundles["default_risk"])
+        dr = bundles["default_risk"]
+        outputs["scores"] = with_scorecard_points(outputs["scores"], snap, dr,
+                                                  features.get(dr.categories))
     io.write_frames_atomic({name: flat_frame(df) for name, df in outputs.items()}, Path(out),
                            json_files={"data_quality.json": gate_record(report)})
     return outputs
@@ -74,7 +90,7 @@ def run_score_engine(data: Path, as_of: str, out: Path, bundles: dict[str, Model
                      uplift: dict | None = None) -> dict[str, pd.DataFrame]:
     """Score through the partition engine (local streaming or Dask); partitioned output.
 
-    With `uplift` bundles (by action) the queue ranks by learned net benefit, as
+    With `uplift` bundles (by action) the decisions use learned effects as
     :func:`run_score`'s: they are saved to a temporary folder beside `out` for the
     workers (like the champions; a remote cluster needs it on a shared file system).
 
@@ -105,7 +121,7 @@ def run_score_engine(data: Path, as_of: str, out: Path, bundles: dict[str, Model
         uplift_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.uplift-", dir=out.parent))
         for action, b in uplift.items():
             b.save(uplift_dir / action)
-    _say_queue_basis(uplift)
+    say_decision_basis(uplift)
     try:
         with partitioned_book(data, partitions) as book:
             sample = scale.read_partition(book, 0)
@@ -125,6 +141,13 @@ def run_score_engine(data: Path, as_of: str, out: Path, bundles: dict[str, Model
     return {"decisions": res["decisions"], "queue": res["queue"]}
 
 
+def _first(reasons) -> str:
+    """The first reason of a list (or of its ' | '-joined text, as read back from files)."""
+    if isinstance(reasons, str):
+        return reasons.split(" | ")[0]
+    return reasons[0] if len(reasons) else ""
+
+
 def _short(text: str, n: int = 56) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
@@ -141,19 +164,25 @@ def print_summary(outputs: dict[str, pd.DataFrame], out: Path, top: int = 10) ->
             "expected loss": part["expected_loss"].map("{:,.0f}".format)})
         table.index.name = dim.replace("_", " ")
         print_frame(table, f"customers by {dim.replace('_', ' ')}")
+    d = outputs["decisions"]
+    actions = d["recommended_action"].astype(str).value_counts()
+    table = pd.DataFrame({"customers": actions.map("{:,}".format),
+                          "share": (actions / max(len(d), 1)).map("{:.1%}".format)})
+    table.index.name = "decision"
+    print_frame(table, "decisions (one per customer; the queue ranks those not 'none')")
+    console.print(f"no contact ('none'): {actions.get('none', 0) / max(len(d), 1):.1%} of "
+                  "customers")
     q = outputs["queue"].head(top)
-    learned = "net_benefit" in q.columns
     view = pd.DataFrame({
         "customer": q["customer_id"].astype(str), "action": q["recommended_action"],
-        "benefit": q["net_benefit" if learned else "expected_benefit"].map("{:,.0f}".format),
+        "net benefit": q["net_benefit"].map("{:,.0f}".format),
+        "basis": q["decision_basis"].astype(str).str.replace("learned_uplift", "learned"),
         "level": q["warning_level"].astype(str), "PD": q["pd_12m"].map("{:.1%}".format),
         "churn": q["p_churn_6m"].map("{:.1%}".format),
         "dissat.": q["p_dissatisfied_3m"].map(lambda p: "-" if pd.isna(p) else f"{p:.1%}"),
-        "why": (["learned net benefit (uplift)"] * len(q) if learned else
-                [_short(r[0]) if len(r) else "" for r in q["action_reasons"]])}
+        "why": [_short(_first(r)) for r in q["action_reasons"]]}
     ).set_index("customer")
-    basis = "learned net benefit" if learned else "strategy constants"
-    print_frame(view, f"top {len(view)} of the outreach queue (ranked by {basis})")
+    print_frame(view, f"top {len(view)} of the outreach queue (ranked by net benefit)")
     if (Path(out) / "scores").is_dir():
         console.print(f"written to {out}: scores/ and decisions/ (parquet parts), queue "
                       "(parquet + CSV), manifest.json")

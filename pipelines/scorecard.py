@@ -112,10 +112,11 @@ def require_scorecard(bundles: dict[str, ModelBundle]) -> Scorecard:
     return bundle.scorecard
 
 
-def with_scorecard_points(scores: pd.DataFrame, snap: pd.DataFrame,
-                          bundle: ModelBundle) -> pd.DataFrame:
+def with_scorecard_points(scores: pd.DataFrame, snap: pd.DataFrame, bundle: ModelBundle,
+                          X: pd.DataFrame | None = None) -> pd.DataFrame:
     """`scores` with a last column ``scorecard_points``: each customer's points on
-    `bundle`'s scorecard, from the same snapshot and feature function."""
-    points = pd.Series(bundle.scorecard.points(bundle.features(snap)),
-                       index=snap["customer_id"].to_numpy())
+    `bundle`'s scorecard, from the same snapshot and feature function (`X`: the run's
+    features of `snap` with the bundle's categories, when already built)."""
+    X = bundle.features(snap) if X is None else X
+    points = pd.Series(bundle.scorecard.points(X), index=snap["customer_id"].to_numpy())
     return scores.assign(scorecard_points=scores["customer_id"].map(points).to_numpy())

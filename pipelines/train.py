@@ -389,6 +389,7 @@ def run_train_uplift(data: Path, tracking_uri: str, artifact_root: Path | None,
     params = uplift.UpliftParams(seed=seed, learner=learner)
     client = registry.configure(tracking_uri)
     commit = git_commit(root)
+    champions = _gate_champions(tracking_uri)
     results = []
     with progress_bar("training uplift models", len(uplift.ACTIONS)) as advance:
         for action in uplift.ACTIONS:
@@ -400,10 +401,43 @@ def run_train_uplift(data: Path, tracking_uri: str, artifact_root: Path | None,
                 console.print(f"uplift model for {action} skipped: {e}")
                 advance()
                 continue
+            held = data_set[(data_set["action"] == action)
+                            & data_set["as_of"].isin(pd.DatetimeIndex(test_dates))]
+            out.bundle.metadata["decision_gate"] = _decision_gate(
+                out.bundle, held, champions, shipped.decision_gate_min_z)
             results.append(_log_uplift(out, action, manifest, commit, client, artifact_root,
                                        models_dir))
             advance()
     return results
+
+
+def _gate_champions(tracking_uri: str) -> dict | None:
+    """The three models' champions, which the decision gate scores the held-out contacts
+    with (None when there are none yet: the constants then decide every action)."""
+    from postloan.errors import ModelNotFoundError
+
+    try:
+        return registry.load_champions(None, registry.CHAMPION, tracking_uri)
+    except ModelNotFoundError:
+        return None
+
+
+def _decision_gate(bundle, held: pd.DataFrame, champions: dict | None, min_z: float) -> dict:
+    """The decision gate's record for one action (postloan.strategy.gate)."""
+    from postloan import strategy
+    from postloan.batch import score_snapshot
+
+    if champions is None:
+        return {"decides": False, "n": 0,
+                "reason": "no default-risk and churn champions to value the decisions with "
+                          "(train them first)",
+                "reason_zh": "尚无违约与流失冠军模型用于估值（请先训练）"}
+    eff = bundle.effects_features(strategy.uplift_features(held), interval=True)
+    effects = {f"effect_{bundle.action}_{c[len('effect_'):]}": eff[c].to_numpy()
+               for c in eff.columns}
+    scores = score_snapshot(champions, held.reset_index(drop=True), with_reasons=False)
+    return strategy.decision_gate(held, scores, bundle.action, effects,
+                                  strategy.load_strategy_config(), min_z)
 
 
 LEARNER_NAMES = {"risk": "risk-based (LightGBM baseline + log odds ratio)",
@@ -434,7 +468,14 @@ def _log_uplift(out, action: str, manifest: dict, commit: str, client,
                            **{f"split_{k}": ",".join(v) for k, v in out.splits.items()}})
         mlflow.set_tags({"git_commit": commit, "postloan_model": model,
                          "data_content_hash": manifest.get("content_hash", "")})
+        gate = out.bundle.decision_gate
+        for k in ("value_learned", "value_constants", "value_difference", "se", "n",
+                  "n_differ"):
+            if pd.notna(gate.get(k, float("nan"))):
+                m[f"decision_{k}"] = float(gate[k])
         mlflow.log_metrics({k: v for k, v in m.items() if pd.notna(v)})
+        mlflow.set_tags({"decision_gate": "learned" if gate.get("decides") else "constants",
+                         "decision_gate_reason": gate.get("reason", "")})
         mlflow.log_dict(out.drivers, "explain/effect_drivers.json")
         out.bundle.metadata.update(run_id=run.info.run_id, git_commit=commit)
         _, version = registry.log_bundle(out.bundle)
@@ -447,6 +488,7 @@ def _log_uplift(out, action: str, manifest: dict, commit: str, client,
                 {"version": version, "reason": decision.reason}))
     return {"model": model, "action": action, "version": version, "run_id": run.info.run_id,
             "promoted": decision.promoted, "gate": decision.reason, "metrics": m,
+            "decision_gate": out.bundle.decision_gate,
             "bundle": str(folder) if folder else None, "drivers": out.drivers}
 
 
@@ -456,6 +498,14 @@ def _odds_ratio(m: dict, lab: str) -> str:
         return "-"
     return (f"{m[f'{lab}_odds_ratio']:.2f} [{m[f'{lab}_odds_ratio_lo']:.2f}, "
             f"{m[f'{lab}_odds_ratio_hi']:.2f}]")
+
+
+def _decides(gate: dict) -> str:
+    """The decision gate's verdict and its number, for the table."""
+    if not gate.get("n"):
+        return "constants"
+    return (f"{'learned' if gate['decides'] else 'constants'} "
+            f"({gate['value_difference']:+,.1f} ± {gate['se']:,.1f})")
 
 
 def uplift_table(results: list[dict]) -> pd.DataFrame:
@@ -476,5 +526,6 @@ def uplift_table(results: list[dict]) -> pd.DataFrame:
                          "Qini / oracle (true effects)": f(m.get(f"{lab}_qini_true_ratio")),
                          "corr(est, true)": f(m.get(f"{lab}_effect_corr")),
                          "version": f"v{r['version']}",
-                         "champion": "yes" if r["promoted"] else "no"})
+                         "champion": "yes" if r["promoted"] else "no",
+                         "decides": _decides(r.get("decision_gate", {}))})
     return pd.DataFrame(rows)

@@ -312,7 +312,40 @@ class Reasons(BaseModel):
     down: list[Reason] = Field(description="largest contributions lowering the score")
 
 
-class CustomerScore(BaseModel):
+class Effect(BaseModel):
+    estimate: float = Field(description="change in the outcome's probability (negative = "
+                                        "fewer)")
+    lo: float | None = Field(description="95% interval, lower end (learned effects of the "
+                                         "risk-based learner; null otherwise)")
+    hi: float | None
+
+
+class ActionNumbers(BaseModel):
+    considered: bool = Field(description="the handbook's rules leave the action open and its "
+                                         "basis estimates it")
+    basis: Literal["learned_uplift", "constants"]
+    effects: dict[str, Effect | None] = Field(description="outcome (default_12m, churn_6m, "
+                                                          "dissatisfied_3m) -> effect")
+    value: dict[str, float | None] = Field(description="outcome -> money of its change")
+    cost: float
+    net_benefit: float | None
+
+
+class Decision(BaseModel):
+    """The one decision, the same fields as the decisions table (docs/decisions.md)."""
+
+    recommended_action: str = Field(description="the action of highest positive net "
+                                                "benefit, or 'none'")
+    net_benefit: float = Field(description="its net benefit (0 for 'none')")
+    decision_basis: Literal["learned_uplift", "constants"]
+    pressure_rule: str = Field(description="'withheld', 'overridden' or ''")
+    action_reasons: list[str]
+    action_reasons_zh: list[str]
+    actions: dict[str, ActionNumbers] = Field(description="per action, the numbers that "
+                                                          "decided")
+
+
+class CustomerScore(Decision):
     customer_id: int
     as_of: date
     pd_12m: float = Field(description="calibrated probability of 90+ DPD within 12 months")
@@ -333,8 +366,6 @@ class CustomerScore(BaseModel):
     warning_reasons_zh: list[str]
     customer_value: float
     segment: str
-    recommended_action: str
-    expected_benefit: float
     reasons: dict[str, Reasons] = Field(description="top reasons per model")
     unknown_categories: list[str] = Field(
         default_factory=list, description="field=value pairs outside the models' "
@@ -366,7 +397,7 @@ class PredictResponse(_ById):
     results: list[Prediction]
 
 
-class Warning(BaseModel):
+class Warning(Decision):
     customer_id: int
     as_of: date
     warning_level: Level
@@ -389,14 +420,9 @@ class EarlyWarningResponse(_ById):
     warnings: list[Warning] = Field(description="highest level first, then warning_rank")
 
 
-class QueueEntry(BaseModel):
+class QueueEntry(Decision):
     queue_rank: int
     customer_id: int
-    recommended_action: str
-    action_source: str
-    expected_benefit: float
-    action_reasons: list[str]
-    action_reasons_zh: list[str]
     warning_level: Level
     segment: str
     pd_12m: float
@@ -404,7 +430,6 @@ class QueueEntry(BaseModel):
     p_dissatisfied_3m: float | None
     expected_loss: float
     customer_value: float
-    pressure_rule: str
 
 
 class PrioritizeResponse(_ById):

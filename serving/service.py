@@ -1,8 +1,10 @@
 """The postloan HTTP service (BentoML 1.4): score, early warning, prioritise, explain.
 
 Thin by design: the request models check the input (``serving/schemas.py``), the
-library does the work (the one feature function, the champions' bundles, TreeSHAP
-reasons, the strategy rules), and this module only wires them and shapes the answer.
+library's online scoring core does the work (:class:`postloan.scoring.Scorer`: the one
+feature function, the champions' bundles, TreeSHAP reasons, uplift effects, the one
+decision), and this module only adds HTTP, authentication, the audit trail and the
+response shapes.
 Champions are loaded once, at start-up, from a bundle folder (``POSTLOAN_MODEL_DIR``)
 or from the MLflow registry by alias; any problem stops start-up with one sentence.
 
@@ -36,27 +38,22 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import JSONResponse  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
-from postloan import explain, registry, strategy  # noqa: E402
-from postloan.batch import SCORE_COLUMNS, model_versions  # noqa: E402
+from postloan import registry, strategy  # noqa: E402
+from postloan.batch import SCORE_COLUMNS, load_uplift_from_dir, model_versions  # noqa: E402
 from postloan.bundle import ModelBundle  # noqa: E402
 from postloan.database import mask_url  # noqa: E402
 from postloan.errors import (  # noqa: E402
     ConfigError,
-    DataQualityError,
-    ModelNotFoundError,
     PostloanError,
 )
 from postloan.features import (  # noqa: E402
-    FEATURE_NAMES,
-    code_maps,
     feature_spec,
-    features_from_records,
-    unknown_categories,
 )
 from postloan.online import SnapshotStore  # noqa: E402
-from postloan.quality import load_data_quality_config, record_flags  # noqa: E402
+from postloan.scoring import Scorer  # noqa: E402
 from postloan.settings import get_settings  # noqa: E402
-from postloan.snapshot import NUMERIC_FIELDS, SNAPSHOT_FIELDS  # noqa: E402
+from postloan.snapshot import SNAPSHOT_FIELDS  # noqa: E402
+from postloan.uplift import UpliftBundle  # noqa: E402
 from serving import schemas  # noqa: E402
 from serving.config import ServingConfig  # noqa: E402
 from serving.logs import (  # noqa: E402
@@ -84,18 +81,33 @@ from serving.supervisor import exit_with_parent, in_bentoml_worker  # noqa: E402
 log = logging.getLogger("postloan.serving")
 API_VERSION = "1"
 AUDIT_DECISION = ("risk_grade", "expected_loss", "warning_level", "segment",
-                  "recommended_action", "expected_benefit")
+                  "recommended_action", "net_benefit", "decision_basis")
+DECISION_FIELDS = ("recommended_action", "net_benefit", "decision_basis", "pressure_rule",
+                   "action_reasons", "action_reasons_zh")
 SCORE_FIELDS = ("customer_id", *SCORE_COLUMNS.values(), "risk_grade", "ead", "lgd",
                 "expected_loss", "warning_level", "response", "response_zh", "signals",
                 "warning_reasons", "warning_reasons_zh", "customer_value", "segment",
-                "recommended_action", "expected_benefit")
+                *DECISION_FIELDS)
 WARNING_FIELDS = ("customer_id", "warning_level", "warning_rank", "response", "response_zh",
                   "signals", "warning_reasons", "warning_reasons_zh", "risk_grade",
-                  SCORE_COLUMNS["default_risk"], "expected_loss")
+                  SCORE_COLUMNS["default_risk"], "expected_loss", *DECISION_FIELDS)
 _T = TypeVar("_T")
 
 
 # ---------------------------------------------------------------------------- champions
+def uplift_champions(config: ServingConfig) -> dict[str, UpliftBundle]:
+    """The uplift champions by action, from the same place as the three models (bundle
+    folder, or the registry's champions); actions without one decide on the constants.
+
+    Raises:
+        ModelNotFoundError: an uplift model that is present but unreadable, or trained on
+            other features than this version builds (the message names the model).
+    """
+    if config.model_dir is not None:
+        return load_uplift_from_dir(config.model_dir)
+    return registry.load_uplift_champions()
+
+
 def champions_and_sources(config: ServingConfig
                           ) -> tuple[dict[str, ModelBundle], dict[str, dict]]:
     """The three champions (:func:`postloan.registry.load_champions`) and where each
@@ -163,9 +175,6 @@ def _refuse_start(error: Exception) -> None:
 
 
 # ---------------------------------------------------------------------------- scoring
-_NUMERIC_SNAPSHOT = frozenset(NUMERIC_FIELDS)
-
-
 def _lists(columns: dict[str, np.ndarray | list], names: tuple[str, ...] | list[str],
            rows: np.ndarray | None = None) -> dict[str, list]:
     """Columns (all rows, or `rows`) as lists of plain Python values for the response."""
@@ -187,141 +196,6 @@ def _none_if_nan(v: object) -> object:
 def _slim_reasons(cell: dict) -> dict:
     """Reasons without texts for the audit trail: feature and contribution only."""
     return {k: [[r["feature"], r["contribution"]] for r in cell[k]] for k in ("up", "down")}
-
-
-class Scorer:
-    """Scores and decisions for validated records: the library's functions, composed.
-
-    Kept apart from the BentoML class so it can be used and tested without a server.
-    A request holds one or a few customers, so the work runs on arrays and lists, not
-    frames: for one customer pandas would cost more than the models.
-    """
-
-    def __init__(self, bundles: dict[str, ModelBundle], cfg: strategy.StrategyConfig) -> None:
-        self.bundles = bundles
-        self.cfg = cfg
-        self.versions = model_versions(bundles)
-        # Category codes of each model's own vocabulary (its feature spec); models
-        # trained on the same book share one map, so the features are built once.
-        self._maps: dict[str, dict] = {}
-        self._map_key: dict[str, str] = {}
-        for m, b in bundles.items():
-            key = json.dumps(b.categories, sort_keys=True)
-            self._map_key[m] = key
-            self._maps.setdefault(key, code_maps(b.categories))
-        self.data_quality = load_data_quality_config()
-        # Build the tree explainers and load (or compile) their TreeSHAP and margin
-        # kernels now, not on the first request.
-        warm = np.zeros((1, len(FEATURE_NAMES)))
-        for bundle in bundles.values():
-            explain.contributions_array(bundle.booster, warm)
-            bundle.margin(warm)
-
-    def score(self, records: list[dict], k: int = 3) -> dict[str, np.ndarray | list]:
-        """Scores, reasons and strategy decisions per customer, as columns.
-
-        The features come from :func:`postloan.features.features_from_records` (the
-        feature function's array path: same arithmetic, no pandas); probabilities,
-        contributions and reasons from the same bundle and explain calls as batch
-        scoring, the decisions from :func:`postloan.strategy.decide` (the rules of
-        ``apply_strategy``), so the numbers are the batch numbers (tests/test_serving.py
-        checks equality).
-
-        Returns:
-            The decision columns of :func:`postloan.strategy.apply_strategy` plus a
-            ``reasons_<model>`` list per model.
-        """
-        Xs = self.features(records)
-        scores: dict[str, np.ndarray | list] = {
-            c: np.full(len(records), np.nan) for c in SCORE_COLUMNS.values()}  # no model
-        for model, bundle in self.bundles.items():
-            X = Xs[model]
-            scores[SCORE_COLUMNS[model]] = bundle.predict_features(X)
-            contrib = explain.contributions_array(bundle.booster, X)[:, :-1]
-            scores[f"reasons_{model}"] = explain.reason_codes_array(
-                model, contrib, X, FEATURE_NAMES, k=k, categories=bundle.categories)
-        snap = {f: (np.array([r[f] for r in records], dtype="float64")
-                    if f in _NUMERIC_SNAPSHOT else [r[f] for r in records])
-                for f in SNAPSHOT_FIELDS}
-        decisions = strategy.decide(scores, snap, self.cfg)
-        decisions.update({c: v for c, v in scores.items() if c.startswith("reasons_")})
-        decisions["unknown_categories"] = self.unknown_categories(records)
-        return decisions
-
-    def features(self, records: list[dict]) -> dict[str, np.ndarray]:
-        """Model -> its feature matrix (built once per distinct vocabulary)."""
-        built = {key: features_from_records(records, maps) for key, maps in self._maps.items()}
-        return {m: built[key] for m, key in self._map_key.items()}
-
-    def unknown_categories(self, records: list[dict]) -> list[list[str]]:
-        """Per record, the category values outside any served model's categories."""
-        flags = [set() for _ in records]
-        for maps in self._maps.values():
-            for i, f in enumerate(unknown_categories(records, maps)):
-                flags[i].update(f)
-        if any(flags):  # field names only: a request's values never reach the log
-            log.warning("categories outside the models' vocabularies scored as missing in "
-                        "field(s) %s", sorted({f.split("=", 1)[0] for f in set().union(*flags)}))
-        return [sorted(f) for f in flags]
-
-    def check_models(self, models: list[str]) -> None:
-        """Raise ModelNotFoundError (a 422) for a requested model this service lacks."""
-        lacking = [m for m in models if m not in self.bundles]
-        if lacking:
-            raise ModelNotFoundError(f"model(s) {lacking} not served (the book they were "
-                                     f"trained on lacked their label's tables); served: "
-                                     f"{sorted(self.bundles)}")
-
-    def check(self, records: list[dict], now: pd.Timestamp | None = None) -> list[list[str]]:
-        """Refuse records that break a hard data rule; the soft `data_flags` of the rest.
-
-        Hard rules (an `as_of` after the service's clock, impossible DPD and count
-        combinations) raise DataQualityError, which the endpoints turn into a 422
-        naming the customer and the rule. Soft flags (a stale bureau pull, a missing
-        feed family, an `as_of` older than the configured age) go back per customer;
-        historical snapshots stay scorable for back-testing.
-        """
-        columns = {f: [r[f] for r in records] for f in records[0]} if records else {}
-        if not columns:
-            return []
-        hard, soft = record_flags(columns, now or pd.Timestamp.now(), self.data_quality)
-        for i, rules in enumerate(hard):
-            if rules:
-                raise DataQualityError(None, f"customer {records[i]['customer_id']}: breaks "
-                                       f"the hard data-quality rule(s) {', '.join(rules)}")
-        return soft
-
-    def predict(self, records: list[dict], models: list[str]) -> dict[str, list[float]]:
-        """Calibrated probabilities only (the batch numbers without reasons), no pandas."""
-        self.check_models(models)
-        Xs = self.features(records)
-        return {SCORE_COLUMNS[m]: self.bundles[m].predict_features(Xs[m]).tolist()
-                for m in models}
-
-    def explain(self, record: dict, models: list[str], k: int = 3) -> dict[str, dict]:
-        """Every feature's TreeSHAP contribution for one customer, per model."""
-        self.check_models(models)
-        Xs = self.features([record])
-        out = {}
-        for model in models:
-            X = Xs[model]
-            bundle = self.bundles[model]
-            contrib = explain.contributions_array(bundle.booster, X)
-            c = contrib[:, :-1]
-            order = np.argsort(-np.abs(c[0]), kind="stable")
-            out[model] = {
-                "version": self.versions[model],
-                "probability": float(bundle.predict_features(X)[0]),
-                "raw_margin": float(bundle.margin(X)[0]),
-                "bias": float(contrib[0, -1]),
-                "contributions": [
-                    {"feature": FEATURE_NAMES[j],
-                     "value": None if np.isnan(X[0, j]) else float(X[0, j]),
-                     "contribution": float(c[0, j])} for j in order],
-                "reasons": explain.reason_codes_array(model, c, X, FEATURE_NAMES, k=k,
-                                                      categories=bundle.categories)[0],
-            }
-        return out
 
 
 # ---------------------------------------------------------------------------- service
@@ -362,10 +236,11 @@ class PostloanService:
         try:
             self.config = ServingConfig.from_env()
             bundles, self.model_info = champions_and_sources(self.config)
+            uplift = uplift_champions(self.config)
             cfg = strategy.load_strategy_config(self.config.strategy_config)
         except PostloanError as e:
             _refuse_start(e)
-        self.scorer = Scorer(bundles, cfg)
+        self.scorer = Scorer(bundles, cfg, uplift)
         try:
             self.store = (None if self.config.online_store is None
                           else SnapshotStore(self.config.online_store))
@@ -441,6 +316,11 @@ class PostloanService:
                 self.scorer.bundles["default_risk"].metadata.get("feature_families_present")),
             "snapshot_fields": list(SNAPSHOT_FIELDS),
             "strategy": self.scorer.cfg.model_dump(mode="json"),
+            "decisions": {
+                "basis": strategy.decision_bases(self.scorer.uplift),
+                "uplift_models": {a: {"version": self.scorer.uplift_versions[a],
+                                      "decision_gate": b.decision_gate}
+                                  for a, b in self.scorer.uplift.items()}},
             "limits": {"max_batch": self.config.max_batch},
             "auth": "none (insecure local)" if self.config.insecure_local else "bearer",
         }
@@ -463,6 +343,7 @@ class PostloanService:
         reasons = {m: d[f"reasons_{m}"] for m in self.scorer.bundles}
         self._audit("score", records, values, reasons, values)
         results = [{**{c: _none_if_nan(values[c][i]) for c in SCORE_FIELDS},
+                    "actions": strategy.action_numbers(d, i),
                     "as_of": rec["as_of"], "reasons": {m: reasons[m][i] for m in reasons},
                     "unknown_categories": d["unknown_categories"][i], "data_flags": flags[i]}
                    for i, rec in enumerate(records)]
@@ -483,6 +364,7 @@ class PostloanService:
         keep = strategy.early_warnings(d, request.min_level)
         values = _lists(d, WARNING_FIELDS, keep)
         warnings = [{**{c: values[c][i] for c in WARNING_FIELDS}, "as_of": records[j]["as_of"],
+                     "actions": strategy.action_numbers(d, j),
                      "reasons": reasons["default_risk"][j]} for i, j in enumerate(keep.tolist())]
         return EarlyWarningResponse(model_versions=self.scorer.versions,
                                     min_level=request.min_level,
@@ -500,12 +382,16 @@ class PostloanService:
         reasons = {m: d[f"reasons_{m}"] for m in self.scorer.bundles}
         self._audit("prioritize", records, _lists(d, list(SCORE_COLUMNS.values())),
                     reasons, _lists(d, AUDIT_DECISION))
-        q = strategy.outreach_queue(pd.DataFrame({c: d[c] for c in strategy.QUEUE_COLUMNS
-                                                  if c != "queue_rank" and c in d}),
-                                    request.capacity, self.scorer.cfg)
+        frame = pd.DataFrame({c: d[c] for c in strategy.QUEUE_COLUMNS
+                              if c != "queue_rank" and c in d})
+        q = strategy.outreach_queue(frame, request.capacity, self.scorer.cfg)
+        rows = q["customer_id"].map(pd.Series(np.arange(len(frame)),
+                                              index=frame["customer_id"].to_numpy()))
         cols = [c for c in schemas.QueueEntry.model_fields if c in q.columns]
         values = _lists({c: q[c].to_numpy() for c in cols}, cols)
-        queue = [{c: _none_if_nan(values[c][i]) for c in cols} for i in range(len(q))]
+        queue = [{**{c: _none_if_nan(values[c][i]) for c in cols},
+                  "actions": strategy.action_numbers(d, int(r))}
+                 for i, r in enumerate(rows.tolist())]
         return PrioritizeResponse(model_versions=self.scorer.versions,
                                   capacity=request.capacity, n_customers=len(records),
                                   queue=queue, **by_id)

@@ -108,13 +108,17 @@ def trained(small_book, tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope="session")
-def uplift_trained(small_book, tmp_path_factory) -> dict:
+def uplift_trained(small_book, trained, tmp_path_factory) -> dict:
     """The four uplift models trained on the small book's logged contacts (the shipped
-    learner), registered in their own SQLite MLflow store and exported to ``root /
-    "models"``. Returns ``{"uri", "root", "results"}``."""
+    learner), registered in a copy of the ``trained`` store (its three champions value
+    the decision gate) and exported to ``root / "models"``. Returns ``{"uri", "root",
+    "results"}``."""
+    import shutil
+
     from pipelines.train import run_train_uplift
 
     root = tmp_path_factory.mktemp("uplift")
+    shutil.copy(trained["root"] / "mlflow.db", root / "mlflow.db")  # artifacts stay put
     uri = f"sqlite:///{root / 'mlflow.db'}"
     results = run_train_uplift(small_book, uri, root / "art", root / "models", root,
                                n_dates=6, n_test_dates=2)

@@ -166,7 +166,7 @@ def test_stress_scoring_is_batch_scoring(bundles, small_book, tmp_path):
     before, after = stress_decisions(snap, scenario, bundles)
     numbers = ["customer_id", "pd_12m", "p_churn_6m", "p_dissatisfied_3m", "risk_grade",
                "expected_loss", "warning_level", "warning_rank", "warning_score", "segment",
-               "expected_benefit", "recommended_action"]
+               "net_benefit", "recommended_action", "decision_basis"]
     pd.testing.assert_frame_equal(before[numbers], scored[numbers])
     stressed = batch.score_and_decide(apply_scenario(snap, scenario), bundles,
                                       with_reasons=False)["decisions"]

@@ -150,25 +150,34 @@ def test_dask_and_streaming_scores_equal_local(part_book, trained, local_score, 
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
 
 
-def test_partitioned_learned_queue_equals_local(small_book, part_book, trained,
-                                                uplift_trained, tmp_path):
-    """With uplift models the partition engine's queue is the local engine's learned
-    queue: each partition's top K, merged and selected again."""
+def test_partitioned_decisions_with_uplift_equal_local(small_book, part_book, trained,
+                                                      uplift_trained, tmp_path):
+    """With uplift models (deciding where their gate admits them) the partition engine's
+    decisions and queue are the local engine's: each partition's top K, merged and
+    ranked again."""
     from pipelines.score import run_score, run_score_engine
     from postloan.uplift import UpliftBundle
 
     uplift = {r["action"]: UpliftBundle.load(Path(r["bundle"]))
               for r in uplift_trained["results"]}
+    for b in uplift.values():  # every action decided on learned effects
+        b.metadata["decision_gate"] = {**b.decision_gate, "decides": True}
     bundles = load_bundles_from_dir(trained["root"] / "models")
     local = run_score(small_book, AS_OF, tmp_path / "local", bundles, capacity=25,
-                      uplift=uplift)["queue"]
+                      uplift=uplift)
     got = run_score_engine(part_book, AS_OF, tmp_path / "part", bundles, capacity=25,
-                           uplift=uplift)["queue"]
-    assert len(local) == 25 and (local["queue_basis"] == "learned_uplift").all()
-    cols = ["queue_rank", "customer_id", "recommended_action", "net_benefit", "queue_basis"]
-    pd.testing.assert_frame_equal(local[cols], got[cols], check_exact=False, rtol=1e-12)
+                           uplift=uplift)
+    lq, gq = local["queue"], got["queue"]
+    assert len(lq) == 25 and (lq["decision_basis"] == "learned_uplift").all()
+    cols = ["queue_rank", "customer_id", "recommended_action", "net_benefit", "decision_basis"]
+    pd.testing.assert_frame_equal(lq[cols], gq[cols], check_exact=False, rtol=1e-12)
+    # Every customer's decision, not only the queue's, is the same on both engines.
+    a = local["decisions"].set_index("customer_id").sort_index()
+    b = got["decisions"].set_index("customer_id").sort_index()
+    assert (a["recommended_action"].astype(str) == b["recommended_action"].astype(str)).all()
+    np.testing.assert_allclose(a["net_benefit"], b["net_benefit"], rtol=1e-12)
     manifest = json.loads((tmp_path / "part" / "manifest.json").read_text())
-    assert manifest["queue_basis"] == "learned_uplift"
+    assert set(manifest["decision_basis"].values()) == {"learned_uplift"}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
 
 

@@ -54,7 +54,8 @@ def test_retention_benefit_rises_with_the_churn_probability(cfg):
     p = np.linspace(0.01, 0.99, 41)
     r = rows(len(p))
     d = st.apply_strategy(scores(r, 0.01, p_churn=p), r, cfg)
-    b = d.sort_values("customer_id")["benefit_retention"].to_numpy()
+    b = d.sort_values("customer_id")["net_retention_offer"].to_numpy() + \
+        cfg.uplift.contact_cost["retention_offer"]
     assert (np.diff(b) > 0).all()  # the old value x (1 - p) x p peaked at p = 0.5
     assert b[-1] > 1.9 * b[len(p) // 2]
 
@@ -139,91 +140,107 @@ def test_churn_label_is_attrition_not_maturity(small_tables):
     assert (snap.loc[gone, "churn_6m"].dropna() == 0).all()  # default is not churn
 
 
-# ------------------------------------------------------------------ the learned queue
-def effects_frame(n: int, **by_action) -> pd.DataFrame:
-    """effect_<action>_<label> columns, zero unless given (action -> (def, churn, dis))."""
-    out = {}
+# ------------------------------------------------------------------ learned effects decide
+def learned(n: int, deciding=ACTIONS, **by_action) -> st.LearnedEffects:
+    """Learned effects (action -> (default, churn, dissatisfied)), zero unless given."""
+    eff = {}
     for a in ACTIONS:
         e = by_action.get(a, (0.0, 0.0, 0.0))
-        for lab, v in zip(("default_12m", "churn_6m", "dissatisfied_3m"), e, strict=True):
-            out[f"effect_{a}_{lab}"] = np.broadcast_to(np.asarray(v, float), n).copy()
-    return pd.DataFrame(out)
+        for lab, v in zip(st.OUTCOMES, e, strict=True):
+            eff[f"effect_{a}_{lab}"] = np.broadcast_to(np.asarray(v, float), n).copy()
+    return st.LearnedEffects(eff, frozenset(deciding))
 
 
-def decisions_for(r: pd.DataFrame, cfg, **kw) -> pd.DataFrame:
-    d = st.apply_strategy(scores(r, kw.pop("pd_12m", 0.2), **kw), r, cfg)
-    extra = [c for c in r.columns if c not in d.columns]
-    return d.merge(r[["customer_id", *extra]], on="customer_id")
+def decisions_for(r: pd.DataFrame, cfg, effects=None, **kw) -> pd.DataFrame:
+    return st.apply_strategy(scores(r, kw.pop("pd_12m", 0.2), **kw), r, cfg, effects)
 
 
-def test_learned_queue_net_benefit_best_action_and_no_harmful_contact(cfg):
+def test_learned_net_benefit_best_action_and_no_harmful_contact(cfg):
     r = rows(4, dpd_current=[10.0, 10.0, 0.0, 10.0])
-    d = decisions_for(r, cfg)
-    eff = effects_frame(4,
-                        payment_reminder=([-0.10, -0.10, -0.10, 0.05], 0.0, 0.0),
-                        restructuring_offer=([-0.30, -0.01, -0.30, 0.02], 0.0, 0.0),
-                        retention_offer=(0.0, [-0.5, -0.5, -0.5, 0.0], 0.0))
-    nets = st.net_benefits(d, eff, cfg)
+    eff = learned(4, payment_reminder=([-0.10, -0.10, -0.10, 0.05], 0.0, 0.0),
+                  restructuring_offer=([-0.30, -0.01, -0.30, 0.02], 0.0, 0.0),
+                  retention_offer=(0.0, [-0.5, -0.5, -0.5, 0.0], 0.0))
+    d = decisions_for(r, cfg, eff).set_index("customer_id")
     el_unit = (d["ead"] * d["lgd"]).to_numpy()
     cost = cfg.uplift.contact_cost
-    assert nets.loc[0, "net_payment_reminder"] == pytest.approx(
+    assert d.loc[1, "net_payment_reminder"] == pytest.approx(
         el_unit[0] * 0.10 - cost["payment_reminder"])
-    assert np.isnan(nets.loc[2, "net_payment_reminder"])  # paying: no reminder open
-    q = st.learned_queue(d, eff, 10, cfg).set_index("customer_id")
-    assert q.loc[1, "recommended_action"] == "restructuring_offer"  # best of the actions
-    assert q.loc[2, "recommended_action"] == "payment_reminder"
-    assert q.loc[3, "recommended_action"] == "retention_offer"  # paying: not risk contact
-    # Customer 4: every contact harms or costs more than it gains -> not contacted,
-    # whatever the risk.
-    assert 4 not in q.index
-    assert (q["net_benefit"] > 0).all() and (q["queue_basis"] == "learned_uplift").all()
+    assert np.isnan(d.loc[3, "net_payment_reminder"])  # paying: no reminder open
+    assert d.loc[1, "recommended_action"] == "restructuring_offer"  # best of the actions
+    assert d.loc[2, "recommended_action"] == "payment_reminder"
+    assert d.loc[3, "recommended_action"] == "retention_offer"  # paying: not risk contact
+    # Customer 4: every contact harms or costs more than it gains -> none, whatever the
+    # risk; and the decision says so.
+    assert d.loc[4, "recommended_action"] == "none" and d.loc[4, "net_benefit"] == 0.0
+    assert d.loc[4, "action_reasons"][0].startswith("no contact")
+    assert (d["decision_basis"] == "learned_uplift").all()
+    q = st.outreach_queue(d.reset_index(), 10, cfg)
+    assert q["customer_id"].tolist() == [1, 2, 3] or set(q["customer_id"]) == {1, 2, 3}
     assert list(q["net_benefit"]) == sorted(q["net_benefit"], reverse=True)
-    assert len(st.learned_queue(d, eff, 1, cfg)) == 1
+    assert len(st.outreach_queue(d.reset_index(), 1, cfg)) == 1
 
 
-def test_learned_queue_never_reminds_an_open_complaint(cfg):
+def test_learned_effects_never_remind_an_open_complaint(cfg):
     r = rows(2, dpd_current=10.0, open_complaints=[1.0, 0.0])
-    d = decisions_for(r, cfg)
-    eff = effects_frame(2, payment_reminder=(-0.2, 0.0, 0.0))
-    q = st.learned_queue(d, eff, 10, cfg).set_index("customer_id")
-    assert 1 not in q.index and q.loc[2, "recommended_action"] == "payment_reminder"
+    d = decisions_for(r, cfg, learned(2, payment_reminder=(-0.2, 0.0, 0.0))
+                      ).set_index("customer_id")
+    assert d.loc[1, "recommended_action"] != "payment_reminder"
+    assert d.loc[2, "recommended_action"] == "payment_reminder"
 
 
-def test_learned_queue_offers_help_to_a_paying_customer_in_difficulty(cfg):
+def test_learned_effects_offer_help_to_a_paying_customer_in_difficulty(cfg):
     """Help before collections: restructuring is open to a customer at a restructure
     level (red) who is still paying; a reminder is not, nor is restructuring for a
     paying customer who is not in difficulty."""
     r = rows(2, dpd_current=0.0)
-    d = decisions_for(r, cfg, pd_12m=[0.9, 0.02])
-    levels = d.set_index("customer_id")["warning_level"].astype(str)
-    assert levels[1] in cfg.outreach.restructure_levels
-    assert levels[2] not in cfg.outreach.restructure_levels
-    eff = effects_frame(2, payment_reminder=(-0.3, 0.0, 0.0),
-                        restructuring_offer=(-0.2, 0.0, 0.0))
-    nets = st.net_benefits(d, eff, cfg)
-    assert np.isnan(nets["net_payment_reminder"]).all()  # both are paying
-    assert nets["net_restructuring_offer"].notna().tolist() == [True, False]
-    q = st.learned_queue(d, eff, 10, cfg)
-    assert q["customer_id"].tolist() == [1]
-    assert q["recommended_action"].tolist() == ["restructuring_offer"]
+    eff = learned(2, payment_reminder=(-0.3, 0.0, 0.0), restructuring_offer=(-0.2, 0.0, 0.0))
+    d = decisions_for(r, cfg, eff, pd_12m=[0.9, 0.02]).set_index("customer_id")
+    assert d.loc[1, "warning_level"] in cfg.outreach.restructure_levels
+    assert d.loc[2, "warning_level"] not in cfg.outreach.restructure_levels
+    assert d["net_payment_reminder"].isna().all()  # both are paying
+    assert d["net_restructuring_offer"].notna().tolist() == [True, False]
+    assert d.loc[1, "recommended_action"] == "restructuring_offer"
+    assert d.loc[2, "recommended_action"] != "restructuring_offer"
+
+
+def test_no_contact_at_90_days_past_due(cfg):
+    """Past default it is the work-out team's: no contact action, whatever the basis."""
+    r = rows(1, dpd_current=120.0)
+    for eff in (None, learned(1, restructuring_offer=(-0.3, 0.0, 0.0))):
+        d = decisions_for(r, cfg, eff, pd_12m=0.95)
+        assert d.loc[0, "recommended_action"] == "none"
+        assert "work-out" in d.loc[0, "action_reasons"][-1]
+
+
+def test_gate_fallback_decides_on_the_constants_and_says_so(cfg):
+    """An action whose learned effects did not pass the decision gate is decided on the
+    constants; the decision names its basis."""
+    r = rows(1, dpd_current=10.0)
+    eff = learned(1, deciding=(), payment_reminder=(+0.2, 0.0, 0.0))  # harmful if used
+    d = decisions_for(r, cfg, eff)
+    assert d.loc[0, "recommended_action"] == "payment_reminder"
+    assert d.loc[0, "decision_basis"] == "constants"
+    assert "constants" in d.loc[0, "action_reasons"][0]
+    d = decisions_for(r, cfg, learned(1, payment_reminder=(+0.2, 0.0, 0.0)))
+    assert d.loc[0, "decision_basis"] == "learned_uplift"
+    assert d.loc[0, "recommended_action"] != "payment_reminder"
 
 
 def test_merged_partition_queues_equal_the_whole_books(cfg):
-    """Each piece's top K (under the per-action caps), merged and selected again, is the
-    whole book's learned queue."""
+    """Each piece's top K (under the per-action caps), merged and ranked again, is the
+    whole book's queue."""
     capped = cfg.model_copy(update={"uplift": cfg.uplift.model_copy(
         update={"capacity_per_action": {"payment_reminder": 3}})})
     n = 12
     r = rows(n, dpd_current=10.0)
-    d = decisions_for(r, capped)
     rng = np.random.default_rng(0)
-    eff = effects_frame(n, payment_reminder=(-rng.uniform(0.05, 0.3, n), 0.0, 0.0),
-                        restructuring_offer=(-rng.uniform(0.0, 0.3, n), 0.0, 0.0))
-    whole = st.learned_queue(d, eff, 5, capped)
-    pieces = [st.learned_queue(d.iloc[i::3].reset_index(drop=True),
-                               eff.iloc[i::3].reset_index(drop=True), 5, capped)
+    eff = learned(n, payment_reminder=(-rng.uniform(0.05, 0.3, n), 0.0, 0.0),
+                  restructuring_offer=(-rng.uniform(0.0, 0.3, n), 0.0, 0.0))
+    d = decisions_for(r, capped, eff)
+    whole = st.outreach_queue(d, 5, capped)
+    pieces = [st.outreach_queue(d.iloc[i::3].reset_index(drop=True), 5, capped)
               for i in range(3)]
-    merged = st.merge_learned_queues(pd.concat(pieces, ignore_index=True), 5, capped)
+    merged = st.merge_queues(pd.concat(pieces, ignore_index=True), 5, capped)
     pd.testing.assert_frame_equal(whole, merged)
     assert (merged["recommended_action"] == "payment_reminder").sum() <= 3
 
@@ -232,20 +249,25 @@ def test_capacity_per_action(cfg):
     capped = cfg.model_copy(update={"uplift": cfg.uplift.model_copy(
         update={"capacity_per_action": {"payment_reminder": 1}})})
     r = rows(3, dpd_current=10.0)
-    d = decisions_for(r, capped)
-    eff = effects_frame(3, payment_reminder=([-0.3, -0.2, -0.1], 0.0, 0.0))
-    q = st.learned_queue(d, eff, 10, capped)
+    d = decisions_for(r, capped, learned(3, payment_reminder=([-0.3, -0.2, -0.1], 0.0, 0.0),
+                                         restructuring_offer=(0.1, 0.0, 0.0)))
+    q = st.outreach_queue(d, 10, capped)
     assert list(q["customer_id"]) == [1]
 
 
-def test_fallback_to_the_constants_says_so(cfg, caplog):
-    r = rows(3, dpd_current=10.0)
-    d = decisions_for(r, cfg)
-    with caplog.at_level("WARNING"):
-        q = st.queue_with_fallback(d, None, 10, cfg)
-    assert (q["queue_basis"] == "constants").all()
-    pd.testing.assert_frame_equal(q.drop(columns="queue_basis"), st.outreach_queue(d, 10, cfg))
-    assert "falls back to the strategy constants" in caplog.text
-    learned = st.queue_with_fallback(d, effects_frame(3, payment_reminder=(-0.2, 0, 0)), 10,
-                                     cfg)
-    assert (learned["queue_basis"] == "learned_uplift").all()
+def test_queue_is_a_view_of_the_decisions(cfg):
+    """Every queued customer's action and net benefit are the decision's."""
+    n = 30
+    rng = np.random.default_rng(1)
+    r = rows(n, dpd_current=rng.choice([0.0, 5.0, 40.0], n),
+             open_complaints=rng.choice([0.0, 1.0], n, p=[0.8, 0.2]))
+    eff = learned(n, payment_reminder=(-rng.uniform(0, 0.2, n), 0.0, 0.0),
+                  retention_offer=(0.0, -rng.uniform(-0.05, 0.2, n), 0.0))
+    d = decisions_for(r, cfg, eff, pd_12m=rng.uniform(0.01, 0.6, n),
+                      p_churn=rng.uniform(0, 0.5, n), p_dis=rng.uniform(0, 0.8, n))
+    q = st.outreach_queue(d, 10, cfg)
+    got = d.set_index("customer_id").loc[q["customer_id"]]
+    assert (got["recommended_action"].astype(str).to_numpy()
+            == q["recommended_action"].astype(str).to_numpy()).all()
+    assert np.array_equal(got["net_benefit"].to_numpy(), q["net_benefit"].to_numpy())
+    assert (d["recommended_action"] == "none").any()

@@ -172,7 +172,8 @@ def _frames(n: int = 5, as_of: str = AS_OF) -> dict[str, pd.DataFrame]:
         "expected_loss": np.where(ids % 2 == 0, np.nan, 10.0), "version_churn": "3"})
     queue = pd.DataFrame({
         "queue_rank": np.arange(1, n + 1), "customer_id": ids[::-1],
-        "recommended_action": "payment_reminder", "expected_benefit": np.arange(n, 0, -1.0),
+        "recommended_action": "payment_reminder", "net_benefit": np.arange(n, 0, -1.0),
+        "decision_basis": "constants",
         "warning_level": "red", "segment": "watch", "action_reasons": "call them",
         "action_reasons_zh": "打电话"})
     scores = decisions[["customer_id", "pd_12m"]].assign(as_of=pd.Timestamp(as_of))

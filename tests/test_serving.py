@@ -21,7 +21,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
 from postloan import strategy
-from postloan.batch import SCORE_COLUMNS, load_bundles_from_dir, score_snapshot
+from postloan.batch import (
+    SCORE_COLUMNS,
+    load_bundles_from_dir,
+    load_uplift_from_dir,
+    score_snapshot,
+)
 from postloan.bundle import MODELS
 from postloan.features import FEATURE_NAMES
 from postloan.snapshot import NUMERIC_FIELDS, SNAPSHOT_FIELDS, build_snapshot, to_json_record
@@ -40,10 +45,29 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 # ---------------------------------------------------------------------------- fixtures
+DECIDING = ("payment_reminder", "retention_offer")
+
+
 @pytest.fixture(scope="session")
-def champions(trained) -> dict:
-    """The session's champions (conftest ``trained``): a bundle folder and a SQLite registry."""
-    return {"uri": trained["uri"], "models": trained["root"] / "models"}
+def champions(trained, uplift_trained, tmp_path_factory) -> dict:
+    """The session's champions (conftest ``trained``): a bundle folder and a SQLite registry.
+
+    The folder also holds the four uplift champions (conftest ``uplift_trained``), with
+    the decision gate's verdict set to "learned" for :data:`DECIDING` and "constants" for
+    the others, so every path of the one decision is served (the small book's held-out
+    contacts are too few for the gate to say "learned" by itself).
+    """
+    import shutil
+
+    models = tmp_path_factory.mktemp("served") / "models"
+    shutil.copytree(trained["root"] / "models", models)
+    for r in uplift_trained["results"]:
+        dst = models / r["model"] / "v1"
+        shutil.copytree(r["bundle"], dst)
+        meta = json.loads((dst / "uplift.json").read_text())
+        meta["decision_gate"] = {**meta["decision_gate"], "decides": r["action"] in DECIDING}
+        (dst / "uplift.json").write_text(json.dumps(meta))
+    return {"uri": trained["uri"], "models": models}
 
 
 @pytest.fixture(scope="session")
@@ -116,9 +140,13 @@ def records(sample) -> list[dict]:
 def batch(champions, sample) -> dict:
     """What batch scoring says for the same customers."""
     bundles = load_bundles_from_dir(champions["models"])
+    uplift = load_uplift_from_dir(champions["models"])
+    assert set(uplift) == set(strategy.ACTIONS)
     scored = score_snapshot(bundles, sample)
     cfg = strategy.load_strategy_config()
-    return {"scored": scored, "decisions": strategy.apply_strategy(scored, sample, cfg),
+    learned = strategy.learned_effects(uplift, strategy.uplift_features(sample))
+    assert learned.deciding == frozenset(DECIDING)
+    return {"scored": scored, "decisions": strategy.apply_strategy(scored, sample, cfg, learned),
             "cfg": cfg}
 
 
@@ -138,9 +166,52 @@ def test_score_equals_batch_scores_exactly(client, records, batch):
     for col in ("risk_grade", "warning_level", "segment", "recommended_action", "signals",
                 "warning_reasons", "response"):
         assert [x[col] for x in res] == dec[col].astype(object).tolist(), col
-    for col in ("expected_loss", "ead", "expected_benefit"):
+    for col in ("expected_loss", "ead"):
         assert [x[col] for x in res] == dec[col].tolist(), col
     assert {x["warning_level"] for x in res} >= {"green", "red"}
+
+
+def test_the_service_decides_like_the_batch(client, records, batch):
+    """The one decision reaches every endpoint: /score, /early_warning and /prioritize
+    give every customer the batch's action, net benefit, basis, reasons and per-action
+    numbers (to 1e-9), with learned effects deciding some actions and constants others."""
+    dec = batch["decisions"]
+    by_id = dec.set_index("customer_id")
+    score = client.post("/score", json={"customers": records}, headers=AUTH).json()["results"]
+    warn = client.post("/early_warning", json={"customers": records, "min_level": "green"},
+                       headers=AUTH).json()["warnings"]
+    queue = client.post("/prioritize", json={"customers": records, "capacity": len(records)},
+                        headers=AUTH).json()["queue"]
+    assert len(score) == len(warn) == len(records) and queue
+    for got in (score, warn, queue):
+        for x in got:
+            want = by_id.loc[x["customer_id"]]
+            assert x["recommended_action"] == want["recommended_action"]
+            assert x["decision_basis"] == want["decision_basis"]
+            assert x["net_benefit"] == pytest.approx(want["net_benefit"], abs=1e-9)
+            assert x["action_reasons"] == want["action_reasons"]
+            assert x["action_reasons_zh"] == want["action_reasons_zh"]
+            for a, nums in x["actions"].items():
+                assert nums["basis"] == want[f"basis_{a}"]
+                net = want[f"net_{a}"]
+                assert nums["considered"] == (not np.isnan(net))
+                if nums["considered"]:
+                    assert nums["net_benefit"] == pytest.approx(net, abs=1e-9)
+                for lab, e in nums["effects"].items():
+                    w = want[f"effect_{a}_{lab}"]
+                    assert (e is None) == np.isnan(w)
+                    if e is not None:
+                        assert e["estimate"] == pytest.approx(w, abs=1e-9)
+    # Both bases decided someone, and learned effects carry their 95% interval.
+    assert set(dec["decision_basis"].astype(str)) == {"learned_uplift", "constants"}
+    r = next(x for x in score if x["actions"]["payment_reminder"]["considered"])
+    eff = r["actions"]["payment_reminder"]["effects"]["default_12m"]
+    assert eff["lo"] <= eff["estimate"] <= eff["hi"]
+    assert r["actions"]["restructuring_offer"]["basis"] == "constants"
+    # The queue is the batch queue, in its order.
+    expected = strategy.outreach_queue(dec, len(records), batch["cfg"])
+    assert [e["customer_id"] for e in queue] == expected["customer_id"].tolist()
+    assert (dec["recommended_action"] == "none").any()
 
 
 def test_score_single_customer_and_k_reasons(client, records):
@@ -224,7 +295,7 @@ def test_prioritize_equals_the_batch_queue(client, records, batch):
     expected = strategy.outreach_queue(batch["decisions"], 7, batch["cfg"])
     assert [e["customer_id"] for e in q] == expected["customer_id"].tolist()
     assert [e["queue_rank"] for e in q] == list(range(1, len(q) + 1))
-    assert [e["expected_benefit"] for e in q] == expected["expected_benefit"].tolist()
+    assert [e["net_benefit"] for e in q] == expected["net_benefit"].tolist()
     assert all(e["recommended_action"] != "none" and e["action_reasons"] for e in q)
 
 
@@ -336,11 +407,11 @@ def test_the_service_class_directly(service_env, service_module, records, batch)
         json.dumps({"customers": records, "capacity": 3}))).queue
     # The batch decisions say whom to contact; the queue is the 3 with most benefit.
     dec = batch["decisions"]
-    due = dec[(dec["expected_benefit"] > 0) & (dec["recommended_action"] != strategy.NO_ACTION)]
+    due = dec[(dec["net_benefit"] > 0) & (dec["recommended_action"] != strategy.NO_ACTION)]
     assert len(due) > 3  # more customers to contact than capacity: the cut is tested
-    top = due.sort_values(["expected_benefit", "customer_id"], ascending=[False, True]).head(3)
+    top = due.sort_values(["net_benefit", "customer_id"], ascending=[False, True]).head(3)
     assert [e.customer_id for e in q] == top["customer_id"].tolist()
-    assert [e.expected_benefit for e in q] == top["expected_benefit"].tolist()
+    assert [e.net_benefit for e in q] == top["net_benefit"].tolist()
     assert [e.queue_rank for e in q] == [1, 2, 3]
     assert svc.metadata()["models"]["churn"]["version"] == "1"
 
@@ -590,6 +661,25 @@ def test_missing_or_unloadable_model_stops_start_up(service_env, service_module,
     (bad / "churn" / "v1" / "model.txt").write_text("tree\ngarbage")
     monkeypatch.setenv("POSTLOAN_MODEL_DIR", str(bad))
     with pytest.raises(ServiceStartError, match="cannot be loaded"):
+        service_module.PostloanService()
+
+
+def test_an_uplift_model_on_other_features_stops_start_up(service_env, service_module,
+                                                         champions, monkeypatch, tmp_path):
+    """An uplift champion that does not match the snapshot's features is a start-up
+    error naming the model, not a 500 at the first request."""
+    import shutil
+
+    from serving.logs import ServiceStartError
+
+    models = tmp_path / "models"
+    shutil.copytree(champions["models"], models)
+    spec_file = models / "uplift_retention_offer" / "v1" / "feature_spec.json"
+    spec = json.loads(spec_file.read_text())
+    spec["features"] = spec["features"][:-1]
+    spec_file.write_text(json.dumps(spec))
+    monkeypatch.setenv("POSTLOAN_MODEL_DIR", str(models))
+    with pytest.raises(ServiceStartError, match="uplift_retention_offer.*other features"):
         service_module.PostloanService()
 
 

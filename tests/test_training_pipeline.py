@@ -124,10 +124,10 @@ def test_batch_score_writes_every_output(trained, small_book, tmp_path):
     assert names == ["data_quality.json", "decisions.csv", "decisions.parquet", "queue.csv",
                      "queue.parquet", "scores.csv", "scores.parquet"]  # gate record included
     d, q = outputs["decisions"], outputs["queue"]
-    due = int(((d["expected_benefit"] > 0) & (d["recommended_action"] != "none")).sum())
+    due = int(((d["net_benefit"] > 0) & (d["recommended_action"] != "none")).sum())
     assert len(q) == min(25, due) > 0
     assert q["queue_rank"].tolist() == list(range(1, len(q) + 1))
-    assert q["expected_benefit"].is_monotonic_decreasing
+    assert q["net_benefit"].is_monotonic_decreasing
     assert set(d["warning_level"].astype(str)) <= {"green", "yellow", "orange", "red"}
     back = pd.read_parquet(out / "decisions.parquet")
     assert len(back) == len(d) and back["customer_id"].is_unique
@@ -223,7 +223,7 @@ def test_the_logistic_family_is_registered_scored_and_explained(small_book, smal
 
     # The service warms and explains a bundle without a booster (no trees, no TreeSHAP).
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what the service sets; undone after
-    from serving.service import Scorer
+    from postloan.scoring import Scorer
 
     scorer = Scorer({"churn": local}, load_strategy_config())
     rec = to_json_record(snap.iloc[0])

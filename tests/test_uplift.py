@@ -197,4 +197,19 @@ def test_train_register_and_compare_with_the_truth(uplift_trained):
     assert rem["default_12m_qini_true_oracle"] >= rem["default_12m_qini_true"]
     champions = {a for a, r in ((r["action"], r) for r in results) if r["promoted"]}
     registry.configure(uri)
-    assert set(registry.load_uplift_champions()) == champions
+    loaded = registry.load_uplift_champions()
+    assert set(loaded) == champions
+    # The decision gate judged every model against the constants (the store holds the
+    # three champions that value the decisions), logged it, and the bundle carries it.
+    for r in results:
+        gate = r["decision_gate"]
+        run = client.get_run(r["run_id"]).data
+        assert run.tags["decision_gate"] == ("learned" if gate["decides"] else "constants")
+        assert "no default-risk and churn champions" not in gate["reason"]
+        if gate["n"] >= 50:
+            assert run.metrics["decision_value_difference"] == pytest.approx(
+                gate["value_difference"])
+            assert gate["decides"] == (gate["value_difference"]
+                                       >= gate["min_z"] * gate["se"])
+        if r["action"] in loaded:
+            assert loaded[r["action"]].decision_gate == gate

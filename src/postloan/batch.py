@@ -13,7 +13,8 @@ Steps:
 1. :func:`score_snapshot`: features once, each model's calibrated probability
    (:data:`SCORE_COLUMNS`) and, optionally, TreeSHAP reason codes;
 2. :func:`postloan.strategy.apply_strategy` and :func:`postloan.strategy.outreach_queue`:
-   grades, expected loss, warnings, segments, actions and the queue;
+   grades, expected loss, warnings, segments, the one decision per customer (learned
+   effects where their gate admits them, else the constants) and the queue (a view);
 3. :func:`flatten_reasons` / :func:`flat_frame`: lists and dicts as text, so the
    tables read back from parquet and CSV.
 """
@@ -32,7 +33,11 @@ import pandas as pd
 from postloan import explain, strategy
 from postloan.bundle import MODELS, OPTIONAL_MODELS, SCORE_COLUMNS, ModelBundle, is_bundle_folder
 from postloan.errors import DataValidationError, ModelNotFoundError
+from postloan.features import FEATURE_NAMES, build_features, category_vocabularies
 from postloan.snapshot import build_snapshot
+from postloan.uplift import ACTIONS as UPLIFT_ACTIONS
+from postloan.uplift import UpliftBundle
+from postloan.uplift import model_name as uplift_model_name
 
 log = logging.getLogger(__name__)
 SCORE_CHUNK = 20_000  # customers scored per step: bounded memory whatever the book size
@@ -54,27 +59,78 @@ def load_bundles_from_dir(model_dir: Path) -> dict[str, ModelBundle]:
         if model in OPTIONAL_MODELS and not base.exists():
             log.warning("no '%s' model under %s: scoring without it", model, model_dir)
             continue
-        if is_bundle_folder(base):
-            out[model] = ModelBundle.load(base)
-            continue
-        champion = base / "champion.json"
-        if champion.is_file():
-            try:
-                version = json.loads(champion.read_text())["version"]
-            except (ValueError, KeyError) as e:
-                raise ModelNotFoundError(f"unreadable {champion}: {e}") from e
-            out[model] = ModelBundle.load(base / f"v{version}")
-            continue
-        versions = sorted((p for p in base.glob("v*") if p.name[1:].isdigit()),
-                          key=lambda p: int(p.name[1:]))
-        if not versions:
-            raise ModelNotFoundError(f"no bundle for model '{model}' under {base}")
-        out[model] = ModelBundle.load(versions[-1])
+        out[model] = ModelBundle.load(base if is_bundle_folder(base) else _champion_folder(base))
     return out
 
 
+def _champion_folder(base: Path) -> Path:
+    """``base/v<N>`` of the version ``base/champion.json`` names (what the promotion gate
+    accepted), else the highest ``v<N>``."""
+    champion = base / "champion.json"
+    if champion.is_file():
+        try:
+            return base / f"v{json.loads(champion.read_text())['version']}"
+        except (ValueError, KeyError) as e:
+            raise ModelNotFoundError(f"unreadable {champion}: {e}") from e
+    versions = sorted((p for p in base.glob("v*") if p.name[1:].isdigit()),
+                      key=lambda p: int(p.name[1:]))
+    if not versions:
+        raise ModelNotFoundError(f"no bundle for model '{base.name}' under {base.parent}")
+    return versions[-1]
+
+
+def load_uplift_from_dir(model_dir: Path) -> dict[str, UpliftBundle]:
+    """The uplift champions by action from ``model_dir/uplift_<action>/`` (as written by
+    ``postloan train``); actions without a folder are decided on the constants.
+
+    Raises:
+        ModelNotFoundError: a folder that exists but holds no loadable bundle, or a
+            bundle trained on other features, named by its model.
+    """
+    out = {}
+    for action in UPLIFT_ACTIONS:
+        base = Path(model_dir) / uplift_model_name(action)
+        if not base.is_dir():
+            continue
+        folder = base if (base / "uplift.json").is_file() else _champion_folder(base)
+        out[action] = UpliftBundle.load(folder)
+    return out
+
+
+class FeatureCache:
+    """The one feature function's matrix of a snapshot, built once per vocabulary.
+
+    A scoring run builds the features once and every consumer reads them from here: the
+    data-quality gate, the three models (each with its feature spec's categories; models
+    trained on one book share one matrix) and the uplift models (the default contract's).
+    """
+
+    def __init__(self, snapshot: pd.DataFrame, built: dict[str, pd.DataFrame] | None = None
+                 ) -> None:
+        self.snapshot = snapshot
+        self._built = built if built is not None else {}
+
+    @staticmethod
+    def _key(categories) -> str:
+        return json.dumps({c: list(v) for c, v in category_vocabularies(categories).items()},
+                          sort_keys=True)
+
+    def get(self, categories=None) -> pd.DataFrame:
+        """The features of every row with `categories` (None: the default contract's)."""
+        key = self._key(categories)
+        if key not in self._built:
+            self._built[key] = build_features(self.snapshot, categories)
+        return self._built[key]
+
+    def rows(self, start: int, stop: int) -> FeatureCache:
+        """The cache of rows ``start:stop`` (the matrices already built, sliced)."""
+        return FeatureCache(self.snapshot.iloc[start:stop],
+                            {k: v.iloc[start:stop] for k, v in self._built.items()})
+
+
 def score_snapshot(bundles: dict[str, ModelBundle], snapshot: pd.DataFrame,
-                   k_reasons: int = 3, with_reasons: bool = True) -> pd.DataFrame:
+                   k_reasons: int = 3, with_reasons: bool = True,
+                   features: FeatureCache | None = None) -> pd.DataFrame:
     """Probabilities (and reasons) of every model for snapshot rows.
 
     Args:
@@ -82,6 +138,8 @@ def score_snapshot(bundles: dict[str, ModelBundle], snapshot: pd.DataFrame,
         snapshot: customer snapshot rows (the snapshot contract's fields).
         k_reasons: reasons per direction and model.
         with_reasons: compute TreeSHAP reason codes (the costly part).
+        features: the features of these rows, when already built (else built here, once
+            per vocabulary).
 
     Returns:
         Frame aligned with `snapshot`: ``customer_id``, ``as_of`` when present, one
@@ -89,7 +147,7 @@ def score_snapshot(bundles: dict[str, ModelBundle], snapshot: pd.DataFrame,
         `bundles`) and, with reasons, a ``reasons_<model>`` column holding
         ``{"up": [...], "down": [...]}`` per row.
     """
-    features: dict[str, pd.DataFrame] = {}  # once per vocabulary, shared by the models
+    features = features if features is not None else FeatureCache(snapshot)
     out = pd.DataFrame(index=snapshot.index)
     for col in ("customer_id", "as_of"):
         if col in snapshot.columns:
@@ -99,10 +157,7 @@ def score_snapshot(bundles: dict[str, ModelBundle], snapshot: pd.DataFrame,
             out[SCORE_COLUMNS[model]] = np.nan  # no such model: missing, never 0
             continue
         bundle = bundles[model]
-        key = json.dumps(bundle.categories, sort_keys=True)
-        if key not in features:
-            features[key] = bundle.features(snapshot)
-        X = features[key]
+        X = features.get(bundle.categories)
         out[SCORE_COLUMNS[model]] = bundle.predict_features(X)
         if with_reasons:
             contrib = explain.contributions(bundle.booster, X)
@@ -141,7 +196,8 @@ def score_and_decide(snap: pd.DataFrame, bundles: dict[str, ModelBundle],
                      cfg: strategy.StrategyConfig | None = None, capacity: int | None = None,
                      with_reasons: bool = True,
                      progress: Callable[[int], None] | None = None,
-                     uplift: Mapping[str, Any] | None = None) -> dict[str, pd.DataFrame]:
+                     uplift: Mapping[str, Any] | None = None,
+                     features: FeatureCache | None = None) -> dict[str, pd.DataFrame]:
     """Scores (in chunks of :data:`SCORE_CHUNK`: bounded memory), decisions and queue.
 
     Args:
@@ -151,32 +207,34 @@ def score_and_decide(snap: pd.DataFrame, bundles: dict[str, ModelBundle],
         capacity: outreach capacity (the config's when None).
         with_reasons: compute TreeSHAP reason codes (the costly part).
         progress: called with the number of customers scored after each chunk.
-        uplift: action -> registered uplift bundle (:mod:`postloan.uplift`); with them
-            the queue ranks by learned net benefit, without them it falls back to the
-            strategy constants (its ``queue_basis`` column says which).
+        uplift: action -> registered uplift bundle (:mod:`postloan.uplift`); an action
+            whose model passed its decision gate is decided on its learned effects, the
+            others on the strategy constants (``decision_basis`` says which).
+        features: :class:`FeatureCache` of `snap` when the run already built features
+            (the data-quality gate did): nothing is built twice.
 
     Returns:
         ``scores`` (flattened reasons), ``decisions`` (:func:`postloan.strategy.apply_strategy`
         with ``version_<model>`` columns) and ``queue`` (the top `capacity` of these
-        customers, :func:`postloan.strategy.outreach_queue`).
+        decisions, :func:`postloan.strategy.outreach_queue`: a view, never a second
+        opinion).
     """
+    features = features if features is not None else FeatureCache(snap)
+    for b in bundles.values():  # once per vocabulary for the whole run, then sliced
+        features.get(b.categories)
     parts = []
     for start in range(0, len(snap), SCORE_CHUNK):
-        chunk = snap.iloc[start:start + SCORE_CHUNK]
-        parts.append(score_snapshot(bundles, chunk, with_reasons=with_reasons))
+        stop = start + SCORE_CHUNK
+        chunk = snap.iloc[start:stop]
+        parts.append(score_snapshot(bundles, chunk, with_reasons=with_reasons,
+                                    features=features.rows(start, stop)))
         if progress:
             progress(len(chunk))
     scored = pd.concat(parts)
-    decisions = strategy.apply_strategy(scored, snap, cfg)
-    effects = None
-    if uplift:
-        extra = [c for c in snap.columns if c not in decisions.columns]
-        decisions_snap = decisions.merge(snap[["customer_id", *extra]], on="customer_id",
-                                         how="left")
-        effects = strategy.uplift_effects(uplift, decisions_snap)
-        queue = strategy.queue_with_fallback(decisions_snap, effects, capacity, cfg)
-    else:
-        queue = strategy.queue_with_fallback(decisions, None, capacity, cfg)
+    learned = (strategy.learned_effects(uplift, features.get(None)[list(FEATURE_NAMES)]
+                                        .to_numpy(float)) if uplift else None)
+    decisions = strategy.apply_strategy(scored, snap, cfg, learned)
+    queue = strategy.outreach_queue(decisions, capacity, cfg)
     versions = model_versions(bundles)
     decisions = decisions.assign(**{f"version_{m}": v for m, v in versions.items()})
     return {"scores": flatten_reasons(scored), "decisions": decisions, "queue": queue}
@@ -204,6 +262,6 @@ def score_tables(tables: dict[str, pd.DataFrame], as_of: str | pd.Timestamp,
             "snapshot": snap}
 
 
-__all__ = ["SCORE_CHUNK", "SCORE_COLUMNS", "flat_frame", "flatten_reasons",
-           "load_bundles_from_dir", "model_versions", "score_and_decide", "score_snapshot",
-           "score_tables"]
+__all__ = ["SCORE_CHUNK", "SCORE_COLUMNS", "FeatureCache", "flat_frame", "flatten_reasons",
+           "load_bundles_from_dir", "load_uplift_from_dir", "model_versions",
+           "score_and_decide", "score_snapshot", "score_tables"]

@@ -84,7 +84,7 @@ def _check_columns(conn: sa.Connection, table: sa.Table) -> None:
 def _view_sql(prefix: str) -> str:
     return (f"CREATE VIEW {prefix}todays_queue AS "
             f"SELECT q.as_of, q.queue_rank, q.customer_id, q.recommended_action, "
-            f"q.expected_benefit, q.warning_level, q.segment, "
+            f"q.net_benefit, q.decision_basis, q.warning_level, q.segment, "
             f"q.action_reasons AS reasons_en, q.action_reasons_zh AS reasons_zh, "
             f"d.warning_reasons AS warning_reasons_en, d.warning_reasons_zh, q.run_id "
             f"FROM {prefix}queue q JOIN {prefix}decisions d "

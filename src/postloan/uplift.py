@@ -321,15 +321,48 @@ class UpliftBundle:
     def _file(self, lab: str) -> str:
         return f"{'effect' if self.learner == 'dr' else 'risk'}_{lab}.txt"
 
-    def effects_features(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
-        """Estimated effect per outcome (``effect_<label>``) from a feature frame."""
+    def effects_features(self, X: pd.DataFrame | np.ndarray, interval: bool = False
+                         ) -> pd.DataFrame:
+        """Estimated effect per outcome (``effect_<label>``) from a feature frame.
+
+        With `interval`, also ``effect_<label>_lo`` / ``_hi``: the effect at the ends of
+        the 95% interval of the contact's log odds ratio (risk learner; NaN for the
+        DR-learner, which gives none).
+        """
         Xv = X[list(FEATURE_NAMES)].to_numpy(float) if isinstance(X, pd.DataFrame) else X
         out = {}
         for lab, b in self.boosters.items():
             margin = TreeExplainer.from_booster(b).margin(Xv)
-            out[f"effect_{lab}"] = (np.clip(margin, -1.0, 1.0) if self.learner == "dr"
-                                    else risk_shift_effect(margin, self.metadata["shift"][lab]))
+            if self.learner == "dr":
+                out[f"effect_{lab}"] = np.clip(margin, -1.0, 1.0)
+                if interval:
+                    out[f"effect_{lab}_lo"] = out[f"effect_{lab}_hi"] = np.full(len(Xv), np.nan)
+                continue
+            shift = self.metadata["shift"][lab]
+            out[f"effect_{lab}"] = risk_shift_effect(margin, shift)
+            if interval:
+                half = 1.96 * shift["se"]
+                for end, sign in (("lo", -1.0), ("hi", 1.0)):
+                    moved = {**shift, "log_odds_ratio": shift["log_odds_ratio"] + sign * half}
+                    out[f"effect_{lab}_{end}"] = risk_shift_effect(margin, moved)
         return pd.DataFrame(out)
+
+    def odds_ratios(self) -> dict[str, tuple[float, float, float]]:
+        """Outcome -> the contact's odds ratio and its 95% interval (risk learner only)."""
+        if self.learner != "risk":
+            return {}
+        out = {}
+        for lab, sh in self.metadata["shift"].items():
+            lor, se = sh["log_odds_ratio"], sh["se"]
+            out[lab] = (float(np.exp(lor)), float(np.exp(lor - 1.96 * se)),
+                        float(np.exp(lor + 1.96 * se)))
+        return out
+
+    @property
+    def decision_gate(self) -> dict:
+        """The decision gate's record (``postloan.strategy.gate``); empty when the bundle
+        was never judged against the constants (it then does not decide)."""
+        return dict(self.metadata.get("decision_gate") or {})
 
     def effects(self, snapshot: pd.DataFrame) -> pd.DataFrame:
         """Estimated effect per outcome for snapshot rows (the one feature function)."""

@@ -148,7 +148,7 @@ def _model_stamp(model_dir: Path) -> float:
 
 
 _RANK_KEYS = ("customer_id", "warning_level", "warning_score", "expected_loss", "segment",
-              "ead", "customer_value")
+              "ead", "customer_value", "recommended_action", "net_benefit")
 
 
 def _load_uplift(uplift_dir: str | None) -> dict:
@@ -224,9 +224,9 @@ def score_book(book: Path, as_of: str, out: Path, model_dir: Path, runner: Any,
         capacity: outreach capacity (default from the strategy config).
         config: strategy YAML.
         with_reasons: compute the reason codes (TreeSHAP).
-        uplift_dir: uplift bundles (``<dir>/<action>/``, visible to every worker): the
-            queue ranks by learned net benefit, as the local engine's; None = the
-            strategy constants.
+        uplift_dir: uplift bundles (``<dir>/<action>/``, visible to every worker): each
+            action decided on its learned effects where its gate admits them, as the
+            local engine's; None = the strategy constants.
 
     Returns:
         ``manifest``, ``queue`` and ``decisions`` (the per-customer columns
@@ -271,11 +271,7 @@ def score_book(book: Path, as_of: str, out: Path, model_dir: Path, runner: Any,
         _map_with(runner_2, _rank_task, ks, str(tmp), slices)
         shutil.rmtree(tmp / ".pre", ignore_errors=True)
         cands = pd.concat([r["queue"] for _, r in done], ignore_index=True)
-        if uplift_dir is not None:  # each partition's learned queue holds its share
-            queue = strategy.merge_learned_queues(cands, capacity, cfg)
-        else:
-            queue = strategy.queue_with_fallback(cands.drop(columns="queue_rank"), None,
-                                                 capacity, cfg)
+        queue = strategy.merge_queues(cands, capacity, cfg)  # each piece holds its share
         flat_q = flat_frame(queue)
         io.write_frame_atomic(flat_q, tmp / "queue.parquet")
         io.write_frame_atomic(flat_q, tmp / "queue.csv")
@@ -286,8 +282,8 @@ def score_book(book: Path, as_of: str, out: Path, model_dir: Path, runner: Any,
                         "as_of": str(as_of_ts.date()), "rows": int(len(keys)),
                         "part_rows": part_rows, "queue_rows": int(len(queue)),
                         "capacity": int(capacity), "with_reasons": with_reasons,
-                        "queue_basis": "learned_uplift" if uplift_dir is not None
-                        else "constants",
+                        "decision_basis": strategy.decision_bases(_load_uplift(
+                            None if uplift_dir is None else str(uplift_dir))),
                         "model_versions": versions, "complete": True,
                         "book_content_hash": manifest.get("source_content_hash")}
         io.write_json_atomic(out_manifest, tmp / io.MANIFEST)

@@ -11,8 +11,9 @@ and the customer snapshot, this module derives per customer:
 - a **warning level** (green / yellow / orange / red) with its response and every reason
   that put the customer there, ranked by severity x probability inside each level;
 - a **segment** from customer value (expected margin over the remaining life) x risk;
-- the **expected benefit** of one contact and the **recommended action**, which
-  :func:`outreach_queue` ranks into a queue for a team of limited capacity.
+- the **decision** (:mod:`~postloan.strategy.actions`): each open action's effects,
+  value, cost and net benefit, and the **recommended action** (the best positive, else
+  ``none``), which :func:`outreach_queue` only ranks for a team of limited capacity.
 
 Every threshold and rule lives in ``config/strategy.yaml`` (validated by
 :class:`StrategyConfig`); the functions are pure: DataFrames in, DataFrames out.
@@ -26,9 +27,25 @@ One job per module, every public name re-exported here:
 - :mod:`~postloan.strategy.decide`: :func:`apply_strategy` (frames), :func:`decide`
   (columns, for the service), :func:`rank_within_level`, :func:`early_warnings`;
 - :mod:`~postloan.strategy.texts`: the English and Chinese reasons;
-- :mod:`~postloan.strategy.queue`: :func:`outreach_queue` and :func:`summarise`.
+- :mod:`~postloan.strategy.actions`: the one decision and its sentences;
+- :mod:`~postloan.strategy.learned`: uplift models' effects and whether they decide;
+- :mod:`~postloan.strategy.gate`: the decision gate (learned against constants);
+- :mod:`~postloan.strategy.queue`: :func:`outreach_queue` (a view) and :func:`summarise`.
+
+The warning level says how worried to be (scores and rule signals); the recommended
+action says what to do, and why, in money.
 """
 
+from postloan.strategy.actions import (
+    BASES,
+    CONSTANTS,
+    DETAIL_COLUMNS,
+    LEARNED,
+    OUTCOMES,
+    LearnedEffects,
+    action_numbers,
+    open_actions,
+)
 from postloan.strategy.config import (
     ACTIONS,
     CHURN_COL,
@@ -39,7 +56,6 @@ from postloan.strategy.config import (
     RULE_LEVELS,
     SEGMENTS,
     SIGNAL_FIELDS,
-    SOURCES,
     Escalation,
     GradeBand,
     LevelName,
@@ -62,23 +78,19 @@ from postloan.strategy.decide import (
     early_warnings,
     rank_within_level,
 )
-from postloan.strategy.queue import QUEUE_COLUMNS, outreach_queue, summarise
+from postloan.strategy.gate import decision_gate
+from postloan.strategy.learned import decision_bases, learned_effects, uplift_features
+from postloan.strategy.queue import QUEUE_COLUMNS, merge_queues, outreach_queue, summarise
 from postloan.strategy.rules import customer_value, expected_loss, fire_signals, risk_grade
-from postloan.strategy.uplift_queue import (
-    learned_queue,
-    merge_learned_queues,
-    net_benefits,
-    queue_with_fallback,
-    uplift_effects,
-)
 
 __all__ = [
     "ACTIONS", "CHURN_COL", "DISSAT_COL", "LEVELS", "NO_ACTION", "OUTPUT_COLUMNS", "PD_COL",
-    "QUEUE_COLUMNS", "RULE_LEVELS", "SEGMENTS", "SIGNAL_FIELDS", "SOURCES", "Escalation",
+    "QUEUE_COLUMNS", "RULE_LEVELS", "SEGMENTS", "SIGNAL_FIELDS", "Escalation",
     "GradeBand", "LevelName", "LevelRule", "LgdPair", "Outreach", "PressureRule",
     "Segmentation", "Share", "Signal", "StrategyConfig", "Text", "ValueConfig",
     "apply_strategy", "customer_value", "decide", "early_warnings", "expected_loss",
     "fire_signals", "load_strategy_config", "outreach_queue", "rank_within_level",
-    "learned_queue", "merge_learned_queues", "net_benefits", "queue_with_fallback", "risk_grade", "summarise",
-    "uplift_effects",
+    "BASES", "CONSTANTS", "action_numbers", "decision_bases", "decision_gate", "DETAIL_COLUMNS", "LEARNED", "OUTCOMES", "LearnedEffects",
+    "learned_effects", "merge_queues", "open_actions", "risk_grade", "summarise",
+    "uplift_features",
 ]

@@ -37,8 +37,6 @@ SEGMENTS = ("protect", "grow", "watch", "work_out")
 ACTIONS = ("payment_reminder", "restructuring_offer", "retention_offer",
            "service_recovery_call")
 NO_ACTION = "none"
-SOURCES = ("risk", "retention", "service")
-"""Sources of a contact's benefit, in tie-break order."""
 
 # Fields a signal may test: the snapshot contract's numeric fields and the scores.
 SIGNAL_FIELDS = frozenset(NUMERIC_FIELDS) | frozenset(SCORE_COLUMNS.values())
@@ -166,21 +164,20 @@ class PressureRule(_Strict):
 
 
 class Outreach(_Strict):
-    """Expected benefit of one contact by source, and the default daily capacity."""
+    """The constants' assumed effect of each contact (``postloan.strategy.actions``), the
+    levels that count as difficulty, the pressure rule and the default capacity."""
 
     capacity: int = Field(ge=1)
     risk_avertable_share: Share
     retention_success_rate: Share
     recovery_effect: Share
-    service_goodwill: float = Field(ge=0.0)
     restructure_levels: list[LevelName]
-    defaulted_dpd_min: float = Field(S.DEFAULT_DPD, ge=0.0)
-    defaulted_avertable_share: Share = 0.05
     pressure_rule: PressureRule
 
 
 class UpliftValue(_Strict):
-    """How the learned-uplift queue values a contact (``strategy.uplift_queue``).
+    """How the decision values a contact, whatever estimated its effects
+    (``strategy.actions``).
 
     Attributes:
         contact_cost: cost of one contact per action (the book's contact policy prices

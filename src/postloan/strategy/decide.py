@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from postloan.errors import ConfigError, DataValidationError
+from postloan.strategy.actions import BASES, LearnedEffects, choose
 from postloan.strategy.config import (
     ACTIONS,
     CHURN_COL,
@@ -24,7 +25,6 @@ from postloan.strategy.config import (
     LEVELS,
     PD_COL,
     SCORE_COLUMNS,
-    SOURCES,
     StrategyConfig,
     _cfg,
 )
@@ -46,7 +46,7 @@ OUTPUT_COLUMNS = (
     "customer_id", PD_COL, CHURN_COL, DISSAT_COL, "risk_grade", "ead", "lgd",
     "expected_loss", "signals", "warning_level", "response", "warning_reasons",
     "warning_reasons_zh", "warning_rank", "customer_value", "segment", "segment_strategy",
-    "expected_benefit", "recommended_action", "action_reasons",
+    "recommended_action", "net_benefit", "decision_basis", "action_reasons",
 )
 """The columns :func:`apply_strategy` always returns (plus the extras it documents)."""
 
@@ -148,7 +148,8 @@ def _join_error(scored: pd.DataFrame, snapshot: pd.DataFrame) -> NoReturn:
 
 # --------------------------------------------------------------------------- strategy
 def apply_strategy(scored: pd.DataFrame, snapshot: pd.DataFrame,
-                   cfg: StrategyConfig | None = None) -> pd.DataFrame:
+                   cfg: StrategyConfig | None = None,
+                   learned: LearnedEffects | None = None) -> pd.DataFrame:
     """Grades, expected loss, warnings, segments and the recommended contact per customer.
 
     Rules (all thresholds in ``strategy.yaml``):
@@ -174,17 +175,14 @@ def apply_strategy(scored: pd.DataFrame, snapshot: pd.DataFrame,
       value >= high_value_min; high risk = grade in high_risk_grades or level in
       high_risk_levels; protect (high value, low risk), grow (low, low), watch (high,
       high), work_out (low, high); **segment_strategy** its text.
-    - **expected_benefit**, **recommended_action**, **action_reasons**: the best of
-      risk = EL x risk_avertable_share (defaulted_avertable_share at
-      defaulted_dpd_min days past due or more; action restructuring_offer at
-      restructure_levels, else payment_reminder), retention = value if kept (customer value
-      without its churn discount) x p_churn x retention_success_rate (retention_offer), service = p_dissatisfied x (value x
-      recovery_effect + service_goodwill) (service_recovery_call); ties go to the
-      earlier source. **Pressure rule**: when the best source is risk, p_dissatisfied
-      >= pressure_rule.p_dissatisfied_min and the risk is not severe (level not in
-      severe_levels and pd_12m < severe_pd_min), the risk contact is withheld and the
-      action is the service-recovery call with its own benefit; the reasons say so,
-      and say so too when severe risk overrides the rule. No benefit: action "none".
+    - **recommended_action**, **net_benefit**, **decision_basis**, **action_reasons**:
+      the one decision (:mod:`postloan.strategy.actions`): for each action the
+      handbook's rules leave open, its effects on default, churn and dissatisfaction
+      (learned by an uplift model that passed its decision gate, else the constants),
+      their value, the contact cost and the net benefit; the best positive one, else
+      ``none``. The pressure rule may withhold risk contacts (``pressure_rule`` says
+      ``withheld``, or ``overridden`` when the risk is severe). The reasons quote the
+      numbers that decided.
 
     Args:
         scored: output of :func:`postloan.batch.score_snapshot` (``pd_12m``,
@@ -192,16 +190,19 @@ def apply_strategy(scored: pd.DataFrame, snapshot: pd.DataFrame,
             aligned by row order; optional ``reasons_<model>`` columns).
         snapshot: the customer snapshot rows (:data:`postloan.snapshot.SNAPSHOT_FIELDS`).
         cfg: strategy config (the packaged default when None).
+        learned: uplift estimates for these rows, one per snapshot row in its order
+            (:func:`postloan.strategy.learned_effects`); None decides on the constants.
 
     Returns:
         One row per customer in the snapshot's row order: :data:`OUTPUT_COLUMNS`, plus
         ``as_of`` (when given), ``dpd_current``, ``n_signals``, ``severity_sum``,
         ``max_severity``, ``warning_score``, ``response_zh``, ``segment_strategy_zh``,
-        ``benefit_risk``, ``benefit_retention``, ``benefit_service``, ``action_source``,
-        ``pressure_rule`` (``withheld`` / ``overridden`` / ``""``) and
-        ``action_reasons_zh``. Repeated labels (risk_grade and warning_level ordered,
-        response, segment, segment_strategy, action_source, recommended_action,
-        pressure_rule) are categoricals; signals and the reasons are lists of strings.
+        ``value_if_kept``, ``pressure_rule`` (``withheld`` / ``overridden`` / ``""``),
+        ``action_reasons_zh`` and the per-action numbers
+        (:data:`postloan.strategy.actions.DETAIL_COLUMNS`). Repeated labels (risk_grade
+        and warning_level ordered, response, segment, segment_strategy,
+        recommended_action, decision_basis, pressure_rule) are categoricals; signals and
+        the reasons are lists of strings.
 
     Raises:
         DataValidationError: missing columns, duplicate or mismatched customers,
@@ -209,7 +210,7 @@ def apply_strategy(scored: pd.DataFrame, snapshot: pd.DataFrame,
     """
     cfg = _cfg(cfg)
     t = _tables(cfg)
-    columns = _decide(_join_columns(scored, snapshot), cfg)
+    columns = _decide(_join_columns(scored, snapshot), cfg, learned)
     # one frame from the dict: no per-column insert
     out = pd.DataFrame({c: (pd.Categorical.from_codes(v.codes, dtype=t.dtypes[c])
                             if isinstance(v, _Codes) else v) for c, v in columns.items()})
@@ -220,7 +221,8 @@ def apply_strategy(scored: pd.DataFrame, snapshot: pd.DataFrame,
 
 
 def decide(scores: Mapping[str, Any], snapshot: Mapping[str, Any],
-           cfg: StrategyConfig | None = None) -> dict[str, np.ndarray | list]:
+           cfg: StrategyConfig | None = None,
+           learned: LearnedEffects | None = None) -> dict[str, np.ndarray | list]:
     """:func:`apply_strategy` on columns instead of frames, for a few customers at a time.
 
     The same rules and numbers; made for the HTTP service, where building, indexing
@@ -232,6 +234,7 @@ def decide(scores: Mapping[str, Any], snapshot: Mapping[str, Any],
             snapshot's customer order.
         snapshot: column -> values of the snapshot fields (``customer_id`` included).
         cfg: strategy config (the packaged default when None).
+        learned: uplift estimates for these customers (as :func:`apply_strategy`).
 
     Returns:
         The columns of :func:`apply_strategy` in its order, as arrays (labels instead of
@@ -254,7 +257,7 @@ def decide(scores: Mapping[str, Any], snapshot: Mapping[str, Any],
                   or (np.isnan(bal) | (bal < 0.0)).any())
     if not ok:
         _join_error(pd.DataFrame(dict(scores)), pd.DataFrame(dict(snapshot)))
-    columns = _decide(cols, cfg)
+    columns = _decide(cols, cfg, learned)
     return {c: (t.labels[c][v.codes] if isinstance(v, _Codes) else v)
             for c, v in columns.items()}
 
@@ -327,7 +330,8 @@ def early_warnings(decisions: pd.DataFrame | Mapping[str, Any],
     return keep[np.lexsort((rank[keep], -level[keep]))]
 
 
-def _decide(cols: _Columns, cfg: StrategyConfig) -> dict[str, Any]:
+def _decide(cols: _Columns, cfg: StrategyConfig,
+            learned: LearnedEffects | None = None) -> dict[str, Any]:
     """The rules of :func:`apply_strategy` on checked, joined columns.
 
     Returns:
@@ -371,49 +375,15 @@ def _decide(cols: _Columns, cfg: StrategyConfig) -> dict[str, Any]:
     # protect, grow, watch, work_out = positions in SEGMENTS
     segment = np.where(high_risk, np.where(high_value, 2, 3), np.where(high_value, 0, 1))
 
-    # ---- expected benefit of one contact and the action
-    oc = cfg.outreach
-    # Early action averts a share of the EL; once past the default DPD it is work-out,
-    # where a contact averts much less.
-    avert = np.where(dpd >= oc.defaulted_dpd_min, oc.defaulted_avertable_share,
-                     oc.risk_avertable_share)
-    benefits = np.nan_to_num(np.column_stack([
-        el * avert,
-        # What is kept: the value if the customer stays x the churn probability.
-        _value_if_kept(cols, cfg) * p_churn * oc.retention_success_rate,
-        p_dis * (value * oc.recovery_effect + oc.service_goodwill),
-    ]), nan=0.0)
-    risk_action = np.where(t.restructure_level[level], ACTIONS.index("restructuring_offer"),
-                           ACTIONS.index("payment_reminder"))
-    # Handbook rules on reminders: a customer who is paying gets no reminder (regional
-    # stress or a maxed card raise the watch level, not a collection call), and an open
-    # complaint never triggers one (service recovery first). Help (restructuring) stays.
-    reminder = risk_action == ACTIONS.index("payment_reminder")
-    paying = dpd <= 0
+    # ---- the decision: net benefit of each open action, the best positive or none
     open_complaint = (np.nan_to_num(cols.num("open_complaints"), nan=0.0) > 0
                       if "open_complaints" in cols else np.zeros(n, bool))
-    no_reminder = reminder & (paying | open_complaint)
-    risk_best = np.argmax(benefits, axis=1) == 0
-    choice = benefits.copy()
-    choice[no_reminder, 0] = 0.0
-    source = np.argmax(choice, axis=1)  # first maximum: risk, retention, service
-    pr = oc.pressure_rule
-    pressured = p_dis >= pr.p_dissatisfied_min
-    severe = t.severe_level[level] | (p_def >= pr.severe_pd_min)
-    withheld = (source == 0) & pressured & ~severe
-    overridden = (source == 0) & pressured & severe
-    source = np.where(withheld, 2, source)
-    # An open complaint behind on payments: the service-recovery call comes first.
-    complaint_first = open_complaint & reminder & ~paying & risk_best & (benefits[:, 0] > 0)
-    source = np.where(complaint_first, 2, source)
-    benefit = np.where(complaint_first, np.maximum(benefits[:, 2], benefits[:, 0]),
-                       choice[np.arange(n), source])
-    action = np.where(source == 1, ACTIONS.index("retention_offer"),
-                      np.where(source == 2, ACTIONS.index("service_recovery_call"), risk_action))
-    none = ~(benefit > 0.0)
-    action = np.where(none, len(ACTIONS), action)  # the code after ACTIONS is NO_ACTION
-    source = np.where(none, len(SOURCES), source)
-    benefit = np.where(none, 0.0, benefit)
+    kept = _value_if_kept(cols, cfg)
+    choice = choose(cfg, p_def=p_def, p_churn=p_churn, p_dis=p_dis, ead_lgd=ead * lgd,
+                    kept=kept, dpd=dpd, open_complaint=open_complaint,
+                    restructure=t.restructure_level[level],
+                    severe=t.severe_level[level] | (p_def >= cfg.outreach.pressure_rule.severe_pd_min),
+                    learned=learned)
 
     # ---- text lists (the only Python loops). Millions of small lists would trigger the
     # cyclic garbage collector over and over (none of them can form a cycle): pause it.
@@ -422,9 +392,8 @@ def _decide(cols: _Columns, cfg: StrategyConfig) -> dict[str, Any]:
     try:
         signals_col, w_en, w_zh, sig_en, sig_zh = _warning_texts(
             cfg, t, cols, met, level, fired, p_def, el, max_sev, sev_sum, n_sig, dpd, escalate)
-        a_en, a_zh = _action_texts(
-            cfg, cols, source, level, withheld, overridden, risk_action, p_def, p_churn,
-            p_dis, el, avert, value, benefit, sig_en, sig_zh)
+        a_en, a_zh = _action_texts(cfg, cols, choice, learned, level, p_def, p_churn, p_dis,
+                                   ead, lgd, kept, dpd, open_complaint, sig_en, sig_zh)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -457,14 +426,15 @@ def _decide(cols: _Columns, cfg: StrategyConfig) -> dict[str, Any]:
         "segment": _Codes(segment),
         "segment_strategy": _Codes(segment),
         "segment_strategy_zh": _Codes(segment),
-        "benefit_risk": benefits[:, 0],
-        "benefit_retention": benefits[:, 1],
-        "benefit_service": benefits[:, 2],
-        "expected_benefit": benefit,
-        "action_source": _Codes(source),
-        "recommended_action": _Codes(action),
-        "pressure_rule": _Codes(np.select([withheld, overridden], [1, 2], 0)),
+        "value_if_kept": kept,
+        "recommended_action": _Codes(choice.action),
+        "net_benefit": choice.net_benefit,
+        "decision_basis": _Codes(choice.decision_basis),
+        "pressure_rule": _Codes(np.select([choice.withheld, choice.overridden], [1, 2], 0)),
         "action_reasons": a_en,
         "action_reasons_zh": a_zh,
+        **choice.columns(),
+        **{f"basis_{a}": _Codes(np.full(n, BASES.index(b), dtype="int64"))
+           for a, b in zip(ACTIONS, choice.basis, strict=True)},
     })
     return columns

@@ -1,4 +1,4 @@
-"""The outreach queue for a team of limited capacity, and portfolio summaries."""
+"""The outreach queue (a view of the decisions) and portfolio summaries."""
 
 from __future__ import annotations
 
@@ -20,51 +20,79 @@ from postloan.strategy.config import (
 )
 from postloan.strategy.rules import _num
 
-QUEUE_COLUMNS = ("queue_rank", "customer_id", "recommended_action", "expected_benefit",
-                 "action_source", "action_reasons", "action_reasons_zh", "warning_level",
+QUEUE_COLUMNS = ("queue_rank", "customer_id", "recommended_action", "net_benefit",
+                 "decision_basis", "action_reasons", "action_reasons_zh", "warning_level",
                  "segment", PD_COL, CHURN_COL, DISSAT_COL, "expected_loss", "customer_value",
                  "pressure_rule")
 
 
 def outreach_queue(decisions: pd.DataFrame, capacity: int | None = None,
                    cfg: StrategyConfig | None = None) -> pd.DataFrame:
-    """Today's contacts: the customers a team of `capacity` should call first.
+    """Today's contacts: a view of the decisions for a team of `capacity`.
 
-    Customers with a positive expected benefit, ordered by ``expected_benefit``
-    descending then ``customer_id`` ascending (so the queue does not depend on the input
-    row order), cut at `capacity`; one recommended action each, with its reasons.
+    The customers whose decision is a contact (``recommended_action`` not ``none``,
+    positive ``net_benefit``), highest net benefit first, then ``customer_id``
+    ascending (so the queue does not depend on the input row order), up to `capacity`
+    and the per-action caps of ``uplift.capacity_per_action`` (a customer whose action
+    is full waits). The queue never changes a decision: it only ranks them.
 
     Args:
-        decisions: output of :func:`apply_strategy`.
+        decisions: output of :func:`apply_strategy` (or rows of it, e.g. the queues of
+            partitions: :func:`merge_queues`).
         capacity: contacts available; None takes ``outreach.capacity`` from the config.
-        cfg: strategy config (the packaged default when None; only read for capacity).
+        cfg: strategy config (the packaged default when None).
 
     Returns:
         At most `capacity` rows: :data:`QUEUE_COLUMNS` (those present in `decisions`),
         ``queue_rank`` 1 first, index 0..k-1.
 
     Raises:
-        ConfigError: capacity is not an integer >= 1.
-        DataValidationError: `decisions` lacks customer_id, expected_benefit or
+        ConfigError: capacity is not an integer >= 0.
+        DataValidationError: `decisions` lacks customer_id, net_benefit or
             recommended_action.
     """
+    cfg = _cfg(cfg)
     if capacity is None:
-        capacity = _cfg(cfg).outreach.capacity
-    if isinstance(capacity, bool) or not isinstance(capacity, int | np.integer) or capacity < 1:
-        raise ConfigError(f"outreach capacity must be an integer >= 1, got {capacity!r}")
-    for col in ("customer_id", "expected_benefit", "recommended_action"):
+        capacity = cfg.outreach.capacity
+    if isinstance(capacity, bool) or not isinstance(capacity, int | np.integer) or capacity < 0:
+        raise ConfigError(f"outreach capacity must be an integer >= 0, got {capacity!r}")
+    for col in ("customer_id", "net_benefit", "recommended_action"):
         if col not in decisions.columns:
             raise DataValidationError("decisions", "missing column (run apply_strategy first)",
                                       col)
     d = decisions.reset_index(drop=True)
-    b = _num(d, "expected_benefit")
-    keep = np.flatnonzero((b > 0.0) & (d["recommended_action"] != NO_ACTION).to_numpy())
-    cid_code = pd.factorize(d["customer_id"].iloc[keep], sort=True)[0]
-    order = keep[np.lexsort((cid_code, -b[keep]))][: int(capacity)]
-    cols = [c for c in QUEUE_COLUMNS if c in d.columns]
-    q = d.iloc[order][cols].reset_index(drop=True)
+    value = _num(d, "net_benefit")
+    acts = d["recommended_action"].astype(object).to_numpy()
+    ok = np.flatnonzero((value > 0.0) & (acts != NO_ACTION))
+    cid_code = pd.factorize(d["customer_id"].iloc[ok], sort=True)[0]
+    order = ok[np.lexsort((cid_code, -value[ok]))]
+    caps = cfg.uplift.capacity_per_action
+    taken: dict[str, int] = {}
+    pick = []
+    for i in order.tolist():
+        if len(pick) >= capacity:
+            break
+        a = acts[i]
+        if a in caps and taken.get(a, 0) >= caps[a]:
+            continue  # this action is full: the customer waits
+        taken[a] = taken.get(a, 0) + 1
+        pick.append(i)
+    cols = [c for c in QUEUE_COLUMNS if c in d.columns and c != "queue_rank"]
+    q = d.iloc[np.asarray(pick, dtype=np.int64)][cols].reset_index(drop=True)
     q.insert(0, "queue_rank", np.arange(1, len(q) + 1, dtype="int64"))
     return q
+
+
+def merge_queues(parts: pd.DataFrame, capacity: int | None = None,
+                 cfg: StrategyConfig | None = None) -> pd.DataFrame:
+    """One queue from the queues of pieces of a book (partitions).
+
+    Each piece's queue is its own top `capacity` under the per-action caps, so their
+    union holds the whole book's queue (a customer a piece left out has at least
+    `capacity` better ones, or a full action, in that piece alone); ranking the union
+    again gives exactly the queue of the whole book.
+    """
+    return outreach_queue(parts.drop(columns=["queue_rank"], errors="ignore"), capacity, cfg)
 
 
 def summarise(decisions: pd.DataFrame) -> pd.DataFrame:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from postloan.errors import DataValidationError
+from postloan.strategy.actions import BASES
 from postloan.strategy.config import (
     _CRITERIA,
     ACTIONS,
@@ -24,7 +25,6 @@ from postloan.strategy.config import (
     PD_COL,
     RULE_LEVELS,
     SEGMENTS,
-    SOURCES,
     StrategyConfig,
     _cfg,
 )
@@ -90,7 +90,8 @@ def _build_tables(cfg: StrategyConfig) -> _Tables:
         "segment": cat(SEGMENTS),
         "segment_strategy": cat([cfg.segments[s].en for s in SEGMENTS]),
         "segment_strategy_zh": cat([cfg.segments[s].zh for s in SEGMENTS]),
-        "action_source": cat([*SOURCES, NO_ACTION]),
+        "decision_basis": cat(BASES),
+        **{f"basis_{a}": cat(BASES) for a in ACTIONS},
         "recommended_action": cat([*ACTIONS, NO_ACTION]),
         "pressure_rule": cat(["", "withheld", "overridden"]),
     }

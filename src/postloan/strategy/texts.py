@@ -1,8 +1,8 @@
 """The sentences behind every decision, in English and Chinese.
 
 Warning reasons (which criterion, which signal, which model reason put a customer at
-a level) and action reasons (why this contact, and when the pressure rule withheld
-a risk contact). The only Python loops of the strategy live here.
+a level) and action reasons (the numbers that decided the contact, or why none, and
+when the pressure rule withheld a risk contact). The only Python loops of the strategy live here.
 """
 
 from __future__ import annotations
@@ -13,6 +13,13 @@ from typing import Any
 
 import numpy as np
 
+from postloan.strategy.actions import (
+    RISK_ACTIONS,
+    Choice,
+    LearnedEffects,
+    action_sentence,
+    none_sentence,
+)
 from postloan.strategy.config import ACTIONS, LEVELS, StrategyConfig
 from postloan.strategy.rules import _Columns, _Tables
 
@@ -106,66 +113,60 @@ def _warning_texts(cfg: StrategyConfig, t: _Tables, cols: _Columns,
     return signals_col, w_en, w_zh, sig_en, sig_zh
 
 
-def _action_texts(cfg: StrategyConfig, cols: _Columns, source: np.ndarray,
-                  level: np.ndarray, withheld: np.ndarray, overridden: np.ndarray,
-                  risk_action: np.ndarray, p_def: np.ndarray, p_churn: np.ndarray,
-                  p_dis: np.ndarray, el: np.ndarray, avert: np.ndarray, value: np.ndarray,
-                  benefit: np.ndarray, sig_en: list[list[str]],
-                  sig_zh: list[list[str]]) -> tuple[list[list[str]], list[list[str]]]:
-    """Reasons (en, zh) for each row's recommended action."""
-    oc = cfg.outreach
-    pr = oc.pressure_rule
+def _action_texts(cfg: StrategyConfig, cols: _Columns, c: Choice,
+                  learned: LearnedEffects | None, level: np.ndarray, p_def: np.ndarray,
+                  p_churn: np.ndarray, p_dis: np.ndarray, ead: np.ndarray, lgd: np.ndarray,
+                  kept: np.ndarray, dpd: np.ndarray, complaint: np.ndarray,
+                  sig_en: list[list[str]], sig_zh: list[list[str]]
+                  ) -> tuple[list[list[str]], list[list[str]]]:
+    """Reasons (en, zh) for each row's decision: the pressure rule when it acted, the
+    sentence quoting the numbers that decided (:func:`actions.action_sentence`), then
+    what drove the outcome the action works on (signals and the default model's reasons
+    for a risk contact, the churn or satisfaction model's otherwise)."""
+    pr = cfg.outreach.pressure_rule
     k = cfg.n_model_reasons
-    reasons_churn = cols.values("reasons_churn") if "reasons_churn" in cols else None
-    reasons_sat = (cols.values("reasons_satisfaction") if "reasons_satisfaction" in cols
-                   else None)
+    model_reasons = [cols.values(f"reasons_{m}") if f"reasons_{m}" in cols else None
+                     for m in ("default_risk", "churn", "satisfaction")]
     thr_dis, sev_pd = pr.p_dissatisfied_min, pr.severe_pd_min
-    ret_rate = oc.retention_success_rate
     a_en: list[list[str]] = []
     a_zh: list[list[str]] = []
-    cols = [a.tolist() for a in (source, level, withheld, overridden, risk_action, p_def,
-                                 p_churn, p_dis, el, avert, value, benefit)]
-    for i, (src, lvc, wh, ov, ra_code, p, pc, pdis, e, av, v, b) in enumerate(
-            zip(*cols, strict=True)):
+    n_risk = len(RISK_ACTIONS)
+    for i, (act, lvc, wh, ov) in enumerate(zip(c.action.tolist(), level.tolist(),
+                                               c.withheld.tolist(), c.overridden.tolist(),
+                                               strict=True)):
         lv = LEVELS[lvc]
         lz = _LEVEL_ZH[lv]
+        p, pdis = float(p_def[i]), float(p_dis[i])
         en: list[str] = []
         zh: list[str] = []
         if wh:
-            ra = cfg.actions[ACTIONS[ra_code]]
             en.append(f"pressure rule: p_dissatisfied {pdis:.0%} >= {thr_dis:.0%} and risk not "
-                      f"severe (level {lv}, PD {p:.1%} < {sev_pd:.0%}): {ra.en} withheld, "
-                      "service-recovery call instead")
+                      f"severe (level {lv}, PD {p:.1%} < {sev_pd:.0%}): risk contacts withheld, "
+                      "service-recovery call open instead")
             zh.append(f"施压规则：不满意概率{pdis:.0%} >= {thr_dis:.0%}且风险不严重（{lz}预警，"
-                      f"违约概率{p:.1%} < {sev_pd:.0%}）：暂缓{ra.zh}，改为服务补救回访")
+                      f"违约概率{p:.1%} < {sev_pd:.0%}）：暂缓风险类联系，改为可做服务补救回访")
         elif ov:
             en.append(f"pressure rule overridden: p_dissatisfied {pdis:.0%} >= {thr_dis:.0%} but "
                       f"the risk is severe (level {lv}, PD {p:.1%})")
             zh.append(f"施压规则不适用：不满意概率{pdis:.0%} >= {thr_dis:.0%}，但风险严重"
                       f"（{lz}预警，违约概率{p:.1%}）")
-        if src == 0:
-            en.append(f"risk: expected loss {e:,.0f} (PD {p:.1%}, warning level {lv}); early "
-                      f"action can avert {av:.0%} = {b:,.0f}")
-            zh.append(f"风险：预期损失{e:,.0f}（违约概率{p:.1%}，{lz}预警）；及早干预可避免"
-                      f"{av:.0%}，即{b:,.0f}")
-            en.extend(sig_en[i])
-            zh.extend(sig_zh[i])
-        elif src == 1:
-            en.append(f"retention: churn probability {pc:.0%} puts customer value {v:,.0f} at "
-                      f"risk; a retention offer succeeds {ret_rate:.0%} = {b:,.0f}")
-            zh.append(f"挽留：流失概率{pc:.0%}，客户价值{v:,.0f}面临流失；挽留成功率"
-                      f"{ret_rate:.0%}，预期收益{b:,.0f}")
-            if reasons_churn is not None:
-                _model_reasons(reasons_churn[i], k, en, zh)
-        elif src == 2:
-            en.append(f"service recovery: dissatisfaction probability {pdis:.0%} on customer "
-                      f"value {v:,.0f}; expected benefit {b:,.0f}")
-            zh.append(f"服务补救：不满意概率{pdis:.0%}，客户价值{v:,.0f}；预期收益{b:,.0f}")
-            if reasons_sat is not None:
-                _model_reasons(reasons_sat[i], k, en, zh)
+        if act >= len(ACTIONS):
+            te, tz = none_sentence(cfg, c, i, float(dpd[i]), bool(complaint[i]))
+            en.append(te)
+            zh.append(tz)
         else:
-            en.append("no expected benefit from a contact")
-            zh.append("联系无预期收益")
+            te, tz = action_sentence(cfg, c, i, act, (p, float(p_churn[i]), pdis),
+                                     float(ead[i]), float(lgd[i]), float(kept[i]), learned)
+            en.append(te)
+            zh.append(tz)
+            if act < n_risk:
+                en.extend(sig_en[i])
+                zh.extend(sig_zh[i])
+                src = model_reasons[0]
+            else:
+                src = model_reasons[1 if act == n_risk else 2]
+            if src is not None:
+                _model_reasons(src[i], k, en, zh)
         a_en.append(en)
         a_zh.append(zh)
     return a_en, a_zh

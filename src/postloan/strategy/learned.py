@@ -1,0 +1,87 @@
+"""Learned effects for the decision: what each uplift model estimates, and whether it decides.
+
+An action's uplift model (:mod:`postloan.uplift`) decides that action only when its
+decision gate (:mod:`postloan.strategy.gate`, run at training time and stored in the
+bundle) found that deciding with its effects is worth at least as much as deciding with
+the strategy constants on held-out randomised contacts. Its effects are still computed
+and reported otherwise, and the decision says why it fell back to the constants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from postloan.features import FEATURE_NAMES, build_features, code_maps, features_from_records
+from postloan.strategy.actions import CONSTANTS, LEARNED, LearnedEffects
+from postloan.strategy.config import ACTIONS
+from postloan.uplift import UpliftBundle
+
+
+def uplift_features(snapshot: pd.DataFrame | None = None,
+                    records: list[dict] | None = None) -> np.ndarray:
+    """The uplift models' feature matrix: the one feature function on the default
+    contract's vocabularies (what the uplift models were trained on), from snapshot rows
+    (batch) or validated records (the service's array path); the two are equal."""
+    if snapshot is not None:
+        return build_features(snapshot)[list(FEATURE_NAMES)].to_numpy(float)
+    return features_from_records(records or [], _default_maps())
+
+
+_MAPS: dict = {}
+
+
+def _default_maps() -> dict:
+    if not _MAPS:
+        _MAPS.update(code_maps(None))
+    return _MAPS
+
+
+def learned_effects(bundles: Mapping[str, UpliftBundle], X: np.ndarray,
+                    respect_gate: bool = True) -> LearnedEffects | None:
+    """Effects (with 95% intervals) of every action's uplift model for feature rows.
+
+    Args:
+        bundles: action -> uplift bundle (registered champions).
+        X: :func:`uplift_features` of the customers.
+        respect_gate: let an action's learned effects decide only when its decision gate
+            passed (False: every given model decides; for comparisons only).
+
+    Returns:
+        :class:`~postloan.strategy.actions.LearnedEffects`, or None without bundles.
+    """
+    if not bundles:
+        return None
+    effects: dict[str, np.ndarray] = {}
+    for action, b in bundles.items():
+        eff = b.effects_features(X, interval=True)
+        for c in eff.columns:
+            effects[f"effect_{action}_{c[len('effect_'):]}"] = eff[c].to_numpy()
+    deciding = frozenset(a for a, b in bundles.items()
+                         if not respect_gate or b.decision_gate.get("decides", False))
+    gates = {a: _gate_summary(b) for a, b in bundles.items()}
+    return LearnedEffects(effects, deciding, gates, {a: b.odds_ratios()
+                                                       for a, b in bundles.items()})
+
+
+def _gate_summary(bundle: UpliftBundle) -> dict:
+    gate = bundle.decision_gate
+    if not gate:
+        return {"decides": False, "reason": "the model was never judged against the "
+                "constants (retrain it)", "reason_zh": "模型未与策略常数比较（请重新训练）"}
+    return gate
+
+
+
+
+def decision_bases(bundles: Mapping[str, UpliftBundle] | None) -> dict[str, str]:
+    """Action -> the basis its decisions use with these uplift bundles (for manifests,
+    the console and the service's metadata)."""
+    bundles = bundles or {}
+    return {a: LEARNED if a in bundles and bundles[a].decision_gate.get("decides", False)
+            else CONSTANTS for a in ACTIONS}
+
+
+__all__ = ["decision_bases", "learned_effects", "uplift_features"]
