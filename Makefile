@@ -49,6 +49,7 @@ bench: $(STAMP)  ## run the benchmarks (results JSON + docs/benchmarks.md; servi
 	$(BIN)/python benchmarks/queue_capture.py
 	$(BIN)/python benchmarks/policy_replay.py
 	$(BIN)/python benchmarks/german_credit.py
+	$(BIN)/python benchmarks/scorecard.py
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/serving.py --docs
 	$(BIN)/python benchmarks/by_id.py --docs

@@ -438,6 +438,10 @@ def score(
     = "postloan_",
     accept_data_issues: AcceptOpt = None,
     data_quality: DataQualityOpt = None,
+    scorecard: Annotated[bool, typer.Option(
+        "--scorecard", help="Also give each customer the default-risk champion's scorecard "
+        "points (a scorecard_points column at the end of the scores; local engine, plain "
+        "book).")] = False,
 ) -> None:
     """Score every active customer: PD, churn, dissatisfaction, grades, EL, warnings, queue.
 
@@ -459,6 +463,9 @@ def score(
     partitioned = uses_partitions(engine, data, partitions)
     if scheduler and not partitioned:
         raise PostloanError("--scheduler needs --engine dask")
+    if scorecard and partitioned:
+        raise PostloanError("--scorecard works with the local engine on a plain book; the "
+                            "partition engines do not compute scorecard points yet")
     if to:  # reach the database before scoring: a wrong URL fails before any file is written
         from postloan.database import connect
 
@@ -473,7 +480,8 @@ def score(
                                    data_quality=data_quality, uplift=uplift)
     else:
         outputs = run_score(data, as_of, out, bundles, capacity, config,
-                            parse_accepted(accept_data_issues), data_quality, uplift=uplift)
+                            parse_accepted(accept_data_issues), data_quality, uplift=uplift,
+                            scorecard=scorecard)
     print_summary(outputs, out)
     if to:
         from pipelines.score import write_to_database
@@ -698,6 +706,43 @@ def report(
                       tracking_uri=_tracking(s)[0], data_dir=data or s.raw_dir,
                       models_dir=s.models_dir)
     console.print(f"report written to [bold]{path}[/]")
+
+
+@app.command("scorecard")
+@handle_errors
+def scorecard_cmd(
+    model: Annotated[str, typer.Option(help="default_risk | churn | satisfaction")]
+    = "default_risk",
+    out: Annotated[Path | None, typer.Option(help="Output folder (default "
+                                             "models/<model>/scorecard).")] = None,
+    model_dir: Annotated[Path | None, typer.Option(
+        help="Bundle folder (<dir>/<model>/v<N>/) instead of the MLflow registry.")] = None,
+    alias: Annotated[str, typer.Option(help="Registry alias to load.")] = "champion",
+    data: Annotated[Path | None, typer.Option(help="Book folder (default data/raw), to "
+                                              "refit a bundle that has no scorecard.")] = None,
+    config: Annotated[Path | None, typer.Option(help="Training YAML (its scorecard section) "
+                                                "for a refit.")] = None,
+) -> None:
+    """Write a model's points scorecard: scorecard.csv (feature, bin, woe, points; the
+    first row the base points) and scorecard.json.
+
+    The default-risk champion carries the scorecard fitted beside it in training; a
+    bundle without one gets it refitted on its own training dates from the book.
+    """
+    from pipelines.scorecard import run_scorecard, summary
+    from postloan.training import load_train_config
+
+    s = get_settings()
+    res = run_scorecard(model, out or s.models_dir / model / "scorecard", data or s.raw_dir,
+                        load_train_config(config), model_dir, alias, _tracking(s)[0])
+    card = res["scorecard"]
+    print_frame(summary(card), f"{model} v{res['version']} scorecard ({res['source']}): base "
+                f"{card.base:g} points, {card.params.pdo:g} points double the odds")
+    aucs = ", ".join(f"{k.replace('_auc', '')} {v:.4f}" for k, v in card.metrics.items()
+                     if v == v)
+    if aucs:
+        console.print(f"OOT AUC: {aucs}")
+    console.print(f"written to {res['csv']} and {res['json']}")
 
 
 @app.command()

@@ -10,6 +10,7 @@ import pandas as pd
 
 from pipelines.console import console, print_frame, progress_bar
 from pipelines.quality import gate_record, run_gate
+from pipelines.scorecard import require_scorecard, with_scorecard_points
 from postloan import io, registry, strategy
 from postloan.batch import FeatureCache, flat_frame, load_uplift_from_dir, score_and_decide
 from postloan.bundle import ModelBundle
@@ -49,7 +50,7 @@ def say_decision_basis(uplift: dict | None) -> None:
 def run_score(data: Path, as_of: str, out: Path, bundles: dict[str, ModelBundle],
               capacity: int | None = None, config: Path | None = None,
               accept_data_issues: Sequence[str] = (), data_quality: Path | None = None,
-              uplift: dict | None = None) -> dict[str, pd.DataFrame]:
+              uplift: dict | None = None, scorecard: bool = False) -> dict[str, pd.DataFrame]:
     """Score every active customer at `as_of` and write the decision tables atomically.
 
     The book is first checked against the champions' data expectations: a hard finding
@@ -57,8 +58,11 @@ def run_score(data: Path, as_of: str, out: Path, bundles: dict[str, ModelBundle]
     report goes into the output folder as ``data_quality.json``. With `uplift` bundles
     (action -> bundle) an action whose model passed its decision gate is decided on its
     learned effects, the others on the strategy constants (console line and the
-    ``decision_basis`` column say which); the queue is a view of those decisions.
+    ``decision_basis`` column say which); the queue is a view of those decisions. With
+    `scorecard`, the scores end with each customer's ``scorecard_points`` (the
+    default-risk bundle's scorecard).
     """
+    card = require_scorecard(bundles) if scorecard else None
     cfg = strategy.load_strategy_config(config)
     tables = io.read_tables(data)
     snap = build_snapshot(tables, as_of, with_labels=False)
@@ -68,6 +72,10 @@ def run_score(data: Path, as_of: str, out: Path, bundles: dict[str, ModelBundle]
     with progress_bar("scoring customers", len(snap)) as advance:
         outputs = score_and_decide(snap, bundles, cfg, capacity, progress=advance,
                                    uplift=uplift, features=features)
+    if card is not None:
+        dr = bundles["default_risk"]
+        outputs["scores"] = with_scorecard_points(outputs["scores"], snap, dr,
+                                                  features.get(dr.categories))
     io.write_frames_atomic({name: flat_frame(df) for name, df in outputs.items()}, Path(out),
                            json_files={"data_quality.json": gate_record(report)})
     return outputs

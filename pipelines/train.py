@@ -69,6 +69,8 @@ def _log_output(out: TrainOutput, cfg: TrainConfig, manifest: dict, commit: str)
                                       "baseline": v, "chosen": out.bundle.family}
             for k, v in out.metrics.items() if k.startswith("baseline_oot_")}
     mlflow.log_dict(side, "evaluation/lightgbm_vs_baseline.json")
+    if out.bundle.scorecard is not None:  # the challenger scorecard (also in the bundle)
+        mlflow.log_dict(out.bundle.scorecard.to_dict(), "scorecard/scorecard.json")
     with tempfile.TemporaryDirectory() as tmp:
         for name, fig in out.figures.items():
             mlflow.log_artifact(str(save_figure(fig, Path(tmp) / name)), "plots")
@@ -299,6 +301,7 @@ def metrics_table(results: list[dict]) -> pd.DataFrame:
             "family": r["family"],
             "AUC": fmt(m["oot_auc"]), "LightGBM AUC": fmt(m["lightgbm_oot_auc"]),
             "baseline AUC": fmt(m["baseline_oot_auc"]),
+            "scorecard AUC": fmt(m.get("scorecard_oot_auc")),
             "Gini": fmt(m["oot_gini"]), "KS": fmt(m["oot_ks"]), "Brier": fmt(m["oot_brier"]),
             "ECE": fmt(m["oot_ece"]), "ECE, isotonic steps": fmt(m.get("oot_ece_isotonic_steps")),
             "top-decile lift": f"{m['oot_top_decile_lift']:.2f}",

@@ -10,7 +10,8 @@ explain through the same bundle calls. Loading a bundle back gives bit-identical
 scores: the booster text and Python's JSON floats keep full precision. The folder also
 holds the data expectations of the model's training reference
 (``data_expectations.json``, see :mod:`postloan.quality`; absent from bundles trained
-before the gate existed).
+before the gate existed), and a default-risk bundle the points scorecard fitted beside
+it as a challenger (``scorecard.json``, see :mod:`postloan.scorecard`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from postloan.errors import DataValidationError, ModelNotFoundError
 from postloan.features import FEATURE_NAMES, build_features, feature_spec
 from postloan.linear import LinearModel
 from postloan.quality.expectations import DataExpectations
+from postloan.scorecard import FILE as SCORECARD_FILE
+from postloan.scorecard import Scorecard
 from postloan.treeshap import TreeExplainer
 
 # The model catalogue: each model, the label it predicts, and the column of its
@@ -87,6 +90,8 @@ class ModelBundle:
             code order (the training book's vocabularies); None = the default contract.
         expectations: what the training reference's data looked like (the data-quality
             gate checks a book against it before scoring); None for old bundles.
+        scorecard: the points scorecard fitted on the same training rows (a challenger
+            beside the model; ``postloan score --scorecard``); None when not trained.
     """
 
     model: str
@@ -95,6 +100,7 @@ class ModelBundle:
     metadata: dict = field(default_factory=dict)
     categories: dict[str, list[str]] | None = None
     expectations: DataExpectations | None = None
+    scorecard: Scorecard | None = None
 
     @property
     def label(self) -> str:
@@ -171,6 +177,8 @@ class ModelBundle:
         if self.expectations is not None:
             (folder / EXPECTATIONS_FILE).write_text(self.expectations.to_json(),
                                                     encoding="utf-8")
+        if self.scorecard is not None:
+            self.scorecard.save(folder)
         return folder
 
     @classmethod
@@ -202,6 +210,8 @@ class ModelBundle:
             exp_path = folder / EXPECTATIONS_FILE
             expectations = (DataExpectations.from_json(exp_path.read_text(encoding="utf-8"))
                             if exp_path.is_file() else None)
+            scorecard = (Scorecard.load(folder / SCORECARD_FILE)
+                         if (folder / SCORECARD_FILE).is_file() else None)
         except Exception as e:  # corrupt text, JSON or LightGBM model
             raise ModelNotFoundError(f"model bundle {folder} cannot be loaded: {e}") from e
         names = [f["name"] for f in spec["features"]]
@@ -214,4 +224,4 @@ class ModelBundle:
         except DataValidationError as e:
             raise ModelNotFoundError(f"model bundle {folder}: {e}") from None
         return cls(model=spec["model"], booster=booster, calibrator=cal, metadata=meta,
-                   categories=categories, expectations=expectations)
+                   categories=categories, expectations=expectations, scorecard=scorecard)

@@ -11,18 +11,23 @@
 - :mod:`~postloan.training.german_credit`: the public German credit benchmark
   (repeated cross-validation of both families).
 
+The points scorecard (binning, fit, points, JSON) is :mod:`postloan.scorecard`;
+:func:`train_one` fits it beside the default-risk model.
+
 Pure: data and configuration in, models, metrics, tables and figures out. The
 pipelines own MLflow and file I/O.
 """
 
 from postloan.training.config import (
     AgeBands,
-    UpliftSettings,
     Gate,
     Lgbm,
     ModelConfig,
+    ScorecardBinning,
+    ScorecardSettings,
     Splits,
     TrainConfig,
+    UpliftSettings,
     load_train_config,
     resolve_splits,
 )
@@ -35,10 +40,18 @@ from postloan.training.fit import (
     fit_lightgbm,
     lightgbm_params,
 )
-from postloan.training.train import TrainOutput, train_one, validation_customers
+from postloan.training.train import (
+    TrainOutput,
+    fit_scorecard_challenger,
+    scorecard_from_snapshots,
+    train_one,
+    validation_customers,
+)
 
 __all__ = [
     "AgeBands",
+    "ScorecardBinning",
+    "ScorecardSettings",
     "UpliftSettings",
     "Gate",
     "Lgbm",
@@ -52,9 +65,11 @@ __all__ = [
     "check_split",
     "fit_baseline",
     "fit_lightgbm",
+    "fit_scorecard_challenger",
     "lightgbm_params",
     "load_train_config",
     "resolve_splits",
+    "scorecard_from_snapshots",
     "train_one",
     "validation_customers",
 ]

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from postloan.bundle import MODELS
 from postloan.config_files import read_mapping, read_text, shipped_text, validate
 from postloan.errors import ConfigError, DataValidationError
+from postloan.scorecard import ScorecardParams
 from postloan.snapshot import LABELS
 
 SHIPPED = "config/training.yaml"
@@ -127,6 +128,57 @@ class UpliftSettings(Shipped):
         return self
 
 
+class ScorecardBinning(Shipped):
+    """How the scorecard bins each feature (see :mod:`postloan.scorecard`)."""
+
+    _section = ("scorecard", "binning")
+    max_prebins: int = Field(ge=2)
+    max_bins: int = Field(ge=2)
+    min_bin_share: float = Field(ge=0, lt=0.5)
+    prior_rows: float = Field(ge=0)
+    min_iv: float = Field(ge=0)
+    max_features: int | None = Field(default=None, ge=1)
+
+
+class ScorecardSettings(Shipped):
+    """The points scorecard fitted beside a model (``scorecard:`` in training.yaml).
+
+    Attributes:
+        models: the models that get a scorecard when trained.
+        base_points: the score at which the good:bad odds are `base_odds`.
+        base_odds: good:bad odds at `base_points`.
+        pdo: points to double the odds.
+        points_decimals: decimals of each bin's points.
+        C: inverse L2 strength of the logistic fit on WOE.
+        binning: the binning settings.
+        special_values: feature -> values that get bins of their own.
+    """
+
+    _section = ("scorecard",)
+    models: list[str]
+    base_points: float
+    base_odds: float = Field(gt=0)
+    pdo: float = Field(gt=0)
+    points_decimals: int = Field(ge=0, le=6)
+    C: float = Field(gt=0)
+    binning: ScorecardBinning = Field(default_factory=ScorecardBinning)
+    special_values: dict[str, list[float]]
+
+    @model_validator(mode="after")
+    def _check(self) -> ScorecardSettings:
+        unknown = sorted(set(self.models) - set(MODELS))
+        if unknown:
+            raise ValueError(f"unknown model(s) {unknown}; known: {sorted(MODELS)}")
+        return self
+
+    def params(self) -> ScorecardParams:
+        """The :class:`postloan.scorecard.ScorecardParams` of these settings."""
+        return ScorecardParams(
+            base_points=self.base_points, base_odds=self.base_odds, pdo=self.pdo,
+            points_decimals=self.points_decimals, C=self.C,
+            special_values=self.special_values, **self.binning.model_dump())
+
+
 class AgeBands(Shipped):
     """Age bands of the OOT metrics by segment: ``labels[i]`` covers
     ``edges[i] <= age < edges[i + 1]``."""
@@ -180,6 +232,7 @@ class TrainConfig(Shipped):
     gate: Gate = Field(default_factory=Gate)
     age_bands: AgeBands = Field(default_factory=AgeBands)
     uplift: UpliftSettings = Field(default_factory=UpliftSettings)
+    scorecard: ScorecardSettings = Field(default_factory=ScorecardSettings)
 
     @model_validator(mode="before")
     @classmethod

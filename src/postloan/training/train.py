@@ -8,6 +8,11 @@ so the OOT metrics of both families, reported side by side, stay unbiased estima
 Validation also stops LightGBM early, which tilts the choice slightly towards
 LightGBM: the baseline has to win clearly.
 
+The models listed under ``scorecard.models`` (default risk) also get a points scorecard
+(:mod:`postloan.scorecard`) fitted on the same training rows: a challenger that stays
+beside the bundle (``bundle.scorecard``) and is evaluated on the same OOT rows
+(``scorecard_oot_*`` metrics), never registered in its place.
+
 Pure: snapshots and a configuration in, a bundle with its metrics, tables and
 figures out. The pipelines log the result to MLflow.
 """
@@ -28,7 +33,13 @@ from postloan import explain, plots
 from postloan.bundle import MODELS, ModelBundle, booster_probability
 from postloan.calibration import fit_calibrator
 from postloan.errors import DataValidationError
-from postloan.features import CATEGORICAL_FEATURES, MONEY_FEATURES, build_features
+from postloan.features import (
+    CATEGORICAL_FEATURES,
+    MONEY_FEATURES,
+    build_features,
+    category_vocabularies,
+)
+from postloan.scorecard import Scorecard, fit_scorecard
 from postloan.snapshot import SNAPSHOT_FIELDS, oracle_scores
 from postloan.training.config import ModelConfig, TrainConfig
 from postloan.training.fit import (
@@ -133,6 +144,10 @@ def train_one(model: str, snap: pd.DataFrame, splits: dict[str, list[pd.Timestam
     raw_base_va = booster_probability(linear, X_va)
     b_cal = _calibrate(raw_base_va, y_va, mcfg)
     p_base = b_cal.transform(booster_probability(linear, X_oot))
+    scorecard, sc_metrics, p_card = None, {}, None
+    if model in cfg.scorecard.models:
+        scorecard, sc_metrics, p_card = fit_scorecard_challenger(model, X_tr, y_tr, X_oot, y_oot,
+                                                                 cfg, categories)
 
     # Raw scores: calibration is monotone but may tie, which would blur the ranking.
     valid_auc = {"lightgbm": float(roc_auc_score(y_va, raw_va)),
@@ -140,6 +155,10 @@ def train_one(model: str, snap: pd.DataFrame, splits: dict[str, list[pd.Timestam
     family, reason = _choose_family(mcfg, valid_auc)
     gbm_metrics = ev.binary_metrics(y_oot, p_gbm)
     base_metrics = ev.binary_metrics(y_oot, p_base)
+    if scorecard is not None:
+        scorecard.metrics = {"scorecard_auc": sc_metrics["scorecard_oot_auc"],
+                             "logreg_auc": base_metrics["auc"],
+                             "lightgbm_auc": gbm_metrics["auc"]}
     meta = {
         "label": label,
         "family": family,
@@ -159,6 +178,7 @@ def train_one(model: str, snap: pd.DataFrame, splits: dict[str, list[pd.Timestam
     else:
         bundle = ModelBundle(model, booster, calibrator, meta, categories)
         p_oot, raw_chosen = p_gbm, raw_oot
+    bundle.scorecard = scorecard
     metrics = {f"oot_{k}": v for k, v in ev.binary_metrics(y_oot, p_oot).items()}
     metrics["valid_auc"] = valid_auc[family]
     metrics["lightgbm_valid_auc"] = valid_auc["lightgbm"]
@@ -168,6 +188,7 @@ def train_one(model: str, snap: pd.DataFrame, splits: dict[str, list[pd.Timestam
     metrics.update({f"lightgbm_oot_{k}": v for k, v in gbm_metrics.items() if k in _SIDE_METRICS})
     metrics.update({f"baseline_oot_{k}": v for k, v in base_metrics.items()
                     if k in _SIDE_METRICS})
+    metrics.update(sc_metrics)
     if mcfg.calibration == "isotonic":
         # The step map's ECE beside the smoothed one's: what smoothing costs (or gains).
         step = fit_calibrator(booster_probability(bundle.booster, X_va), y_va, "isotonic",
@@ -178,6 +199,8 @@ def train_one(model: str, snap: pd.DataFrame, splits: dict[str, list[pd.Timestam
     tables = {"calibration_oot": ev.calibration_table(y_oot, p_oot),
               "lift_oot": ev.lift_table(y_oot, p_oot),
               "baseline_coefficients": baseline_coefficients(baseline)}
+    if scorecard is not None:
+        tables["scorecard"] = scorecard.table()
     if truth is not None:
         oracle = oracle_scores(truth, oot)[label].to_numpy()
         ok = ~np.isnan(oracle)
@@ -208,16 +231,66 @@ def train_one(model: str, snap: pd.DataFrame, splits: dict[str, list[pd.Timestam
     bundle.metadata["metrics"] = metrics
 
     scores = {"LightGBM": p_gbm, "logistic baseline": p_base}
+    # The scorecard ranks beside them (its PD is uncalibrated: left off the calibration plot).
+    ranked = scores if p_card is None else {**scores, "scorecard": p_card}
     figures = {
-        "roc.png": plots.roc_figure(y_oot, scores, f"{model}: ROC (OOT)"),
+        "roc.png": plots.roc_figure(y_oot, ranked, f"{model}: ROC (OOT)"),
         "ks.png": plots.ks_figure(y_oot, p_oot, f"{model}: KS (OOT)"),
         "calibration.png": plots.calibration_figure(y_oot, scores, f"{model}: calibration (OOT)"),
-        "lift.png": plots.lift_figure(y_oot, scores, f"{model}: lift (OOT)"),
+        "lift.png": plots.lift_figure(y_oot, ranked, f"{model}: lift (OOT)"),
         "shap_bar.png": plots.shap_bar_figure(importance, title=f"{model}: mean |SHAP|"),
         "shap_summary.png": plots.shap_summary_figure(contrib, Xs, title=f"{model}: SHAP"),
     }
     example = oot.loc[:, list(SNAPSHOT_FIELDS)].head(5).reset_index(drop=True)
     return TrainOutput(bundle, metrics, tables, figures, meta["splits"], example)
+
+
+def fit_scorecard_challenger(model: str, X_tr: pd.DataFrame, y_tr: np.ndarray,
+                             X_oot: pd.DataFrame, y_oot: np.ndarray, cfg: TrainConfig,
+                             categories: dict[str, list[str]] | None = None
+                             ) -> tuple[Scorecard, dict[str, float], np.ndarray]:
+    """Fit the points scorecard on the training rows and evaluate it out of time.
+
+    The bins follow the model's monotone constraints (``models.<model>.monotone``); the
+    scaling and binning come from ``cfg.scorecard``.
+
+    Returns:
+        The scorecard, its ``scorecard_oot_*`` metrics and its OOT PDs.
+    """
+    card = fit_scorecard(X_tr, y_tr, cfg.scorecard.params(), CATEGORICAL_FEATURES,
+                         cfg.models[model].monotone, category_vocabularies(categories))
+    p_card = card.probability(X_oot)
+    metrics = {f"scorecard_oot_{k}": v for k, v in ev.binary_metrics(y_oot, p_card).items()
+               if k in _SIDE_METRICS}
+    log.info("%s scorecard: %d characteristics, OOT AUC %.4f", model, len(card.terms),
+             metrics["scorecard_oot_auc"])
+    return card, metrics, p_card
+
+
+def scorecard_from_snapshots(model: str, snap: pd.DataFrame,
+                             splits: dict[str, list[pd.Timestamp]], cfg: TrainConfig,
+                             categories: dict[str, list[str]] | None = None) -> Scorecard:
+    """The scorecard :func:`train_one` fits, from the same snapshots and splits.
+
+    For a model trained without one (``postloan scorecard`` on an older bundle, or a
+    model not listed under ``scorecard.models``): the same training rows (the
+    non-held-out customers at the training dates), the same feature function and the
+    same fit, so the same data gives the same points.
+
+    Returns:
+        The scorecard; ``metrics`` holds its OOT ``scorecard_auc``.
+
+    Raises:
+        DataValidationError: a split has no rows or no labels.
+    """
+    label = MODELS[model]
+    _, X_tr, y_tr = _split(snap, label, splits["train"], "train", customers="rest",
+                           categories=categories)
+    _, X_oot, y_oot = _split(snap, label, splits["oot"], "oot", categories=categories)
+    card, metrics, _ = fit_scorecard_challenger(model, X_tr, y_tr, X_oot, y_oot, cfg,
+                                                categories)
+    card.metrics = {"scorecard_auc": metrics["scorecard_oot_auc"]}
+    return card
 
 
 def _calibrate(raw_va: np.ndarray, y_va: np.ndarray, mcfg: ModelConfig):
