@@ -223,3 +223,37 @@ def test_queues_from_the_champions_replay_on_the_small_book(trained, small_book)
     assert s.loc["first_ids", "contact_cost"] == 30 * 15.0
     q = out["queues"]
     assert (q.groupby("policy").size() == 30).all()
+
+
+@pytest.mark.integration
+def test_the_decision_arm_replays_the_one_decisions_queue(trained, uplift_trained, small_book):
+    """`decision` replays exactly the queue postloan would send: the one decision with the
+    uplift models (where their gate admits them) ranked by net benefit; `learned_all`
+    lets every model decide."""
+    from pipelines.policy import decision_queue_builder, run_evaluate_policy
+    from postloan import io
+    from postloan.batch import load_bundles_from_dir, score_and_decide
+    from postloan.snapshot import build_snapshot
+    from postloan.uplift import UpliftBundle
+
+    bundles = load_bundles_from_dir(trained["root"] / "models")
+    uplift = {r["action"]: UpliftBundle.load(Path(r["bundle"]))
+              for r in uplift_trained["results"]}
+    out = run_evaluate_policy(small_book, "2024-03-31", [30], n_seeds=1, scores="models",
+                              bundles=bundles, extra_queues={
+                                  "decision": decision_queue_builder(uplift),
+                                  "learned_all": decision_queue_builder(uplift,
+                                                                        respect_gate=False)})
+    q = out["queues"].set_index("policy")
+    snap = build_snapshot(io.read_tables(small_book), "2024-03-31", with_labels=False)
+    want = score_and_decide(snap, bundles, capacity=30, with_reasons=False,
+                            uplift=uplift)["queue"]
+    got = q.loc["decision"]
+    assert got["customer_id"].tolist() == want["customer_id"].tolist()
+    assert got["action"].tolist() == want["recommended_action"].astype(str).tolist()
+    for b in uplift.values():  # every model decides: what `learned_all` replays
+        b.metadata["decision_gate"] = {**b.decision_gate, "decides": True}
+    all_q = score_and_decide(snap, bundles, capacity=30, with_reasons=False,
+                             uplift=uplift)["queue"]
+    assert q.loc["learned_all"]["customer_id"].tolist() == all_q["customer_id"].tolist()
+    assert set(all_q["decision_basis"].astype(str)) == {strategy.LEARNED}
