@@ -88,14 +88,24 @@ def profile_book(data: Path) -> tuple[list[TableProfile], str]:
     profiles = []
     for name in (*CORE_TABLES, *OPTIONAL_TABLES):
         path = data / f"{name}.parquet"
+        # The rule of io.read_tables (snapshot, train, score): an optional table is absent
+        # only when the manifest declares it so; a file missing without that declaration,
+        # or present despite it, is an error.
         if not path.exists():
             if name in CORE_TABLES:
                 profiles.append(error_profile(name, f"core table missing: {path.name}"))
-            elif name != "customers_pii":
+            elif name in declared_absent:
                 profiles.append(absent_profile(name, DISABLES[name]))
+            elif name != "customers_pii":  # never read by snapshot, train or score
+                profiles.append(error_profile(
+                    name, f"file not found: {path.name} (the table is not declared absent "
+                    "in manifest.json's absent_tables; snapshot, train and score refuse "
+                    "the book)"))
             continue
         if name in declared_absent:
-            log.warning("%s is declared absent in the manifest but has a file", name)
+            profiles.append(error_profile(name, "manifest.json declares the table absent "
+                                          f"but its file exists: {path.name}"))
+            continue
         try:
             df = pq.read_table(path).to_pandas()
         except Exception as e:  # pyarrow raises several types for corrupt files

@@ -28,17 +28,19 @@ from postloan.errors import DataValidationError
 
 log = logging.getLogger(__name__)
 
-# What each optional table feeds: shown when it is absent (check-data, ingest summary).
+# What the book loses without each optional table, as a phrase that reads on its own
+# after "<table> absent (optional): " (check-data, the ingest summary, the HTML profile).
 DISABLES = {
-    "activity": "channel-use features (app logins, inbound calls, branch visits)",
-    "interactions": "service, complaint and collection-contact features; the "
-                    "complaint part of the dissatisfaction label",
-    "surveys": "survey features (last score, months since survey); the survey part of the "
-               "dissatisfaction label",
-    "bureau": "bureau score, verified income and external-debt features",
-    "macro": "regional unemployment and policy-rate features, the market-rate gap and "
+    "activity": "no channel-use features (app logins, inbound calls, branch visits)",
+    "interactions": "no service, complaint and collection-contact features; complaints "
+                    "no longer count in the dissatisfaction label",
+    "surveys": "no survey features (last score, months since survey); survey scores no "
+               "longer count in the dissatisfaction label",
+    "bureau": "no bureau score, verified income or external-debt features",
+    "macro": "no regional unemployment or policy-rate features, market-rate gap or "
              "stress scenarios",
-    "customers_pii": "nothing (PII is never a feature); outreach lists carry ids only",
+    "customers_pii": "nothing is lost (PII is never a feature; outreach lists carry "
+                     "customer ids only)",
 }
 
 

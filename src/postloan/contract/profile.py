@@ -98,11 +98,13 @@ def profile_table(name: str, df: pd.DataFrame,
 
     if len(df) == 0:
         add(None, "table is empty (0 rows)", n=0)
-    missing = [c for c in spec.column_names if c not in df.columns]
+    # An optional column left out is missing, not an error: the rule of
+    # postloan.schema.validate_table and of ingest (source_columns reads it only when named).
+    missing = [c.name for c in spec.columns if c.name not in df.columns and not c.optional]
     for c in missing:
         add(c, "column missing", n=len(df))
     for col in spec.columns:
-        if col.name in missing:
+        if col.name not in df.columns:
             continue
         s = df[col.name]
         isna = s.isna().to_numpy()
@@ -184,7 +186,7 @@ def render_html(profiles: Sequence[TableProfile], title: str) -> str:
         if p.source:
             parts.append(f"<p>source: {_e(p.source)}</p>")
         if p.status == "absent":
-            parts.append(f"<p>Not supplied (optional). Without it: {_e(p.disables)}.</p>")
+            parts.append(f"<p>Not supplied (optional): {_e(p.disables)}.</p>")
             continue
         if p.null_share:
             parts.append("<table><tr><th>column</th><th>null share</th></tr>" + "".join(
