@@ -147,3 +147,79 @@ def test_ingest_summary_says_what_an_absent_table_costs(frames, tmp_path):
     assert "no nothing" not in r.output
     assert "customers_pii (optional): nothing is lost" in r.output
     assert "surveys (optional): no survey features" in r.output
+
+
+# ------------------------------------------------------------------ item 1: train all
+@pytest.mark.integration
+def test_train_all_skips_uplift_when_the_outreach_log_has_no_actions(small_tables, tmp_path):
+    """A lender's outreach log without action/assignment columns: default risk and churn
+    (and satisfaction) register, uplift is skipped with a one-line reason, exit 0."""
+    # Like the issue's lender: no surveys (satisfaction is skipped too, with its reason).
+    tables = {k: small_tables[k] for k in S.REQUIRED_TABLES if k != "surveys"}
+    tables["interactions"] = tables["interactions"].drop(columns=list(OUTREACH))
+    assert (tables["interactions"]["kind"] == "outreach").any()
+    book = tmp_path / "book"
+    io.write_tables(tables, book)
+    small = {"lgbm": {"max_rounds": 40}}
+    cfg = save({"shap_sample": 100, "splits": {"n_train": 2, "n_valid": 1, "n_oot": 1},
+                "models": {"default_risk": small, "churn": small}}, tmp_path / "train.yaml")
+    r = cli("train", "--target", "all", "--data", str(book), "--config", str(cfg),
+            root=tmp_path)
+    assert r.exit_code == 0, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+    assert "Traceback" not in r.output and "KeyError" not in r.output
+    lines = [ln for ln in r.output.splitlines() if ln.startswith("uplift models skipped")]
+    assert len(lines) == 1 and "no action" in lines[0], r.output
+    assert "default_risk" in r.output and "churn" in r.output
+    assert "satisfaction skipped" in r.output
+    # Asked for by name, uplift is refused with the reason (exit 2), never a traceback.
+    r = cli("train", "--target", "uplift", "--data", str(book), root=tmp_path)
+    assert r.exit_code == 2, r.output
+    assert "carry no action" in r.output
+
+
+def test_uplift_skip_reason_names_what_the_log_lacks(small_tables, tmp_path):
+    from pipelines.train import uplift_skip_reason
+
+    full = {k: small_tables[k] for k in S.REQUIRED_TABLES}
+    io.write_tables(full, tmp_path / "full")
+    assert uplift_skip_reason(tmp_path / "full") is None
+    no_assign = {**full, "interactions": full["interactions"].drop(columns=["assignment"])}
+    io.write_tables(no_assign, tmp_path / "no_assign")
+    assert "no assignment" in uplift_skip_reason(tmp_path / "no_assign")
+    io.write_tables({k: full[k] for k in S.CORE_TABLES}, tmp_path / "core")
+    assert "no interactions table" in uplift_skip_reason(tmp_path / "core")
+
+
+# ------------------------------------------------------------------ item 7: signatures
+def test_uplift_models_are_logged_with_a_signature(small_tables, tmp_path, caplog):
+    """`make demo` printed MLflow's "Failed to infer model signature" once per uplift
+    model: they are logged with an input example and a signature (effects out)."""
+    import logging
+
+    import mlflow
+    import numpy as np
+
+    from postloan import registry
+    from postloan import uplift as U
+    from postloan.features import FEATURE_NAMES
+    from postloan.snapshot import build_snapshot
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(600, len(FEATURE_NAMES))), columns=list(FEATURE_NAMES))
+    t = (rng.random(600) < 0.5).astype(float)
+    y = (rng.random(600) < 0.3).astype(float)
+    p = U.UpliftParams(effect_rounds=5, outcome_rounds=5, num_threads=1)
+    bundle = U.UpliftBundle("payment_reminder", {lab: U.fit_effect(X, y, t, np.full(600, 0.5), p)
+                                                 for lab in U.UPLIFT_LABELS}, {"k": 1})
+    snap = build_snapshot(small_tables, pd.Timestamp("2023-06-30"))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    registry.configure(uri)
+    exp = registry.ensure_experiment("sig", tmp_path / "art")
+    with caplog.at_level(logging.WARNING), mlflow.start_run(experiment_id=exp):
+        model_uri, _ = registry.log_bundle(bundle, register=False, example=snap.head(5))
+    assert "Failed to infer model signature" not in caplog.text
+    info = mlflow.models.get_model_info(model_uri)
+    assert info.signature is not None
+    assert {f"effect_{lab}" for lab in U.UPLIFT_LABELS} <= set(info.signature.outputs.input_names())
+    assert "region" in info.signature.inputs.input_names()
