@@ -223,3 +223,74 @@ def test_uplift_models_are_logged_with_a_signature(small_tables, tmp_path, caplo
     assert info.signature is not None
     assert {f"effect_{lab}" for lab in U.UPLIFT_LABELS} <= set(info.signature.outputs.input_names())
     assert "region" in info.signature.inputs.input_names()
+
+
+# ------------------------------------------------------------------ item 2: dates
+def _yyyymm(frames: dict, folder: Path) -> dict:
+    """The bank's repayment statements keyed by a YYYYMM period (text)."""
+    f = dict(frames)
+    f["repay_stmt"] = f["repay_stmt"].assign(stmt_dt=f["repay_stmt"]["stmt_dt"].str[:6])
+    write_parquet_source(f, folder)
+    return f
+
+
+def test_a_day_format_on_yyyymm_text_is_refused_not_read_as_january(frames, tmp_path):
+    from postloan.contract import load_mapping, read_canonical
+    from postloan.errors import DataValidationError
+
+    f = _yyyymm(frames, tmp_path / "src")
+    assert f["repay_stmt"]["stmt_dt"].str[4:].isin(["11", "12"]).any()  # Nov/Dec present
+    m = save(example_mapping(), tmp_path / "m.yaml")  # still says %Y%m%d
+    with pytest.raises(DataValidationError, match=r"format %Y%m%d \(matched exactly\)") as ei:
+        read_canonical(load_mapping(m), "repayments")
+    assert "202301" in str(ei.value)  # the first offending source rows are shown
+    # Every value is refused, November and December ones included (strptime alone read
+    # "202411" and "202412" as dates in January 2024).
+    from postloan.contract.convert import cast_date
+
+    parsed, bad = cast_date(f["repay_stmt"]["stmt_dt"], "%Y%m%d")
+    assert bad.all() and parsed.isna().all()
+
+
+def test_a_yyyymm_period_needs_align_and_becomes_the_month_end(frames, small_tables, tmp_path):
+    from postloan.contract import load_mapping, read_canonical
+    from postloan.errors import ConfigError
+
+    _yyyymm(frames, tmp_path / "src")
+    d = example_mapping()
+    d["tables"]["repayments"]["columns"]["statement_date"] = {"from": "stmt_dt",
+                                                              "format": "%Y%m"}
+    with pytest.raises(ConfigError, match="statement_date.*no day of the month.*align"):
+        load_mapping(save(d, tmp_path / "m.yaml"))
+    d["tables"]["repayments"]["columns"]["statement_date"]["align"] = "month_end"
+    got = read_canonical(load_mapping(save(d, tmp_path / "m.yaml")), "repayments")
+    pd.testing.assert_series_equal(got["statement_date"],
+                                   small_tables["repayments"]["statement_date"])
+
+
+def test_statement_dates_that_are_not_month_ends_are_refused_unless_aligned(
+        frames, small_tables, tmp_path):
+    from postloan.contract import load_mapping, read_canonical
+    from postloan.errors import DataValidationError
+
+    f = dict(frames)  # statements cut on the 25th of each month
+    f["repay_stmt"] = f["repay_stmt"].assign(stmt_dt=f["repay_stmt"]["stmt_dt"].str[:6] + "25")
+    write_parquet_source(f, tmp_path / "src")
+    d = example_mapping()
+    m = save(d, tmp_path / "m.yaml")
+    with pytest.raises(DataValidationError, match="rule month_end") as ei:
+        read_canonical(load_mapping(m), "repayments")
+    assert ei.value.column.startswith("statement_date")
+    profiles, _ = profile_source(m)  # check-data --source names the same rule
+    rep = next(p for p in profiles if p.table == "repayments")
+    assert any("rule month_end" in v.rule and v.column == "statement_date"
+               for v in rep.violations)
+    d["tables"]["repayments"]["columns"]["statement_date"]["align"] = "month_end"
+    got = read_canonical(load_mapping(save(d, tmp_path / "m.yaml")), "repayments")
+    pd.testing.assert_series_equal(got["statement_date"],
+                                   small_tables["repayments"]["statement_date"])
+    # A written book is held to the same rule on every read.
+    bad = small_tables["repayments"].copy()
+    bad.loc[0, "statement_date"] -= pd.Timedelta(days=3)
+    with pytest.raises(DataValidationError, match="rule month_end"):
+        S.validate_table("repayments", bad)

@@ -19,11 +19,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from postloan import schema as S
-from postloan.contract.mapping import UNITS, ColumnRule, TableMapping
+from postloan.contract.mapping import UNITS, ColumnRule, TableMapping, format_pattern
 from postloan.errors import DataValidationError
 
 MAX_ROWS_SHOWN = 5
 _INT_TEXT = r"^\s*[+-]?\d+\s*$"
+# ISO 8601 calendar dates, optionally with a time of day ("2024-01" is not a date).
+_ISO_DATE = r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?"
 _DEFAULT_CAST = {"int": "integer", "float": "decimal", "date": "date", "category": "text",
                  "str": "text", "bool": "integer"}
 
@@ -169,8 +171,10 @@ def cast_decimal(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
 def cast_date(values: pd.Series, fmt: str | None = None) -> tuple[pd.Series, np.ndarray]:
     """Dates from dates/timestamps, or from text in a strptime format (``%Y%m%d``).
 
-    Without a format, text must be ISO 8601 (``2024-01-31``). Integers such as 20240131
-    are read as their digits.
+    Without a format, text must be an ISO 8601 date (``2024-01-31``, optionally with a
+    time of day). Integers such as 20240131 are read as their digits. Text must match
+    its format exactly (:func:`~postloan.contract.mapping.format_pattern`): strptime
+    alone reads "202411" with ``%Y%m%d`` as 2024-01-01, a wrong date, not an error.
 
     Returns:
         datetime64[ns] values (NaT where missing or bad) and the mask of bad values.
@@ -184,10 +188,41 @@ def cast_date(values: pd.Series, fmt: str | None = None) -> tuple[pd.Series, np.
         # DATE / TIMESTAMP values from a driver (datetime.date objects).
         parsed = pd.to_datetime(values.astype(object), errors="coerce")
     else:
-        parsed = pd.to_datetime(_as_text(values), format=fmt or "ISO8601", errors="coerce")
+        text = _as_text(values)
+        arr = pc.utf8_trim_whitespace(pa.array(text.to_numpy(dtype=object), type=pa.string()))
+        # Exact match first (vectorised in Arrow), then strptime on the matching values.
+        pattern = _ISO_DATE if fmt is None else format_pattern(fmt)
+        ok = pc.match_substring_regex(arr, f"^(?:{pattern})$").fill_null(False)
+        ok = ok.to_numpy(zero_copy_only=False)
+        trimmed = pd.Series(arr.to_numpy(zero_copy_only=False), index=values.index,
+                            dtype=object).where(ok, None)
+        parsed = pd.to_datetime(trimmed, format=fmt or "ISO8601", errors="coerce")
     parsed = parsed.astype("datetime64[ns]")
     bad = ~isna & parsed.isna().to_numpy()
     return parsed, bad
+
+
+def align_month_end(dates: pd.Series) -> pd.Series:
+    """Each date moved forward to the last day of its month (a month end stays).
+
+    Forward, never back: a record dated later than it happened is seen later by a
+    snapshot, never earlier (no look-ahead)."""
+    return (dates.dt.normalize() + pd.offsets.MonthEnd(0)).astype("datetime64[ns]")
+
+
+def strip_prefix(values: pd.Series, prefix: str) -> tuple[pd.Series, np.ndarray]:
+    """Values as text without `prefix` (``C000123`` -> ``000123``).
+
+    Returns:
+        The stripped text and the mask of non-missing values that do not start with it.
+    """
+    text = _as_text(values)
+    arr = pa.array(text.to_numpy(dtype=object), type=pa.string())
+    ok = pc.starts_with(arr, prefix).fill_null(False).to_numpy(zero_copy_only=False)
+    bad = text.notna().to_numpy() & ~ok
+    out = pd.Series(pc.utf8_slice_codeunits(arr, len(prefix)).to_numpy(zero_copy_only=False),
+                    index=values.index, dtype=object)
+    return out.where(ok, None), bad
 
 
 def cast_text(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -236,6 +271,11 @@ def convert_column(raw: pd.DataFrame, col: str, rule: ColumnRule, kind: str, whe
         values = pd.Series([rule.constant] * len(raw), index=raw.index, dtype=object)
     else:
         values = raw[src]
+    if rule.prefix is not None:
+        values, bad = strip_prefix(values, rule.prefix)
+        if bad.any():
+            raise _fail(where, col, src, f"value does not start with the prefix "
+                        f"{rule.prefix!r}", raw, bad)
     if rule.map is not None:
         values, bad = map_codes(values, rule.map)
         if bad.any():
@@ -253,9 +293,12 @@ def convert_column(raw: pd.DataFrame, col: str, rule: ColumnRule, kind: str, whe
         out, bad = cast_text(values)
     if bad.any():
         what = {"integer": "a whole number", "decimal": "a number",
-                "date": f"a date in the format {rule.format or 'ISO 8601 (%Y-%m-%d)'}",
+                "date": f"a date in the format {rule.format or 'ISO 8601 (%Y-%m-%d)'} "
+                "(matched exactly)",
                 "text": "text"}[cast]
         raise _fail(where, col, src, f"cast '{cast}' failed: value is not {what}", raw, bad)
+    if rule.align == "month_end":
+        out = align_month_end(out)
     if rule.unit or rule.scale is not None:
         out = convert_units(out, rule.unit, rule.scale)
     if kind == "category" and vocabulary is not None:

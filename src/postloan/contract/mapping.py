@@ -50,6 +50,44 @@ UNITS: dict[str, float] = {
 }
 
 
+# What each strptime directive a date `format` may use matches, exactly: a value must
+# match the whole format (``%Y%m%d`` on the text "202411" is refused, never read as
+# 2024-01-01). Text fields (%b, %B) are letters; numeric fields have their full width.
+FORMAT_DIRECTIVES: dict[str, str] = {
+    "Y": r"\d{4}", "y": r"\d{2}", "m": r"\d{2}", "d": r"\d{2}", "j": r"\d{3}",
+    "H": r"\d{2}", "M": r"\d{2}", "S": r"\d{2}", "f": r"\d{1,9}",
+    "b": r"[^\W\d_]+", "B": r"[^\W\d_]+", "%": "%",
+}
+# The directives that name a day: a format without one (a YYYYMM period) must say which
+# day of the month it means (`align: month_end`).
+DAY_DIRECTIVES = ("%d", "%j")
+ALIGNMENTS = ("month_end",)
+
+
+def format_pattern(fmt: str) -> str:
+    """The regular expression a value must match in full to be read with strptime `fmt`.
+
+    Raises:
+        ValueError: a directive outside :data:`FORMAT_DIRECTIVES`.
+    """
+    import re
+
+    out, i = [], 0
+    while i < len(fmt):
+        ch = fmt[i]
+        if ch == "%":
+            d = fmt[i + 1] if i + 1 < len(fmt) else ""
+            if d not in FORMAT_DIRECTIVES:
+                raise ValueError(f"date format {fmt!r}: directive %{d} is not supported "
+                                 f"(use {', '.join('%' + k for k in FORMAT_DIRECTIVES)})")
+            out.append(FORMAT_DIRECTIVES[d])
+            i += 2
+        else:
+            out.append(re.escape(ch))
+            i += 1
+    return "".join(out)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -117,14 +155,21 @@ class ColumnRule(_Strict):
     """How one canonical column is made from the source.
 
     Steps run in this order: take the source column (``from``, default the canonical
-    name) or the ``constant``; map codes (``map``); cast to the canonical kind
-    (``cast`` overrides, ``format`` for dates); convert units (``unit``, then ``scale``).
+    name) or the ``constant``; remove the ``prefix``; map codes (``map``); cast to the
+    canonical kind (``cast`` overrides, ``format`` for dates, matched exactly); move
+    dates to their month end (``align``); convert units (``unit``, then ``scale``).
     """
 
     from_: str | None = Field(None, alias="from")
+    prefix: str | None = Field(None, min_length=1, description="text every value starts "
+                               "with, removed first: prefix C reads C000123 as 000123 "
+                               "(then cast integer: 123); a value without it is an error")
     cast: Literal["integer", "decimal", "date", "text"] | None = None
     format: str | None = Field(None, description="strptime format of text dates, "
-                               "e.g. %Y%m%d")
+                               "e.g. %Y%m%d; a value must match it exactly")
+    align: Literal["month_end"] | None = Field(
+        None, description="month_end: date each value at the last day of its month (a "
+        "YYYYMM period, or statements cut on another day)")
     map: dict[str, str | int | float | None] | None = Field(
         None, description="source code -> canonical value; a code not listed is an error")
     unit: tuple[Literal[tuple(UNITS)], ...] = Field(  # type: ignore[valid-type]
@@ -148,6 +193,16 @@ class ColumnRule(_Strict):
             raise ValueError("give either `from` or `constant`, not both")
         if self.format is not None and self.cast not in (None, "date"):
             raise ValueError("`format` only applies to dates")
+        if self.align is not None and self.cast not in (None, "date"):
+            raise ValueError("`align` only applies to dates")
+        if self.format is not None:
+            format_pattern(self.format)  # an unsupported directive is refused here
+            if self.align is None and not any(d in self.format for d in DAY_DIRECTIVES):
+                raise ValueError(f"format {self.format!r} has no day of the month: add "
+                                 "`align: month_end` to date each value at its month's "
+                                 "last day")
+        if self.prefix is not None and self.constant is not None:
+            raise ValueError("`prefix` applies to source values, not to a `constant`")
         return self
 
 
@@ -215,6 +270,8 @@ class SourceMapping(_Strict):
                     errors.append(f"tables.{name}.columns.{col}.unit: {col} is not a number")
                 if rule.format is not None and kind != "date":
                     errors.append(f"tables.{name}.columns.{col}.format: {col} is not a date")
+                if rule.align is not None and kind != "date":
+                    errors.append(f"tables.{name}.columns.{col}.align: {col} is not a date")
         missing = [t for t in CORE_TABLES if t not in self.tables]
         if missing:
             errors.append(f"tables: core table(s) {missing} must be mapped")

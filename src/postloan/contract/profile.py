@@ -129,6 +129,8 @@ def profile_table(name: str, df: pd.DataFrame,
             d = pd.to_datetime(s)
             if (bad := (d.notna() & ((d < S.MIN_DATE) | (d > S.MAX_DATE))).to_numpy()).any():
                 add(col.name, f"dates outside {S.MIN_DATE.date()}..{S.MAX_DATE.date()}", bad)
+            if col.month_end and (bad := S.not_month_end(d)).any():
+                add(col.name, S.MONTH_END_RULE, bad)
         elif col.kind == "category":
             vocab = list(vocabularies.get(col.name, col.categories))
             bad = ~isna & ~s.astype(object).isin(vocab).to_numpy()
