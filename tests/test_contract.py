@@ -61,7 +61,7 @@ def test_example_mapping_is_valid_and_fingerprint_ignores_formatting(tmp_path):
     (lambda d: d.update(vocabularies={"colour": ["red"]}), "vocabularies.colour"),
     (lambda d: d.update(vocabularies={"product": ["consumer", "home_loan"]}),
      "vocabularies.product: 'product' values carry domain rules and are fixed"),
-    (lambda d: d["tables"]["loans"]["columns"].update(term_months={"from": "t", "format": "%Y"}),
+    (lambda d: d["tables"]["loans"]["columns"].update(term_months={"from": "t", "format": "%Y%m%d"}),
      "tables.loans.columns.term_months.format"),
 ])
 def test_invalid_mappings_name_the_key(edit, needle):

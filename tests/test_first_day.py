@@ -294,3 +294,55 @@ def test_statement_dates_that_are_not_month_ends_are_refused_unless_aligned(
     bad.loc[0, "statement_date"] -= pd.Timedelta(days=3)
     with pytest.raises(DataValidationError, match="rule month_end"):
         S.validate_table("repayments", bad)
+
+
+# ------------------------------------------------------------------ item 6: mapping rules
+def test_letter_prefixed_ids_are_read_with_a_prefix_rule(frames, small_tables, tmp_path):
+    from postloan.contract import load_mapping, read_canonical
+    from postloan.errors import DataValidationError
+
+    f = {k: (v.assign(cust_no="C" + v["cust_no"]) if "cust_no" in v else v)
+         for k, v in frames.items()}
+    f["loan_acct"] = f["loan_acct"].assign(acct_no="L" + f["loan_acct"]["acct_no"].astype(str))
+    f["repay_stmt"] = f["repay_stmt"].assign(
+        acct_no="L" + f["repay_stmt"]["acct_no"].astype(str))
+    write_parquet_source(f, tmp_path / "src")
+    d = example_mapping()
+    for name, tm in d["tables"].items():
+        for col, rule in tm["columns"].items():
+            if isinstance(rule, dict) and rule.get("from") == "cust_no":
+                rule["prefix"] = "C"
+        if "loan_id" in tm["columns"]:
+            tm["columns"]["loan_id"] = {"from": "acct_no", "prefix": "L", "cast": "integer"}
+    m = save(d, tmp_path / "m.yaml")
+    run_ingest(m, tmp_path / "book")
+    got = io.read_tables(tmp_path / "book", ["customers", "loans", "repayments"])
+    for name in ("loans", "repayments"):
+        pd.testing.assert_frame_equal(got[name], small_tables[name], obj=name)
+    assert got["customers"]["customer_id"].equals(small_tables["customers"]["customer_id"])
+    # A value without the prefix names the rule and the row.
+    f["cust_master"].loc[4, "cust_no"] = "X0000000004"
+    write_parquet_source(f, tmp_path / "src")
+    with pytest.raises(DataValidationError, match="does not start with the prefix 'C'") as ei:
+        read_canonical(load_mapping(m), "customers")
+    assert "X0000000004" in str(ei.value)
+
+
+def test_outcome_defaults_to_none_for_requests_and_complaints(frames, small_tables, tmp_path):
+    from postloan.contract import load_mapping, read_canonical
+    from postloan.errors import DataValidationError
+
+    f = dict(frames)
+    crm = f["crm_event"].copy()
+    not_contact = crm["evt_type"].isin(["SR", "CP"])
+    assert not_contact.any()
+    crm.loc[not_contact, "outcome"] = None  # the CRM leaves it empty: no contact
+    f["crm_event"] = crm
+    write_parquet_source(f, tmp_path / "src")
+    m = save(example_mapping(), tmp_path / "m.yaml")
+    got = read_canonical(load_mapping(m), "interactions")
+    pd.testing.assert_series_equal(got["outcome"], small_tables["interactions"]["outcome"])
+    crm.loc[crm.index[crm["evt_type"] == "CC"][0], "outcome"] = None  # a contact's is a fact
+    write_parquet_source({**f, "crm_event": crm}, tmp_path / "src")
+    with pytest.raises(DataValidationError, match="missing values not allowed"):
+        read_canonical(load_mapping(m), "interactions")

@@ -347,4 +347,21 @@ def convert_chunk(raw: pd.DataFrame, name: str, tm: TableMapping, where: Where,
         rule = tm.columns.get(c.name) or ColumnRule()
         vocab = vocabularies.get(c.name) if c.kind == "category" else None
         out[c.name] = convert_column(raw, c.name, rule, c.kind, where, vocab).to_numpy()
+    if name == "interactions":
+        _default_outcome(out)
     return pd.DataFrame(out)
+
+
+# Interaction kinds that are not contacts: their `outcome` (the result of a contact) is
+# "none", whatever the source holds (often NULL). Collection contacts and outreach keep
+# the not-null rule: their outcome is a fact the models use.
+NO_CONTACT_KINDS = ("service_request", "complaint")
+
+
+def _default_outcome(out: dict[str, np.ndarray]) -> None:
+    """Fill a missing ``outcome`` with ``none`` on service requests and complaints."""
+    outcome = out["outcome"].astype(object)
+    fill = pd.isna(outcome) & np.isin(out["kind"].astype(object), NO_CONTACT_KINDS)
+    if fill.any():
+        outcome[fill] = "none"
+        out["outcome"] = outcome
