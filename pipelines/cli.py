@@ -119,6 +119,7 @@ def generate(
     console.print(f"wrote book to [bold]{out}[/] ({manifest['start']}..{manifest['end']}, "
                   f"seed {seed}, content hash {manifest['content_hash'][:12]})")
     console.print(", ".join(f"{k}: {v:,}" for k, v in rows.items()))
+    print_money(manifest.get("money") or {})
     if partitions:
         console.print(f"partitioned into {partitions} parts by customer id")
 
@@ -164,11 +165,25 @@ def ingest(
                   f"(mapping {manifest['mapping_sha256'][:12]}, content hash "
                   f"{manifest['content_hash'][:12]})")
     console.print(", ".join(f"{k}: {v:,}" for k, v in rows.items()))
+    print_money(manifest.get("money") or {})
     if manifest["absent_tables"]:
         from postloan.contract import DISABLES
 
         for name in manifest["absent_tables"]:
             console.print(f"[yellow]absent[/] {name} (optional): {DISABLES[name]}")
+
+
+def print_money(money: dict) -> None:
+    """Each money column's median in the book's currency, and the scale warnings."""
+    if not money.get("medians"):
+        return
+    cur = money.get("currency")
+    unit = f" (source unit {money['money_unit']})" if money.get("money_unit") else ""
+    console.print(f"money medians, in {cur or 'the currency (not declared: scale not checked)'}"
+                  f"{unit}: " + ", ".join(f"{c} {v:,.2f}" for c, v in money["medians"].items()),
+                  highlight=False)
+    for w in money.get("warnings", []):
+        console.print(f"[yellow]warning[/] {w}", highlight=False)
 
 
 @app.command("check-data")
@@ -193,7 +208,7 @@ def check_data(
         raise PostloanError("give exactly one of --data or --source")
     from rich.table import Table
 
-    profiles, title = profile_source(source) if source else profile_book(data)
+    profiles, title, money = profile_source(source) if source else profile_book(data)
     summary = Table(title=title)
     for c in ("table", "status", "rows", "keys", "date range", "max null share"):
         summary.add_column(c)
@@ -214,8 +229,9 @@ def check_data(
                           highlight=False, markup=True)
             if v.rows:
                 console.print(v.rows, highlight=False, markup=False)
+    print_money(money)
     if out is not None:  # only when asked: check-data reads, it does not litter
-        write_profile(profiles, title, out)
+        write_profile(profiles, title, out, money)
         console.print(f"wrote data profile to [bold]{out}[/]")
     if any(p.status in ("violations", "error") for p in profiles):
         raise typer.Exit(2)

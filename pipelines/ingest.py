@@ -14,6 +14,7 @@ from postloan import io
 from postloan.contract import DISABLES, MappedBook, absent_tables, ingest_meta, load_mapping
 from postloan.contract.ingest import read_canonical
 from postloan.contract.mapping import CORE_TABLES, MAPPABLE_TABLES, OPTIONAL_TABLES
+from postloan.contract.money import money_check
 from postloan.contract.profile import (
     TableProfile,
     absent_profile,
@@ -71,9 +72,14 @@ def run_ingest(mapping_path: Path, out: Path, partitions: int | None = None,
                                vocabularies=vocab)
 
 
-def profile_book(data: Path) -> tuple[list[TableProfile], str]:
+def profile_book(data: Path) -> tuple[list[TableProfile], str, dict]:
     """Profile every table of a book folder (plain layout) against its manifest's
-    vocabularies (the schema's by default)."""
+    vocabularies (the schema's by default).
+
+    Returns:
+        The table profiles, a title, and the money report (medians and scale warnings
+        for the currency the manifest records, :mod:`postloan.contract.money`).
+    """
     import pyarrow.parquet as pq
 
     data = Path(data)
@@ -85,6 +91,7 @@ def profile_book(data: Path) -> tuple[list[TableProfile], str]:
                                   "book it was made from (or `--source` the mapping)")
     vocab = manifest.get("vocabularies") or {}
     declared_absent = set(manifest.get("absent_tables") or [])
+    money = money_check(manifest)
     profiles = []
     for name in (*CORE_TABLES, *OPTIONAL_TABLES):
         path = data / f"{name}.parquet"
@@ -112,6 +119,7 @@ def profile_book(data: Path) -> tuple[list[TableProfile], str]:
             profiles.append(error_profile(name, f"unreadable parquet file: {e}"))
             continue
         p = profile_table(name, df, vocab)
+        money.add(name, df)
         want = manifest.get("tables", {}).get(name, {}).get("rows")
         if want is not None and want != len(df):
             from postloan.contract.profile import Violation
@@ -120,16 +128,20 @@ def profile_book(data: Path) -> tuple[list[TableProfile], str]:
                                           f"manifest.json ({want})", abs(want - len(df))))
             p.status = "violations"
         profiles.append(p)
-    return profiles, f"data profile of {data}"
+    return profiles, f"data profile of {data}", money.report
 
 
-def profile_source(mapping_path: Path) -> tuple[list[TableProfile], str]:
+def profile_source(mapping_path: Path) -> tuple[list[TableProfile], str, dict]:
     """Read every mapped table through the mapping and profile the converted rows.
 
     A table whose source cannot be read or whose values cannot be converted is reported
     with that error; the other tables are still profiled.
+
+    Returns:
+        As :func:`profile_book`, for the mapping's declared currency and money unit.
     """
     mapping = load_mapping(mapping_path)
+    money = money_check(mapping)
     vocab = mapping.effective_vocabularies()
     profiles = []
     names = [t for t in MAPPABLE_TABLES if t in mapping.tables]
@@ -146,10 +158,13 @@ def profile_source(mapping_path: Path) -> tuple[list[TableProfile], str]:
                 continue
             p = profile_table(name, df, vocab)
             p.source = df.attrs.get("source", "")
+            money.add(name, df)
             profiles.append(p)
-    return profiles, f"data profile of {mapping.lender} ({Path(mapping_path).name})"
+    return (profiles, f"data profile of {mapping.lender} ({Path(mapping_path).name})",
+            money.report)
 
 
-def write_profile(profiles: list[TableProfile], title: str, out: Path) -> Path:
+def write_profile(profiles: list[TableProfile], title: str, out: Path,
+                  money: dict | None = None) -> Path:
     """Write the HTML data profile atomically."""
-    return io.write_text_atomic(render_html(profiles, title), out)
+    return io.write_text_atomic(render_html(profiles, title, money), out)

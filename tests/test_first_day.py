@@ -70,7 +70,7 @@ def test_check_data_and_ingest_agree_on_outreach_columns_left_out(frames, tmp_pa
     for c in OUTREACH:  # the lender's log has no such columns: the mapping leaves them out
         d["tables"]["interactions"]["columns"].pop(c)
     m = save(d, tmp_path / "m.yaml")
-    profiles, _ = profile_source(m)
+    profiles, *_ = profile_source(m)
     inter = next(p for p in profiles if p.table == "interactions")
     assert inter.status == "ok", [v.rule for v in inter.violations]
     manifest = run_ingest(m, tmp_path / "book")
@@ -86,7 +86,7 @@ def test_check_data_refuses_a_missing_optional_file_not_declared_absent(small_bo
     (book / "activity.parquet").unlink()
     with pytest.raises(Exception, match="file not found"):  # what snapshot and train say
         io.read_tables(book)
-    profiles, _ = profile_book(book)
+    profiles, *_ = profile_book(book)
     act = next(p for p in profiles if p.table == "activity")
     assert act.status == "error"
     assert "not declared absent" in act.violations[0].rule
@@ -112,7 +112,7 @@ def test_check_data_refuses_a_file_declared_absent(small_book, tmp_path):
     (book / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(Exception, match="declares the table absent"):
         io.read_tables(book)
-    profiles, _ = profile_book(book)
+    profiles, *_ = profile_book(book)
     assert next(p for p in profiles if p.table == "bureau").status == "error"
 
 
@@ -281,7 +281,7 @@ def test_statement_dates_that_are_not_month_ends_are_refused_unless_aligned(
     with pytest.raises(DataValidationError, match="rule month_end") as ei:
         read_canonical(load_mapping(m), "repayments")
     assert ei.value.column.startswith("statement_date")
-    profiles, _ = profile_source(m)  # check-data --source names the same rule
+    profiles, *_ = profile_source(m)  # check-data --source names the same rule
     rep = next(p for p in profiles if p.table == "repayments")
     assert any("rule month_end" in v.rule and v.column == "statement_date"
                for v in rep.violations)
@@ -346,3 +346,91 @@ def test_outcome_defaults_to_none_for_requests_and_complaints(frames, small_tabl
     write_parquet_source({**f, "crm_event": crm}, tmp_path / "src")
     with pytest.raises(DataValidationError, match="missing values not allowed"):
         read_canonical(load_mapping(m), "interactions")
+
+
+# ------------------------------------------------------------------ item 5: money unit
+def _fen_mapping(money_unit: str | None = "fen") -> dict:
+    """The example mapping with its per-column `unit: cents` replaced by the mapping's
+    currency and money unit (the sources hold fen)."""
+    d = example_mapping()
+    d["currency"] = "CNY"
+    if money_unit:
+        d["money_unit"] = money_unit
+    for tm in d["tables"].values():
+        for rule in tm["columns"].values():
+            if isinstance(rule, dict) and "unit" in rule:
+                units = [u for u in ([rule["unit"]] if isinstance(rule["unit"], str)
+                                     else rule["unit"]) if u != "cents"]
+                if units:
+                    rule["unit"] = units
+                else:
+                    rule.pop("unit")
+    return d
+
+
+def test_money_unit_converts_and_medians_are_shown_without_warnings(
+        frames, small_tables, tmp_path):
+    write_parquet_source(frames, tmp_path / "src")
+    m = save(_fen_mapping(), tmp_path / "m.yaml")
+    r = cli("ingest", "--source", str(m), "--out", str(tmp_path / "book"), root=tmp_path)
+    assert r.exit_code == 0, r.output
+    got = io.read_tables(tmp_path / "book", ["loans", "repayments", "bureau"])
+    for name in ("loans", "repayments", "bureau"):
+        pd.testing.assert_frame_equal(got[name], small_tables[name], obj=name)
+    money = io.read_manifest(tmp_path / "book")["money"]
+    assert money["currency"] == "CNY" and money["money_unit"] == "fen"
+    want = small_tables["customers"]["declared_monthly_income"].median()
+    assert money["medians"]["customers.declared_monthly_income"] == pytest.approx(want)
+    assert money["warnings"] == []  # a clean book raises no false alarm
+    assert "money medians, in CNY (source unit fen)" in r.output
+    assert "repayments.scheduled_amount" in r.output and "warning" not in r.output
+    r = cli("check-data", "--data", str(tmp_path / "book"), root=tmp_path)
+    assert r.exit_code == 0 and "warning" not in r.output, r.output
+    assert "customers.declared_monthly_income" in r.output
+
+
+def test_money_left_in_fen_is_named_by_ingest_and_check_data(frames, tmp_path):
+    write_parquet_source(frames, tmp_path / "src")
+    m = save(_fen_mapping(money_unit=None), tmp_path / "m.yaml")  # forgot the unit
+    r = cli("check-data", "--source", str(m), root=tmp_path)
+    assert "warning customers.declared_monthly_income: median" in r.output, r.output
+    assert "implausible for CNY" in r.output
+    r = cli("ingest", "--source", str(m), "--out", str(tmp_path / "book"), root=tmp_path)
+    assert r.exit_code == 0, r.output  # a warning, not a refusal: the lender may know better
+    assert "implausible for CNY" in r.output
+    assert io.read_manifest(tmp_path / "book")["money"]["warnings"]
+
+
+def test_money_columns_in_different_units_disagree_by_name(frames, tmp_path):
+    write_parquet_source(frames, tmp_path / "src")
+    d = _fen_mapping()
+    # One column declared in yuan though its source holds fen: 100x the others.
+    d["tables"]["repayments"]["columns"]["scheduled_amount"]["money_unit"] = "yuan"
+    d["tables"]["bureau"]["columns"]["verified_monthly_income"]["money_unit"] = "yuan"
+    m = save(d, tmp_path / "m.yaml")
+    *_, money = profile_source(m)
+    text = "\n".join(money["warnings"])
+    assert "repayments.scheduled_amount disagrees with the annuity of loans.principal" in text
+    assert "repayments.paid_amount disagrees with repayments.scheduled_amount" in text
+    assert ("bureau.verified_monthly_income disagrees with customers.declared_monthly_income"
+            in text)
+    # The income itself is plausible: no scale warning on it.
+    assert not any(w.startswith("customers.declared_monthly_income") for w in money["warnings"])
+
+
+def test_money_unit_given_twice_or_on_a_non_money_column_is_refused():
+    from postloan.contract import parse_mapping
+    from postloan.errors import ConfigError
+
+    d = _fen_mapping()
+    d["tables"]["loans"]["columns"]["principal"]["unit"] = "cents"
+    with pytest.raises(ConfigError, match="principal.unit: the money unit is given twice"):
+        parse_mapping(d)
+    d = _fen_mapping()
+    d["tables"]["loans"]["columns"]["term_months"] = {"from": "term_mths", "money_unit": "fen"}
+    with pytest.raises(ConfigError, match="term_months.money_unit: term_months is not money"):
+        parse_mapping(d)
+    d = _fen_mapping()
+    d["currency"] = "yuan"
+    with pytest.raises(ConfigError, match="currency"):
+        parse_mapping(d)

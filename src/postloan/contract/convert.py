@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from postloan import schema as S
 from postloan.contract.mapping import UNITS, ColumnRule, TableMapping, format_pattern
+from postloan.contract.money import MONEY_UNITS
 from postloan.errors import DataValidationError
 
 MAX_ROWS_SHOWN = 5
@@ -231,8 +232,9 @@ def cast_text(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
 
 
 def convert_units(values: pd.Series, units: tuple[str, ...] = (),
-                  scale: float | None = None) -> pd.Series:
-    """Apply unit conversions (:data:`~postloan.contract.mapping.UNITS`) and a scale.
+                  scale: float | None = None, money_unit: str | None = None) -> pd.Series:
+    """Apply unit conversions (:data:`~postloan.contract.mapping.UNITS`), a scale and a
+    money unit (:data:`~postloan.contract.money.MONEY_UNITS`: fen -> yuan is /100).
 
     A factor that is the inverse of a whole number (cents: 1/100, annual to monthly:
     1/12) divides instead of multiplying: 1234567 / 100 is exactly the double nearest to
@@ -242,6 +244,8 @@ def convert_units(values: pd.Series, units: tuple[str, ...] = (),
     factor = float(np.prod([UNITS[u] for u in units])) if units else 1.0
     if scale is not None:
         factor *= scale
+    if money_unit is not None:
+        factor *= MONEY_UNITS[money_unit]
     if factor == 1.0:
         return values
     inverse = 1.0 / factor
@@ -299,8 +303,8 @@ def convert_column(raw: pd.DataFrame, col: str, rule: ColumnRule, kind: str, whe
         raise _fail(where, col, src, f"cast '{cast}' failed: value is not {what}", raw, bad)
     if rule.align == "month_end":
         out = align_month_end(out)
-    if rule.unit or rule.scale is not None:
-        out = convert_units(out, rule.unit, rule.scale)
+    if rule.unit or rule.scale is not None or rule.money_unit is not None:
+        out = convert_units(out, rule.unit, rule.scale, rule.money_unit)
     if kind == "category" and vocabulary is not None:
         obj = out.to_numpy(dtype=object)
         allowed = set(vocabulary)

@@ -23,6 +23,7 @@ from postloan.contract.convert import (
     source_key_columns,
 )
 from postloan.contract.mapping import MAPPABLE_TABLES, OPTIONAL_TABLES, SourceMapping
+from postloan.contract.money import money_check
 from postloan.contract.readers import describe, read_chunks
 from postloan.errors import DataValidationError
 
@@ -82,7 +83,7 @@ def read_canonical(mapping: SourceMapping, name: str,
             duplicate keys), naming the source table and column.
         SourceError: the source cannot be read.
     """
-    tm = mapping.tables[name]
+    tm = mapping.table(name)  # the mapping's money_unit written into money columns
     source = mapping.sources[tm.source]
     label = describe(source, tm, tm.source)
     cols = source_columns(name, tm)
@@ -134,6 +135,8 @@ class MappedBook(MutableMapping):
         self.progress = progress
         self._names = [t for t in MAPPABLE_TABLES if t in mapping.tables]
         self.source_rows: dict[str, dict] = {}
+        # Money medians and scale warnings, filled in as each table is read.
+        self.money = money_check(mapping)
         # Every table it returns passed validate_table against these vocabularies
         # (write_tables does not validate it again).
         try:
@@ -146,6 +149,7 @@ class MappedBook(MutableMapping):
             raise KeyError(name)
         df = read_canonical(self.mapping, name, self.progress)
         self.source_rows[name] = {"source": df.attrs["source"], "rows": df.attrs["source_rows"]}
+        self.money.add(name, df)
         return df
 
     def __delitem__(self, name: str) -> None:
@@ -174,4 +178,6 @@ def ingest_meta(mapping: SourceMapping, book: MappedBook) -> dict:
         "lender": mapping.lender,
         "mapping_sha256": mapping.fingerprint(),
         "sources": book.source_rows,
+        # Filled in as the tables are read (the writers dump the manifest after the last).
+        "money": book.money.report,
     }

@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from postloan import schema as S
+from postloan.contract.money import MONEY_COLUMNS, MONEY_UNITS
 from postloan.errors import ConfigError, DataValidationError
 
 CORE_TABLES = ("customers", "loans", "repayments")
@@ -177,6 +178,9 @@ class ColumnRule(_Strict):
     scale: float | None = Field(None, description="extra multiplier after `unit`")
     constant: str | int | float | None = Field(
         None, description="value for every row when the source lacks the column")
+    money_unit: Literal[tuple(MONEY_UNITS)] | None = Field(  # type: ignore[valid-type]
+        None, description="this money column's source unit, overriding the mapping's "
+        "money_unit (e.g. yuan where the rest is in fen)")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -234,6 +238,11 @@ class SourceMapping(_Strict):
 
     version: Literal[1] = 1
     lender: str = Field(..., min_length=1)
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$", description="ISO 4217 "
+                                 "code of the book's money, e.g. CNY: its scale is checked")
+    money_unit: Literal[tuple(MONEY_UNITS)] | None = Field(  # type: ignore[valid-type]
+        None, description="the unit of every money column in the sources (fen, cents: "
+        "divided by 100; wan: times 10,000); a column's own money_unit overrides it")
     sources: dict[str, Source]
     vocabularies: dict[str, list[str]] = Field(
         default_factory=dict, description="the lender's category values per column "
@@ -272,6 +281,14 @@ class SourceMapping(_Strict):
                     errors.append(f"tables.{name}.columns.{col}.format: {col} is not a date")
                 if rule.align is not None and kind != "date":
                     errors.append(f"tables.{name}.columns.{col}.align: {col} is not a date")
+                money = col in MONEY_COLUMNS.get(name, ())
+                if rule.money_unit is not None and not money:
+                    errors.append(f"tables.{name}.columns.{col}.money_unit: {col} is not "
+                                  f"money (money columns: {_money_list()})")
+                if money and set(rule.unit) & {"cents", "thousands"} and (
+                        rule.money_unit is not None or self.money_unit is not None):
+                    errors.append(f"tables.{name}.columns.{col}.unit: the money unit is "
+                                  "given twice (unit and money_unit); keep money_unit")
         missing = [t for t in CORE_TABLES if t not in self.tables]
         if missing:
             errors.append(f"tables: core table(s) {missing} must be mapped")
@@ -283,6 +300,19 @@ class SourceMapping(_Strict):
         if errors:
             raise ValueError("; ".join(errors))
         return self
+
+    def table(self, name: str) -> TableMapping:
+        """A table's mapping with the mapping's ``money_unit`` written into each money
+        column's rule (a column's own ``money_unit`` wins)."""
+        tm = self.tables[name]
+        if self.money_unit is None:
+            return tm
+        cols = dict(tm.columns)
+        for c in MONEY_COLUMNS.get(name, ()):
+            rule = cols.get(c) or ColumnRule()
+            if rule.money_unit is None:
+                cols[c] = rule.model_copy(update={"money_unit": self.money_unit})
+        return tm.model_copy(update={"columns": cols})
 
     def vocabulary(self, column: str) -> tuple[str, ...]:
         """The lender's allowed values of a category column (default: the schema's)."""
@@ -302,6 +332,10 @@ class SourceMapping(_Strict):
             return self._fingerprint
         body = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
         return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _money_list() -> list[str]:
+    return [f"{t}.{c}" for t, cols in MONEY_COLUMNS.items() for c in cols]
 
 
 def _loc(loc: tuple) -> str:

@@ -165,8 +165,10 @@ def _e(x: object) -> str:
     return html.escape("" if x is None else str(x), quote=True)
 
 
-def render_html(profiles: Sequence[TableProfile], title: str) -> str:
-    """A self-contained HTML data profile (one section per table)."""
+def render_html(profiles: Sequence[TableProfile], title: str, money: Mapping | None = None
+                ) -> str:
+    """A self-contained HTML data profile (one section per table; with `money`, the
+    money columns' medians and scale warnings of :mod:`postloan.contract.money`)."""
     style = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}"
              "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;"
              "padding:.2em .5em;text-align:left}pre{background:#f6f6f6;padding:.5em}"
@@ -182,6 +184,14 @@ def render_html(profiles: Sequence[TableProfile], title: str) -> str:
                      f"<td>{'' if p.n_keys is None else f'{p.n_keys:,}'}</td><td>{dr}</td>"
                      f"<td>{len(p.violations)}</td></tr>")
     parts.append("</table>")
+    if money and money.get("medians"):
+        cur = money.get("currency") or "(currency not declared)"
+        parts.append(f"<h2 id='money'>money ({_e(cur)})</h2><table><tr><th>column</th>"
+                     "<th>median</th></tr>" + "".join(
+                         f"<tr><td>{_e(c)}</td><td>{v:,.2f}</td></tr>"
+                         for c, v in money["medians"].items()) + "</table>")
+        for w in money.get("warnings", []):
+            parts.append(f"<p class='violations'>warning: {_e(w)}</p>")
     for p in profiles:
         parts.append(f"<h2 id='{_e(p.table)}'>{_e(p.table)} "
                      f"<span class='{p.status}'>({p.status})</span></h2>")
