@@ -7,6 +7,7 @@ columns left out, ids with letter prefixes, money in fen, periods as YYYYMM text
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -44,7 +45,7 @@ def example_mapping(folder: str = "src") -> dict:
     """The example mapping pointed at a parquet folder (macro read as a table)."""
     d = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
     d["sources"] = {"core": {"parquet": folder, "chunk_rows": 5_000}}
-    d["tables"]["surveys"] = SURVEYS_MAPPING
+    d["tables"]["surveys"] = copy.deepcopy(SURVEYS_MAPPING)  # tests edit it
     d["tables"]["macro"].pop("query")
     d["tables"]["macro"]["table"] = "macro_region"
     return d
@@ -308,8 +309,8 @@ def test_letter_prefixed_ids_are_read_with_a_prefix_rule(frames, small_tables, t
         acct_no="L" + f["repay_stmt"]["acct_no"].astype(str))
     write_parquet_source(f, tmp_path / "src")
     d = example_mapping()
-    for name, tm in d["tables"].items():
-        for col, rule in tm["columns"].items():
+    for tm in d["tables"].values():
+        for rule in tm["columns"].values():
             if isinstance(rule, dict) and rule.get("from") == "cust_no":
                 rule["prefix"] = "C"
         if "loan_id" in tm["columns"]:
@@ -354,8 +355,9 @@ def _fen_mapping(money_unit: str | None = "fen") -> dict:
     currency and money unit (the sources hold fen)."""
     d = example_mapping()
     d["currency"] = "CNY"
-    if money_unit:
-        d["money_unit"] = money_unit
+    d["money_unit"] = money_unit
+    if money_unit is None:
+        d.pop("money_unit")
     for tm in d["tables"].values():
         for rule in tm["columns"].values():
             if isinstance(rule, dict) and "unit" in rule:
@@ -405,8 +407,10 @@ def test_money_columns_in_different_units_disagree_by_name(frames, tmp_path):
     write_parquet_source(frames, tmp_path / "src")
     d = _fen_mapping()
     # One column declared in yuan though its source holds fen: 100x the others.
-    d["tables"]["repayments"]["columns"]["scheduled_amount"]["money_unit"] = "yuan"
-    d["tables"]["bureau"]["columns"]["verified_monthly_income"]["money_unit"] = "yuan"
+    d["tables"]["repayments"]["columns"]["scheduled_amount"] = {"from": "due_cents",
+                                                                "money_unit": "yuan"}
+    d["tables"]["bureau"]["columns"]["verified_monthly_income"] = {
+        "from": "verified_income_cents", "money_unit": "yuan"}
     m = save(d, tmp_path / "m.yaml")
     *_, money = profile_source(m)
     text = "\n".join(money["warnings"])
@@ -423,7 +427,7 @@ def test_money_unit_given_twice_or_on_a_non_money_column_is_refused():
     from postloan.errors import ConfigError
 
     d = _fen_mapping()
-    d["tables"]["loans"]["columns"]["principal"]["unit"] = "cents"
+    d["tables"]["loans"]["columns"]["principal"] = {"from": "principal_cents", "unit": "cents"}
     with pytest.raises(ConfigError, match="principal.unit: the money unit is given twice"):
         parse_mapping(d)
     d = _fen_mapping()

@@ -220,8 +220,8 @@ def _edit(path: list, value) -> callable:
 CASES = {
     "unknown table": (_edit(["tables", "loans", "table"], "loan_acctx"),
                       ["loan_acctx", "not found in the database", "loan_acct"]),
-    "unknown column": (_edit(["tables", "loans", "columns", "principal", "from"],
-                             "principal_centz"),
+    "unknown column": (_edit(["tables", "loans", "columns", "principal"],
+                             {"from": "principal_centz"}),
                        ["principal_centz", "not found", "loans"]),
     "failing cast": (_edit(["tables", "customers", "columns", "customer_id", "from"],
                            "region_nm"),
