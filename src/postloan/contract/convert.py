@@ -190,14 +190,19 @@ def cast_date(values: pd.Series, fmt: str | None = None) -> tuple[pd.Series, np.
         parsed = pd.to_datetime(values.astype(object), errors="coerce")
     else:
         text = _as_text(values)
-        arr = pc.utf8_trim_whitespace(pa.array(text.to_numpy(dtype=object), type=pa.string()))
-        # Exact match first (vectorised in Arrow), then strptime on the matching values.
+        arr = pa.array(text.to_numpy(dtype=object), type=pa.string())
+        # Exact match first (vectorised in Arrow; surrounding spaces, e.g. of CHAR
+        # columns, allowed), then strptime on the matching values only.
         pattern = _ISO_DATE if fmt is None else format_pattern(fmt)
         ok = pc.match_substring_regex(arr, f"^(?:{pattern})$").fill_null(False)
         ok = ok.to_numpy(zero_copy_only=False)
-        trimmed = pd.Series(arr.to_numpy(zero_copy_only=False), index=values.index,
-                            dtype=object).where(ok, None)
-        parsed = pd.to_datetime(trimmed, format=fmt or "ISO8601", errors="coerce")
+        if not ok[~isna].all():  # rare: trim and match again before refusing
+            arr = pc.utf8_trim_whitespace(arr)
+            ok = pc.match_substring_regex(arr, f"^(?:{pattern})$").fill_null(False)
+            ok = ok.to_numpy(zero_copy_only=False)
+            text = pd.Series(arr.to_numpy(zero_copy_only=False), index=values.index,
+                             dtype=object).where(ok, None)
+        parsed = pd.to_datetime(text, format=fmt or "ISO8601", errors="coerce")
     parsed = parsed.astype("datetime64[ns]")
     bad = ~isna & parsed.isna().to_numpy()
     return parsed, bad
