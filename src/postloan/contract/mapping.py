@@ -62,7 +62,8 @@ FORMAT_DIRECTIVES: dict[str, str] = {
 # The directives that name a day: a format without one (a YYYYMM period) must say which
 # day of the month it means (`align: month_end`).
 DAY_DIRECTIVES = ("%d", "%j")
-ALIGNMENTS = ("month_end",)
+# Mapping and column-rule keys added after the first release (see fingerprint()).
+ADDED_KEYS = ("currency", "money_unit", "prefix", "align")
 
 
 def format_pattern(fmt: str) -> str:
@@ -330,7 +331,18 @@ class SourceMapping(_Strict):
         the same fingerprint on every machine."""
         if self._fingerprint is not None:
             return self._fingerprint
-        body = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+        data = self.model_dump(mode="json", by_alias=True)
+        # Keys added after the first release count only when given: a mapping that does
+        # not use them keeps the fingerprint it had (books ingested before stay "same").
+        for k in ADDED_KEYS:
+            if data.get(k) is None:
+                data.pop(k, None)
+        for tm in data["tables"].values():
+            for rule in tm["columns"].values():
+                for k in ADDED_KEYS:
+                    if rule.get(k) is None:
+                        rule.pop(k, None)
+        body = json.dumps(data, sort_keys=True)
         return hashlib.sha256(body.encode()).hexdigest()
 
 
