@@ -119,7 +119,6 @@ def generate(
     console.print(f"wrote book to [bold]{out}[/] ({manifest['start']}..{manifest['end']}, "
                   f"seed {seed}, content hash {manifest['content_hash'][:12]})")
     console.print(", ".join(f"{k}: {v:,}" for k, v in rows.items()))
-    print_money(manifest.get("money") or {})
     if partitions:
         console.print(f"partitioned into {partitions} parts by customer id")
 
