@@ -104,6 +104,38 @@ dt = time.perf_counter() - t0
 print(json.dumps({"seconds": dt, "source_rows": rows, "peak_rss_gb": peak_rss_gb()}))
 """
 
+# Bare reads of the same rows into Arrow tables (issue 20, item 10): the Rust reader
+# connectorx and the ADBC PostgreSQL driver (libpq COPY in binary). Each table is
+# read whole and dropped; no conversion, no validation, nothing written. Neither reads
+# PGPASSWORD, so the child puts it into the URL it hands them (never printed).
+ARROW_PEER = r"""
+import json, os, resource, sys, time
+PEAK_RSS
+from sqlalchemy.engine import make_url
+which, tables = sys.argv[2], json.loads(sys.argv[3])
+url = make_url(sys.argv[1]).set(drivername="postgresql", password=os.environ["PGPASSWORD"])
+uri = url.render_as_string(hide_password=False)
+t0 = time.perf_counter()
+rows = 0
+if which == "connectorx":
+    import connectorx as cx
+    for t in tables:
+        tbl = cx.read_sql(uri, f"SELECT * FROM {t}", return_type="arrow")
+        rows += tbl.num_rows
+        del tbl
+else:
+    import adbc_driver_postgresql.dbapi as adbc
+    with adbc.connect(uri) as conn, conn.cursor() as cur:
+        for t in tables:
+            cur.execute(f"SELECT * FROM {t}")
+            tbl = cur.fetch_arrow_table()
+            rows += tbl.num_rows
+            del tbl
+dt = time.perf_counter() - t0
+print(json.dumps({"seconds": dt, "source_rows": rows, "peak_rss_gb": peak_rss_gb()}))
+"""
+ARROW_PEERS = {"connectorx": "connectorx (Arrow)", "adbc": "ADBC PostgreSQL (Arrow)"}
+
 
 def child(code: str, *args: str, env: dict) -> dict:
     code = code.replace("PEAK_RSS", PEAK_RSS)
@@ -122,6 +154,11 @@ def main() -> None:
     ap.add_argument("--peer", choices=("whole", "chunked", "skip"), default="whole",
                     help="pandas.read_sql of whole tables (default), in chunks of 100,000 "
                     "rows through a server-side cursor (bounded memory), or no peer")
+    ap.add_argument("--arrow-peers", action="store_true", help="also time bare reads of "
+                    "the same rows into Arrow with connectorx and the ADBC PostgreSQL "
+                    "driver (pip install 'postloan[bench]')")
+    ap.add_argument("--name", default="ingest", help="result JSON name (another name "
+                    "keeps a smaller run from replacing the 1M result)")
     args = ap.parse_args()
 
     from postloan.synthetic import SimulationConfig, simulate
@@ -145,20 +182,27 @@ def main() -> None:
             ingest = child(INGEST, str(MAPPING), str(Path(tmp) / "book"), env=env)
         load = os.getloadavg()
         peer_code = {"whole": READ_SQL, "chunked": READ_SQL_CHUNKED}.get(args.peer)
-        baseline = (child(peer_code, url, json.dumps([f"{SCHEMA}.{t}" for t in counts]),
-                          env=env) if peer_code else None)
+        names = json.dumps([f"{SCHEMA}.{t}" for t in counts])
+        baseline = child(peer_code, url, names, env=env) if peer_code else None
+        arrow = ({k: child(ARROW_PEER, url, k, names, env=env) for k in ARROW_PEERS}
+                 if args.arrow_peers else {})
 
     peer_name = {"whole": "pandas.read_sql",
                  "chunked": "pandas.read_sql(chunksize=100000)"}.get(args.peer)
     runs = [{"method": "postloan ingest", **ingest}]
     if baseline:
         runs.append({"method": peer_name, **baseline})
+    runs += [{"method": ARROW_PEERS[k], **v} for k, v in arrow.items()]
     for r in runs:
         r["rows_per_s"] = r["source_rows"] / r["seconds"]
     result = {"machine": machine(), "customers": args.customers, "months": args.months,
               "source_rows": counts, "runs": runs, "peer": args.peer,
               "load_average_after_ingest": list(load)}
-    write_json(result, "ingest")
+    if arrow:  # the fastest bare reader: the anchor of the 1.5x goal
+        fastest = min(arrow, key=lambda k: arrow[k]["seconds"])
+        result["ingest_over_fastest_reader"] = ingest["seconds"] / arrow[fastest]["seconds"]
+        result["fastest_reader"] = ARROW_PEERS[fastest]
+    write_json(result, args.name)
     lines = ["## Ingest from PostgreSQL", "",
              f"{args.customers:,} customers x {args.months} months in a throwaway PostgreSQL "
              f"15 server under the core-banking schema ({sum(counts.values()):,} source rows; "
@@ -184,6 +228,10 @@ def main() -> None:
         ratio = f"{r['seconds'] / peer_s:.2f}" if peer_s else "-"
         lines.append(f"| {r['method']} | {r['seconds']:.0f} | {r['rows_per_s']:,.0f} | "
                      f"{ratio} | {r['peak_rss_gb']:.2f} |")
+    if arrow:
+        lines += ["", f"postloan ingest over the fastest bare Arrow reader "
+                  f"({result['fastest_reader']}): {result['ingest_over_fastest_reader']:.2f}x "
+                  "(goal, issue 20: at most 1.5x at 1M customers)."]
     if not args.no_docs:
         update_section("ingest", "\n".join(lines))
     print("\n".join(lines))

@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from pipelines.console import console, err_console, print_frame
-from postloan.errors import DataQualityError, PostloanError
+from postloan.errors import DataQualityError, DataValidationError, PostloanError
 from postloan.settings import get_settings
 
 app = typer.Typer(help="postloan: post-loan management models, early warning and outreach.",
@@ -164,11 +164,25 @@ def ingest(
                   f"(mapping {manifest['mapping_sha256'][:12]}, content hash "
                   f"{manifest['content_hash'][:12]})")
     console.print(", ".join(f"{k}: {v:,}" for k, v in rows.items()))
+    print_money(manifest.get("money") or {})
     if manifest["absent_tables"]:
         from postloan.contract import DISABLES
 
         for name in manifest["absent_tables"]:
-            console.print(f"[yellow]absent[/] {name}: no {DISABLES[name]}")
+            console.print(f"[yellow]absent[/] {name} (optional): {DISABLES[name]}")
+
+
+def print_money(money: dict) -> None:
+    """Each money column's median in the book's currency, and the scale warnings."""
+    if not money.get("medians"):
+        return
+    cur = money.get("currency")
+    unit = f" (source unit {money['money_unit']})" if money.get("money_unit") else ""
+    console.print(f"money medians, in {cur or 'the currency (not declared: scale not checked)'}"
+                  f"{unit}: " + ", ".join(f"{c} {v:,.2f}" for c, v in money["medians"].items()),
+                  highlight=False)
+    for w in money.get("warnings", []):
+        console.print(f"[yellow]warning[/] {w}", highlight=False)
 
 
 @app.command("check-data")
@@ -177,15 +191,15 @@ def check_data(
     data: Annotated[Path | None, typer.Option(help="Book folder to profile.")] = None,
     source: Annotated[Path | None, typer.Option(
         help="Source mapping YAML: profile the lender's tables through it instead.")] = None,
-    out: Annotated[Path | None, typer.Option(help="HTML data profile (default "
-                                             "<data>/../data_profile.html or "
-                                             "data/processed/data_profile.html).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "--profile", help="Also write the HTML data profile to this file "
+        "(nothing is written without it).")] = None,
 ) -> None:
     """Profile a book (or a mapping's sources) against the data contract.
 
     Prints rows, keys, date range, null shares and every contract violation with the
-    first offending rows, and writes an HTML profile. Exit 0 when clean, 2 on
-    violations; absent optional tables are reported with what they disable.
+    first offending rows (and, with --out, writes them as an HTML profile). Exit 0 when
+    clean, 2 on violations; absent optional tables are reported with what they disable.
     """
     from pipelines.ingest import profile_book, profile_source, write_profile
 
@@ -193,7 +207,7 @@ def check_data(
         raise PostloanError("give exactly one of --data or --source")
     from rich.table import Table
 
-    profiles, title = profile_source(source) if source else profile_book(data)
+    profiles, title, money = profile_source(source) if source else profile_book(data)
     summary = Table(title=title)
     for c in ("table", "status", "rows", "keys", "date range", "max null share"):
         summary.add_column(c)
@@ -206,7 +220,7 @@ def check_data(
     console.print(summary)
     for p in profiles:
         if p.status == "absent":
-            console.print(f"[dim]{p.table} absent (optional): no {p.disables}[/]")
+            console.print(f"[dim]{p.table} absent (optional): {p.disables}[/]")
         for v in p.violations:
             console.print(f"[bold red]{p.table}[/]"
                           + (f", column '{v.column}'" if v.column else "")
@@ -214,9 +228,10 @@ def check_data(
                           highlight=False, markup=True)
             if v.rows:
                 console.print(v.rows, highlight=False, markup=False)
-    out = out or ((data.parent if data else get_settings().processed_dir) / "data_profile.html")
-    write_profile(profiles, title, out)
-    console.print(f"wrote data profile to [bold]{out}[/]")
+    print_money(money)
+    if out is not None:  # only when asked: check-data reads, it does not litter
+        write_profile(profiles, title, out, money)
+        console.print(f"wrote data profile to [bold]{out}[/]")
     if any(p.status in ("violations", "error") for p in profiles):
         raise typer.Exit(2)
 
@@ -325,17 +340,28 @@ def train(
 
 
 def _train_uplift(data: Path, uri: str, art, s, cfg, required: bool) -> None:
-    """Train the uplift models (docs/uplift.md); with `required` False a book without
-    logged outreach skips them with a console line instead of failing."""
-    from pipelines.train import has_outreach, run_train_uplift, uplift_table
+    """Train the uplift models (docs/uplift.md); with `required` False (``--target all``,
+    after the other models were registered) a book they cannot learn from skips them
+    with a one-line reason instead of failing."""
+    from pipelines.train import run_train_uplift, uplift_skip_reason, uplift_table
 
-    if not required and not has_outreach(data):
-        console.print("uplift models skipped: the book logs no randomised outreach "
-                      "(interactions of kind 'outreach')")
+    if not required and (reason := uplift_skip_reason(data)) is not None:
+        console.print(reason)
         return
-    up = run_train_uplift(data, uri, art, s.models_dir, s.root, seed=cfg.seed,
-                          n_dates=cfg.uplift.n_dates, n_test_dates=cfg.uplift.n_test_dates,
-                          learner=cfg.uplift.learner)
+    try:
+        up = run_train_uplift(data, uri, art, s.models_dir, s.root, seed=cfg.seed,
+                              n_dates=cfg.uplift.n_dates,
+                              n_test_dates=cfg.uplift.n_test_dates,
+                              learner=cfg.uplift.learner)
+    except DataValidationError as e:
+        if required:
+            raise
+        console.print(f"uplift models skipped: {e}", highlight=False)
+        return
+    if not up:
+        console.print("uplift models skipped: no action had enough logged contacts to "
+                      "learn from")
+        return
     print_frame(uplift_table(up).set_index("action"),
                 "uplift models: held-out Qini / AUUC and the simulator's truth")
     for r in up:

@@ -14,6 +14,7 @@ from postloan import io
 from postloan.contract import DISABLES, MappedBook, absent_tables, ingest_meta, load_mapping
 from postloan.contract.ingest import read_canonical
 from postloan.contract.mapping import CORE_TABLES, MAPPABLE_TABLES, OPTIONAL_TABLES
+from postloan.contract.money import money_check
 from postloan.contract.profile import (
     TableProfile,
     absent_profile,
@@ -71,9 +72,14 @@ def run_ingest(mapping_path: Path, out: Path, partitions: int | None = None,
                                vocabularies=vocab)
 
 
-def profile_book(data: Path) -> tuple[list[TableProfile], str]:
+def profile_book(data: Path) -> tuple[list[TableProfile], str, dict]:
     """Profile every table of a book folder (plain layout) against its manifest's
-    vocabularies (the schema's by default)."""
+    vocabularies (the schema's by default).
+
+    Returns:
+        The table profiles, a title, and the money report (medians and scale warnings
+        for the currency the manifest records, :mod:`postloan.contract.money`).
+    """
     import pyarrow.parquet as pq
 
     data = Path(data)
@@ -85,23 +91,35 @@ def profile_book(data: Path) -> tuple[list[TableProfile], str]:
                                   "book it was made from (or `--source` the mapping)")
     vocab = manifest.get("vocabularies") or {}
     declared_absent = set(manifest.get("absent_tables") or [])
+    money = money_check(manifest)
     profiles = []
     for name in (*CORE_TABLES, *OPTIONAL_TABLES):
         path = data / f"{name}.parquet"
+        # The rule of io.read_tables (snapshot, train, score): an optional table is absent
+        # only when the manifest declares it so; a file missing without that declaration,
+        # or present despite it, is an error.
         if not path.exists():
             if name in CORE_TABLES:
                 profiles.append(error_profile(name, f"core table missing: {path.name}"))
-            elif name != "customers_pii":
+            elif name in declared_absent:
                 profiles.append(absent_profile(name, DISABLES[name]))
+            elif name != "customers_pii":  # never read by snapshot, train or score
+                profiles.append(error_profile(
+                    name, f"file not found: {path.name} (the table is not declared absent "
+                    "in manifest.json's absent_tables; snapshot, train and score refuse "
+                    "the book)"))
             continue
         if name in declared_absent:
-            log.warning("%s is declared absent in the manifest but has a file", name)
+            profiles.append(error_profile(name, "manifest.json declares the table absent "
+                                          f"but its file exists: {path.name}"))
+            continue
         try:
             df = pq.read_table(path).to_pandas()
         except Exception as e:  # pyarrow raises several types for corrupt files
             profiles.append(error_profile(name, f"unreadable parquet file: {e}"))
             continue
         p = profile_table(name, df, vocab)
+        money.add(name, df)
         want = manifest.get("tables", {}).get(name, {}).get("rows")
         if want is not None and want != len(df):
             from postloan.contract.profile import Violation
@@ -110,16 +128,20 @@ def profile_book(data: Path) -> tuple[list[TableProfile], str]:
                                           f"manifest.json ({want})", abs(want - len(df))))
             p.status = "violations"
         profiles.append(p)
-    return profiles, f"data profile of {data}"
+    return profiles, f"data profile of {data}", money.report
 
 
-def profile_source(mapping_path: Path) -> tuple[list[TableProfile], str]:
+def profile_source(mapping_path: Path) -> tuple[list[TableProfile], str, dict]:
     """Read every mapped table through the mapping and profile the converted rows.
 
     A table whose source cannot be read or whose values cannot be converted is reported
     with that error; the other tables are still profiled.
+
+    Returns:
+        As :func:`profile_book`, for the mapping's declared currency and money unit.
     """
     mapping = load_mapping(mapping_path)
+    money = money_check(mapping)
     vocab = mapping.effective_vocabularies()
     profiles = []
     names = [t for t in MAPPABLE_TABLES if t in mapping.tables]
@@ -136,10 +158,13 @@ def profile_source(mapping_path: Path) -> tuple[list[TableProfile], str]:
                 continue
             p = profile_table(name, df, vocab)
             p.source = df.attrs.get("source", "")
+            money.add(name, df)
             profiles.append(p)
-    return profiles, f"data profile of {mapping.lender} ({Path(mapping_path).name})"
+    return (profiles, f"data profile of {mapping.lender} ({Path(mapping_path).name})",
+            money.report)
 
 
-def write_profile(profiles: list[TableProfile], title: str, out: Path) -> Path:
+def write_profile(profiles: list[TableProfile], title: str, out: Path,
+                  money: dict | None = None) -> Path:
     """Write the HTML data profile atomically."""
-    return io.write_text_atomic(render_html(profiles, title), out)
+    return io.write_text_atomic(render_html(profiles, title, money), out)

@@ -327,15 +327,37 @@ def check_models(models: list[str]) -> list[str]:
 UPLIFT_TARGET = "uplift"
 
 
-def has_outreach(data: Path) -> bool:
-    """Whether a book logs outreach (the randomised contacts uplift models learn from)."""
+# The outreach columns an uplift model cannot learn without: which action each eligible
+# customer-month got, and whether it was contacted or held out (the randomisation).
+OUTREACH_COLUMNS = ("action", "assignment")
+
+
+def uplift_skip_reason(data: Path) -> str | None:
+    """Why the uplift models cannot be trained on a book (None: they can).
+
+    They learn from logged randomised outreach: ``outreach`` rows of interactions that
+    carry an action and an assignment. A lender's log without those columns (a mapping
+    leaves optional columns out) has outreach rows but nothing to learn from.
+    """
     import pyarrow.parquet as pq
 
     path = Path(data) / "interactions.parquet"
     if not path.is_file():
-        return False
-    kinds = pq.read_table(path, columns=["kind"]).column("kind").to_pandas()
-    return bool((kinds.astype(object) == "outreach").any())
+        return "uplift models skipped: the book has no interactions table (no logged outreach)"
+    names = pq.read_schema(path).names
+    cols = ["kind", *(c for c in OUTREACH_COLUMNS if c in names)]
+    log = pq.read_table(path, columns=cols).to_pandas()
+    log = log[log["kind"].astype(object) == "outreach"]
+    if log.empty:
+        return ("uplift models skipped: the book logs no randomised outreach "
+                "(interactions of kind 'outreach')")
+    lacking = [c for c in OUTREACH_COLUMNS if c not in log.columns or log[c].isna().all()]
+    if lacking:
+        return (f"uplift models skipped: the outreach log has no {' or '.join(lacking)} "
+                f"(interactions.{lacking[0]} is empty on every outreach row); uplift models "
+                "learn from which action each customer got and whether it was contacted "
+                "or held out")
+    return None
 
 
 def uplift_dates(log: pd.DataFrame, end: pd.Timestamp, n_dates: int) -> list:
@@ -370,11 +392,19 @@ def run_train_uplift(data: Path, tracking_uri: str, artifact_root: Path | None,
     truth = None
     if (Path(data) / "contact_truth.parquet").exists():
         truth = io.read_table(data, "contact_truth")
+    if "interactions" not in tables:
+        raise DataValidationError("interactions", "the book has no interactions table: "
+                                  "uplift models learn from its logged outreach")
     log = policy.outreach_log(tables["interactions"])
     if log.empty:
         raise DataValidationError("interactions", "no logged outreach: uplift models learn "
                                   "from randomised contacts (generate with a contact policy)",
                                   "kind", "outreach")
+    for col in OUTREACH_COLUMNS:
+        if log[col].isna().all():
+            raise DataValidationError("interactions", f"the outreach rows carry no {col}: "
+                                      "uplift models learn from which action each customer "
+                                      "got and whether it was contacted or held out", col)
     _, end = data_range(tables)
     if until is not None:
         end = min(end, pd.Timestamp(until))
@@ -406,7 +436,7 @@ def run_train_uplift(data: Path, tracking_uri: str, artifact_root: Path | None,
             out.bundle.metadata["decision_gate"] = _decision_gate(
                 out.bundle, held, champions, shipped.decision_gate_min_z)
             results.append(_log_uplift(out, action, manifest, commit, client, artifact_root,
-                                       models_dir))
+                                       models_dir, example=data_set.head(5)))
             advance()
     return results
 
@@ -445,8 +475,12 @@ LEARNER_NAMES = {"risk": "risk-based (LightGBM baseline + log odds ratio)",
 
 
 def _log_uplift(out, action: str, manifest: dict, commit: str, client,
-                artifact_root: Path | None, models_dir: Path | None) -> dict:
-    """Log one action's uplift bundle to MLflow, register it, gate it, export it."""
+                artifact_root: Path | None, models_dir: Path | None,
+                example: pd.DataFrame | None = None) -> dict:
+    """Log one action's uplift bundle to MLflow, register it, gate it, export it.
+
+    `example` (a few training snapshot rows) gives the logged model its signature and
+    input example (without one MLflow warns it failed to infer a signature)."""
     from postloan.uplift import UPLIFT_LABELS
 
     model = out.bundle.model
@@ -478,7 +512,7 @@ def _log_uplift(out, action: str, manifest: dict, commit: str, client,
                          "decision_gate_reason": gate.get("reason", "")})
         mlflow.log_dict(out.drivers, "explain/effect_drivers.json")
         out.bundle.metadata.update(run_id=run.info.run_id, git_commit=commit)
-        _, version = registry.log_bundle(out.bundle)
+        _, version = registry.log_bundle(out.bundle, example=example)
     decision = registry.uplift_gate(client, action, version)
     folder = None
     if models_dir is not None:

@@ -33,7 +33,8 @@ def base() -> dict:
 def test_example_mapping_is_valid_and_fingerprint_ignores_formatting(tmp_path):
     m = load_mapping(EXAMPLE)
     assert set(m.tables) >= {"customers", "loans", "repayments"}
-    assert m.tables["loans"].columns["principal"].unit == ("cents",)
+    assert m.currency == "CNY" and m.money_unit == "fen"  # money held in fen
+    assert m.table("loans").columns["principal"].money_unit == "fen"
     assert m.vocabulary("region")[0] == "华北"  # the lender's own region names
     assert m.vocabulary("product") == S.PRODUCTS  # not declared: the default contract
     # Same content, other formatting and key order: same fingerprint; one change: another.
@@ -41,7 +42,7 @@ def test_example_mapping_is_valid_and_fingerprint_ignores_formatting(tmp_path):
     other.write_text(yaml.safe_dump(base(), allow_unicode=True, sort_keys=True), "utf-8")
     assert load_mapping(other).fingerprint() == m.fingerprint()
     d = base()
-    d["tables"]["loans"]["columns"]["principal"]["unit"] = "thousands"
+    d["money_unit"] = "wan"
     assert parse_mapping(d).fingerprint() != m.fingerprint()
 
 
@@ -49,7 +50,8 @@ def test_example_mapping_is_valid_and_fingerprint_ignores_formatting(tmp_path):
     (lambda d: d["tables"].update(loanz=d["tables"]["loans"]), "tables.loanz"),
     (lambda d: d["tables"]["loans"]["columns"].update(princpal="x"),
      "tables.loans.columns.princpal: unknown canonical column"),
-    (lambda d: d["tables"]["loans"]["columns"]["principal"].update(unit="furlongs"),
+    (lambda d: d["tables"]["loans"]["columns"].update(principal={"from": "p",
+                                                                  "unit": "furlongs"}),
      "tables.loans.columns.principal.unit"),
     (lambda d: d["tables"]["loans"].update(source="dwh"), "tables.loans.source: unknown source"),
     (lambda d: d["tables"].pop("repayments"), "core table(s) ['repayments']"),
@@ -61,8 +63,14 @@ def test_example_mapping_is_valid_and_fingerprint_ignores_formatting(tmp_path):
     (lambda d: d.update(vocabularies={"colour": ["red"]}), "vocabularies.colour"),
     (lambda d: d.update(vocabularies={"product": ["consumer", "home_loan"]}),
      "vocabularies.product: 'product' values carry domain rules and are fixed"),
-    (lambda d: d["tables"]["loans"]["columns"].update(term_months={"from": "t", "format": "%Y"}),
+    (lambda d: d["tables"]["loans"]["columns"].update(term_months={"from": "t", "format": "%Y%m%d"}),
      "tables.loans.columns.term_months.format"),
+    (lambda d: d["tables"]["loans"]["columns"].update(term_months={"from": "t", "align":
+                                                                   "month_end"}),
+     "tables.loans.columns.term_months.align: term_months is not a date"),
+    (lambda d: d["tables"]["loans"]["columns"].update(origination_date={
+        "from": "o", "format": "%Y%q"}), "directive %q is not supported"),
+    (lambda d: d.update(money_unit="dollars"), "money_unit"),
 ])
 def test_invalid_mappings_name_the_key(edit, needle):
     d = base()

@@ -172,6 +172,13 @@ def test_train_register_and_compare_with_the_truth(uplift_trained):
         assert name == "postloan-uplift-" + r["action"].replace("_", "-")
         mv = client.get_model_version(name, r["version"])
         assert mv.tags["gate_promoted"] == str(r["promoted"])
+        # Logged with a signature (snapshot fields in, effects out): MLflow no longer
+        # warns "Failed to infer model signature" once per uplift model (issue 20).
+        import mlflow
+
+        mlflow.set_tracking_uri(uri)
+        sig = mlflow.models.get_model_info(f"models:/{name}/{r['version']}").signature
+        assert sig is not None and "effect_default_12m" in sig.outputs.input_names()
         metrics = client.get_run(r["run_id"]).data.metrics
         assert "n_heldout" in metrics
         if "gate_qini" not in metrics:  # NaN, not logged: too few held-out contacts

@@ -125,8 +125,10 @@ def log_bundle(bundle: ModelBundle, register: bool = True,
                                 category=UserWarning)
         if example is not None:
             example = input_example(example, n=len(example))
-            signature = infer_signature(
-                example, pd.DataFrame({"probability": bundle.predict(example)}))
+            # A risk bundle returns probabilities, an uplift bundle a frame of effects.
+            out = bundle.predict(example)
+            signature = infer_signature(example, out if isinstance(out, pd.DataFrame)
+                                        else pd.DataFrame({"probability": out}))
         folder = bundle.save(Path(tmp) / "bundle")
         info = mlflow.pyfunc.log_model(
             name="model",

@@ -65,6 +65,9 @@ class Column:
         optional: the column may be absent from a table read in (books written
             before it existed, extracts without it); it is then filled with missing
             values. Only for nullable columns.
+        month_end: a date that must fall on the last day of its month (monthly
+            statements and monthly series are dated at month end; a snapshot as of a
+            month end sees exactly the months that closed by then).
     """
 
     name: str
@@ -75,6 +78,7 @@ class Column:
     categories: tuple[str, ...] = ()
     pii: bool = False
     optional: bool = False
+    month_end: bool = False
 
 
 @dataclass(frozen=True)
@@ -161,7 +165,7 @@ TABLES: dict[str, Table] = {
             (
                 _c("loan_id", "int", min=0),
                 _c("customer_id", "int", min=0),
-                _c("statement_date", "date"),
+                _c("statement_date", "date", month_end=True),
                 _c("scheduled_amount", "float", **MONEY),
                 _c("paid_amount", "float", **MONEY),
                 _c("balance", "float", **MONEY),
@@ -175,7 +179,7 @@ TABLES: dict[str, Table] = {
             "activity",
             (
                 _c("customer_id", "int", min=0),
-                _c("month_end", "date"),
+                _c("month_end", "date", month_end=True),
                 _c("app_logins", "int", min=0),
                 _c("inbound_calls", "int", min=0),
                 _c("branch_visits", "int", min=0),
@@ -245,7 +249,7 @@ TABLES: dict[str, Table] = {
             "macro",
             (
                 _c("region", "category", categories=REGIONS),
-                _c("month_end", "date"),
+                _c("month_end", "date", month_end=True),
                 _c("unemployment_rate", "float", min=0.0, max=100.0),
                 _c("policy_rate", "float", min=-5.0, max=50.0),
             ),
@@ -317,6 +321,17 @@ def _rows(df: pd.DataFrame, mask: np.ndarray | pd.Series, cols: list[str], n: in
     mask = np.asarray(mask, dtype=bool)
     sub = df.loc[mask, [c for c in cols if c in df.columns]].head(n)
     return sub.to_string()
+
+
+MONTH_END_RULE = ("dates must be month ends (rule month_end: statements and monthly "
+                  "rows are dated at the last day of their month; a source mapping can "
+                  "move them there with `align: month_end`)")
+
+
+def not_month_end(dates: pd.Series) -> np.ndarray:
+    """Mask of non-missing dates that are not the last day of their month."""
+    d = pd.to_datetime(dates)
+    return (d.notna() & ~d.dt.is_month_end).to_numpy()
 
 
 def validate_table(name: str, df: pd.DataFrame,
@@ -414,6 +429,11 @@ def validate_table(name: str, df: pd.DataFrame,
             if bad.any():
                 raise DataValidationError(
                     name, f"dates outside {MIN_DATE.date()}..{MAX_DATE.date()}", col.name,
+                    _rows(src, bad, list(spec.key) + [col.name]),
+                )
+            if col.month_end and (bad := not_month_end(d)).any():
+                raise DataValidationError(
+                    name, MONTH_END_RULE, col.name,
                     _rows(src, bad, list(spec.key) + [col.name]),
                 )
             out[col.name] = d.to_numpy()

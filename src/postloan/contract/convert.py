@@ -19,11 +19,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from postloan import schema as S
-from postloan.contract.mapping import UNITS, ColumnRule, TableMapping
+from postloan.contract.mapping import UNITS, ColumnRule, TableMapping, format_pattern
+from postloan.contract.money import MONEY_UNITS
 from postloan.errors import DataValidationError
 
 MAX_ROWS_SHOWN = 5
 _INT_TEXT = r"^\s*[+-]?\d+\s*$"
+# ISO 8601 calendar dates, optionally with a time of day ("2024-01" is not a date).
+_ISO_DATE = r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?"
 _DEFAULT_CAST = {"int": "integer", "float": "decimal", "date": "date", "category": "text",
                  "str": "text", "bool": "integer"}
 
@@ -169,8 +172,10 @@ def cast_decimal(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
 def cast_date(values: pd.Series, fmt: str | None = None) -> tuple[pd.Series, np.ndarray]:
     """Dates from dates/timestamps, or from text in a strptime format (``%Y%m%d``).
 
-    Without a format, text must be ISO 8601 (``2024-01-31``). Integers such as 20240131
-    are read as their digits.
+    Without a format, text must be an ISO 8601 date (``2024-01-31``, optionally with a
+    time of day). Integers such as 20240131 are read as their digits. Text must match
+    its format exactly (:func:`~postloan.contract.mapping.format_pattern`): strptime
+    alone reads "202411" with ``%Y%m%d`` as 2024-01-01, a wrong date, not an error.
 
     Returns:
         datetime64[ns] values (NaT where missing or bad) and the mask of bad values.
@@ -184,10 +189,46 @@ def cast_date(values: pd.Series, fmt: str | None = None) -> tuple[pd.Series, np.
         # DATE / TIMESTAMP values from a driver (datetime.date objects).
         parsed = pd.to_datetime(values.astype(object), errors="coerce")
     else:
-        parsed = pd.to_datetime(_as_text(values), format=fmt or "ISO8601", errors="coerce")
+        text = _as_text(values)
+        arr = pa.array(text.to_numpy(dtype=object), type=pa.string())
+        # Exact match first (vectorised in Arrow; surrounding spaces, e.g. of CHAR
+        # columns, allowed), then strptime on the matching values only.
+        pattern = _ISO_DATE if fmt is None else format_pattern(fmt)
+        ok = pc.match_substring_regex(arr, f"^(?:{pattern})$").fill_null(False)
+        ok = ok.to_numpy(zero_copy_only=False)
+        if not ok[~isna].all():  # rare: trim and match again before refusing
+            arr = pc.utf8_trim_whitespace(arr)
+            ok = pc.match_substring_regex(arr, f"^(?:{pattern})$").fill_null(False)
+            ok = ok.to_numpy(zero_copy_only=False)
+            text = pd.Series(arr.to_numpy(zero_copy_only=False), index=values.index,
+                             dtype=object).where(ok, None)
+        parsed = pd.to_datetime(text, format=fmt or "ISO8601", errors="coerce")
     parsed = parsed.astype("datetime64[ns]")
     bad = ~isna & parsed.isna().to_numpy()
     return parsed, bad
+
+
+def align_month_end(dates: pd.Series) -> pd.Series:
+    """Each date moved forward to the last day of its month (a month end stays).
+
+    Forward, never back: a record dated later than it happened is seen later by a
+    snapshot, never earlier (no look-ahead)."""
+    return (dates.dt.normalize() + pd.offsets.MonthEnd(0)).astype("datetime64[ns]")
+
+
+def strip_prefix(values: pd.Series, prefix: str) -> tuple[pd.Series, np.ndarray]:
+    """Values as text without `prefix` (``C000123`` -> ``000123``).
+
+    Returns:
+        The stripped text and the mask of non-missing values that do not start with it.
+    """
+    text = _as_text(values)
+    arr = pa.array(text.to_numpy(dtype=object), type=pa.string())
+    ok = pc.starts_with(arr, prefix).fill_null(False).to_numpy(zero_copy_only=False)
+    bad = text.notna().to_numpy() & ~ok
+    out = pd.Series(pc.utf8_slice_codeunits(arr, len(prefix)).to_numpy(zero_copy_only=False),
+                    index=values.index, dtype=object)
+    return out.where(ok, None), bad
 
 
 def cast_text(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -196,8 +237,9 @@ def cast_text(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
 
 
 def convert_units(values: pd.Series, units: tuple[str, ...] = (),
-                  scale: float | None = None) -> pd.Series:
-    """Apply unit conversions (:data:`~postloan.contract.mapping.UNITS`) and a scale.
+                  scale: float | None = None, money_unit: str | None = None) -> pd.Series:
+    """Apply unit conversions (:data:`~postloan.contract.mapping.UNITS`), a scale and a
+    money unit (:data:`~postloan.contract.money.MONEY_UNITS`: fen -> yuan is /100).
 
     A factor that is the inverse of a whole number (cents: 1/100, annual to monthly:
     1/12) divides instead of multiplying: 1234567 / 100 is exactly the double nearest to
@@ -207,6 +249,8 @@ def convert_units(values: pd.Series, units: tuple[str, ...] = (),
     factor = float(np.prod([UNITS[u] for u in units])) if units else 1.0
     if scale is not None:
         factor *= scale
+    if money_unit is not None:
+        factor *= MONEY_UNITS[money_unit]
     if factor == 1.0:
         return values
     inverse = 1.0 / factor
@@ -236,6 +280,11 @@ def convert_column(raw: pd.DataFrame, col: str, rule: ColumnRule, kind: str, whe
         values = pd.Series([rule.constant] * len(raw), index=raw.index, dtype=object)
     else:
         values = raw[src]
+    if rule.prefix is not None:
+        values, bad = strip_prefix(values, rule.prefix)
+        if bad.any():
+            raise _fail(where, col, src, f"value does not start with the prefix "
+                        f"{rule.prefix!r}", raw, bad)
     if rule.map is not None:
         values, bad = map_codes(values, rule.map)
         if bad.any():
@@ -253,11 +302,14 @@ def convert_column(raw: pd.DataFrame, col: str, rule: ColumnRule, kind: str, whe
         out, bad = cast_text(values)
     if bad.any():
         what = {"integer": "a whole number", "decimal": "a number",
-                "date": f"a date in the format {rule.format or 'ISO 8601 (%Y-%m-%d)'}",
+                "date": f"a date in the format {rule.format or 'ISO 8601 (%Y-%m-%d)'} "
+                "(matched exactly)",
                 "text": "text"}[cast]
         raise _fail(where, col, src, f"cast '{cast}' failed: value is not {what}", raw, bad)
-    if rule.unit or rule.scale is not None:
-        out = convert_units(out, rule.unit, rule.scale)
+    if rule.align == "month_end":
+        out = align_month_end(out)
+    if rule.unit or rule.scale is not None or rule.money_unit is not None:
+        out = convert_units(out, rule.unit, rule.scale, rule.money_unit)
     if kind == "category" and vocabulary is not None:
         obj = out.to_numpy(dtype=object)
         allowed = set(vocabulary)
@@ -304,4 +356,21 @@ def convert_chunk(raw: pd.DataFrame, name: str, tm: TableMapping, where: Where,
         rule = tm.columns.get(c.name) or ColumnRule()
         vocab = vocabularies.get(c.name) if c.kind == "category" else None
         out[c.name] = convert_column(raw, c.name, rule, c.kind, where, vocab).to_numpy()
+    if name == "interactions":
+        _default_outcome(out)
     return pd.DataFrame(out)
+
+
+# Interaction kinds that are not contacts: their `outcome` (the result of a contact) is
+# "none", whatever the source holds (often NULL). Collection contacts and outreach keep
+# the not-null rule: their outcome is a fact the models use.
+NO_CONTACT_KINDS = ("service_request", "complaint")
+
+
+def _default_outcome(out: dict[str, np.ndarray]) -> None:
+    """Fill a missing ``outcome`` with ``none`` on service requests and complaints."""
+    outcome = out["outcome"].astype(object)
+    fill = pd.isna(outcome) & np.isin(out["kind"].astype(object), NO_CONTACT_KINDS)
+    if fill.any():
+        outcome[fill] = "none"
+        out["outcome"] = outcome

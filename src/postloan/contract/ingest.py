@@ -23,22 +23,25 @@ from postloan.contract.convert import (
     source_key_columns,
 )
 from postloan.contract.mapping import MAPPABLE_TABLES, OPTIONAL_TABLES, SourceMapping
+from postloan.contract.money import money_check
 from postloan.contract.readers import describe, read_chunks
 from postloan.errors import DataValidationError
 
 log = logging.getLogger(__name__)
 
-# What each optional table feeds: shown when it is absent (check-data, ingest summary).
+# What the book loses without each optional table, as a phrase that reads on its own
+# after "<table> absent (optional): " (check-data, the ingest summary, the HTML profile).
 DISABLES = {
-    "activity": "channel-use features (app logins, inbound calls, branch visits)",
-    "interactions": "service, complaint and collection-contact features; the "
-                    "complaint part of the dissatisfaction label",
-    "surveys": "survey features (last score, months since survey); the survey part of the "
-               "dissatisfaction label",
-    "bureau": "bureau score, verified income and external-debt features",
-    "macro": "regional unemployment and policy-rate features, the market-rate gap and "
+    "activity": "no channel-use features (app logins, inbound calls, branch visits)",
+    "interactions": "no service, complaint and collection-contact features; complaints "
+                    "no longer count in the dissatisfaction label",
+    "surveys": "no survey features (last score, months since survey); survey scores no "
+               "longer count in the dissatisfaction label",
+    "bureau": "no bureau score, verified income or external-debt features",
+    "macro": "no regional unemployment or policy-rate features, market-rate gap or "
              "stress scenarios",
-    "customers_pii": "nothing (PII is never a feature); outreach lists carry ids only",
+    "customers_pii": "nothing is lost (PII is never a feature; outreach lists carry "
+                     "customer ids only)",
 }
 
 
@@ -80,7 +83,7 @@ def read_canonical(mapping: SourceMapping, name: str,
             duplicate keys), naming the source table and column.
         SourceError: the source cannot be read.
     """
-    tm = mapping.tables[name]
+    tm = mapping.table(name)  # the mapping's money_unit written into money columns
     source = mapping.sources[tm.source]
     label = describe(source, tm, tm.source)
     cols = source_columns(name, tm)
@@ -132,6 +135,8 @@ class MappedBook(MutableMapping):
         self.progress = progress
         self._names = [t for t in MAPPABLE_TABLES if t in mapping.tables]
         self.source_rows: dict[str, dict] = {}
+        # Money medians and scale warnings, filled in as each table is read.
+        self.money = money_check(mapping)
         # Every table it returns passed validate_table against these vocabularies
         # (write_tables does not validate it again).
         try:
@@ -144,6 +149,7 @@ class MappedBook(MutableMapping):
             raise KeyError(name)
         df = read_canonical(self.mapping, name, self.progress)
         self.source_rows[name] = {"source": df.attrs["source"], "rows": df.attrs["source_rows"]}
+        self.money.add(name, df)
         return df
 
     def __delitem__(self, name: str) -> None:
@@ -172,4 +178,6 @@ def ingest_meta(mapping: SourceMapping, book: MappedBook) -> dict:
         "lender": mapping.lender,
         "mapping_sha256": mapping.fingerprint(),
         "sources": book.source_rows,
+        # Filled in as the tables are read (the writers dump the manifest after the last).
+        "money": book.money.report,
     }

@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from postloan import schema as S
+from postloan.contract.money import MONEY_COLUMNS, MONEY_UNITS
 from postloan.errors import ConfigError, DataValidationError
 
 CORE_TABLES = ("customers", "loans", "repayments")
@@ -48,6 +49,45 @@ UNITS: dict[str, float] = {
     "annual_to_monthly": 1.0 / 12.0,  # e.g. an annual income -> monthly income
     "monthly_to_annual": 12.0,  # e.g. a monthly rate -> the canonical annual rate
 }
+
+
+# What each strptime directive a date `format` may use matches, exactly: a value must
+# match the whole format (``%Y%m%d`` on the text "202411" is refused, never read as
+# 2024-01-01). Text fields (%b, %B) are letters; numeric fields have their full width.
+FORMAT_DIRECTIVES: dict[str, str] = {
+    "Y": r"\d{4}", "y": r"\d{2}", "m": r"\d{2}", "d": r"\d{2}", "j": r"\d{3}",
+    "H": r"\d{2}", "M": r"\d{2}", "S": r"\d{2}", "f": r"\d{1,9}",
+    "b": r"[^\W\d_]+", "B": r"[^\W\d_]+", "%": "%",
+}
+# The directives that name a day: a format without one (a YYYYMM period) must say which
+# day of the month it means (`align: month_end`).
+DAY_DIRECTIVES = ("%d", "%j")
+# Mapping and column-rule keys added after the first release (see fingerprint()).
+ADDED_KEYS = ("currency", "money_unit", "prefix", "align")
+
+
+def format_pattern(fmt: str) -> str:
+    """The regular expression a value must match in full to be read with strptime `fmt`.
+
+    Raises:
+        ValueError: a directive outside :data:`FORMAT_DIRECTIVES`.
+    """
+    import re
+
+    out, i = [], 0
+    while i < len(fmt):
+        ch = fmt[i]
+        if ch == "%":
+            d = fmt[i + 1] if i + 1 < len(fmt) else ""
+            if d not in FORMAT_DIRECTIVES:
+                raise ValueError(f"date format {fmt!r}: directive %{d} is not supported "
+                                 f"(use {', '.join('%' + k for k in FORMAT_DIRECTIVES)})")
+            out.append(FORMAT_DIRECTIVES[d])
+            i += 2
+        else:
+            out.append(re.escape(ch))
+            i += 1
+    return "".join(out)
 
 
 class _Strict(BaseModel):
@@ -117,14 +157,21 @@ class ColumnRule(_Strict):
     """How one canonical column is made from the source.
 
     Steps run in this order: take the source column (``from``, default the canonical
-    name) or the ``constant``; map codes (``map``); cast to the canonical kind
-    (``cast`` overrides, ``format`` for dates); convert units (``unit``, then ``scale``).
+    name) or the ``constant``; remove the ``prefix``; map codes (``map``); cast to the
+    canonical kind (``cast`` overrides, ``format`` for dates, matched exactly); move
+    dates to their month end (``align``); convert units (``unit``, then ``scale``).
     """
 
     from_: str | None = Field(None, alias="from")
+    prefix: str | None = Field(None, min_length=1, description="text every value starts "
+                               "with, removed first: prefix C reads C000123 as 000123 "
+                               "(then cast integer: 123); a value without it is an error")
     cast: Literal["integer", "decimal", "date", "text"] | None = None
     format: str | None = Field(None, description="strptime format of text dates, "
-                               "e.g. %Y%m%d")
+                               "e.g. %Y%m%d; a value must match it exactly")
+    align: Literal["month_end"] | None = Field(
+        None, description="month_end: date each value at the last day of its month (a "
+        "YYYYMM period, or statements cut on another day)")
     map: dict[str, str | int | float | None] | None = Field(
         None, description="source code -> canonical value; a code not listed is an error")
     unit: tuple[Literal[tuple(UNITS)], ...] = Field(  # type: ignore[valid-type]
@@ -132,6 +179,9 @@ class ColumnRule(_Strict):
     scale: float | None = Field(None, description="extra multiplier after `unit`")
     constant: str | int | float | None = Field(
         None, description="value for every row when the source lacks the column")
+    money_unit: Literal[tuple(MONEY_UNITS)] | None = Field(  # type: ignore[valid-type]
+        None, description="this money column's source unit, overriding the mapping's "
+        "money_unit (e.g. yuan where the rest is in fen)")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -148,6 +198,16 @@ class ColumnRule(_Strict):
             raise ValueError("give either `from` or `constant`, not both")
         if self.format is not None and self.cast not in (None, "date"):
             raise ValueError("`format` only applies to dates")
+        if self.align is not None and self.cast not in (None, "date"):
+            raise ValueError("`align` only applies to dates")
+        if self.format is not None:
+            format_pattern(self.format)  # an unsupported directive is refused here
+            if self.align is None and not any(d in self.format for d in DAY_DIRECTIVES):
+                raise ValueError(f"format {self.format!r} has no day of the month: add "
+                                 "`align: month_end` to date each value at its month's "
+                                 "last day")
+        if self.prefix is not None and self.constant is not None:
+            raise ValueError("`prefix` applies to source values, not to a `constant`")
         return self
 
 
@@ -179,6 +239,11 @@ class SourceMapping(_Strict):
 
     version: Literal[1] = 1
     lender: str = Field(..., min_length=1)
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$", description="ISO 4217 "
+                                 "code of the book's money, e.g. CNY: its scale is checked")
+    money_unit: Literal[tuple(MONEY_UNITS)] | None = Field(  # type: ignore[valid-type]
+        None, description="the unit of every money column in the sources (fen, cents: "
+        "divided by 100; wan: times 10,000); a column's own money_unit overrides it")
     sources: dict[str, Source]
     vocabularies: dict[str, list[str]] = Field(
         default_factory=dict, description="the lender's category values per column "
@@ -215,6 +280,16 @@ class SourceMapping(_Strict):
                     errors.append(f"tables.{name}.columns.{col}.unit: {col} is not a number")
                 if rule.format is not None and kind != "date":
                     errors.append(f"tables.{name}.columns.{col}.format: {col} is not a date")
+                if rule.align is not None and kind != "date":
+                    errors.append(f"tables.{name}.columns.{col}.align: {col} is not a date")
+                money = col in MONEY_COLUMNS.get(name, ())
+                if rule.money_unit is not None and not money:
+                    errors.append(f"tables.{name}.columns.{col}.money_unit: {col} is not "
+                                  f"money (money columns: {_money_list()})")
+                if money and set(rule.unit) & {"cents", "thousands"} and (
+                        rule.money_unit is not None or self.money_unit is not None):
+                    errors.append(f"tables.{name}.columns.{col}.unit: the money unit is "
+                                  "given twice (unit and money_unit); keep money_unit")
         missing = [t for t in CORE_TABLES if t not in self.tables]
         if missing:
             errors.append(f"tables: core table(s) {missing} must be mapped")
@@ -226,6 +301,19 @@ class SourceMapping(_Strict):
         if errors:
             raise ValueError("; ".join(errors))
         return self
+
+    def table(self, name: str) -> TableMapping:
+        """A table's mapping with the mapping's ``money_unit`` written into each money
+        column's rule (a column's own ``money_unit`` wins)."""
+        tm = self.tables[name]
+        if self.money_unit is None:
+            return tm
+        cols = dict(tm.columns)
+        for c in MONEY_COLUMNS.get(name, ()):
+            rule = cols.get(c) or ColumnRule()
+            if rule.money_unit is None:
+                cols[c] = rule.model_copy(update={"money_unit": self.money_unit})
+        return tm.model_copy(update={"columns": cols})
 
     def vocabulary(self, column: str) -> tuple[str, ...]:
         """The lender's allowed values of a category column (default: the schema's)."""
@@ -243,8 +331,23 @@ class SourceMapping(_Strict):
         the same fingerprint on every machine."""
         if self._fingerprint is not None:
             return self._fingerprint
-        body = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+        data = self.model_dump(mode="json", by_alias=True)
+        # Keys added after the first release count only when given: a mapping that does
+        # not use them keeps the fingerprint it had (books ingested before stay "same").
+        for k in ADDED_KEYS:
+            if data.get(k) is None:
+                data.pop(k, None)
+        for tm in data["tables"].values():
+            for rule in tm["columns"].values():
+                for k in ADDED_KEYS:
+                    if rule.get(k) is None:
+                        rule.pop(k, None)
+        body = json.dumps(data, sort_keys=True)
         return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _money_list() -> list[str]:
+    return [f"{t}.{c}" for t, cols in MONEY_COLUMNS.items() for c in cols]
 
 
 def _loc(loc: tuple) -> str:

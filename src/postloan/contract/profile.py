@@ -98,11 +98,13 @@ def profile_table(name: str, df: pd.DataFrame,
 
     if len(df) == 0:
         add(None, "table is empty (0 rows)", n=0)
-    missing = [c for c in spec.column_names if c not in df.columns]
+    # An optional column left out is missing, not an error: the rule of
+    # postloan.schema.validate_table and of ingest (source_columns reads it only when named).
+    missing = [c.name for c in spec.columns if c.name not in df.columns and not c.optional]
     for c in missing:
         add(c, "column missing", n=len(df))
     for col in spec.columns:
-        if col.name in missing:
+        if col.name not in df.columns:
             continue
         s = df[col.name]
         isna = s.isna().to_numpy()
@@ -127,6 +129,8 @@ def profile_table(name: str, df: pd.DataFrame,
             d = pd.to_datetime(s)
             if (bad := (d.notna() & ((d < S.MIN_DATE) | (d > S.MAX_DATE))).to_numpy()).any():
                 add(col.name, f"dates outside {S.MIN_DATE.date()}..{S.MAX_DATE.date()}", bad)
+            if col.month_end and (bad := S.not_month_end(d)).any():
+                add(col.name, S.MONTH_END_RULE, bad)
         elif col.kind == "category":
             vocab = list(vocabularies.get(col.name, col.categories))
             bad = ~isna & ~s.astype(object).isin(vocab).to_numpy()
@@ -161,8 +165,10 @@ def _e(x: object) -> str:
     return html.escape("" if x is None else str(x), quote=True)
 
 
-def render_html(profiles: Sequence[TableProfile], title: str) -> str:
-    """A self-contained HTML data profile (one section per table)."""
+def render_html(profiles: Sequence[TableProfile], title: str, money: Mapping | None = None
+                ) -> str:
+    """A self-contained HTML data profile (one section per table; with `money`, the
+    money columns' medians and scale warnings of :mod:`postloan.contract.money`)."""
     style = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}"
              "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;"
              "padding:.2em .5em;text-align:left}pre{background:#f6f6f6;padding:.5em}"
@@ -178,13 +184,21 @@ def render_html(profiles: Sequence[TableProfile], title: str) -> str:
                      f"<td>{'' if p.n_keys is None else f'{p.n_keys:,}'}</td><td>{dr}</td>"
                      f"<td>{len(p.violations)}</td></tr>")
     parts.append("</table>")
+    if money and money.get("medians"):
+        cur = money.get("currency") or "(currency not declared)"
+        parts.append(f"<h2 id='money'>money ({_e(cur)})</h2><table><tr><th>column</th>"
+                     "<th>median</th></tr>" + "".join(
+                         f"<tr><td>{_e(c)}</td><td>{v:,.2f}</td></tr>"
+                         for c, v in money["medians"].items()) + "</table>")
+        for w in money.get("warnings", []):
+            parts.append(f"<p class='violations'>warning: {_e(w)}</p>")
     for p in profiles:
         parts.append(f"<h2 id='{_e(p.table)}'>{_e(p.table)} "
                      f"<span class='{p.status}'>({p.status})</span></h2>")
         if p.source:
             parts.append(f"<p>source: {_e(p.source)}</p>")
         if p.status == "absent":
-            parts.append(f"<p>Not supplied (optional). Without it: {_e(p.disables)}.</p>")
+            parts.append(f"<p>Not supplied (optional): {_e(p.disables)}.</p>")
             continue
         if p.null_share:
             parts.append("<table><tr><th>column</th><th>null share</th></tr>" + "".join(
