@@ -539,7 +539,7 @@ def _decides(gate: dict) -> str:
     if not gate.get("n"):
         return "constants"
     return (f"{'learned' if gate['decides'] else 'constants'} "
-            f"({gate['value_difference']:+,.1f} ± {gate['se']:,.1f})")
+            f"{gate['value_difference']:+,.0f}±{gate['se']:,.0f}")
 
 
 def uplift_table(results: list[dict]) -> pd.DataFrame:
