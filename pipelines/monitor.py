@@ -20,13 +20,13 @@ from postloan.reports.drift_report import render_drift_report
 from postloan.snapshot import build_snapshot, parse_as_of
 
 
-def _estimate(bundle: ModelBundle, tables: dict, snapshots: dict, p_cur: np.ndarray,
+def _estimate(bundle: ModelBundle, tables: dict, snapshots: dict, current, p_cur: np.ndarray,
               categories) -> dict:
     """CBPE at the current date, recalibrated on the model's out-of-time months (labelled,
     never fitted on), its interval carrying that calibration's uncertainty; the model's
     own calibration when the bundle names no such months or their labels are missing."""
     p_ref, y_ref, periods = [], [], []
-    for d in calibration_dates(bundle.metadata):
+    for d in calibration_dates(bundle.metadata, current):
         if d not in snapshots:
             snapshots[d] = build_snapshot(tables, d)
         snap = snapshots[d]
@@ -88,8 +88,8 @@ def run_monitor(data: Path, reference: str, current: str, bundles: dict[str, Mod
         results.append({"model": model, "verdict": verdict, "score_psi": score_psi,
                         "reasons": reasons, "decay": decay, "diagnosis": diagnosis,
                         "action": action, "diagnosis_reasons": why,
-                        "estimate": _estimate(bundle, tables, calibration_snapshots, p_cur,
-                                              categories),
+                        "estimate": _estimate(bundle, tables, calibration_snapshots, cur_d,
+                                              p_cur, categories),
                         "realised_auc": decay["auc_now"] if decay else None,
                         "version": str(bundle.metadata.get("registered_version", "local"))})
         figures[f"{model} score"] = plots.figure_png(plots.score_distribution_figure(

@@ -174,6 +174,9 @@ def test_calibration_dates_are_the_models_out_of_time_months():
                      pd.Timestamp("2024-12-31")]
     assert not set(dates) & {pd.Timestamp(d) for d in meta["splits"]["train"]}
     assert E.calibration_dates({}) == []
+    # The month estimated never calibrates its own estimate.
+    assert E.calibration_dates(meta, "2024-11-30") == [pd.Timestamp("2024-10-31"),
+                                                       pd.Timestamp("2024-12-31")]
 
 
 def test_recalibrating_on_rows_the_model_was_fitted_on_overstates_the_auc():

@@ -203,7 +203,7 @@ def reference_calibrator(p_reference: object, y_reference: object,
                           np.asarray(y_reference, dtype="float64"), method=method)
 
 
-def calibration_dates(metadata: dict) -> list[pd.Timestamp]:
+def calibration_dates(metadata: dict, current: object | None = None) -> list[pd.Timestamp]:
     """The as-of dates on which CBPE recalibrates a model: its out-of-time dates.
 
     Their labels were observed when the model was trained and the model was not fitted
@@ -215,11 +215,14 @@ def calibration_dates(metadata: dict) -> list[pd.Timestamp]:
 
     Args:
         metadata: the bundle's training metadata (``splits``: ``oot`` dates as text).
+        current: the date being estimated: never one of its own calibration months (its
+            labels are what the estimate stands in for).
 
     Returns:
         The dates, oldest first; empty when the metadata has no splits.
     """
-    return sorted(pd.Timestamp(d) for d in (metadata.get("splits") or {}).get("oot", []))
+    dates = sorted(pd.Timestamp(d) for d in (metadata.get("splits") or {}).get("oot", []))
+    return [d for d in dates if current is None or d != pd.Timestamp(current)]
 
 
 def estimate_from_reference(p_current: object, p_reference: object, y_reference: object,
