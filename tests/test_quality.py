@@ -180,6 +180,7 @@ def _drop_one_month(m):
 
 @pytest.mark.parametrize("change, rule", [
     (_drop_one_month, "macro.gaps"),
+    (lambda m: m[m["month_end"] != pd.Timestamp("2025-03-31")], "macro.gaps"),  # all regions
     (_scale("unemployment_rate", 0.01, 2), "macro.unemployment_rate.plausibility"),  # a share
     (_scale("unemployment_rate", 0.0, 1), "macro.unemployment_rate.plausibility"),   # zeros
     (_scale("policy_rate", 100.0, 1), "macro.policy_rate.plausibility"),

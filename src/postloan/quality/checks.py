@@ -269,8 +269,10 @@ def check_macro(tables: dict[str, pd.DataFrame], snapshot: pd.DataFrame,
     if window.empty:
         return []
     out = []
-    # -- gaps: a month the feed delivered for some region but not for this one
-    months = pd.DatetimeIndex(sorted(window["month_end"].unique()))
+    # -- gaps: a month end up to the feed's newest missing for a region (or for all: a
+    # hole in the whole series); months after the newest are the freshness check's
+    months = pd.date_range(start + pd.offsets.MonthEnd(1), window["month_end"].max(),
+                           freq="ME")
     have = set(zip(window["region"], window["month_end"], strict=True))
     missing = [(r, m) for r in sorted(customers.index) for m in months if (r, m) not in have]
     if missing:
