@@ -302,8 +302,8 @@ def write_docs(result: dict) -> str:
         rows = [s for s in summary if "nannyml_mean_abs_auc_error" in s]
         lines += ["", f"NannyML's CBPE (nannyml {nanny}, in a virtualenv of its own: its pins "
                   "conflict with ours) on the same scores, fitted on the same reference "
-                  "months (it recalibrates on them, isotonic, when they look miscalibrated) and estimating each "
-                  "month as one chunk:", "",
+                  "months (it recalibrates on them, isotonic, when they look miscalibrated) "
+                  "and estimating each month as one chunk:", "",
                   "| book | mean abs AUC error | its band (3 sampling errors) covers "
                   "| 1.96 sampling errors covers |", "|---|---|---|---|"]
         for s in rows:

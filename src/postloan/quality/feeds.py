@@ -135,7 +135,8 @@ def feed_stats(window: FeedWindow) -> dict:
     Returns:
         ``latest_age_days`` (NaN when the feed holds nothing), ``customer_age_p50``,
         ``customer_age_p90`` (days), ``history_days`` (age of the feed's oldest visible
-        record), ``completeness`` (share of active customers with a record in the period), ``scale`` ({column: median or mean over the period}),
+        record), ``completeness`` (share of active customers with a record in the
+        period), ``scale`` ({column: median or mean over the period}),
         ``n_active``, ``n_period_customers``.
     """
     feed = window.feed
