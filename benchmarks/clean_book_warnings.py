@@ -15,12 +15,13 @@ Every finding is counted by rule.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections import Counter
 
 import pandas as pd
 
-from _common import machine, update_section, write_json
+from _common import RESULTS, machine, update_section, write_json
 from postloan.bundle import MODELS
 from postloan.features import build_features
 from postloan.quality import check_book, learn_expectations, load_data_quality_config
@@ -89,6 +90,14 @@ def write_docs(result: dict) -> str:
             lines.append(f"| `{rule}` | {sev} | {n} |")
     if not s["hard"] and not s["soft"]:
         lines.append("| (none) | - | 0 |")
+    before = RESULTS / "clean_book_warnings_before.json"
+    if before.exists():  # the gate before issue 20, same books and dates
+        b = json.loads(before.read_text())["summary"]
+        lines += ["", f"Before issue 20 (the same run on the earlier gate, "
+                  "`results/clean_book_warnings_before.json`): "
+                  f"{b['checks_with_findings']} of {b['checks']} checks had a finding: "
+                  + ", ".join(f"`{r}` {n}" for r, n in {**b['hard'], **b['soft']}.items())
+                  + "."]
     lines += ["", f"Run time {result['seconds']:.0f} s."]
     text = "\n".join(lines)
     update_section("clean-book-warnings", text)
@@ -103,7 +112,12 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=1, help="check every n-th month end")
     ap.add_argument("--name", default="clean_book_warnings", help="results JSON name")
     ap.add_argument("--no-docs", action="store_true", help="do not touch docs/benchmarks.md")
+    ap.add_argument("--docs-only", action="store_true",
+                    help="rewrite the docs section from the saved JSON without re-running")
     args = ap.parse_args()
+    if args.docs_only:
+        print(write_docs(json.loads((RESULTS / f"{args.name}.json").read_text())))
+        return
     t0 = time.perf_counter()
     runs = []
     for seed in args.seeds:
@@ -112,7 +126,7 @@ def main() -> None:
         print(f"seed {seed}: {s['checks_with_findings']}/{s['checks']} checks with findings; "
               f"hard {s['hard']}; soft {s['soft']} ({time.perf_counter() - t0:.0f} s)",
               flush=True)
-    args_d = {k: v for k, v in vars(args).items() if k not in ("name", "no_docs")}
+    args_d = {k: v for k, v in vars(args).items() if k not in ("name", "no_docs", "docs_only")}
     result = {"machine": machine(), "args": args_d, "summary": summarise(runs), "runs": runs,
               "seconds": time.perf_counter() - t0}
     write_json(result, args.name)
