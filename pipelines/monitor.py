@@ -13,7 +13,12 @@ from pipelines.console import progress_bar
 from pipelines.quality import champion_expectations
 from postloan import io, monitoring, plots, registry
 from postloan.bundle import ModelBundle
-from postloan.estimation import calibration_dates, estimate_from_reference, estimate_performance
+from postloan.estimation import (
+    calibration_dates,
+    estimable,
+    estimate_from_reference,
+    estimate_performance,
+)
 from postloan.features import build_features
 from postloan.quality import check_book, load_data_quality_config
 from postloan.reports.drift_report import render_drift_report
@@ -89,7 +94,8 @@ def run_monitor(data: Path, reference: str, current: str, bundles: dict[str, Mod
                         "reasons": reasons, "decay": decay, "diagnosis": diagnosis,
                         "action": action, "diagnosis_reasons": why,
                         "estimate": _estimate(bundle, tables, calibration_snapshots, cur_d,
-                                              p_cur, categories),
+                                              p_cur[estimable(cur, bundle.label)],
+                                              categories),
                         "realised_auc": decay["auc_now"] if decay else None,
                         "version": str(bundle.metadata.get("registered_version", "local"))})
         figures[f"{model} score"] = plots.figure_png(plots.score_distribution_figure(

@@ -202,3 +202,17 @@ def test_recalibrating_on_rows_the_model_was_fitted_on_overstates_the_auc():
     held_out = E.expected_auc(E.reference_calibrator(raw["held"], y_held).transform(raw["new"]))
     assert in_sample - realised > 0.03
     assert abs(held_out - realised) < abs(in_sample - realised) / 2
+
+
+def test_estimable_rows_are_those_the_label_is_defined_on(small_tables):
+    """A customer already in default has no default label (build_labels): CBPE leaves
+    them out, as the realised AUC does, instead of counting them as sure positives."""
+    from postloan.snapshot import build_snapshot
+
+    snap = build_snapshot(small_tables, "2024-03-31")
+    mask = E.estimable(snap, "default_12m")
+    in_default = (snap["dpd_current"] >= 90).to_numpy()
+    assert in_default.any() and not mask[in_default].any() and mask[~in_default].all()
+    # Their labels are missing: the estimate and the realised AUC see the same rows.
+    assert snap.loc[in_default, "default_12m"].isna().mean() > 0.9
+    assert E.estimable(snap, "churn_6m").all()

@@ -46,6 +46,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from postloan import evaluation as ev
+from postloan import schema as S
 from postloan.calibration import Calibrator, _logit, fit_calibrator
 from postloan.errors import DataValidationError
 
@@ -202,6 +203,26 @@ def reference_calibrator(p_reference: object, y_reference: object,
     """
     return fit_calibrator(np.asarray(p_reference, dtype="float64"),
                           np.asarray(y_reference, dtype="float64"), method=method)
+
+
+def estimable(snapshot: pd.DataFrame, label: str) -> np.ndarray:
+    """The rows of a snapshot whose label will be defined once it matures.
+
+    CBPE stands in for the realised AUC, which is computed on labelled rows only. A
+    default label is never defined for a customer already in default at the as-of date
+    (:func:`postloan.snapshot.build_labels`); they have the highest scores, and
+    counting them as sure positives put the demo's default-risk estimate too high.
+
+    Args:
+        snapshot: snapshot rows at one as-of date (``dpd_current``).
+        label: the model's label column.
+
+    Returns:
+        A boolean mask over the rows.
+    """
+    if label == "default_12m" and "dpd_current" in snapshot.columns:
+        return (snapshot["dpd_current"].fillna(0.0) < S.DEFAULT_DPD).to_numpy()
+    return np.ones(len(snapshot), dtype=bool)
 
 
 def calibration_dates(metadata: dict, current: object | None = None) -> list[pd.Timestamp]:
