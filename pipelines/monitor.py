@@ -8,27 +8,43 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
-import pandas as pd
 
 from pipelines.console import progress_bar
 from pipelines.quality import champion_expectations
 from postloan import io, monitoring, plots, registry
 from postloan.bundle import ModelBundle
-from postloan.estimation import estimate_performance, reference_calibrator
+from postloan.estimation import (
+    calibration_dates,
+    estimable,
+    estimate_from_reference,
+    estimate_performance,
+)
 from postloan.features import build_features
 from postloan.quality import check_book, load_data_quality_config
 from postloan.reports.drift_report import render_drift_report
 from postloan.snapshot import build_snapshot, parse_as_of
 
 
-def _estimate(y_ref: pd.Series, p_ref: np.ndarray, p_cur: np.ndarray,
-              cfg: monitoring.MonitoringConfig) -> dict:
-    """CBPE at the current date; recalibrated on the reference date if its labels matured."""
-    p_est = p_cur
-    known = y_ref.notna().to_numpy()
-    if known.mean() >= cfg.min_labelled_share and y_ref[known].nunique() == 2:
-        p_est = reference_calibrator(p_ref[known], y_ref[known].to_numpy()).transform(p_cur)
-    return estimate_performance(p_est, scores=p_cur, n_samples=200).to_dict()
+def _estimate(bundle: ModelBundle, tables: dict, snapshots: dict, current, p_cur: np.ndarray,
+              categories) -> dict:
+    """CBPE at the current date, recalibrated on the model's out-of-time months (labelled,
+    never fitted on), its interval carrying that calibration's uncertainty; the model's
+    own calibration when the bundle names no such months or their labels are missing."""
+    p_ref, y_ref, periods = [], [], []
+    for d in calibration_dates(bundle.metadata, current):
+        if d not in snapshots:
+            snapshots[d] = build_snapshot(tables, d)
+        snap = snapshots[d]
+        known = snap[bundle.label].notna().to_numpy()
+        p_ref.append(bundle.predict_features(build_features(snap[known], categories)))
+        y_ref.append(snap.loc[known, bundle.label].to_numpy("float64"))
+        periods.append(np.full(int(known.sum()), d.value))
+    y = np.concatenate(y_ref) if y_ref else np.array([])
+    if len(np.unique(y)) == 2:
+        return estimate_from_reference(p_cur, np.concatenate(p_ref), y,
+                                       np.concatenate(periods), n_samples=200,
+                                       n_calibrations=50).to_dict()
+    return estimate_performance(p_cur, n_samples=200).to_dict()
 
 
 def run_monitor(data: Path, reference: str, current: str, bundles: dict[str, ModelBundle],
@@ -59,6 +75,7 @@ def run_monitor(data: Path, reference: str, current: str, bundles: dict[str, Mod
                if exp is not None else None)
     data_faults = [f.rule for f in quality.blocking] if quality is not None else []
     drift = monitoring.feature_drift(X_ref, X_cur, cfg)
+    calibration_snapshots = {ref_d: ref, cur_d: cur}
     results = []
     figures = {"feature stability": plots.figure_png(plots.csi_figure(drift, cfg))}
     for model, bundle in bundles.items():
@@ -76,7 +93,9 @@ def run_monitor(data: Path, reference: str, current: str, bundles: dict[str, Mod
         results.append({"model": model, "verdict": verdict, "score_psi": score_psi,
                         "reasons": reasons, "decay": decay, "diagnosis": diagnosis,
                         "action": action, "diagnosis_reasons": why,
-                        "estimate": _estimate(ref[bundle.label], p_ref, p_cur, cfg),
+                        "estimate": _estimate(bundle, tables, calibration_snapshots, cur_d,
+                                              p_cur[estimable(cur, bundle.label)],
+                                              categories),
                         "realised_auc": decay["auc_now"] if decay else None,
                         "version": str(bundle.metadata.get("registered_version", "local"))})
         figures[f"{model} score"] = plots.figure_png(plots.score_distribution_figure(

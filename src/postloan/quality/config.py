@@ -56,6 +56,31 @@ class FeatureLimits(_Strict):
     range_margin: float = Field(0.10, ge=0)
 
 
+class MacroSeriesLimits(_Strict):
+    """Plausible values of one macro series (percent points)."""
+
+    min: float
+    max: float
+    max_monthly_change: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MacroSeriesLimits:
+        if self.min >= self.max:
+            raise ValueError(f"min ({self.min}) must be below max ({self.max})")
+        return self
+
+
+class MacroLimits(_Strict):
+    """Gaps and plausibility of the macro feed (see the YAML for each field)."""
+
+    lookback_months: int = Field(7, ge=1, le=60)
+    unit_change_ratio: float = Field(20.0, gt=1)
+    unit_change_floor: float = Field(1.0, gt=0)
+    columns: dict[str, MacroSeriesLimits] = Field(default_factory=lambda: {
+        "unemployment_rate": MacroSeriesLimits(min=0.3, max=40.0, max_monthly_change=10.0),
+        "policy_rate": MacroSeriesLimits(min=-2.0, max=40.0, max_monthly_change=5.0)})
+
+
 class RecordLimits(_Strict):
     """Limits on one customer record (the service and batch snapshots)."""
 
@@ -69,12 +94,14 @@ class DataQualityConfig(_Strict):
         defaults: limits used for any field a feed entry leaves out.
         feeds: per-feed overrides; every feed of :data:`FEED_NAMES` resolves to limits.
         features: limits on model features.
+        macro: gaps and plausibility of the macro feed.
         records: limits on one customer record.
     """
 
     defaults: FeedLimits = FeedLimits()
     feeds: dict[str, dict] = Field(default_factory=dict)
     features: FeatureLimits = FeatureLimits()
+    macro: MacroLimits = MacroLimits()
     records: RecordLimits = RecordLimits()
 
     @model_validator(mode="after")

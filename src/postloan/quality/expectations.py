@@ -2,7 +2,8 @@
 
 :func:`learn_expectations` measures, on the snapshots a model was trained on:
 
-* per feature: quantiles, share of missing values, minimum and maximum;
+* per feature: quantiles, share of missing values (overall and at the worst reference
+  date), minimum and maximum;
 * per feed (:data:`postloan.quality.feeds.FEEDS`): freshness, completeness and scale
   at every reference as-of date, kept as the median (completeness, scale) or the
   worst value (freshness) over those dates.
@@ -45,12 +46,16 @@ class FeatureExpectation:
         null_share: share of missing values.
         min: smallest value seen (None if always missing).
         max: largest value seen.
+        null_share_max: the highest share of missing values at any one reference date
+            (a 6-month change is missing for most customers at a date with little
+            history before it); None in expectations learned before it was recorded.
     """
 
     quantiles: dict[str, float | None]
     null_share: float
     min: float | None
     max: float | None
+    null_share_max: float | None = None
 
 
 @dataclass
@@ -67,6 +72,10 @@ class FeedExpectation:
         scale: per scale column, the median over the dates of its period median (money)
             or mean (counts).
         scale_stat: per scale column, ``median`` or ``mean``.
+        customer_age_cap_days: the shortest history (days from the feed's first record
+            to the date) at any reference date: no customer age there could exceed it,
+            so the gate censors today's ages at it before comparing (None in
+            expectations learned before it was recorded: no censoring).
     """
 
     latest_age_days: float | None
@@ -76,6 +85,7 @@ class FeedExpectation:
     completeness_min: float | None
     scale: dict[str, float | None] = field(default_factory=dict)
     scale_stat: dict[str, str] = field(default_factory=dict)
+    customer_age_cap_days: float | None = None
 
 
 @dataclass
@@ -133,20 +143,30 @@ class DataExpectations:
             raise DataValidationError("data_expectations", f"not JSON: {e}") from e
 
 
-def feature_expectations(X: pd.DataFrame) -> dict[str, FeatureExpectation]:
-    """Quantiles, missing share and range of every column of a feature frame."""
+def feature_expectations(X: pd.DataFrame, as_of: pd.Series | None = None
+                         ) -> dict[str, FeatureExpectation]:
+    """Quantiles, missing share and range of every column of a feature frame.
+
+    Args:
+        X: the features of the reference rows.
+        as_of: each row's as-of date: the highest missing share at one date is kept too
+            (None: the whole frame counts as one date).
+    """
     out = {}
+    dates = (np.zeros(len(X)) if as_of is None else pd.to_datetime(as_of).to_numpy())
     for c in X.columns:
         v = X[c].to_numpy(dtype="float64", na_value=np.nan)
         seen = v[~np.isnan(v)]
         null_share = float(1.0 - len(seen) / len(v)) if len(v) else 1.0
+        null_max = (float(pd.Series(np.isnan(v)).groupby(dates).mean().max()) if len(v)
+                    else 1.0)
         if len(seen):
             qs = np.quantile(seen, QUANTILES)
             out[c] = FeatureExpectation({str(q): _f(x) for q, x in zip(QUANTILES, qs, strict=True)},
-                                        null_share, _f(seen.min()), _f(seen.max()))
+                                        null_share, _f(seen.min()), _f(seen.max()), null_max)
         else:
             out[c] = FeatureExpectation({str(q): None for q in QUANTILES}, null_share,
-                                        None, None)
+                                        None, None, null_max)
     return out
 
 
@@ -160,6 +180,12 @@ def _worst(values: list[float]) -> float | None:
     v = np.asarray(values, dtype="float64")
     v = v[~np.isnan(v)]
     return _f(v.max()) if len(v) else None
+
+
+def _least(values: list[float]) -> float | None:
+    v = np.asarray(values, dtype="float64")
+    v = v[~np.isnan(v)]
+    return _f(v.min()) if len(v) else None
 
 
 def learn_expectations(tables: dict[str, pd.DataFrame], snapshots: pd.DataFrame,
@@ -211,9 +237,11 @@ def learn_expectations(tables: dict[str, pd.DataFrame], snapshots: pd.DataFrame,
             completeness_min=_f(np.nanmin(comp)) if not np.all(np.isnan(comp)) else None,
             scale={c: _median([s["scale"][c] for s in stats]) for c in feed.scale_columns},
             scale_stat={c: feed.scale_stat(c) for c in feed.scale_columns},
+            customer_age_cap_days=_least([s["history_days"] for s in stats]),
         )
     log.info("learned data expectations on %d reference dates, %d rows", len(measured),
              len(snapshots))
     return DataExpectations(reference_dates=[f"{d:%Y-%m-%d}" for d in measured],
                             n_rows=int(len(snapshots)),
-                            features=feature_expectations(features), feeds=feeds)
+                            features=feature_expectations(features, snapshots["as_of"]),
+                            feeds=feeds)

@@ -60,8 +60,9 @@ FEEDS: dict[str, Feed] = {f.name: f for f in (
          count_columns=("app_logins", "inbound_calls", "branch_visits")),
     Feed("interactions", "event_date", 3),
     Feed("surveys", "survey_date", 12, count_columns=("overall",)),
-    # Only unemployment: a policy rate near zero makes any ratio meaningless.
-    Feed("macro", "month_end", 1, count_columns=("unemployment_rate",), by_region=True),
+    # No scale: macro series are meant to move (a recession may double unemployment);
+    # the gate checks their gaps and plausibility instead (checks.check_macro).
+    Feed("macro", "month_end", 1, by_region=True),
     Feed("repayments", "statement_date", 1,
          money_columns=("scheduled_amount", "balance")),
 )}
@@ -133,13 +134,15 @@ def feed_stats(window: FeedWindow) -> dict:
 
     Returns:
         ``latest_age_days`` (NaN when the feed holds nothing), ``customer_age_p50``,
-        ``customer_age_p90`` (days), ``completeness`` (share of active customers with a
-        record in the period), ``scale`` ({column: median or mean over the period}),
+        ``customer_age_p90`` (days), ``history_days`` (age of the feed's oldest visible
+        record), ``completeness`` (share of active customers with a record in the
+        period), ``scale`` ({column: median or mean over the period}),
         ``n_active``, ``n_period_customers``.
     """
     feed = window.feed
     ages = customer_ages(window)
     newest = window.visible[feed.date_column].max()
+    oldest = window.visible[feed.date_column].min()
     covered = window.period["customer_id"].nunique()
     scale = {}
     for c in feed.scale_columns:
@@ -152,6 +155,8 @@ def feed_stats(window: FeedWindow) -> dict:
         else float("nan"),
         "customer_age_p50": float(ages.median()) if len(ages) else float("nan"),
         "customer_age_p90": float(ages.quantile(0.9)) if len(ages) else float("nan"),
+        "history_days": float((window.as_of - oldest).days) if pd.notna(oldest)
+        else float("nan"),
         "completeness": covered / window.n_active if window.n_active else float("nan"),
         "scale": scale,
         "n_active": int(window.n_active),
