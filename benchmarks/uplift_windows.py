@@ -19,12 +19,13 @@ Each window's held-out Qini (the gate's number) and its bootstrap standard error
 reported beside the replayed net benefit, which shows whether the gate's comparison
 can tell the windows apart.
 
-    python benchmarks/uplift_windows.py [--seeds 3] [--data BOOK] [--windows a,b,...]
+    python benchmarks/uplift_windows.py [--seeds 3] [--data BOOK] [--windows a,b,...] [--cache DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -35,7 +36,7 @@ from _common import machine, update_section, write_json
 from pipelines.generate import run_generate
 from pipelines.policy import learned_queue_builder, run_evaluate_policy
 from pipelines.train import run_train_uplift
-from postloan import policy
+from postloan import io, policy
 from postloan.registry import download_bundle
 from postloan.synthetic import SimulationConfig
 from postloan.training import load_train_config
@@ -57,8 +58,17 @@ WINDOWS = {
 
 
 def train_window(raw: Path, tmp: Path, name: str, until: str, n_dates: int,
-                 n_test: int) -> tuple[dict, dict]:
-    """Train one window's uplift models into a store of its own; its bundles and record."""
+                 n_test: int, cache: Path | None = None) -> tuple[dict, dict]:
+    """Train one window's uplift models into a store of its own; its bundles and record.
+
+    With `cache`, a window trained before on the same book (its bundles and record under
+    ``cache/<name>``) is read back instead: training is the slow part, and the replay of
+    every window together is what pairs them by seed.
+    """
+    done = None if cache is None else Path(cache) / name
+    if done is not None and (done / "window.json").exists():
+        rec = json.loads((done / "window.json").read_text())
+        return {a: UpliftBundle.load(done / a) for a in rec["actions"]}, rec
     t = time.perf_counter()
     uri = f"sqlite:///{tmp / f'mlflow-{name}.db'}"
     up = run_train_uplift(raw, uri, tmp / f"mlartifacts-{name}", None, tmp, until=until,
@@ -79,6 +89,11 @@ def train_window(raw: Path, tmp: Path, name: str, until: str, n_dates: int,
             **{f"{lab}_{k}": m.get(f"{lab}_{k}") for lab in UPLIFT_LABELS
                for k in ("odds_ratio", "odds_ratio_lo", "odds_ratio_hi", "qini_true_ratio")},
         }
+    if done is not None:
+        done.mkdir(parents=True, exist_ok=True)
+        for a, b in bundles.items():
+            b.save(done / a)
+        io.write_json_atomic(rec, done / "window.json")
     return bundles, rec
 
 
@@ -89,6 +104,11 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--data", type=Path, default=None,
                     help="an existing book generated with the same settings (skips generate)")
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="folder of windows trained before on the same book (read back; "
+                         "new ones are added)")
+    ap.add_argument("--train-only", action="store_true",
+                    help="train the windows into --cache and stop (no replay)")
     ap.add_argument("--windows", default=",".join(WINDOWS),
                     help=f"comma-separated subset of {list(WINDOWS)}")
     args = ap.parse_args()
@@ -110,10 +130,12 @@ def main() -> None:
         offset, n_dates = WINDOWS[name]
         until = f"{months[-13 + offset] if offset < 12 else months[-1]:%Y-%m-%d}"
         bundles, rec = train_window(raw, tmp, name, until, n_dates or ucfg.n_dates,
-                                    ucfg.n_test_dates)
+                                    ucfg.n_test_dates, args.cache)
         rec["honest"] = offset == 0
         windows[name] = rec
         queues[f"learned_{name}"] = learned_queue_builder(bundles)
+    if args.train_only:
+        return
     t = time.perf_counter()
     out = run_evaluate_policy(raw, as_of, CAPACITIES, args.seeds, scores="truth",
                               extra_queues=queues)

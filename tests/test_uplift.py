@@ -254,3 +254,15 @@ def test_uplift_gate_compares_with_the_champion_within_the_noise(tmp_path):
     # A fixed margin is still honoured when asked for.
     v5 = _register_uplift_version(client, action, 0.069, 0.005)
     assert not registry.uplift_gate(client, action, v5, qini_tolerance=0.002).promoted
+
+
+def test_outcomes_seen_until_is_the_last_training_or_heldout_date_plus_the_horizon():
+    """What `evaluate-policy` warns about: a champion trained on the whole book (as `make
+    demo` does) has seen outcomes after an earlier replay's as-of."""
+    train = [f"{d:%Y-%m-%d}" for d in pd.date_range("2024-01-31", periods=9, freq="ME")]
+    held = ["2024-10-31", "2024-11-30", "2024-12-31"]
+    b = U.UpliftBundle("payment_reminder", {}, {"splits": {"train": train, "heldout": held}})
+    assert U.outcomes_seen_until(b) == pd.Timestamp("2025-12-31")
+    assert U.outcomes_seen_until(U.UpliftBundle("payment_reminder", {}, {"splits": {
+        "train": train[:3], "heldout": []}})) == pd.Timestamp("2025-03-31")
+    assert U.outcomes_seen_until(U.UpliftBundle("payment_reminder", {}, {})) is None
