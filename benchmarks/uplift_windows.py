@@ -76,7 +76,7 @@ def train_window(raw: Path, tmp: Path, name: str, until: str, n_dates: int,
     bundles = {r["action"]: UpliftBundle.load(download_bundle(r["model"], version=r["version"]))
                for r in up}
     rec = {"until": until, "n_dates_asked": n_dates, "seconds": round(time.perf_counter() - t, 1),
-           "actions": {}}
+           "load_avg": machine()["load_avg"], "actions": {}}
     for r in up:
         m, splits = r["metrics"], bundles[r["action"]].metadata.get("splits", {})
         rec["actions"][r["action"]] = {
@@ -143,7 +143,12 @@ def main() -> None:
     s = out["summary"]
     paired = {name: policy.paired_difference(out["runs"], f"learned_{name}", "constants")
               for name in names}
-    result = {"machine": machine(), "load_avg_before": load_before, "as_of": as_of,
+    qs = out["queues"]
+    restructurings = {name: {str(k): int(((qs["policy"] == f"learned_{name}")
+                                          & (qs["capacity"] == k)
+                                          & (qs["action"] == "restructuring_offer")).sum())
+                             for k in CAPACITIES} for name in names}
+    result = {"machine": machine(), "restructurings_in_queue": restructurings, "load_avg_before": load_before, "as_of": as_of,
               "customers": args.customers, "months": args.months, "seeds": args.seeds,
               "replay_seconds": seconds, "windows": windows,
               "paired_minus_constants": {k: v.to_dict("records") for k, v in paired.items()},
@@ -169,12 +174,16 @@ def render(result: dict, s: pd.DataFrame, paired: dict, names: list[str]) -> lis
              "over actions with the se combined. Net benefit in the replay's money "
              "(mean over seeds); Δ = learned minus constants, paired by seed, 90% interval. "
              f"Load average {result['load_avg_before']} before, "
-             f"{result['machine']['load_avg']} after; replay {result['replay_seconds']:,.0f} s "
-             "(`python benchmarks/uplift_windows.py`).", "",
+             f"{result['machine']['load_avg']} after the replay ({result['replay_seconds']:,.0f} "
+             "s); each window's training time and load are in the JSON (`--cache` reuses "
+             "windows trained before; `python benchmarks/uplift_windows.py`).", "",
+             "Restructuring: the restructuring offer's odds ratio on default (95% interval) "
+             "and how many of the queue's first 100 / 1000 contacts are restructurings.", "",
              "| window | honest | until | training dates | gate Qini (se) | "
+             "restructuring OR on default | restructurings | "
              + " | ".join(f"K={k}" for k in CAPACITIES) + " | "
              + " | ".join(f"Δ K={k}" for k in CAPACITIES) + " |",
-             "|---" * (5 + 2 * len(CAPACITIES)) + "|"]
+             "|---" * (7 + 2 * len(CAPACITIES)) + "|"]
     for name in names:
         w = result["windows"][name]
         acts = w["actions"].values()
@@ -188,10 +197,17 @@ def render(result: dict, s: pd.DataFrame, paired: dict, names: list[str]) -> lis
         cells = [f"{nb.get((f'learned_{name}', k), float('nan')):,.0f}" for k in CAPACITIES]
         deltas = [f"{d.loc[k, 'difference']:,.0f} [{d.loc[k, 'difference_lo']:,.0f}, "
                   f"{d.loc[k, 'difference_hi']:,.0f}]" for k in CAPACITIES]
+        r = w["actions"].get("restructuring_offer", {})
+        odds = ("-" if r.get("default_12m_odds_ratio") is None else
+                f"{r['default_12m_odds_ratio']:.2f} [{r['default_12m_odds_ratio_lo']:.2f}, "
+                f"{r['default_12m_odds_ratio_hi']:.2f}]")
+        n_re = result["restructurings_in_queue"][name]
         lines.append(f"| {name} | {'yes' if w['honest'] else 'no'} | {w['until']} | "
-                     f"{n_tr} ({first[:7]}..{last[:7]}) | {qs} | " + " | ".join(cells)
+                     f"{n_tr} ({first[:7]}..{last[:7]}) | {qs} | {odds} | "
+                     f"{n_re[str(CAPACITIES[0])]} / {n_re[str(CAPACITIES[-1])]} | "
+                     + " | ".join(cells)
                      + " | " + " | ".join(deltas) + " |")
-    lines.append("| constants | | | | | " + " | ".join(
+    lines.append("| constants | | | | | | | " + " | ".join(
         f"{nb.get(('constants', k), float('nan')):,.0f}" for k in CAPACITIES) + " | | | |")
     return lines
 
