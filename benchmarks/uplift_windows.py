@@ -175,8 +175,9 @@ def render(result: dict, s: pd.DataFrame, paired: dict, names: list[str]) -> lis
              "(mean over seeds); Δ = learned minus constants, paired by seed, 90% interval. "
              f"Load average {result['load_avg_before']} before, "
              f"{result['machine']['load_avg']} after the replay ({result['replay_seconds']:,.0f} "
-             "s); each window's training time and load are in the JSON (`--cache` reuses "
-             "windows trained before; `python benchmarks/uplift_windows.py`).", "",
+             "s); each window's training time is in the JSON (`--cache` reuses windows "
+             "trained before, possibly under another load; "
+             "`python benchmarks/uplift_windows.py`).", "",
              "Restructuring: the restructuring offer's odds ratio on default (95% interval) "
              "and how many of the queue's first 100 / 1000 contacts are restructurings.", "",
              "| window | honest | until | training dates | gate Qini (se) | "

@@ -294,10 +294,11 @@ def uplift_gate(client: MlflowClient, action: str, version: str, metric: str = "
     is given). A Qini near zero is not refused: on a few hundred held-out contacts its
     sign is mostly noise. Nor is a challenger refused for a Qini a little below the
     champion's: the two differ by noise of the order of 0.015 on the demo book, and a
-    fixed margin of 0.002 kept whichever version drew the luckier held-out sample,
-    often the one trained on older contacts (docs/uplift.md, "Training windows"). A
-    challenger the noise cannot tell apart replaces the champion: it has learned from
-    the more recent contacts. Recorded like :func:`promotion_gate`.
+    fixed margin of 0.002 kept whichever version drew the luckier held-out sample (on
+    the demo book, a 12-date version against the 24-date one on the same held-out
+    dates; docs/uplift.md, "Training windows"). A challenger the noise cannot tell apart
+    replaces the champion: it is the newer version, trained on contacts at least as
+    recent. Recorded like :func:`promotion_gate`.
     """
     model = model_name(action)
     name = registered_name(model)

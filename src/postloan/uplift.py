@@ -585,5 +585,5 @@ def train_action(data: pd.DataFrame, action: str, test_dates: Sequence[pd.Timest
 
 __all__ = ["ACTIONS", "LEARNERS", "UPLIFT_LABELS", "UpliftBundle", "UpliftOutput",
            "UpliftParams", "dr_pseudo_outcome", "drivers", "evaluate", "fit_effect",
-           "fit_risk_shift", "ipw_gain", "model_name", "outcomes_seen_until", "qini_auuc", "qini_auuc_se", "qini_curve",
-           "risk_shift_effect", "train_action", "training_set"]
+           "fit_risk_shift", "ipw_gain", "model_name", "outcomes_seen_until", "qini_auuc",
+           "qini_auuc_se", "qini_curve", "risk_shift_effect", "train_action", "training_set"]
