@@ -674,6 +674,18 @@ def evaluate_policy(
     if uplift:
         extra["decision"] = decision_queue_builder(uplift, config)
         extra["learned_all"] = decision_queue_builder(uplift, config, respect_gate=False)
+        import pandas as pd
+
+        from postloan.uplift import outcomes_seen_until
+
+        seen = {a: d for a, b in uplift.items()
+                if (d := outcomes_seen_until(b)) is not None and d > pd.Timestamp(as_of)}
+        if seen:  # e.g. after `make demo`, which trains on the whole book
+            console.print(f"[yellow]the uplift champions of {', '.join(sorted(seen))} learned "
+                          f"from outcomes up to {max(seen.values()):%Y-%m-%d}, after the "
+                          f"as-of {as_of}: this replay is not an out-of-time test of them "
+                          "(benchmarks/policy_replay.py trains them as of the date; "
+                          "docs/uplift.md, \"Training windows\")[/]")
     else:
         console.print("no uplift model: the decision is the constants' and the learned "
                       "arms are left out (train them with `postloan train --target uplift`)")

@@ -418,6 +418,20 @@ class UpliftBundle:
         return cls(action=action, boosters=boosters, metadata=meta)
 
 
+def outcomes_seen_until(bundle: UpliftBundle) -> pd.Timestamp | None:
+    """The last date whose outcomes a bundle's training and gate have seen: its latest
+    training or held-out as-of date plus the longest label's horizon (12 months).
+
+    A replay from an earlier as-of judges such a model on a future it has learned from
+    (docs/uplift.md, "Training windows"). None when the bundle records no dates.
+    """
+    splits = bundle.metadata.get("splits") or {}
+    dates = [*splits.get("train", []), *splits.get("heldout", [])]
+    if not dates:
+        return None
+    return max(pd.Timestamp(d) for d in dates) + pd.offsets.MonthEnd(12)
+
+
 # ------------------------------------------------------------------ evaluation
 def qini_curve(score: np.ndarray, gain: np.ndarray) -> np.ndarray:
     """Cumulative gain of the top-k by `score` (ties broken by position), k = 1..n."""
@@ -604,5 +618,5 @@ def train_action(data: pd.DataFrame, action: str, test_dates: Sequence[pd.Timest
 
 __all__ = ["ACTIONS", "LEARNERS", "UPLIFT_LABELS", "UpliftBundle", "UpliftOutput",
            "UpliftParams", "dr_pseudo_outcome", "drivers", "evaluate", "fit_effect",
-           "fit_risk_shift", "ipw_gain", "model_name", "qini_auuc", "qini_auuc_se", "qini_curve",
-           "risk_shift_effect", "train_action", "training_set"]
+           "fit_risk_shift", "ipw_gain", "model_name", "outcomes_seen_until", "qini_auuc",
+           "qini_auuc_se", "qini_curve", "risk_shift_effect", "train_action", "training_set"]
