@@ -678,23 +678,29 @@ def benchmark(
 @app.command()
 @handle_errors
 def report(
-    model: Annotated[str, typer.Option(help="default_risk | churn | satisfaction")],
+    model: Annotated[str, typer.Option(help="default_risk | churn | satisfaction | "
+                                       "decisions (the decision layer)")],
+    lang: Annotated[str, typer.Option(help="Language of the pack: en | zh.")] = "en",
+    pdf: Annotated[bool, typer.Option("--pdf", help="Also print a PDF beside the HTML "
+                                      "(headless Chromium).")] = False,
     version: Annotated[str | None, typer.Option(help="Registered version (default: "
                                                 "champion).")] = None,
     alias: Annotated[str | None, typer.Option(help="Registry alias, e.g. champion, "
                                               "challenger.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output HTML (default "
-                                             "models/<model>/v<N>/report.html).")] = None,
+                                             "models/<model>/v<N>/pack_<lang>.html).")] = None,
     data: Annotated[Path | None, typer.Option(help="Book folder (default data/raw).")] = None,
 ) -> None:
-    """Write a model version's self-contained HTML report and log it to its MLflow run."""
-    from pipelines.report import run_report
+    """Write a model's validation pack (one offline HTML page, English or Chinese)."""
+    from pipelines.report import run_pack
 
     s = get_settings()
-    path = run_report(model, version=version, alias=alias, out=out,
-                      tracking_uri=_tracking(s)[0], data_dir=data or s.raw_dir,
-                      models_dir=s.models_dir)
-    console.print(f"report written to [bold]{path}[/]")
+    with console.status(f"building the {lang} validation pack of {model}"):
+        paths = run_pack(model, lang, out=out, pdf=pdf, version=version, alias=alias,
+                         tracking_uri=_tracking(s)[0], data_dir=data or s.raw_dir,
+                         models_dir=s.models_dir)
+    for path in paths:
+        console.print(f"written: [bold]{path}[/]")
 
 
 @app.command()
