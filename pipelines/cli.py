@@ -385,32 +385,53 @@ def promote(
 @app.command()
 @handle_errors
 def explain(
-    target: Annotated[str, typer.Option(help="default_risk | churn | satisfaction")],
-    customer_id: Annotated[int, typer.Option(help="Customer id.")],
+    customer: Annotated[int, typer.Option("--customer", "--customer-id", help="Customer id.")],
     as_of: Annotated[str, typer.Option(help="As-of date YYYY-MM-DD.")],
+    target: Annotated[str | None, typer.Option(
+        help="Print only this model's reasons: default_risk | churn | satisfaction.")] = None,
+    lang: Annotated[str, typer.Option(help="Language of the page: en | zh.")] = "en",
+    out: Annotated[Path | None, typer.Option(
+        help="Write the customer page (HTML): scores, reason codes, signals, decision, "
+             "score history.")] = None,
     data: Annotated[Path | None, typer.Option(help="Book folder (default data/raw).")] = None,
     alias: Annotated[str, typer.Option(help="Registry alias to load.")] = "champion",
     k: Annotated[int, typer.Option(help="Reasons per direction.")] = 3,
 ) -> None:
-    """Print a customer's score and reason codes (English and Chinese)."""
+    """Explain a customer: print scores and reason codes, or write the customer page."""
     from postloan import io, registry
+    from postloan.glossary import check_lang
+
+    check_lang(lang)
+    s = get_settings()
+    uri = _tracking(s)[0]
+    registry.configure(uri)
+    tables = io.read_tables(data or s.raw_dir)
+    if out is not None:
+        from pipelines.report import run_customer_page
+
+        path = run_customer_page(tables, customer, as_of, out, lang, uri, alias, k)
+        console.print(f"written: [bold]{path}[/]")
+        return
+    from postloan.bundle import MODELS
     from postloan.snapshot import build_snapshot
 
-    s = get_settings()
-    registry.configure(_tracking(s)[0])
-    bundle = registry.load_bundle(target, alias=alias)
-    snap = build_snapshot(io.read_tables(data or s.raw_dir), as_of, with_labels=False)
-    row = snap[snap["customer_id"] == customer_id]
+    models = [target] if target else list(MODELS)
+    snap = build_snapshot(tables, as_of, with_labels=False)
+    row = snap[snap["customer_id"] == customer]
     if row.empty:
-        raise PostloanError(f"customer {customer_id} is not active at {as_of}")
-    p = bundle.predict(row)[0]
-    _, reasons = bundle.explain(row, k=k)
-    console.print(f"[bold]{target}[/] probability for customer {customer_id} as of {as_of}: "
-                  f"[bold]{p:.2%}[/]")
-    for key, title in (("up", "raising the score"), ("down", "lowering the score")):
-        console.print(f"  {title}:")
-        for r in reasons[0][key]:
-            console.print(f"    {r['contribution']:+.3f}  {r['text_en']}  /  {r['text_zh']}")
+        raise PostloanError(f"customer {customer} is not active at {as_of}")
+    text = "text_zh" if lang == "zh" else "text_en"
+    for model in models:
+        bundle = registry.load_bundle(model, alias=alias)
+        p = bundle.predict(row)[0]
+        _, reasons = bundle.explain(row, k=k)
+        console.print(f"[bold]{model}[/] probability for customer {customer} as of {as_of}: "
+                      f"[bold]{p:.2%}[/]")
+        for key, title in (("up", "raising the score"), ("down", "lowering the score")):
+            console.print(f"  {title}:")
+            for r in reasons[0][key]:
+                other = r["text_zh"] if text == "text_en" else r["text_en"]
+                console.print(f"    {r['contribution']:+.3f}  {r[text]}  /  {other}")
 
 
 @app.command()

@@ -452,3 +452,29 @@ def run_champion_packs(tracking_uri: str | None = None, data_dir: Path | None = 
     out["decisions"] = [path for lang in langs for path in run_pack(
         "decisions", lang, tracking_uri=tracking_uri, models_dir=models_dir)]
     return out
+
+
+def run_customer_page(tables: dict[str, pd.DataFrame], customer_id: int, as_of: str,
+                      out: Path, lang: str = "en", tracking_uri: str | None = None,
+                      alias: str = registry.CHAMPION, k: int = 3) -> Path:
+    """Write one customer's page (scores, reasons, signals, decision, score history).
+
+    The champions and the uplift champions come from the registry; the decision uses the
+    learned effects when uplift models are registered, the strategy constants otherwise.
+
+    Raises:
+        ModelNotFoundError: a champion is missing.
+        DataValidationError: the customer is not active at `as_of`.
+    """
+    from postloan.glossary import check_lang
+    from postloan.reports.customer import customer_content, render_customer_page
+
+    check_lang(lang)
+    uri = tracking_uri or get_settings().tracking_uri
+    bundles = registry.load_champions(alias=alias, tracking_uri=uri)
+    try:
+        uplift = registry.load_uplift_champions()
+    except ModelNotFoundError:
+        uplift = {}
+    content = customer_content(tables, customer_id, as_of, bundles, uplift or None, k=k)
+    return io.write_text_atomic(render_customer_page(content, lang), Path(out))
