@@ -210,7 +210,8 @@ def render_customer_page(content: Mapping[str, Any], lang: str = "en") -> str:
                                 "contribution": r.get("contribution")})
         png = _waterfall_png(model, s, lang)
         blocks.append(f"<h3>{H.esc(tr(f'm_{model}', lang))}: {s['probability']:.1%}</h3>"
-                      + '<div class="figs">' + figure(png, tr("waterfall", lang, model=model),
+                      + '<div class="figs">' + figure(png, tr("waterfall", lang,
+                                                                       model=tr(f"m_{model}", lang)),
                                                       lang) + "</div>"
                       + table(pd.DataFrame(reasons), lang,
                               {"direction": "reason", "feature": "feature",

@@ -22,7 +22,7 @@ from importlib import metadata as importlib_metadata
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.metrics import roc_auc_score
 
 from postloan import glossary, plots
 from postloan.features import FEATURES
@@ -44,9 +44,37 @@ SEGMENT_SPREAD_FINDING = 0.05
 
 
 # ----------------------------------------------------------------------- computations
-def _ks(y: np.ndarray, p: np.ndarray) -> float:
-    fpr, tpr, _ = roc_curve(y, p)
-    return float(np.max(tpr - fpr))
+def weighted_auc_ks(y: np.ndarray, p: np.ndarray, weights: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """AUC and KS of `p` for each row of `weights` (counts per customer), vectorised.
+
+    With the counts of a bootstrap resample as weights this is the resample's AUC and KS
+    without re-sorting: sort once, sum the weights of positives and negatives per distinct
+    score, and read AUC (ties count half) and KS off the cumulative sums.
+
+    Args:
+        y: labels 0/1.
+        p: scores.
+        weights: shape (B, n), or (n,) for one weighting.
+
+    Returns:
+        (auc, ks), each of shape (B,) (NaN where a weighting leaves one class empty).
+    """
+    w = np.atleast_2d(np.asarray(weights, dtype="float64"))
+    order = np.argsort(p, kind="mergesort")
+    ps, ys, w = p[order], y[order].astype(bool), w[:, order]
+    starts = np.flatnonzero(np.r_[True, ps[1:] != ps[:-1]])
+    pos = np.add.reduceat(np.where(ys, w, 0.0), starts, axis=1)
+    neg = np.add.reduceat(np.where(ys, 0.0, w), starts, axis=1)
+    n_pos, n_neg = pos.sum(axis=1), neg.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        below = np.cumsum(neg, axis=1) - neg  # negatives scoring strictly lower
+        auc = (pos * (below + 0.5 * neg)).sum(axis=1) / (n_pos * n_neg)
+        ks = np.abs(np.cumsum(pos, axis=1) / n_pos[:, None]
+                    - np.cumsum(neg, axis=1) / n_neg[:, None]).max(axis=1)
+    bad = (n_pos == 0) | (n_neg == 0)
+    auc[bad], ks[bad] = np.nan, np.nan
+    return auc, ks
 
 
 def monthly_performance(y: object, p: object, as_of: object, oracle: object | None = None,
@@ -82,15 +110,15 @@ def monthly_performance(y: object, p: object, as_of: object, oracle: object | No
         row = {"as_of": f"{d:%Y-%m-%d}", "n": len(g), "n_pos": int(yy.sum()),
                "base_rate": float(yy.mean()), "mean_pred": float(pp.mean())}
         if 0 < yy.sum() < len(yy):
-            auc, ks = float(roc_auc_score(yy, pp)), _ks(yy, pp)
-            aucs, kss = [], []
-            for _ in range(n_boot):
-                i = rng.integers(0, len(yy), len(yy))
-                if 0 < yy[i].sum() < len(i):
-                    aucs.append(roc_auc_score(yy[i], pp[i]))
-                    kss.append(_ks(yy[i], pp[i]))
-            lo, hi = np.quantile(aucs, [alpha, 1 - alpha]) if aucs else (np.nan, np.nan)
-            klo, khi = np.quantile(kss, [alpha, 1 - alpha]) if kss else (np.nan, np.nan)
+            auc1, ks1 = weighted_auc_ks(yy, pp, np.ones(len(yy)))
+            auc, ks = float(auc1[0]), float(ks1[0])
+            # Bootstrap resample counts per customer, one row per resample.
+            idx = rng.integers(0, len(yy), size=(n_boot, len(yy)))
+            counts = np.bincount((idx + len(yy) * np.arange(n_boot)[:, None]).ravel(),
+                                 minlength=n_boot * len(yy)).reshape(n_boot, len(yy))
+            aucs, kss = weighted_auc_ks(yy, pp, counts)
+            lo, hi = np.nanquantile(aucs, [alpha, 1 - alpha])
+            klo, khi = np.nanquantile(kss, [alpha, 1 - alpha])
             row.update(auc=auc, auc_lo=float(lo), auc_hi=float(hi), ks=ks, ks_lo=float(klo),
                        ks_hi=float(khi), gini=2 * auc - 1, gini_lo=2 * float(lo) - 1,
                        gini_hi=2 * float(hi) - 1)
@@ -187,8 +215,13 @@ _CODE_SPAN = re.compile(r"`([^`]+)`")
 
 def para(text: str, cls: str = "") -> str:
     """A paragraph of escaped text; `backticks` become ``<code>`` (commands, names)."""
-    body = _CODE_SPAN.sub(lambda m: f"<code>{m.group(1)}</code>", H.esc(text))
+    body = _inline(text)
     return f'<p class="{cls}">{body}</p>' if cls else f"<p>{body}</p>"
+
+
+def _inline(text: str) -> str:
+    """Escaped text with `backtick` spans as ``<code>``."""
+    return _CODE_SPAN.sub(lambda m: f"<code>{m.group(1)}</code>", H.esc(text))
 
 
 def code(text: object) -> str:
@@ -557,7 +590,7 @@ def _limitations(p: PackInputs, lang: str) -> str:
               tr("lim_window", lang), tr("lim_shap", lang), tr("lim_fair", lang)]
     found = findings(p, lang)
     items = "".join(f"<li>{H.esc(x)}</li>" for x in limits)
-    open_ = ("<ul>" + "".join(f"<li>{H.esc(x)}</li>" for x in found) + "</ul>" if found
+    open_ = ("<ul>" + "".join(f"<li>{_inline(x)}</li>" for x in found) + "</ul>" if found
              else para(tr("no_findings", lang)))
     return (f"<h3>{H.esc(tr('limits', lang))}</h3><ul>{items}</ul>"
             f"<h3>{H.esc(tr('findings', lang))}</h3>{open_}")
