@@ -364,19 +364,20 @@ def gather_decisions(tracking_uri: str, processed_dir: Path) -> reports.Decision
     import yaml
 
     from postloan.config_files import shipped_text
-    from postloan.uplift import UPLIFT_LABELS
+    from postloan.uplift import UPLIFT_LABELS, model_name
 
-    registry.configure(tracking_uri)
-    try:
-        uplift = registry.load_uplift_champions()
-    except ModelNotFoundError:
-        uplift = {}
+    client = registry.configure(tracking_uri)
+    uplift = registry.load_uplift_champions()
     rows = []
     for action, b in sorted(uplift.items()):
         m = {**b.metadata.get("metrics", {}), **b.metadata}
+        try:
+            version = client.get_model_version_by_alias(
+                registry.registered_name(model_name(action)), registry.CHAMPION).version
+        except MlflowException:
+            version = "-"
         for lab in UPLIFT_LABELS:
-            rows.append({"action": action, "outcome": lab,
-                         "version": str(m.get("registered_version", "")),
+            rows.append({"action": action, "outcome": lab, "version": str(version),
                          "learner": b.learner,
                          **{k: m.get(f"{lab}_{k}", np.nan) for k in (
                              "odds_ratio", "odds_ratio_lo", "odds_ratio_hi", "qini",

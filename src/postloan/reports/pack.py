@@ -14,6 +14,7 @@ and frames (:func:`monthly_performance`, :func:`score_psi_by_month`,
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ from postloan.monitoring import default_monitoring_config, psi, status
 from postloan.reports import html as H
 from postloan.reports.i18n import TEXTS, tr
 from postloan.reports.model_report import ReportInputs
+
+log = logging.getLogger(__name__)
 
 N_BOOT = 200
 """Bootstrap resamples behind each month's intervals."""
@@ -266,10 +269,8 @@ def _fig(build: object, lang: str) -> bytes | None:
     try:
         with plots.language(lang):
             return plots.figure_png(build())  # type: ignore[operator]
-    except Exception:  # a figure that cannot be drawn must not lose the whole pack
-        import logging
-
-        logging.getLogger(__name__).warning("figure failed", exc_info=True)
+    except Exception:  # noqa: BLE001 - a figure that cannot be drawn must not lose the pack
+        log.warning("a figure of the pack could not be drawn", exc_info=True)
         return None
 
 
