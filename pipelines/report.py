@@ -235,6 +235,7 @@ def run_champion_reports(tracking_uri: str | None = None, data_dir: Path | None 
 
 # ----------------------------------------------------------------------- validation pack
 N_CSI = 5  # top features whose CSI is shown by month
+N_REFERENCE_DATES = 3  # training as-of dates behind the PSI/CSI reference
 
 
 def _scorecard(folder: Path) -> tuple[pd.DataFrame, dict] | None:
@@ -336,7 +337,10 @@ def gather_pack(model: str, version: str | None = None, alias: str | None = None
     ok = ~np.isnan(y)
     pack.oot_y, pack.oot_p = y[ok].astype(int), p_oot[ok]
     if train_dates:
-        ref = book.snapshots(train_dates)
+        # The PSI reference: the last training dates (not all of them: each date is a
+        # snapshot of the whole book, and the pack must build in under a minute).
+        pack.reference_dates = train_dates[-N_REFERENCE_DATES:]
+        ref = book.snapshots(pack.reference_dates)
         later_dates = [*valid_dates, *oot_dates]
         later = book.snapshots(later_dates)
         X_ref, X_later = bundle.features(ref), bundle.features(later)

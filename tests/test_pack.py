@@ -150,7 +150,8 @@ def _pack(scorecard=None) -> reports.PackInputs:
     return reports.PackInputs(report=_report_inputs(), monthly=monthly, oot_y=y.astype(int),
                               oot_p=p, score_psi=psi_t, csi=csi, stress=stress,
                               stress_as_of="2024-08-31", scorecard=scorecard,
-                              training_config={"gate.max_ece": 0.05, "seed": 42})
+                              training_config={"gate.max_ece": 0.05, "seed": 42},
+                              reference_dates=["2024-01-31"])
 
 
 def _structure(text: str) -> dict:

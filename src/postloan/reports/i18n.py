@@ -152,10 +152,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "ece": ("calibration error (ECE)", "校准误差（ECE）"),
     # --- stability
     "stab_text": (
-        "Score PSI of each later as-of date against the training dates, and the CSI "
+        "Score PSI of each later as-of date against the last {n_ref} training dates, and the CSI "
         "(the same index on a feature) of the top features. Bands: < {watch} stable, "
         "{watch}-{shifted} watch, > {shifted} shifted.",
-        "各观察日相对训练观察日的分数 PSI，以及主要特征的 CSI（特征上的同一指数）。"
+        "各观察日相对最后{n_ref}个训练观察日的分数 PSI，以及主要特征的 CSI（特征上的同一指数）。"
         "区间：< {watch} 稳定，{watch}-{shifted} 关注，> {shifted} 偏移。"),
     "score_psi": ("score PSI", "分数 PSI"), "status": ("status", "状态"),
     "stable": ("stable", "稳定"), "watch": ("watch", "关注"), "shifted": ("shifted", "偏移"),

@@ -198,6 +198,7 @@ class PackInputs:
         stress_as_of: that date.
         scorecard: ``postloan.scorecard.report_table`` output, or None (not trained).
         training_config: the training configuration as a flat mapping.
+        reference_dates: the training as-of dates behind the PSI/CSI reference.
     """
 
     report: ReportInputs
@@ -210,6 +211,7 @@ class PackInputs:
     stress_as_of: str = ""
     scorecard: tuple[pd.DataFrame, dict] | None = None
     training_config: dict[str, object] = field(default_factory=dict)
+    reference_dates: list[str] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------------- HTML pieces
@@ -449,7 +451,8 @@ def _stability(p: PackInputs, lang: str) -> str:
     if p.score_psi is None or p.score_psi.empty:
         return para(tr("stab_missing", lang), "note")
     cfg = default_monitoring_config()
-    out = para(tr("stab_text", lang, watch=cfg.psi_watch, shifted=cfg.psi_shifted))
+    out = para(tr("stab_text", lang, watch=cfg.psi_watch, shifted=cfg.psi_shifted,
+                  n_ref=len(p.reference_dates) or "-"))
     out += table(p.score_psi, lang, {"as_of": "as_of", "psi": "score_psi", "status": "status"},
                  status_col="status")
     sp = p.score_psi.assign(psi_lo=np.nan)
@@ -602,7 +605,7 @@ def _version(p: PackInputs, lang: str) -> str:
     md = r.metadata
     facts = [(tr("registered", lang), r.registered_name or r.model),
              (tr("version", lang), r.version),
-             (tr("aliases", lang), ", ".join(r.aliases) or "-"),
+             (tr("aliases", lang), "`" + (", ".join(r.aliases) or "-") + "`"),
              (tr("run", lang), r.run_id),
              (tr("git_commit", lang), r.tags.get("git_commit") or md.get("git_commit", "-")),
              (tr("train_hash", lang), r.tags.get("data_content_hash")
@@ -611,7 +614,9 @@ def _version(p: PackInputs, lang: str) -> str:
              (tr("calibration_method", lang), md.get("calibration", "-"))]
     params = md.get("params", {}) or r.params
     ptab = pd.DataFrame([{"param": k, "value": str(v)} for k, v in sorted(params.items())])
-    out = H.dl(facts)
+    # Values in `backticks` (aliases) are identifiers, shown as code.
+    out = "<dl>" + "".join(f"<dt>{H.esc(k)}</dt><dd>{_inline(str(v))}</dd>"
+                           for k, v in facts) + "</dl>"
     if len(ptab):
         out += (f"<h3>{H.esc(tr('params', lang))}</h3>"
                 + table(ptab, lang, {"param": "param", "value": "value"}, code_cols=["param"]))
@@ -658,7 +663,7 @@ def render_pack(p: PackInputs, lang: str = "en") -> str:
     sections = [(sid, tr(f"s_{sid}", lang), builders[sid](p, lang)) for sid in MODEL_SECTIONS]
     name = r.registered_name or r.model
     m = r.metrics
-    sub = (f"{code(r.model)} | {H.esc(tr('aliases', lang))}: {H.esc(', '.join(r.aliases) or '-')}"
+    sub = (f"{code(r.model)} | {H.esc(tr('aliases', lang))}: {code(', '.join(r.aliases) or '-')}"
            f" | AUC {H.esc(H.fmt(m.get('oot_auc')))} | {H.esc(tr('run', lang))} "
            f"{code(r.run_id)}")
     return page(tr("pack_title", lang, name=name, version=r.version), sub, sections, lang,
