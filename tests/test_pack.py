@@ -477,3 +477,19 @@ def test_customer_content_and_page_end_to_end(trained, small_tables):  # noqa: F
     assert glossary.untranslated(glossary.visible_text(zh)) == []
     with pytest.raises(Exception, match="has no open loan"):
         customer_content(small_tables, 10**9, as_of, {"default_risk": bundle})
+
+
+def test_figures_speak_the_language_they_are_built_in():
+    from postloan import plots
+
+    y, p = _scores(500, 0)
+    with plots.language("zh"):
+        zh = plots.roc_figure(y, p)
+        cjk = plots.cjk_font_families()
+        png = plots.figure_png(plots.calibration_figure(y, p))
+    en = plots.roc_figure(y, p)
+    assert zh.axes[0].get_xlabel() == plots.PLOT_ZH[en.axes[0].get_xlabel()]
+    assert en.axes[0].get_xlabel().startswith("False positive rate")
+    assert png.startswith(PNG_MAGIC)
+    if subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True).stdout.strip():
+        assert cjk, "a CJK font is installed but matplotlib does not use it"
