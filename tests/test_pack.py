@@ -429,8 +429,12 @@ def test_pdf_is_printed_and_checked_page_by_page(packs, chromium, tmp_path):  # 
 
     pdf = reports.html_to_pdf(packs["paths"]["zh"], tmp_path / "pack_zh.pdf", chromium)
     assert pdf.read_bytes().startswith(b"%PDF")
-    fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True).stdout
-    assert "CJK" in fonts, fonts  # the Chinese text is set in an embedded CJK font
+    # The Chinese text is in the PDF as text (Chromium embeds its fonts as Type 3 with
+    # Unicode maps): the headings come back out.
+    text = subprocess.run(["pdftotext", "-enc", "UTF-8", str(pdf), "-"], capture_output=True,
+                          text=True, timeout=120).stdout
+    for heading in ("跨时间表现（逐月）", "挑战者模型对比", "签批"):
+        assert heading in text, heading
     r = subprocess.run(["pdftoppm", "-r", "40", "-png", str(pdf), str(tmp_path / "page")],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
@@ -449,34 +453,6 @@ def test_cli_refuses_an_unknown_language_with_exit_2(tmp_path):
     assert r.returncode == 2 and "unknown language 'fr'" in r.stderr
     assert "Traceback" not in r.stderr
     assert not list(tmp_path.rglob("*.html"))  # nothing half-written
-
-
-@integration
-def test_customer_content_and_page_end_to_end(trained, small_tables):  # noqa: F811
-    from postloan import registry
-
-    registry.configure(trained["uri"])
-    bundle = registry.load_bundle("default_risk", alias="champion")
-    as_of = bundle.metadata["splits"]["oot"][-1]
-    from postloan.snapshot import build_snapshot
-
-    snap = build_snapshot(small_tables, as_of, with_labels=False)
-    cid = int(snap.sort_values("dpd_current")["customer_id"].iloc[-1])  # a customer in arrears
-    from postloan.reports.customer import customer_content
-
-    c = customer_content(small_tables, cid, as_of, {"default_risk": bundle})
-    json.dumps(c)  # JSON-able as it is
-    s = c["scores"]["default_risk"]
-    assert s["probability"] == pytest.approx(float(bundle.predict(snap[snap.customer_id == cid])[0]))
-    # the waterfall adds up: base value + contributions = the raw score
-    assert s["base_value"] + sum(s["contributions"].values()) == pytest.approx(s["raw_score"])
-    assert c["decision"]["recommended_action"] and c["decision"]["action_reasons_zh"]
-    assert c["signals"]["zh"]  # a customer in arrears fires signals
-    assert 2 <= len(c["history"]) <= 12 and c["history"][-1]["as_of"] == as_of
-    zh = render_customer_page(c, "zh")
-    assert glossary.untranslated(glossary.visible_text(zh)) == []
-    with pytest.raises(Exception, match="has no open loan"):
-        customer_content(small_tables, 10**9, as_of, {"default_risk": bundle})
 
 
 def test_figures_speak_the_language_they_are_built_in():

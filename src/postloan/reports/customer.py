@@ -107,8 +107,6 @@ def customer_content(tables: Mapping[str, pd.DataFrame], customer_id: int,
     Raises:
         DataValidationError: the customer is not active at `as_of` (names the customer).
     """
-    from postloan import batch
-
     at = parse_as_of(as_of)
     mine = customer_tables(tables, int(customer_id))
     snap = _snapshot(mine, at)
@@ -133,6 +131,26 @@ def customer_content(tables: Mapping[str, pd.DataFrame], customer_id: int,
             "raw_score": float(row.sum()),
             "contributions": {f: float(v) for f, v in parts.items()},
             "values": {f: X.get(f) for f in parts.index}}
+    missing = [m for m in MODELS if m not in bundles]
+    if missing:  # the decision weighs all three scores: without one there is none
+        out["decision"] = {"missing_models": missing}
+        log.warning("no decision for customer %s: no champion for %s", customer_id, missing)
+    else:
+        _decide(out, snap, bundles, uplift, strategy_cfg)
+    for date in _month_ends_before(at, n_history):
+        s = snap if date == at else _snapshot(mine, date)
+        if s is None:
+            continue
+        out["history"].append({"as_of": f"{date:%Y-%m-%d}", **{
+            SCORE_KEYS[m]: float(bundles[m].predict(s)[0]) for m in MODELS if m in bundles}})
+    return _json(out)
+
+
+def _decide(out: dict[str, Any], snap: pd.DataFrame, bundles: Mapping[str, ModelBundle],
+            uplift: Mapping[str, Any] | None, strategy_cfg: Any) -> None:
+    """The decision columns and warning signals of the one scoring core, into `out`."""
+    from postloan import batch
+
     res = batch.score_and_decide(snap, dict(bundles), strategy_cfg, capacity=1,
                                  with_reasons=True, uplift=uplift)
     d = res["decisions"].iloc[0]
@@ -146,13 +164,6 @@ def customer_content(tables: Mapping[str, pd.DataFrame], customer_id: int,
     out["signals"] = {"en": list(d.get("warning_reasons", []) or []),
                       "zh": list(d.get("warning_reasons_zh", []) or []),
                       "ids": list(d.get("signals", []) or [])}
-    for date in _month_ends_before(at, n_history):
-        s = snap if date == at else _snapshot(mine, date)
-        if s is None:
-            continue
-        out["history"].append({"as_of": f"{date:%Y-%m-%d}", **{
-            SCORE_KEYS[m]: float(bundles[m].predict(s)[0]) for m in MODELS if m in bundles}})
-    return _json(out)
 
 
 # ----------------------------------------------------------------------- page
@@ -225,7 +236,8 @@ def render_customer_page(content: Mapping[str, Any], lang: str = "en") -> str:
     signals = ("<ul>" + "".join(f"<li>{H.esc(x)}</li>" for x in sig) + "</ul>" if sig
                else para(tr("no_signals", lang)))
     # 3. decision
-    d = c["decision"]
+    d = dict(c["decision"])
+    missing = d.pop("missing_models", None)
     items = []
     for k, v in d.items():
         if k.startswith(("action_reasons", "response", "segment_strategy")):
@@ -238,6 +250,9 @@ def render_customer_page(content: Mapping[str, Any], lang: str = "en") -> str:
     reasons = d.get(f"action_reasons{sfx}") or []
     response = d.get(f"response{sfx}")
     decision = "<dl>" + "".join(items) + "</dl>"
+    if missing:
+        decision += para(tr("decision_missing", lang, models=", ".join(
+            tr(f"m_{m}", lang) for m in missing)), "note")
     if response:
         decision += f"<p><b>{H.esc(tr('response', lang))}</b>: {H.esc(response)}</p>"
     if reasons:

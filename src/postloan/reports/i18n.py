@@ -330,6 +330,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "m_churn": ("churn probability (6 months)", "流失概率（6个月）"),
     "m_satisfaction": ("dissatisfaction probability (3 months)", "不满意概率（3个月）"),
     "waterfall": ("SHAP waterfall: {model}", "SHAP瀑布图：{model}"),
+    "decision_missing": ("No decision: it weighs all three scores and there is no champion "
+                         "for {models}.", "无决策：决策需要三个模型的评分，缺少冠军模型：{models}。"),
     "history_missing": ("No earlier as-of date in the book.", "数据中无更早的观察日。"),
     "action_none": ("none", "不联系"),
     "level_green": ("green", "绿色"), "level_yellow": ("yellow", "黄色"),
