@@ -43,6 +43,7 @@ class Book:
         self.tables = io.read_tables(self.data_dir)
         self.manifest = io.read_manifest(self.data_dir)
         self._snaps: dict[str, pd.DataFrame] = {}
+        self._labelled: set[str] = set()
         self._truth: pd.DataFrame | None = None
         self._truth_read = False
 
@@ -54,12 +55,15 @@ class Book:
             self._truth_read = True
         return self._truth
 
-    def snapshots(self, dates: list[str]) -> pd.DataFrame:
-        """Stacked snapshots at `dates` with their labels (NaN where a label's horizon
-        runs past the data), built once per date and shared by every model's pack."""
+    def snapshots(self, dates: list[str], labels: bool = False) -> pd.DataFrame:
+        """Stacked snapshots at `dates`, built once per date and shared by every model's
+        report; with `labels`, the labels too (NaN where a horizon runs past the data).
+        A labelled snapshot serves later unlabelled requests of its date."""
         for d in dates:
-            if d not in self._snaps:
-                self._snaps[d] = build_snapshot(self.tables, d, with_labels=True)
+            if d not in self._snaps or (labels and d not in self._labelled):
+                self._snaps[d] = build_snapshot(self.tables, d, with_labels=labels)
+                if labels:
+                    self._labelled.add(d)
         return pd.concat([self._snaps[d] for d in dates], ignore_index=True)
 
 
@@ -328,7 +332,7 @@ def gather_pack(model: str, version: str | None = None, alias: str | None = None
                               training_config=_training_config(model))
     if not oot_dates:
         return pack
-    oot = book.snapshots(oot_dates)
+    oot = book.snapshots(oot_dates, labels=True)
     p_oot = bundle.predict(oot)
     y = oot[label].to_numpy(dtype="float64")
     truth = book.truth()
