@@ -458,8 +458,10 @@ def run_champion_packs(tracking_uri: str | None = None, data_dir: Path | None = 
                         models_dir=models_dir)
         out[m] = [path for lang in langs for path in run_pack(
             m, lang, inputs=p, tracking_uri=tracking_uri, models_dir=models_dir)]
-    out["decisions"] = [path for lang in langs for path in run_pack(
-        "decisions", lang, tracking_uri=tracking_uri, models_dir=models_dir)]
+    d = gather_decisions(tracking_uri or s.tracking_uri, s.processed_dir)  # once for both
+    folder = Path(models_dir or s.models_dir) / "decisions"
+    out["decisions"] = [io.write_text_atomic(reports.render_decision_pack(d, lang),
+                                             folder / f"pack_{lang}.html") for lang in langs]
     return out
 
 
