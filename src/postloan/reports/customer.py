@@ -99,10 +99,11 @@ def customer_content(tables: Mapping[str, pd.DataFrame], customer_id: int,
 
     Returns:
         ``customer_id``, ``as_of``, ``scores`` (model -> ``probability``, ``version``,
-        ``reasons`` {up, down}, ``base_value``, ``contributions`` and ``values`` of the
-        top :data:`N_WATERFALL` features), ``signals`` (en/zh sentences), ``decision``
-        (the decision columns present, with ``action_reasons``/``_zh``), ``history``
-        (as_of and the three probabilities per date).
+        ``reasons`` {up, down}, ``base_value``, ``raw_score`` and every feature's
+        ``contributions`` and ``values``; the page's waterfall shows the top
+        :data:`N_WATERFALL`), ``signals`` (en/zh sentences), ``decision`` (the decision
+        columns present, with ``action_reasons``/``_zh``; ``{"missing_models": [...]}``
+        when a champion is missing), ``history`` (as_of and the probabilities per date).
 
     Raises:
         DataValidationError: the customer is not active at `as_of` (names the customer).
