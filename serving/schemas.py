@@ -454,10 +454,26 @@ class ModelExplanation(BaseModel):
     reasons: Reasons
 
 
+class CustomerDecision(Decision):
+    """The warning and the decision for the explained customer (as ``/score`` gives them)."""
+
+    warning_level: Level
+    response: str
+    response_zh: str
+    signals: list[str]
+    warning_reasons: list[str]
+    warning_reasons_zh: list[str]
+    risk_grade: str
+    pd_12m: float
+    expected_loss: float
+
+
 class ExplainResponse(_ById):
     customer_id: int
     as_of: date
     explanations: dict[str, ModelExplanation]
+    decision: CustomerDecision = Field(description="the warning and the one decision with "
+                                                   "its numbers and reasons")
 
 
 # ---------------------------------------------------------------------------- audit

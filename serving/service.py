@@ -436,10 +436,17 @@ class PostloanService:
         self.scorer.check([record])
         models = list(dict.fromkeys(request.models or list(self.scorer.bundles)))
         expl = self.scorer.explain(record, models)
+        # The warning and the decision with its numbers, as /score gives them: the
+        # customer page's content (issue 21) for a caller holding only the id.
+        d = self.scorer.score([record])
+        decision = {c: _none_if_nan(_lists(d, WARNING_FIELDS)[c][0]) for c in WARNING_FIELDS
+                    if c not in ("customer_id", "warning_rank")}
+        decision["actions"] = strategy.action_numbers(d, 0)
         self._audit("explain", [record],
-                    {SCORE_COLUMNS[m]: [e["probability"]] for m, e in expl.items()}, None, None)
+                    {SCORE_COLUMNS[m]: [e["probability"]] for m, e in expl.items()}, None,
+                    _lists(d, AUDIT_DECISION))
         return ExplainResponse(customer_id=record["customer_id"], as_of=record["as_of"],
-                               explanations=expl, **by_id)
+                               explanations=expl, decision=decision, **by_id)
 
 
 # GET /metadata: BentoML's API methods are POST-only, so a small Starlette route is

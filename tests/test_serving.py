@@ -315,6 +315,14 @@ def test_explain_gives_every_feature_and_adds_up(client, records, batch):
     one = client.post("/explain", json={"customer": records[0], "models": ["churn"]},
                       headers=AUTH).json()
     assert list(one["explanations"]) == ["churn"]
+    # The decision with its numbers comes with the explanation (the customer page's JSON).
+    want = batch["decisions"].set_index("customer_id").loc[records[0]["customer_id"]]
+    got = body["decision"]
+    assert got["recommended_action"] == want["recommended_action"]
+    assert got["net_benefit"] == pytest.approx(want["net_benefit"], abs=1e-9)
+    assert got["warning_level"] == want["warning_level"]
+    assert got["action_reasons_zh"] == want["action_reasons_zh"]
+    assert set(got["actions"]) == set(strategy.ACTIONS)
 
 
 def test_metadata_names_models_versions_features_and_thresholds(client):
