@@ -96,7 +96,7 @@ def _warning_texts(cfg: StrategyConfig, t: _Tables, cols: _Columns,
                     te = s.text_en.format(value=vrow[j], threshold=s.threshold)
                     tz = s.text_zh.format(value=vrow[j], threshold=s.threshold)
                     texts = (te, tz, f"signal {s.id} (severity {s.severity}): {te}",
-                             f"预警信号 {s.id}（严重度{s.severity}）：{tz}")
+                             f"预警信号（严重度{s.severity}）：{tz}［{s.id}］")
                     cache[key] = texts
                 signals_col[i].append(sigs[j].id)
                 sig_en[i].append(texts[0])
