@@ -244,8 +244,13 @@ def _content() -> dict:
             "scores": {"default_risk": score, "churn": {**score, "probability": 0.1}},
             "signals": {"en": ["past due (45 days)"], "zh": ["还款已逾期（45天）"]},
             "decision": {"warning_level": "orange", "recommended_action": "restructuring_offer",
-                         "expected_benefit": 812.5, "net_benefit": 752.5,
-                         "benefit_retention": 3.0, "action_reasons": ["risk: ..."],
+                         "net_benefit": 752.5, "decision_basis": "constants",
+                         "pressure_rule": "", "unknown_field": 3.0,
+                         "actions": {"restructuring_offer": {"basis": "constants",
+                                                             "net_benefit": 752.5},
+                                     "payment_reminder": {"basis": "learned_uplift",
+                                                          "net_benefit": None}},
+                         "action_reasons": ["risk: ..."],
                          "action_reasons_zh": ["风险：……"]},
             "history": [{"as_of": f"2025-0{m}-28", "pd_12m": 0.05 * m, "p_churn_6m": 0.1}
                         for m in range(1, 7)]}
@@ -257,7 +262,8 @@ def test_customer_page_in_both_languages():
     assert _structure(en) == _structure(zh)
     assert _structure(en)["figures"] == 3  # two waterfalls and the history
     assert "restructuring / flexible-repayment offer" in en and "重组/灵活还款方案" in zh
-    assert "橙色" in zh and "752.50" in zh and "<code>benefit_retention</code>" in zh
+    assert "橙色" in zh and "752.50" in zh and "<code>unknown_field</code>" in zh
+    assert "还款提醒" in zh and "payment reminder" in en  # each action's numbers, a table
     assert "当前逾期45天" in zh and "45 days past due now" in en
     assert glossary.untranslated(glossary.visible_text(zh)) == []
     _assert_offline(zh)

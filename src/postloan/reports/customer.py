@@ -35,10 +35,10 @@ N_WATERFALL = 10
 SCORE_KEYS = {"default_risk": "pd_12m", "churn": "p_churn_6m",
               "satisfaction": "p_dissatisfied_3m"}
 DECISION_FIELDS = ("warning_level", "risk_grade", "expected_loss", "customer_value",
-                   "segment", "recommended_action", "expected_benefit", "net_benefit",
-                   "decision_basis", "queue_basis")
-"""Decision columns shown when present (the decision layer adds net_benefit and
-decision_basis; any ``benefit_<action>``/``net_benefit_<action>`` columns are shown too)."""
+                   "segment", "recommended_action", "net_benefit", "decision_basis",
+                   "pressure_rule")
+"""Decision columns shown (the one decision, docs/decisions.md); each action's numbers
+(``net_<action>``, and the nested ``actions`` record) come with them."""
 
 
 def _json(v: Any) -> Any:
@@ -150,13 +150,14 @@ def customer_content(tables: Mapping[str, pd.DataFrame], customer_id: int,
 def _decide(out: dict[str, Any], snap: pd.DataFrame, bundles: Mapping[str, ModelBundle],
             uplift: Mapping[str, Any] | None, strategy_cfg: Any) -> None:
     """The decision columns and warning signals of the one scoring core, into `out`."""
-    from postloan import batch
+    from postloan import batch, strategy
 
     res = batch.score_and_decide(snap, dict(bundles), strategy_cfg, capacity=1,
                                  with_reasons=True, uplift=uplift)
     d = res["decisions"].iloc[0]
     dec = {c: d[c] for c in DECISION_FIELDS if c in d.index}
-    dec.update({c: d[c] for c in d.index if c.startswith(("benefit_", "net_benefit_"))})
+    dec.update({f"net_{a}": d[f"net_{a}"] for a in strategy.ACTIONS})
+    dec["actions"] = strategy.action_numbers(res["decisions"], 0)
     for c in ("action_reasons", "action_reasons_zh", "response", "response_zh",
               "segment_strategy", "segment_strategy_zh"):
         if c in d.index:
@@ -239,18 +240,28 @@ def render_customer_page(content: Mapping[str, Any], lang: str = "en") -> str:
     # 3. decision
     d = dict(c["decision"])
     missing = d.pop("missing_models", None)
+    actions = d.pop("actions", None)
     items = []
     for k, v in d.items():
-        if k.startswith(("action_reasons", "response", "segment_strategy")):
-            continue
+        if k.startswith(("action_reasons", "response", "segment_strategy")) or (
+                k.startswith("net_") and k != "net_benefit"):
+            continue  # each action's numbers are in the table below
         if k == "segment" and d.get(f"segment_strategy{sfx}"):
             v = f"{v}: {d[f'segment_strategy{sfx}']}"
-        # A column the page has no words for (benefit_<action>) is shown by its name.
+        # A column the page has no words for is shown by its name.
         name = H.esc(tr(k, lang)) if k in TEXTS else code(k)
         items.append(f"<dt>{name}</dt><dd>{H.esc(_label(v, lang))}</dd>")
     reasons = d.get(f"action_reasons{sfx}") or []
     response = d.get(f"response{sfx}")
     decision = "<dl>" + "".join(items) + "</dl>"
+    if actions:
+        head = "".join(f"<th>{H.esc(tr(k, lang))}</th>"
+                       for k in ("recommended_action", "decision_basis", "net_benefit"))
+        rows = "".join(
+            f"<tr><td>{H.esc(_label(a, lang))}</td><td>{H.esc(_label(v['basis'], lang))}</td>"
+            f"<td>{'-' if v['net_benefit'] is None else H.esc(_label(float(v['net_benefit']), lang))}"
+            "</td></tr>" for a, v in actions.items())
+        decision += f"<table><tr>{head}</tr>{rows}</table>"
     if missing:
         decision += para(tr("decision_missing", lang, models=", ".join(
             tr(f"m_{m}", lang) for m in missing)), "note")
