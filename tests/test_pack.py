@@ -475,3 +475,14 @@ def test_figures_speak_the_language_they_are_built_in():
     assert png.startswith(PNG_MAGIC)
     if subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True).stdout.strip():
         assert cjk, "a CJK font is installed but matplotlib does not use it"
+
+
+def test_every_handbook_rule_the_pack_lists_is_a_test_that_exists():
+    """The decision pack names the test holding each rule: the name must be real."""
+    from pathlib import Path
+
+    from postloan.reports.pack import HANDBOOK_RULES
+
+    source = (Path(__file__).parent / "test_handbook_rules.py").read_text(encoding="utf-8")
+    named = [name for name, _, _ in HANDBOOK_RULES if name.startswith("test_")]
+    assert named and all(f"def {name}(" in source for name in named), named
