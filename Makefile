@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export BENTOML_DO_NOT_TRACK := true
 export DO_NOT_TRACK := true
 
-.PHONY: help demo test test-fast lint bench clean venv mlflow lab serve postgres
+.PHONY: help demo test test-fast lint bench clean venv mlflow lab serve postgres fonts chromium
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)  ## create .venv and install the project (editable, dev extras)
 
-demo: $(STAMP)  ## generate the synthetic book and run the main job end to end
+demo: $(STAMP) fonts  ## generate the synthetic book and run the main job end to end
 	$(BIN)/postloan demo
 
 # The tests start their own throwaway PostgreSQL server (tests/postgres.py) from Debian's
@@ -34,7 +34,24 @@ postgres:  ## install Debian's PostgreSQL server binaries when missing (the test
 	  $(SUDO) apt-get install -y postgresql || \
 	  { $(SUDO) apt-get update && $(SUDO) apt-get install -y postgresql; }; }
 
-test: $(STAMP) postgres  ## run the whole test suite (installs postgresql when missing)
+# The Chinese validation pack and customer pages need real CJK fonts (Debian's Noto CJK);
+# without them Chinese text shows as empty boxes in the pages and the figures.
+fonts:  ## install Debian's fonts-noto-cjk when no CJK font is present (the Chinese pages need it)
+	@fc-list :lang=zh 2>/dev/null | grep -q . || { \
+	  echo "installing fonts-noto-cjk (Chinese text of the validation pack)"; \
+	  $(SUDO) apt-get install -y --no-install-recommends fonts-noto-cjk fontconfig || \
+	  { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends fonts-noto-cjk fontconfig; } || \
+	  echo "warning: fonts-noto-cjk not installed: Chinese text of the packs will show as boxes"; }
+
+# Headless Chromium prints the packs to PDF and renders them in the browser tests;
+# pdftoppm (poppler-utils) checks the PDF page by page.
+chromium: fonts  ## install Debian's chromium and poppler-utils when missing (PDF packs, browser tests)
+	@{ command -v chromium >/dev/null && command -v pdftoppm >/dev/null; } || { \
+	  echo "installing chromium and poppler-utils (PDF packs, browser tests)"; \
+	  $(SUDO) apt-get install -y --no-install-recommends chromium poppler-utils || \
+	  { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium poppler-utils; }; }
+
+test: $(STAMP) postgres chromium  ## run the whole test suite (installs postgresql, chromium, CJK fonts when missing)
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)  ## run the unit tests only (no trained models, servers, Dask or demo book)
@@ -57,6 +74,7 @@ bench: $(STAMP)  ## run the benchmarks (results JSON + docs/benchmarks.md; servi
 	$(BIN)/python benchmarks/treeshap.py
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/performance_estimation.py
+	$(BIN)/python benchmarks/pack.py
 
 NB_STAMP := $(VENV)/.notebooks-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 $(NB_STAMP): $(STAMP)

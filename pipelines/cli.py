@@ -411,32 +411,53 @@ def promote(
 @app.command()
 @handle_errors
 def explain(
-    target: Annotated[str, typer.Option(help="default_risk | churn | satisfaction")],
-    customer_id: Annotated[int, typer.Option(help="Customer id.")],
+    customer: Annotated[int, typer.Option("--customer", "--customer-id", help="Customer id.")],
     as_of: Annotated[str, typer.Option(help="As-of date YYYY-MM-DD.")],
+    target: Annotated[str | None, typer.Option(
+        help="Print only this model's reasons: default_risk | churn | satisfaction.")] = None,
+    lang: Annotated[str, typer.Option(help="Language of the page: en | zh.")] = "en",
+    out: Annotated[Path | None, typer.Option(
+        help="Write the customer page (HTML): scores, reason codes, signals, decision, "
+             "score history.")] = None,
     data: Annotated[Path | None, typer.Option(help="Book folder (default data/raw).")] = None,
     alias: Annotated[str, typer.Option(help="Registry alias to load.")] = "champion",
     k: Annotated[int, typer.Option(help="Reasons per direction.")] = 3,
 ) -> None:
-    """Print a customer's score and reason codes (English and Chinese)."""
+    """Explain a customer: print scores and reason codes, or write the customer page."""
     from postloan import io, registry
+    from postloan.glossary import check_lang
+
+    check_lang(lang)
+    s = get_settings()
+    uri = _tracking(s)[0]
+    registry.configure(uri)
+    tables = io.read_tables(data or s.raw_dir)
+    if out is not None:
+        from pipelines.report import run_customer_page
+
+        path = run_customer_page(tables, customer, as_of, out, lang, uri, alias, k)
+        console.print(f"written: [bold]{path}[/]")
+        return
+    from postloan.bundle import MODELS
     from postloan.snapshot import build_snapshot
 
-    s = get_settings()
-    registry.configure(_tracking(s)[0])
-    bundle = registry.load_bundle(target, alias=alias)
-    snap = build_snapshot(io.read_tables(data or s.raw_dir), as_of, with_labels=False)
-    row = snap[snap["customer_id"] == customer_id]
+    models = [target] if target else list(MODELS)
+    snap = build_snapshot(tables, as_of, with_labels=False)
+    row = snap[snap["customer_id"] == customer]
     if row.empty:
-        raise PostloanError(f"customer {customer_id} is not active at {as_of}")
-    p = bundle.predict(row)[0]
-    _, reasons = bundle.explain(row, k=k)
-    console.print(f"[bold]{target}[/] probability for customer {customer_id} as of {as_of}: "
-                  f"[bold]{p:.2%}[/]")
-    for key, title in (("up", "raising the score"), ("down", "lowering the score")):
-        console.print(f"  {title}:")
-        for r in reasons[0][key]:
-            console.print(f"    {r['contribution']:+.3f}  {r['text_en']}  /  {r['text_zh']}")
+        raise PostloanError(f"customer {customer} is not active at {as_of}")
+    text = "text_zh" if lang == "zh" else "text_en"
+    for model in models:
+        bundle = registry.load_bundle(model, alias=alias)
+        p = bundle.predict(row)[0]
+        _, reasons = bundle.explain(row, k=k)
+        console.print(f"[bold]{model}[/] probability for customer {customer} as of {as_of}: "
+                      f"[bold]{p:.2%}[/]")
+        for key, title in (("up", "raising the score"), ("down", "lowering the score")):
+            console.print(f"  {title}:")
+            for r in reasons[0][key]:
+                other = r["text_zh"] if text == "text_en" else r["text_en"]
+                console.print(f"    {r['contribution']:+.3f}  {r[text]}  /  {other}")
 
 
 @app.command()
@@ -727,23 +748,29 @@ def benchmark(
 @app.command()
 @handle_errors
 def report(
-    model: Annotated[str, typer.Option(help="default_risk | churn | satisfaction")],
+    model: Annotated[str, typer.Option(help="default_risk | churn | satisfaction | "
+                                       "decisions (the decision layer)")],
+    lang: Annotated[str, typer.Option(help="Language of the pack: en | zh.")] = "en",
+    pdf: Annotated[bool, typer.Option("--pdf", help="Also print a PDF beside the HTML "
+                                      "(headless Chromium).")] = False,
     version: Annotated[str | None, typer.Option(help="Registered version (default: "
                                                 "champion).")] = None,
     alias: Annotated[str | None, typer.Option(help="Registry alias, e.g. champion, "
                                               "challenger.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output HTML (default "
-                                             "models/<model>/v<N>/report.html).")] = None,
+                                             "models/<model>/v<N>/pack_<lang>.html).")] = None,
     data: Annotated[Path | None, typer.Option(help="Book folder (default data/raw).")] = None,
 ) -> None:
-    """Write a model version's self-contained HTML report and log it to its MLflow run."""
-    from pipelines.report import run_report
+    """Write a model's validation pack (one offline HTML page, English or Chinese)."""
+    from pipelines.report import run_pack
 
     s = get_settings()
-    path = run_report(model, version=version, alias=alias, out=out,
-                      tracking_uri=_tracking(s)[0], data_dir=data or s.raw_dir,
-                      models_dir=s.models_dir)
-    console.print(f"report written to [bold]{path}[/]")
+    with console.status(f"building the {lang} validation pack of {model}"):
+        paths = run_pack(model, lang, out=out, pdf=pdf, version=version, alias=alias,
+                         tracking_uri=_tracking(s)[0], data_dir=data or s.raw_dir,
+                         models_dir=s.models_dir)
+    for path in paths:
+        console.print(f"written: [bold]{path}[/]")
 
 
 @app.command("scorecard")

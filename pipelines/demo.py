@@ -52,11 +52,16 @@ def run_demo(n_customers: int = 20_000, n_months: int = 36, seed: int = 42) -> N
     console.print(f"MLflow runs: {uri}  (browse with `make mlflow`)")
     console.print(f"model bundles: {s.models_dir}/<model>/v<version>/")
 
-    console.rule("4. model reports for reviewers (self-contained HTML)")
-    from pipelines.report import run_champion_reports
+    console.rule("4. validation packs for reviewers (self-contained HTML, English and Chinese)")
+    import time
 
-    for model, path in run_champion_reports(uri, s.raw_dir, s.models_dir).items():
-        console.print(f"{model}: {path}")
+    from pipelines.report import run_champion_packs
+
+    started = time.perf_counter()
+    for model, paths in run_champion_packs(uri, s.raw_dir, s.models_dir).items():
+        console.print(f"{model}: " + ", ".join(str(p) for p in paths))
+    console.print(f"packs written in {time.perf_counter() - started:.0f} s "
+                  "(`postloan report --model NAME --lang zh --pdf` prints one to PDF)")
 
     console.rule("5. score today's book: early warnings and the outreach queue")
     from pipelines.score import load_uplift, print_summary, run_score

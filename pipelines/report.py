@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -42,12 +43,27 @@ class Book:
         self.tables = io.read_tables(self.data_dir)
         self.manifest = io.read_manifest(self.data_dir)
         self._snaps: dict[str, pd.DataFrame] = {}
+        self._labelled: set[str] = set()
+        self._truth: pd.DataFrame | None = None
+        self._truth_read = False
 
-    def snapshots(self, dates: list[str]) -> pd.DataFrame:
-        """Stacked snapshots (no labels) at `dates`, built once per date."""
+    def truth(self) -> pd.DataFrame | None:
+        """The simulator's truth table (simulated books only), read once; else None."""
+        if not self._truth_read:
+            if (self.data_dir / "truth.parquet").exists():
+                self._truth = io.read_table(self.data_dir, "truth")
+            self._truth_read = True
+        return self._truth
+
+    def snapshots(self, dates: list[str], labels: bool = False) -> pd.DataFrame:
+        """Stacked snapshots at `dates`, built once per date and shared by every model's
+        report; with `labels`, the labels too (NaN where a horizon runs past the data).
+        A labelled snapshot serves later unlabelled requests of its date."""
         for d in dates:
-            if d not in self._snaps:
-                self._snaps[d] = build_snapshot(self.tables, d, with_labels=False)
+            if d not in self._snaps or (labels and d not in self._labelled):
+                self._snaps[d] = build_snapshot(self.tables, d, with_labels=labels)
+                if labels:
+                    self._labelled.add(d)
         return pd.concat([self._snaps[d] for d in dates], ignore_index=True)
 
 
@@ -219,3 +235,257 @@ def run_champion_reports(tracking_uri: str | None = None, data_dir: Path | None 
     book = Book(data_dir or s.raw_dir)
     return {m: run_report(m, alias=registry.CHAMPION, tracking_uri=tracking_uri,
                           models_dir=models_dir, book=book) for m in MODELS}
+
+
+# ----------------------------------------------------------------------- validation pack
+N_CSI = 5  # top features whose CSI is shown by month
+N_REFERENCE_DATES = 3  # training as-of dates behind the PSI/CSI reference
+
+
+def _scorecard(folder: Path) -> tuple[pd.DataFrame, dict] | None:
+    """The scorecard challenger of a bundle folder, or None when none was trained.
+
+    ``postloan.scorecard`` is imported lazily: the pack works without it.
+    """
+    try:
+        from postloan import scorecard
+    except ImportError:
+        return None
+    try:
+        return scorecard.report_table(folder)
+    except (FileNotFoundError, PostloanError) as e:
+        log.info("no scorecard in %s: %s", folder, e)
+        return None
+
+
+def _training_config(model: str) -> dict[str, object]:
+    """The shipped training configuration's entries that concern `model`, flattened."""
+    from postloan.training import load_train_config
+
+    cfg = load_train_config().model_dump(mode="json")
+    keep = {"seed": cfg.get("seed"), "splits": cfg.get("splits"), "gate": cfg.get("gate"),
+            f"models.{model}": cfg.get("models", {}).get(model)}
+    flat: dict[str, object] = {}
+
+    def walk(prefix: str, node: object) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(f"{prefix}.{k}", v)
+        else:
+            flat[prefix] = node
+
+    for k, v in keep.items():
+        walk(k, v)
+    return flat
+
+
+def gather_pack(model: str, version: str | None = None, alias: str | None = None,
+                tracking_uri: str | None = None, data_dir: Path | None = None,
+                book: Book | None = None, models_dir: Path | None = None
+                ) -> reports.PackInputs:
+    """Collect everything a model's validation pack shows.
+
+    The run's records (metrics, tables, tags, registry) come from MLflow; the month by
+    month evaluation, stability by month and the stress results are computed on the book.
+
+    Raises:
+        ModelNotFoundError: the model, version or alias does not exist.
+        DataValidationError: the book cannot be read.
+    """
+    from postloan import stress
+    from postloan.snapshot import oracle_scores
+
+    s = get_settings()
+    uri = tracking_uri or s.tracking_uri
+    client = registry.configure(uri)
+    mv = resolve_version(client, model, version, alias)
+    name, ver = registry.registered_name(model), str(mv.version)
+    run = client.get_run(mv.run_id)
+    with tempfile.TemporaryDirectory(prefix="postloan-pack-") as tmp:
+        tmp = Path(tmp)
+        folder = registry.download_bundle(model, version=ver, dst=tmp / "b")
+        bundle = ModelBundle.load(folder)
+        exported = Path(models_dir or s.models_dir) / model / f"v{ver}"
+        card = _scorecard(exported if exported.is_dir() else Path(folder))
+        tables = {}
+        evaluation = _download(run.info.run_id, "evaluation", tmp / "a")
+        if evaluation is not None:
+            tables = {p.stem: pd.read_csv(p) for p in sorted(evaluation.glob("*.csv"))}
+    versions = _versions(client, name)
+    inputs = reports.ReportInputs(
+        model=model, version=ver, metadata=bundle.metadata, run_id=run.info.run_id,
+        metrics=dict(run.data.metrics), params=dict(run.data.params), tags=dict(run.data.tags),
+        tables=tables, registered_name=name,
+        aliases=next((v["aliases"] for v in versions if v["version"] == ver), []),
+        versions=versions)
+    book = book or Book(data_dir or s.raw_dir)
+    inputs.manifest = book.manifest
+    trained_on = run.data.tags.get("data_content_hash", "")
+    if trained_on and book.manifest.get("content_hash") != trained_on:
+        inputs.notes.append(f"book {book.data_dir} (hash {book.manifest.get('content_hash')}) "
+                            f"!= training data (hash {trained_on})")
+    md = bundle.metadata
+    splits, label = md.get("splits", {}), md["label"]
+    train_dates, valid_dates, oot_dates = (splits.get(k, []) for k in ("train", "valid", "oot"))
+    seed = int(md.get("params", {}).get("seed", 42))
+    pack = reports.PackInputs(report=inputs, scorecard=card,
+                              training_config=_training_config(model))
+    if not oot_dates:
+        return pack
+    oot = book.snapshots(oot_dates, labels=True)
+    p_oot = bundle.predict(oot)
+    y = oot[label].to_numpy(dtype="float64")
+    truth = book.truth()
+    oracle = oracle_scores(truth, oot)[label].to_numpy() if truth is not None else None
+    pack.monthly = reports.monthly_performance(y, p_oot, oot["as_of"], oracle, seed=seed)
+    ok = ~np.isnan(y)
+    pack.oot_y, pack.oot_p = y[ok].astype(int), p_oot[ok]
+    if train_dates:
+        # The PSI reference: the last training dates (not all of them: each date is a
+        # snapshot of the whole book, and the pack must build in under a minute).
+        pack.reference_dates = train_dates[-N_REFERENCE_DATES:]
+        ref = book.snapshots(pack.reference_dates)
+        later_dates = [*valid_dates, *oot_dates]
+        later = book.snapshots(later_dates)
+        X_ref, X_later = bundle.features(ref), bundle.features(later)
+        scores = later[["as_of"]].assign(score=bundle.predict_features(X_later))
+        pack.score_psi = reports.score_psi_by_month(bundle.predict_features(X_ref), scores)
+        top = [f for f in (md.get("top_features") or [])][:N_CSI]
+        cats = [f for f in top if f in CATEGORICAL_FEATURES]
+        rows = []
+        for d, idx in later.groupby(pd.to_datetime(later["as_of"])).groups.items():
+            t = monitoring.psi_table(X_ref, X_later.loc[idx], top, categorical=cats)
+            rows += [{"feature": r.variable, "as_of": f"{d:%Y-%m-%d}", "psi": r.psi,
+                      "status": r.status} for r in t.itertuples()]
+        pack.csi = pd.DataFrame(rows, columns=["feature", "as_of", "psi", "status"])
+    last = oot_dates[-1]
+    scenarios = [stress.load_scenario(n) for n in stress.builtin_scenarios()]
+    pack.stress = reports.stress_sensitivity(bundle.predict, book.snapshots([last]), scenarios)
+    pack.stress_as_of = last
+    return pack
+
+
+def gather_decisions(tracking_uri: str, processed_dir: Path) -> reports.DecisionInputs:
+    """The decision layer's facts: the registered uplift champions' metrics, the latest
+    policy replay summary (``<processed>/policy/<as-of>/summary.parquet``) and the
+    shipped strategy configuration."""
+    import yaml
+
+    from postloan.config_files import shipped_text
+    from postloan.uplift import UPLIFT_LABELS, model_name
+
+    client = registry.configure(tracking_uri)
+    uplift = registry.load_uplift_champions()
+    rows = []
+    for action, b in sorted(uplift.items()):
+        m = {**b.metadata.get("metrics", {}), **b.metadata}
+        try:
+            version = client.get_model_version_by_alias(
+                registry.registered_name(model_name(action)), registry.CHAMPION).version
+        except MlflowException:
+            version = "-"
+        for lab in UPLIFT_LABELS:
+            rows.append({"action": action, "outcome": lab, "version": str(version),
+                         "learner": b.learner,
+                         **{k: m.get(f"{lab}_{k}", np.nan) for k in (
+                             "odds_ratio", "odds_ratio_lo", "odds_ratio_hi", "qini",
+                             "qini_se", "auuc")}})
+    replay, replay_as_of = None, ""
+    runs = sorted((processed_dir / "policy").glob("*/summary.parquet"))
+    if runs:
+        replay, replay_as_of = pd.read_parquet(runs[-1]), runs[-1].parent.name
+    return reports.DecisionInputs(uplift=pd.DataFrame(rows), replay=replay,
+                                  replay_as_of=replay_as_of,
+                                  strategy=yaml.safe_load(shipped_text("config/strategy.yaml")))
+
+
+def run_pack(model: str, lang: str = "en", out: Path | None = None, pdf: bool = False,
+             version: str | None = None, alias: str | None = None,
+             tracking_uri: str | None = None, data_dir: Path | None = None,
+             models_dir: Path | None = None, book: Book | None = None,
+             inputs: reports.PackInputs | None = None) -> list[Path]:
+    """Write a model's validation pack (HTML, and PDF when asked) in `lang`.
+
+    Args:
+        model: ``default_risk``, ``churn``, ``satisfaction`` or ``decisions`` (the
+            decision layer).
+        lang: ``en`` or ``zh``.
+        out: the HTML file (default ``<models_dir>/<model>/v<N>/pack_<lang>.html``;
+            ``<models_dir>/decisions/pack_<lang>.html`` for the decision layer).
+        pdf: also print the page to a PDF beside it (headless Chromium).
+        version, alias: which registered version (default the champion).
+        tracking_uri, data_dir, models_dir: stores (defaults from settings).
+        book: an already-read book shared between packs.
+        inputs: already-gathered inputs (to write both languages from one gathering).
+
+    Returns:
+        The files written (HTML, then PDF).
+
+    Raises:
+        ModelNotFoundError, DataValidationError, ConfigError (unknown language),
+        PostloanError (PDF asked and no Chromium).
+    """
+    from postloan.glossary import check_lang
+
+    check_lang(lang)
+    s = get_settings()
+    mdir = Path(models_dir or s.models_dir)
+    if model == "decisions":
+        d = gather_decisions(tracking_uri or s.tracking_uri, s.processed_dir)
+        page = reports.render_decision_pack(d, lang)
+        out = Path(out) if out else mdir / "decisions" / f"pack_{lang}.html"
+    else:
+        p = inputs or gather_pack(model, version, alias, tracking_uri, data_dir, book,
+                                  models_dir)
+        page = reports.render_pack(p, lang)
+        out = Path(out) if out else mdir / model / f"v{p.report.version}" / f"pack_{lang}.html"
+    paths = [io.write_text_atomic(page, out)]
+    if pdf:
+        paths.append(reports.html_to_pdf(paths[0], out.with_suffix(".pdf")))
+    log.info("wrote %s", ", ".join(map(str, paths)))
+    return paths
+
+
+def run_champion_packs(tracking_uri: str | None = None, data_dir: Path | None = None,
+                       models_dir: Path | None = None, langs: tuple[str, ...] = ("en", "zh")
+                       ) -> dict[str, list[Path]]:
+    """Both languages of every champion's pack and of the decision layer's (`make demo`)."""
+    s = get_settings()
+    book = Book(data_dir or s.raw_dir)
+    out: dict[str, list[Path]] = {}
+    for m in MODELS:
+        p = gather_pack(m, alias=registry.CHAMPION, tracking_uri=tracking_uri, book=book,
+                        models_dir=models_dir)
+        out[m] = [path for lang in langs for path in run_pack(
+            m, lang, inputs=p, tracking_uri=tracking_uri, models_dir=models_dir)]
+    d = gather_decisions(tracking_uri or s.tracking_uri, s.processed_dir)  # once for both
+    folder = Path(models_dir or s.models_dir) / "decisions"
+    out["decisions"] = [io.write_text_atomic(reports.render_decision_pack(d, lang),
+                                             folder / f"pack_{lang}.html") for lang in langs]
+    return out
+
+
+def run_customer_page(tables: dict[str, pd.DataFrame], customer_id: int, as_of: str,
+                      out: Path, lang: str = "en", tracking_uri: str | None = None,
+                      alias: str = registry.CHAMPION, k: int = 3) -> Path:
+    """Write one customer's page (scores, reasons, signals, decision, score history).
+
+    The champions and the uplift champions come from the registry; the decision uses the
+    learned effects when uplift models are registered, the strategy constants otherwise.
+
+    Raises:
+        ModelNotFoundError: a champion is missing.
+        DataValidationError: the customer is not active at `as_of`.
+    """
+    from postloan.glossary import check_lang
+    from postloan.reports.customer import customer_content, render_customer_page
+
+    check_lang(lang)
+    uri = tracking_uri or get_settings().tracking_uri
+    bundles = registry.load_champions(alias=alias, tracking_uri=uri)
+    try:
+        uplift = registry.load_uplift_champions()
+    except ModelNotFoundError:
+        uplift = {}
+    content = customer_content(tables, customer_id, as_of, bundles, uplift or None, k=k)
+    return io.write_text_atomic(render_customer_page(content, lang), Path(out))

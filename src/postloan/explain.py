@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from postloan import glossary, treeshap
 from postloan import schema as S
-from postloan import treeshap
 from postloan.errors import ConfigError, DataValidationError
 
 if TYPE_CHECKING:  # hints only: postloan.bundle imports this module
@@ -116,8 +116,11 @@ def reason_text(model: str, feature: str, value: float, lang: str = "en",
     if entry is None:
         raise ConfigError(f"no reason text for feature '{feature}' (model '{model}')")
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return entry.get(f"missing_{lang}") or entry.get("missing_en") or \
-            f"{feature.replace('_', ' ')}: missing"
+        if entry.get(f"missing_{lang}"):
+            return entry[f"missing_{lang}"]
+        if lang == "zh":  # the glossary's definition, never an English fallback
+            return f"{glossary.feature_definition(feature, 'zh')}：缺失"
+        return entry.get("missing_en") or f"{feature.replace('_', ' ')}: missing"
     label = ""
     if feature in S.CATEGORY_VOCABULARIES:
         vocab = (categories or S.CATEGORY_VOCABULARIES)[feature]

@@ -23,7 +23,9 @@ import io as _bytes_io
 import logging
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import matplotlib
@@ -50,6 +52,87 @@ from postloan.monitoring import MonitoringConfig, default_monitoring_config, psi
 log = logging.getLogger(__name__)
 
 Scores = np.ndarray | pd.Series | Mapping[str, np.ndarray]
+
+# ----------------------------------------------------------------- language of the figures
+# The fixed words of the figures in Chinese (the glossary's terms). Figures built inside
+# `with language("zh"):` say them in Chinese and draw with a CJK font; elsewhere English.
+PLOT_ZH = {
+    "random": "随机", "ROC curve": "ROC曲线",
+    "False positive rate (share of goods flagged)": "假正率（被标记的正常客户占比）",
+    "True positive rate (share of bads caught)": "真正率（识别出的违约客户占比）",
+    "bads (label 1)": "坏客户（标签1）", "goods (label 0)": "好客户（标签0）",
+    "KS = {ks} at score {thr}": "KS = {ks}，分数阈值 {thr}",
+    "KS: cumulative score distributions": "KS：分数累积分布",
+    "Customers ranked by score (share scoring below)": "按分数排序的客户（分数更低者占比）",
+    "Cumulative share scoring below": "累积占比",
+    "perfectly calibrated": "完美校准", " (log scale)": "（对数刻度）",
+    "Calibration by score decile": "按分数十分位的校准",
+    "Mean predicted probability": "平均预测概率", "Observed rate": "实际发生率",
+    "no lift": "无提升", "Lift by score decile": "按分数十分位的提升度",
+    "Score decile (1 = highest scores)": "分数十分位（1 = 最高分）",
+    "Lift (decile bad rate / overall)": "提升度（该十分位坏账率/总体）",
+    "Mean |SHAP|": "平均 |SHAP|",
+    "Mean |contribution| (log-odds)": "平均 |贡献|（对数几率）",
+    "missing": "缺失", "{n} other features": "其余{n}个特征",
+    "base value": "基准值", "this customer's raw score": "该客户原始分",
+    "base {bias} -> raw score {margin} (p={p} before calibration)":
+        "基准 {bias} -> 原始分 {margin}（校准前 p={p}）",
+    "calibrated p={p}": "校准后 p={p}", "Log-odds": "对数几率", "SHAP waterfall": "SHAP瀑布图",
+    "watch": "关注", "shifted": "偏移", "Population stability (PSI)": "群体稳定性（PSI）",
+    "As-of date": "观察日", "Score": "分数",
+}
+_LANG: ContextVar[str] = ContextVar("postloan_plots_lang", default="en")
+CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans CJK TC",
+                "Source Han Sans SC", "WenQuanYi Zen Hei")
+"""Font families tried, in order, for Chinese figures (Debian: ``fonts-noto-cjk``)."""
+
+
+def _t(text: str) -> str:
+    """`text` in the language of the figures being built (English unless zh is set)."""
+    return PLOT_ZH.get(text, text) if _LANG.get() == "zh" else text
+
+
+def cjk_font_families() -> list[str]:
+    """The CJK font families matplotlib can use (empty when none is installed).
+
+    Registers Noto CJK files found under ``/usr/share/fonts`` that matplotlib's font
+    cache, built before the fonts were installed, does not know.
+    """
+    from matplotlib import font_manager
+
+    known = {f.name for f in font_manager.fontManager.ttflist}
+    if not known & set(CJK_FAMILIES):
+        for path in sorted(Path("/usr/share/fonts").glob("**/NotoSansCJK-Regular.tt[cf]")):
+            font_manager.fontManager.addfont(str(path))
+        known = {f.name for f in font_manager.fontManager.ttflist}
+    return [f for f in CJK_FAMILIES if f in known]
+
+
+@contextmanager
+def language(lang: str) -> Iterator[None]:
+    """Build (and render) figures in `lang` (``en`` or ``zh``).
+
+    In Chinese, labels come from :data:`PLOT_ZH` and text is drawn with a CJK font
+    (glyphs missing from DejaVu fall back to it); without one installed a warning is
+    logged and Chinese glyphs show as boxes (``make fonts`` installs fonts-noto-cjk).
+    Render the figure (:func:`figure_png`) inside the block: fonts resolve at draw time.
+    """
+    rc: dict[str, object] = {}
+    if lang == "zh":
+        cjk = cjk_font_families()
+        if not cjk:
+            log.warning("no CJK font found: Chinese figure text will not render "
+                        "(install Debian's fonts-noto-cjk)")
+        rc = {"font.family": "sans-serif",
+              "font.sans-serif": [*cjk, *matplotlib.rcParams["font.sans-serif"]],
+              "axes.unicode_minus": False}
+    token = _LANG.set(lang)
+    try:
+        with matplotlib.rc_context(rc):
+            yield
+    finally:
+        _LANG.reset(token)
+
 
 
 def _series(scores: Scores, label: str) -> dict[str, np.ndarray]:
@@ -90,10 +173,10 @@ def roc_figure(y: object, scores: Scores, title: str = "ROC curve", *, label: st
         fpr, tpr, _ = roc_curve(yy, p)
         auc = roc_auc_score(yy, p)
         ax.plot(fpr, tpr, lw=2, label=f"{name} (AUC {auc:.3f}, Gini {2 * auc - 1:.3f})")
-    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1, label="random")
-    ax.set(xlim=(0, 1), ylim=(0, 1.01), aspect="equal", title=title,
-           xlabel="False positive rate (share of goods flagged)",
-           ylabel="True positive rate (share of bads caught)")
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1, label=_t("random"))
+    ax.set(xlim=(0, 1), ylim=(0, 1.01), aspect="equal", title=_t(title),
+           xlabel=_t("False positive rate (share of goods flagged)"),
+           ylabel=_t("True positive rate (share of bads caught)"))
     ax.legend(loc="lower right")
     return fig
 
@@ -129,15 +212,15 @@ def ks_figure(y: object, score: object, title: str = "KS: cumulative score distr
     i = int(np.argmax(tpr - fpr))
     ks = float(tpr[i] - fpr[i])
     fig, ax = _new_figure((6.5, 5))
-    ax.plot(below, bad_cdf, lw=2, label="bads (label 1)")
-    ax.plot(below, good_cdf, lw=2, label="goods (label 0)")
+    ax.plot(below, bad_cdf, lw=2, label=_t("bads (label 1)"))
+    ax.plot(below, good_cdf, lw=2, label=_t("goods (label 0)"))
     ax.vlines(below[i], bad_cdf[i], good_cdf[i], colors="red", lw=2,
-              label=f"KS = {ks:.3f} at score {thr[i]:.4g}")
+              label=_t("KS = {ks} at score {thr}").format(ks=f"{ks:.3f}", thr=f"{thr[i]:.4g}"))
     ax.xaxis.set_major_formatter(PercentFormatter(xmax=1.0))
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
-    ax.set(xlim=(0, 1), ylim=(0, 1.01), title=title,
-           xlabel="Customers ranked by score (share scoring below)",
-           ylabel="Cumulative share scoring below")
+    ax.set(xlim=(0, 1), ylim=(0, 1.01), title=_t(title),
+           xlabel=_t("Customers ranked by score (share scoring below)"),
+           ylabel=_t("Cumulative share scoring below"))
     ax.legend(loc="lower right")
     return fig
 
@@ -178,19 +261,19 @@ def calibration_figure(y: object, scores: Scores, title: str = "Calibration by s
         low = bottom / 2
         ax.set_xscale("log", nonpositive="clip")
         ax.set_yscale("log", nonpositive="clip")
-        ax.plot([low, lim], [low, lim], ls="--", c="grey", lw=1, label="perfectly calibrated")
+        ax.plot([low, lim], [low, lim], ls="--", c="grey", lw=1, label=_t("perfectly calibrated"))
         ax.set(xlim=(low, lim), ylim=(low, lim))
-        scale = " (log scale)"
+        scale = _t(" (log scale)")
         for axis in (ax.xaxis, ax.yaxis):
             # Percent with the digits each decade needs (0.001%, 0.1%, 10%): a fixed
             # number of decimals would print the small decades all as "0.0%".
             axis.set_major_formatter(lambda v, _: f"{100 * v:.3g}%")
     else:
-        ax.plot([0, lim], [0, lim], ls="--", c="grey", lw=1, label="perfectly calibrated")
+        ax.plot([0, lim], [0, lim], ls="--", c="grey", lw=1, label=_t("perfectly calibrated"))
         ax.set(xlim=(0, lim), ylim=(0, lim))
         scale = ""
-    ax.set(aspect="equal", title=title, xlabel=f"Mean predicted probability{scale}",
-           ylabel=f"Observed rate{scale}")
+    ax.set(aspect="equal", title=_t(title), xlabel=_t("Mean predicted probability") + scale,
+           ylabel=_t("Observed rate") + scale)
     ax.legend(loc="upper left")
     return fig
 
@@ -218,10 +301,10 @@ def lift_figure(y: object, scores: Scores, title: str = "Lift by score decile", 
     for i, (name, s) in enumerate(series.items()):
         t = lift_table(y, s, n_bins)
         ax.bar(t["decile"] - 0.4 + width * (i + 0.5), t["lift"], width=width, label=name)
-    ax.axhline(1.0, c="grey", ls="--", lw=1, label="no lift")
+    ax.axhline(1.0, c="grey", ls="--", lw=1, label=_t("no lift"))
     ax.set_xticks(range(1, n_bins + 1))
-    ax.set(title=title, xlabel="Score decile (1 = highest scores)",
-           ylabel="Lift (decile bad rate / overall)")
+    ax.set(title=_t(title), xlabel=_t("Score decile (1 = highest scores)"),
+           ylabel=_t("Lift (decile bad rate / overall)"))
     ax.legend(loc="upper right")
     return fig
 
@@ -242,7 +325,7 @@ def shap_bar_figure(importance: pd.DataFrame, top: int = 20, title: str = "Mean 
     imp = importance.head(top).iloc[::-1]
     fig, ax = _new_figure((7, 0.3 * len(imp) + 1.5))
     ax.barh(imp["feature"], imp["mean_abs_shap"])
-    ax.set(title=title, xlabel="Mean |contribution| (log-odds)")
+    ax.set(title=_t(title), xlabel=_t("Mean |contribution| (log-odds)"))
     return fig
 
 
@@ -359,7 +442,7 @@ def waterfall_figure(contrib: pd.Series, values: pd.Series, title: str = "SHAP w
     for f in shown:
         v = values.get(f, np.nan)
         if pd.isna(v):
-            text = "missing"
+            text = _t("missing")
         elif f in CATEGORICAL_FEATURES:
             text = _category_label(f, v)
         else:
@@ -367,7 +450,7 @@ def waterfall_figure(contrib: pd.Series, values: pd.Series, title: str = "SHAP w
         labels.append(f"{f} = {text}")
         deltas.append(float(parts[f]))
     if len(order) > top:
-        labels.append(f"{len(order) - top} other features")
+        labels.append(_t("{n} other features").format(n=len(order) - top))
         deltas.append(rest)
     n = len(deltas)
     fig, ax = _new_figure((7.5, 0.42 * n + 2.3))
@@ -379,8 +462,8 @@ def waterfall_figure(contrib: pd.Series, values: pd.Series, title: str = "SHAP w
                 fontsize=8)
         start += d
     margin = start
-    ax.axvline(bias, c="grey", lw=1, ls="--", label="base value")
-    ax.axvline(margin, c="black", lw=1, label="this customer's raw score")
+    ax.axvline(bias, c="grey", lw=1, ls="--", label=_t("base value"))
+    ax.axvline(margin, c="black", lw=1, label=_t("this customer's raw score"))
     # Room on both sides (bars stick to the limits, so margins() would not do): the
     # base line would sit on the frame and the outer value labels run past it.
     ends = np.r_[bias, bias + np.cumsum(deltas)]
@@ -389,10 +472,11 @@ def waterfall_figure(contrib: pd.Series, values: pd.Series, title: str = "SHAP w
     fig.legend(loc="outside lower center", ncols=2, fontsize=8)
     ax.set_yticks(range(n), list(reversed(labels)))
     raw_p = 1.0 / (1.0 + math.exp(-margin))
-    sub = f"base {bias:+.3f} -> raw score {margin:+.3f} (p={raw_p:.3f} before calibration)"
+    sub = _t("base {bias} -> raw score {margin} (p={p} before calibration)").format(
+        bias=f"{bias:+.3f}", margin=f"{margin:+.3f}", p=f"{raw_p:.3f}")
     if probability is not None:
-        sub += f"\ncalibrated p={probability:.3f}"
-    ax.set(title=f"{title}\n{sub}", xlabel="Log-odds")
+        sub += "\n" + _t("calibrated p={p}").format(p=f"{probability:.3f}")
+    ax.set(title=f"{_t(title)}\n{sub}", xlabel=_t("Log-odds"))
     ax.title.set_fontsize(9)
     return fig
 
@@ -408,11 +492,11 @@ def _stability_bars(names: pd.Series, values: pd.Series, statuses: pd.Series, ti
     fig, ax = _new_figure((6.5, 0.32 * len(names) + 1.6))
     ax.barh(names, values.fillna(0.0), color=[STATUS_COLOURS[s] for s in statuses])
     ax.axvline(cfg.psi_watch, c=STATUS_COLOURS["watch"], ls="--", lw=1,
-               label=f"watch ({cfg.psi_watch})")
+               label=f"{_t('watch')} ({cfg.psi_watch})")
     ax.axvline(cfg.psi_shifted, c=STATUS_COLOURS["shifted"], ls="--", lw=1,
-               label=f"shifted ({cfg.psi_shifted})")
+               label=f"{_t('shifted')} ({cfg.psi_shifted})")
     top = float(values.max()) if values.notna().any() else 0.0
-    ax.set(title=title, xlabel=xlabel, xlim=(0, max(cfg.psi_shifted * 1.2, top * 1.1)))
+    ax.set(title=_t(title), xlabel=xlabel, xlim=(0, max(cfg.psi_shifted * 1.2, top * 1.1)))
     ax.legend(loc="lower right")
     return fig
 
@@ -607,6 +691,60 @@ def stress_figure(table: pd.DataFrame, scenario: object) -> Figure:
     return fig
 
 
+# --------------------------------------------------------------------------- over time
+def metrics_by_month_figure(table: pd.DataFrame, metrics: Mapping[str, str],
+                            title: str = "", ylabel: str = "") -> Figure:
+    """Metrics by as-of date, each with its interval as a band.
+
+    Args:
+        table: one row per as-of date: ``as_of`` and, per metric ``m``, columns ``m``,
+            ``m_lo``, ``m_hi`` (the interval; optional).
+        metrics: column -> legend label, drawn in this order.
+        title: figure title.
+        ylabel: y-axis label.
+
+    Returns:
+        The figure.
+    """
+    fig, ax = _new_figure((7.5, 4))
+    x = pd.to_datetime(table["as_of"])
+    for col, label in metrics.items():
+        if col not in table.columns or table[col].isna().all():
+            continue
+        line = ax.plot(x, table[col], marker="o", lw=1.8, label=label)[0]
+        if f"{col}_lo" in table.columns:
+            ax.fill_between(x, table[f"{col}_lo"], table[f"{col}_hi"], alpha=0.18,
+                            color=line.get_color(), lw=0)
+    ax.set(title=title, xlabel=_t("As-of date"), ylabel=ylabel)
+    ax.legend(loc="best", fontsize=8)
+    fig.autofmt_xdate()
+    return fig
+
+
+def score_history_figure(history: pd.DataFrame, series: Mapping[str, str],
+                         title: str = "") -> Figure:
+    """One customer's scores over as-of dates, one line per model (probabilities).
+
+    Args:
+        history: ``as_of`` and one probability column per entry of `series`.
+        series: column -> legend label.
+        title: figure title.
+
+    Returns:
+        The figure.
+    """
+    fig, ax = _new_figure((7.5, 3.6))
+    x = pd.to_datetime(history["as_of"])
+    for col, label in series.items():
+        if col in history.columns:
+            ax.plot(x, history[col], marker="o", lw=1.8, label=label)
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+    ax.set(title=title, xlabel=_t("As-of date"), ylabel=_t("Score"), ylim=(0, None))
+    ax.legend(loc="best", fontsize=8)
+    fig.autofmt_xdate()
+    return fig
+
+
 # --------------------------------------------------------------------------- output
 def figure_png(fig: Figure, dpi: int = 100) -> bytes:
     """A figure rendered as PNG bytes (nothing written to disk), then closed."""
@@ -643,7 +781,8 @@ def save_figure(fig: Figure, path: Path | str, dpi: int = 110) -> Path:
 
 
 __all__ = [
-    "STATUS_COLOURS", "calibration_figure", "csi_figure", "dependence_figure",
+    "CJK_FAMILIES", "PLOT_ZH", "STATUS_COLOURS", "calibration_figure", "cjk_font_families",
+    "language", "metrics_by_month_figure", "score_history_figure", "csi_figure", "dependence_figure",
     "dpd_distribution_figure", "figure_png", "ks_figure", "lift_figure", "psi_figure",
     "roc_figure", "save_figure", "score_distribution_figure", "shap_bar_figure",
     "shap_summary_figure", "stress_figure", "vintage_figure", "waterfall_figure",

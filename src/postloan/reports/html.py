@@ -51,6 +51,13 @@ dt{color:var(--muted)}dd{margin:0}
 footer{padding:14px 32px;color:var(--muted);font-size:12px}
 @media print{nav{display:none}section{page-break-inside:avoid}}
 """
+# Chinese pages name the CJK families first (Debian's fonts-noto-cjk): left to the
+# generic family, a browser may pick a font without the glyphs and draw boxes.
+CJK_CSS = """
+body{font-family:"Noto Sans CJK SC","Noto Sans SC","Source Han Sans SC","PingFang SC",
+"Microsoft YaHei","WenQuanYi Zen Hei",sans-serif}
+td.sign{height:34px;min-width:110px}
+"""
 # Forbids every resource that is not inline: the page cannot reach the network.
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -116,4 +123,4 @@ def img(png: bytes | None, alt: str, caption: str = "") -> str:
     return f'<figure><img src="data:image/png;base64,{data}" alt="{esc(alt)}">{cap}</figure>'
 
 
-__all__ = ["CSP", "CSS", "dl", "esc", "fmt", "img", "is_missing", "table"]
+__all__ = ["CJK_CSS", "CSP", "CSS", "dl", "esc", "fmt", "img", "is_missing", "table"]
