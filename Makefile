@@ -75,6 +75,8 @@ bench: $(STAMP)  ## run the benchmarks (results JSON + docs/benchmarks.md; servi
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/performance_estimation.py
 	$(BIN)/python benchmarks/pack.py
+	$(BIN)/python benchmarks/clean_book_warnings.py
+	$(BIN)/python benchmarks/uplift_windows.py
 
 NB_STAMP := $(VENV)/.notebooks-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 $(NB_STAMP): $(STAMP)
