@@ -83,3 +83,12 @@ def test_policies_that_agree_differ_by_exactly_zero():
     # Learned effects too small to pay for the offer: neither policy contacts anyone.
     g = st.decision_gate(held, scores, "retention_offer", effects(n, -0.0001), cfg)
     assert g["n_differ"] == 0 and g["value_difference"] == 0.0 and g["decides"]
+
+
+def test_a_positive_difference_below_the_bar_is_not_called_worse():
+    cfg = st.load_strategy_config()
+    n = 6000
+    held, scores = held_contacts(n, 0, churn_effect=-0.05)
+    g = st.decision_gate(held, scores, "retention_offer", effects(n, -0.05), cfg, min_z=1e6)
+    assert not g["decides"] and g["value_difference"] > 0
+    assert "not shown to decide better" in g["reason"] and "worse" not in g["reason"]

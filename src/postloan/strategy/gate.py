@@ -108,11 +108,17 @@ def decision_gate(held: pd.DataFrame, scores: pd.DataFrame, action: str,
               f"differently; bar {bar}): learned effects decide")
         zh = (f"按学习所得效应决策较策略常数每个留出样本{diff:+,.1f}（标准误{se:,.1f}，"
               f"样本{n:,}，其中{n_differ:,}个决策不同；门槛{bar}）：采用学习所得效应")
-    else:
+    elif diff < 0:
         en = (f"learned effects decide worse than the constants on held-out contacts: "
               f"{diff:+,.1f} per contact (se {se:,.1f}, n {n:,}; bar {bar})")
         zh = (f"留出样本上按学习所得效应决策不如策略常数：每个样本{diff:+,.1f}"
               f"（标准误{se:,.1f}，样本{n:,}；门槛{bar}）")
+    else:
+        en = (f"learned effects not shown to decide better than the constants: "
+              f"{diff:+,.1f} per held-out contact (se {se:,.1f}, n {n:,}) is below the bar "
+              f"of {bar}")
+        zh = (f"未能证明按学习所得效应决策优于策略常数：每个留出样本{diff:+,.1f}"
+              f"（标准误{se:,.1f}，样本{n:,}），低于门槛{bar}")
     return _record(decides, n, n_differ, float((reward * w_l).mean()),
                    float((reward * w_c).mean()), diff, se, min_z, en, zh)
 
