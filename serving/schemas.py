@@ -397,11 +397,10 @@ class PredictResponse(_ById):
     results: list[Prediction]
 
 
-class Warning(Decision):
-    customer_id: int
-    as_of: date
+class CustomerDecision(Decision):
+    """A customer's warning and decision (as ``/score`` gives them)."""
+
     warning_level: Level
-    warning_rank: int = Field(description="1 = most urgent inside its level")
     response: str
     response_zh: str
     signals: list[str]
@@ -410,6 +409,12 @@ class Warning(Decision):
     risk_grade: str
     pd_12m: float
     expected_loss: float
+
+
+class Warning(CustomerDecision):
+    customer_id: int
+    as_of: date
+    warning_rank: int = Field(description="1 = most urgent inside its level")
     reasons: Reasons = Field(description="top reasons of the default-risk model")
 
 
@@ -452,20 +457,6 @@ class ModelExplanation(BaseModel):
     bias: float
     contributions: list[Contribution] = Field(description="every feature, largest |c| first")
     reasons: Reasons
-
-
-class CustomerDecision(Decision):
-    """The warning and the decision for the explained customer (as ``/score`` gives them)."""
-
-    warning_level: Level
-    response: str
-    response_zh: str
-    signals: list[str]
-    warning_reasons: list[str]
-    warning_reasons_zh: list[str]
-    risk_grade: str
-    pd_12m: float
-    expected_loss: float
 
 
 class ExplainResponse(_ById):
