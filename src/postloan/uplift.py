@@ -330,6 +330,11 @@ class UpliftBundle:
         DR-learner, which gives none).
         """
         Xv = X[list(FEATURE_NAMES)].to_numpy(float) if isinstance(X, pd.DataFrame) else X
+        return pd.DataFrame(self.effect_arrays(Xv, interval))
+
+    def effect_arrays(self, Xv: np.ndarray, interval: bool = False) -> dict[str, np.ndarray]:
+        """:meth:`effects_features` as arrays by column name, without pandas (the service
+        decides for one customer at a time, where a frame costs more than the trees)."""
         out = {}
         for lab, b in self.boosters.items():
             margin = TreeExplainer.from_booster(b).margin(Xv)
@@ -339,13 +344,14 @@ class UpliftBundle:
                     out[f"effect_{lab}_lo"] = out[f"effect_{lab}_hi"] = np.full(len(Xv), np.nan)
                 continue
             shift = self.metadata["shift"][lab]
-            out[f"effect_{lab}"] = risk_shift_effect(margin, shift)
+            base = margin + shift["a"]
+            p0 = _sigmoid(base)
+            out[f"effect_{lab}"] = _sigmoid(base + shift["log_odds_ratio"]) - p0
             if interval:
                 half = 1.96 * shift["se"]
-                for end, sign in (("lo", -1.0), ("hi", 1.0)):
-                    moved = {**shift, "log_odds_ratio": shift["log_odds_ratio"] + sign * half}
-                    out[f"effect_{lab}_{end}"] = risk_shift_effect(margin, moved)
-        return pd.DataFrame(out)
+                out[f"effect_{lab}_lo"] = _sigmoid(base + shift["log_odds_ratio"] - half) - p0
+                out[f"effect_{lab}_hi"] = _sigmoid(base + shift["log_odds_ratio"] + half) - p0
+        return out
 
     def odds_ratios(self) -> dict[str, tuple[float, float, float]]:
         """Outcome -> the contact's odds ratio and its 95% interval (risk learner only)."""

@@ -56,9 +56,8 @@ def learned_effects(bundles: Mapping[str, UpliftBundle], X: np.ndarray,
         return None
     effects: dict[str, np.ndarray] = {}
     for action, b in bundles.items():
-        eff = b.effects_features(X, interval=True)
-        for c in eff.columns:
-            effects[f"effect_{action}_{c[len('effect_'):]}"] = eff[c].to_numpy()
+        for c, v in b.effect_arrays(X, interval=True).items():
+            effects[f"effect_{action}_{c[len('effect_'):]}"] = v
     deciding = frozenset(a for a, b in bundles.items()
                          if not respect_gate or b.decision_gate.get("decides", False))
     gates = {a: _gate_summary(b) for a, b in bundles.items()}
