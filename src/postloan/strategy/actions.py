@@ -120,8 +120,8 @@ def service_failure(complaints_3m: np.ndarray, open_complaint: np.ndarray,
                     last_survey_score: np.ndarray) -> np.ndarray:
     """A service failure to recover from: a complaint in the last 3 months or still open,
     or a last survey score of 2 or less (the satisfaction label's own definition)."""
-    return ((np.nan_to_num(complaints_3m, nan=0.0) > 0) | open_complaint
-            | (np.nan_to_num(last_survey_score, nan=5.0) <= 2))
+    # NaN compares False: no complaint, no survey = no failure reported.
+    return (complaints_3m > 0) | open_complaint | (last_survey_score <= 2)
 
 
 @dataclass
@@ -228,10 +228,10 @@ def choose(cfg: StrategyConfig, *, p_def: np.ndarray, p_churn: np.ndarray,
         basis.append(LEARNED)
         for k, lab in enumerate(OUTCOMES):
             key = f"effect_{a}_{lab}"
-            eff[:, j, k] = np.nan_to_num(np.asarray(learned.effects[key], float), nan=0.0)
+            eff[:, j, k] = _fill(np.asarray(learned.effects[key], float), 0.0)
             lo[:, j, k] = learned.effects.get(f"{key}_lo", np.full(n, np.nan))
             hi[:, j, k] = learned.effects.get(f"{key}_hi", np.full(n, np.nan))
-    unit = np.column_stack([np.nan_to_num(ead_lgd, nan=0.0), np.nan_to_num(kept, nan=0.0),
+    unit = np.column_stack([_fill(ead_lgd, 0.0), _fill(kept, 0.0),
                             np.full(n, uv.service_value)])
     value = -eff * unit[:, None, :]
     cost = np.array([uv.contact_cost.get(a, 0.0) for a in ACTIONS])
@@ -242,21 +242,17 @@ def choose(cfg: StrategyConfig, *, p_def: np.ndarray, p_churn: np.ndarray,
 
     # Pressure rule: a risk contact that would be best for a likely-dissatisfied customer
     # is withheld unless the risk is severe; the service-recovery call is open instead.
-    best0 = _best(net)
-    risk_best = (best0 >= 0) & (best0 < len(RISK_ACTIONS))
-    risk_best &= np.take_along_axis(np.nan_to_num(net, nan=-np.inf),
-                                    np.maximum(best0, 0)[:, None], axis=1)[:, 0] > 0.0
+    best0, best0_net = _best(net)
+    risk_best = (best0 >= 0) & (best0 < len(RISK_ACTIONS)) & (best0_net > 0.0)
     pr = cfg.outreach.pressure_rule
-    pressured = np.nan_to_num(p_dis, nan=0.0) >= pr.p_dissatisfied_min
+    pressured = p_dis >= pr.p_dissatisfied_min  # NaN (no satisfaction model): never
     withheld = risk_best & pressured & ~severe
     overridden = risk_best & pressured & severe
     is_open[withheld, :len(RISK_ACTIONS)] = False
     is_open[withheld, ACTIONS.index("service_recovery_call")] = True
     net = np.where(is_open & estimated, gross, np.nan)
 
-    best = _best(net)
-    best_net = np.where(best >= 0, np.take_along_axis(
-        np.nan_to_num(net, nan=-np.inf), np.maximum(best, 0)[:, None], axis=1)[:, 0], -np.inf)
+    best, best_net = _best(net)
     none = ~(best_net > 0.0)
     action = np.where(none, len(ACTIONS), best)
     learned_code = np.array([b == LEARNED for b in basis])
@@ -268,11 +264,18 @@ def choose(cfg: StrategyConfig, *, p_def: np.ndarray, p_churn: np.ndarray,
                   best, is_open)
 
 
-def _best(net: np.ndarray) -> np.ndarray:
-    """Per row, the action of highest net benefit (first on ties), -1 when none is open."""
-    filled = np.nan_to_num(net, nan=-np.inf)
-    best = filled.argmax(axis=1) if net.shape[1] else np.zeros(len(net), int)
-    return np.where(np.isinf(filled.max(axis=1, initial=-np.inf)), -1, best)
+def _fill(x: np.ndarray, value: float) -> np.ndarray:
+    """`x` with NaN replaced by `value` (np.nan_to_num costs 10x more on a few rows)."""
+    return np.where(np.isnan(x), value, x)
+
+
+def _best(net: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the action of highest net benefit (first on ties; -1 when none is open)
+    and that net benefit (-inf when none is open)."""
+    filled = _fill(net, -np.inf)
+    best = filled.argmax(axis=1)
+    best_net = filled[np.arange(len(net)), best]
+    return np.where(np.isinf(best_net), -1, best), best_net
 
 
 def _float(v: Any) -> float | None:

@@ -30,7 +30,6 @@ from postloan.strategy.config import (
 )
 from postloan.strategy.rules import (
     _Columns,
-    _customer_value,
     _expected_loss,
     _fire_signals,
     _grade_codes,
@@ -369,7 +368,8 @@ def _decide(cols: _Columns, cfg: StrategyConfig,
     warning_rank = rank_within_level(level, warning_score, el, cid_code)
 
     # ---- value and segment
-    value = _customer_value(cols, cfg)
+    kept = _value_if_kept(cols, cfg)
+    value = kept * (1.0 - p_churn)  # customer_value: the churn-discounted value
     high_value = value >= cfg.segmentation.high_value_min
     high_risk = t.high_risk_grade[grade_code] | t.high_risk_level[level]
     # protect, grow, watch, work_out = positions in SEGMENTS
@@ -378,7 +378,6 @@ def _decide(cols: _Columns, cfg: StrategyConfig,
     # ---- the decision: net benefit of each open action, the best positive or none
     open_complaint = (np.nan_to_num(cols.num("open_complaints"), nan=0.0) > 0
                       if "open_complaints" in cols else np.zeros(n, bool))
-    kept = _value_if_kept(cols, cfg)
     missing = np.full(n, np.nan)
     failure = service_failure(
         cols.num("complaints_3m") if "complaints_3m" in cols else missing, open_complaint,
