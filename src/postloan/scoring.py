@@ -24,6 +24,7 @@ from postloan.bundle import ModelBundle
 from postloan.errors import DataQualityError, ModelNotFoundError
 from postloan.features import (
     FEATURE_NAMES,
+    category_vocabularies,
     code_maps,
     features_from_records,
     unknown_categories,
@@ -34,6 +35,7 @@ from postloan.uplift import UpliftBundle
 
 log = logging.getLogger("postloan.serving")
 _NUMERIC_SNAPSHOT = frozenset(NUMERIC_FIELDS)
+_UPLIFT = "uplift"
 
 
 class Scorer:
@@ -52,12 +54,17 @@ class Scorer:
                                 for a, b in self.uplift.items()}
         # Category codes of each model's own vocabulary (its feature spec); models
         # trained on the same book share one map, so the features are built once.
+        # The uplift models learned on the default contract's vocabularies ("uplift").
         self._maps: dict[str, dict] = {}
         self._map_key: dict[str, str] = {}
-        for m, b in bundles.items():
-            key = json.dumps(b.categories, sort_keys=True)
+        vocabularies = {m: b.categories for m, b in bundles.items()}
+        if self.uplift:
+            vocabularies[_UPLIFT] = None
+        for m, categories in vocabularies.items():
+            key = json.dumps({c: list(v) for c, v in
+                              category_vocabularies(categories).items()}, sort_keys=True)
             self._map_key[m] = key
-            self._maps.setdefault(key, code_maps(b.categories))
+            self._maps.setdefault(key, code_maps(categories))
         self.data_quality = load_data_quality_config()
         # Build the tree explainers and load (or compile) their TreeSHAP and margin
         # kernels now, not on the first request.
@@ -95,15 +102,16 @@ class Scorer:
         snap = {f: (np.array([r[f] for r in records], dtype="float64")
                     if f in _NUMERIC_SNAPSHOT else [r[f] for r in records])
                 for f in SNAPSHOT_FIELDS}
-        learned = (strategy.learned_effects(self.uplift, strategy.uplift_features(
-            records=records)) if self.uplift else None)
+        learned = (strategy.learned_effects(self.uplift, Xs[_UPLIFT]) if self.uplift
+                   else None)
         decisions = strategy.decide(scores, snap, self.cfg, learned)
         decisions.update({c: v for c, v in scores.items() if c.startswith("reasons_")})
         decisions["unknown_categories"] = self.unknown_categories(records)
         return decisions
 
     def features(self, records: list[dict]) -> dict[str, np.ndarray]:
-        """Model -> its feature matrix (built once per distinct vocabulary)."""
+        """Model (and ``uplift``) -> its feature matrix (built once per distinct
+        vocabulary)."""
         built = {key: features_from_records(records, maps) for key, maps in self._maps.items()}
         return {m: built[key] for m, key in self._map_key.items()}
 

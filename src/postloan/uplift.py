@@ -335,22 +335,28 @@ class UpliftBundle:
     def effect_arrays(self, Xv: np.ndarray, interval: bool = False) -> dict[str, np.ndarray]:
         """:meth:`effects_features` as arrays by column name, without pandas (the service
         decides for one customer at a time, where a frame costs more than the trees)."""
-        out = {}
-        for lab, b in self.boosters.items():
-            margin = TreeExplainer.from_booster(b).margin(Xv)
-            if self.learner == "dr":
-                out[f"effect_{lab}"] = np.clip(margin, -1.0, 1.0)
+        labs = list(self.boosters)
+        margins = np.stack([TreeExplainer.from_booster(self.boosters[lab]).margin(Xv)
+                            for lab in labs])  # (outcomes, rows)
+        out: dict[str, np.ndarray] = {}
+        if self.learner == "dr":
+            for lab, m in zip(labs, np.clip(margins, -1.0, 1.0), strict=True):
+                out[f"effect_{lab}"] = m
                 if interval:
-                    out[f"effect_{lab}_lo"] = out[f"effect_{lab}_hi"] = np.full(len(Xv), np.nan)
-                continue
-            shift = self.metadata["shift"][lab]
-            base = margin + shift["a"]
-            p0 = _sigmoid(base)
-            out[f"effect_{lab}"] = _sigmoid(base + shift["log_odds_ratio"]) - p0
+                    out[f"effect_{lab}_lo"] = out[f"effect_{lab}_hi"] = np.full(len(m), np.nan)
+            return out
+        a, lor, se = (np.array([[self.metadata["shift"][lab][k]] for lab in labs])
+                      for k in ("a", "log_odds_ratio", "se"))
+        base = margins + a
+        moved = [base, base + lor]
+        if interval:
+            moved += [base + lor - 1.96 * se, base + lor + 1.96 * se]
+        p = _sigmoid(np.stack(moved))  # one pass over every outcome and end
+        for i, lab in enumerate(labs):
+            out[f"effect_{lab}"] = p[1, i] - p[0, i]
             if interval:
-                half = 1.96 * shift["se"]
-                out[f"effect_{lab}_lo"] = _sigmoid(base + shift["log_odds_ratio"] - half) - p0
-                out[f"effect_{lab}_hi"] = _sigmoid(base + shift["log_odds_ratio"] + half) - p0
+                out[f"effect_{lab}_lo"] = p[2, i] - p[0, i]
+                out[f"effect_{lab}_hi"] = p[3, i] - p[0, i]
         return out
 
     def odds_ratios(self) -> dict[str, tuple[float, float, float]]:

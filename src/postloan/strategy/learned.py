@@ -14,29 +14,17 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from postloan.features import FEATURE_NAMES, build_features, code_maps, features_from_records
+from postloan.features import FEATURE_NAMES, build_features
 from postloan.strategy.actions import CONSTANTS, LEARNED, LearnedEffects
 from postloan.strategy.config import ACTIONS
 from postloan.uplift import UpliftBundle
 
 
-def uplift_features(snapshot: pd.DataFrame | None = None,
-                    records: list[dict] | None = None) -> np.ndarray:
-    """The uplift models' feature matrix: the one feature function on the default
-    contract's vocabularies (what the uplift models were trained on), from snapshot rows
-    (batch) or validated records (the service's array path); the two are equal."""
-    if snapshot is not None:
-        return build_features(snapshot)[list(FEATURE_NAMES)].to_numpy(float)
-    return features_from_records(records or [], _default_maps())
-
-
-_MAPS: dict = {}
-
-
-def _default_maps() -> dict:
-    if not _MAPS:
-        _MAPS.update(code_maps(None))
-    return _MAPS
+def uplift_features(snapshot: pd.DataFrame) -> np.ndarray:
+    """The uplift models' feature matrix of snapshot rows: the one feature function on
+    the default contract's vocabularies, what the uplift models were trained on (the
+    service builds the same matrix from records: :class:`postloan.scoring.Scorer`)."""
+    return build_features(snapshot)[list(FEATURE_NAMES)].to_numpy(float)
 
 
 def learned_effects(bundles: Mapping[str, UpliftBundle], X: np.ndarray,
@@ -58,11 +46,30 @@ def learned_effects(bundles: Mapping[str, UpliftBundle], X: np.ndarray,
     for action, b in bundles.items():
         for c, v in b.effect_arrays(X, interval=True).items():
             effects[f"effect_{action}_{c[len('effect_'):]}"] = v
+    deciding, gates, odds = _verdicts(bundles, respect_gate)
+    return LearnedEffects(effects, deciding, gates, odds)
+
+
+_VERDICTS: dict[tuple, tuple] = {}
+
+
+def _verdicts(bundles: Mapping[str, UpliftBundle], respect_gate: bool) -> tuple:
+    """Which actions decide, the gates' records and the odds ratios of these bundles:
+    the same for every request of a service, so worked out once (the key holds each
+    bundle's identity and verdict, so a changed verdict is seen)."""
+    key = (respect_gate, *((a, id(b), b.metadata.get("decision_gate", {}).get("decides"))
+                           for a, b in bundles.items()))
+    hit = _VERDICTS.get(key)
+    if hit is not None and all(hit[0].get(a) is b for a, b in bundles.items()):
+        return hit[1]
     deciding = frozenset(a for a, b in bundles.items()
                          if not respect_gate or b.decision_gate.get("decides", False))
-    gates = {a: _gate_summary(b) for a, b in bundles.items()}
-    return LearnedEffects(effects, deciding, gates, {a: b.odds_ratios()
-                                                       for a, b in bundles.items()})
+    value = (deciding, {a: _gate_summary(b) for a, b in bundles.items()},
+             {a: b.odds_ratios() for a, b in bundles.items()})
+    if len(_VERDICTS) >= 16:
+        _VERDICTS.clear()
+    _VERDICTS[key] = (dict(bundles), value)
+    return value
 
 
 def _gate_summary(bundle: UpliftBundle) -> dict:
