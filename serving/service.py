@@ -319,7 +319,8 @@ class PostloanService:
             "decisions": {
                 "basis": strategy.decision_bases(self.scorer.uplift),
                 "uplift_models": {a: {"version": self.scorer.uplift_versions[a],
-                                      "decision_gate": b.decision_gate}
+                                      "decision_gate": {k: _none_if_nan(v) for k, v in
+                                                        b.decision_gate.items()}}
                                   for a, b in self.scorer.uplift.items()}},
             "limits": {"max_batch": self.config.max_batch},
             "auth": "none (insecure local)" if self.config.insecure_local else "bearer",

@@ -59,9 +59,11 @@ def save(d: dict, path: Path) -> Path:
 def cli(*args: str, root: Path):
     from pipelines.cli import app
 
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    # None unsets: an earlier test's in-process mlflow.set_tracking_uri exported
+    # MLFLOW_TRACKING_URI, which would point this run at that test's store.
     return CliRunner().invoke(app, list(args),
-                              env={**env, "POSTLOAN_ROOT": str(root), "COLUMNS": "200"})
+                              env={"MLFLOW_TRACKING_URI": None, "POSTLOAN_ROOT": str(root),
+                                   "COLUMNS": "200"})
 
 
 # ------------------------------------------------------------------ item 3: one rule

@@ -338,6 +338,10 @@ def test_metadata_names_models_versions_features_and_thresholds(client):
     assert meta["strategy"]["risk_grades"][0]["grade"] == "A"
     assert meta["strategy"]["warning_levels"]["red"]["pd_min"] > 0
     assert meta["limits"]["max_batch"] == MAX_BATCH
+    # Which basis decides each action, and the decision gates' records (JSON: NaN as null).
+    assert meta["decisions"]["basis"] == {a: "learned_uplift" if a in DECIDING else "constants"
+                                          for a in strategy.ACTIONS}
+    assert set(meta["decisions"]["uplift_models"]) == set(strategy.ACTIONS)
     assert client.get("/metadata").status_code == 401
 
 

@@ -176,7 +176,7 @@ def test_train_register_and_compare_with_the_truth(uplift_trained):
         # warns "Failed to infer model signature" once per uplift model (issue 20).
         import mlflow
 
-        mlflow.set_tracking_uri(uri)
+        registry.configure(uri)  # tracking and registry: another test may have set either
         sig = mlflow.models.get_model_info(f"models:/{name}/{r['version']}").signature
         assert sig is not None and "effect_default_12m" in sig.outputs.input_names()
         metrics = client.get_run(r["run_id"]).data.metrics
