@@ -329,8 +329,8 @@ def runs_table(rows: pd.DataFrame) -> pd.DataFrame:
         "as of": rows["as_of"], "cycle": rows["cycle_id"].str[-10:], "step": rows["step"],
         "status": rows["status"], "started": rows["started"].str[11:19],
         "ended": rows["ended"].fillna("").str[11:19],
-        "versions": [short(", ".join(f"{k}={v}" for k, v in (m or {}).items()), 48)
-                     for m in rows["model_versions"]],
+        "versions": [short(", ".join(f"{k}={v}" for k, v in m.items()), 48)
+                     if isinstance(m, dict) else "" for m in rows["model_versions"]],
         "customers": rows["n_customers"].map(lambda v: "" if pd.isna(v) else f"{int(v):,}"),
         "queue": rows["queue_size"].map(lambda v: "" if pd.isna(v) else f"{int(v):,}"),
         "none": rows["n_none"].map(lambda v: "" if pd.isna(v) else f"{int(v):,}"),
