@@ -21,7 +21,7 @@ import pandas as pd
 
 from pipelines.console import console, progress_bar
 from postloan import cycle, io, strategy
-from postloan.batch import FeatureCache, flat_frame, model_versions, score_and_decide
+from postloan.batch import FeatureCache, flat_frame, model_versions
 from postloan.cycle import FAILED, OK, SKIPPED, CycleConfig, Ledger
 from postloan.database import first_line
 from postloan.errors import DataQualityError
@@ -62,6 +62,16 @@ def all_versions(bundles: dict, uplift: dict) -> dict[str, str]:
     return {**model_versions(bundles),
             **{f"uplift_{a}": str(b.metadata.get("registered_version", "local"))
                for a, b in sorted(uplift.items())}}
+
+
+def _folder_cycle(folder: Path) -> str | None:
+    """The cycle id a month's folder was written by (None: no such folder)."""
+    import json
+
+    try:
+        return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["cycle_id"]
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 class _Month:
@@ -161,6 +171,12 @@ def run_cycle(as_of: str, paths: Paths, cfg: CycleConfig, ledger: Ledger,
     elif staged.exists():  # a staging folder of an abandoned run: never written out
         shutil.rmtree(staged)
 
+    if "monitor" in done:  # a resumed month keeps the verdict its monitor step found
+        prev = ledger.rows(as_of).query("cycle_id == @cycle_id and step == 'monitor'")
+        details = prev["details"].iloc[-1] if len(prev) else None
+        result.monitor = details if isinstance(details, dict) and "by_model" in details \
+            else None
+
     def step(name: str, fn: Callable[[], tuple[str, dict[str, Any]]]) -> None:
         if name in done:
             result.steps[name] = "done before"
@@ -205,15 +221,12 @@ def run_cycle(as_of: str, paths: Paths, cfg: CycleConfig, ledger: Ledger,
     def score():
         from pipelines.quality import gate_record
 
-        scfg = strategy.load_strategy_config(None)
         with progress_bar("scoring customers", len(month.snapshot())) as advance:
-            outputs = score_and_decide(month.snapshot(), month.bundles(), scfg, cfg.capacity,
-                                       progress=advance, uplift=month.uplift(),
-                                       features=month.features())
-        outreach = cycle.assign_outreach(outputs["decisions"], outputs["queue"], as_of,
-                                         cfg.holdout_share)
-        counts = cycle.decision_counts(outputs["decisions"], outputs["queue"], outreach)
-        bases = strategy.decision_bases(month.uplift())
+            outputs = cycle.decide_month(month.snapshot(), month.bundles(), as_of, cfg,
+                                         uplift=month.uplift(), features=month.features(),
+                                         progress=advance)
+        counts, bases, outreach = (outputs.pop("counts"), outputs.pop("decision_basis"),
+                                   outputs.pop("outreach"))
         manifest = {"as_of": as_of, "cycle_id": cycle_id, **common(),
                     "decision_basis": bases, "holdout_share": cfg.holdout_share, **counts}
         quality = (gate_record(month.gate_report) if month.gate_report is not None else
@@ -228,18 +241,22 @@ def run_cycle(as_of: str, paths: Paths, cfg: CycleConfig, ledger: Ledger,
                     "details": {"assignments": counts["assignments"]}}
 
     def write():
-        if not staged.is_dir():
-            raise PostloanError(f"the staged decisions {staged} are gone; re-run the month "
-                                f"from the start (a new cycle of {as_of})")
+        folder = staged
+        if not staged.is_dir():  # the process died between the rename and the ledger
+            if _folder_cycle(out) != cycle_id:
+                raise PostloanError(f"the staged decisions {staged} are gone; re-run the "
+                                    f"month from the start (a new cycle of {as_of})")
+            folder = out
         db = None
         if to:
             from postloan.decision_tables import write_decisions
 
-            frames = {f: pd.read_parquet(staged / f"{f}.parquet")
+            frames = {f: pd.read_parquet(folder / f"{f}.parquet")
                       for f in ("scores", "decisions", "queue")}
             db = write_decisions(to, frames, as_of, cycle_id,
                                  all_versions(month.bundles(), month.uplift()), table_prefix)
-        io.replace_folder(staged, out)
+        if folder == staged:
+            io.replace_folder(staged, out)
         return OK, {**common(), "details": {"folder": str(out),
                                            "database": db["url"] if db else None}}
 

@@ -162,6 +162,45 @@ def decision_counts(decisions: pd.DataFrame, queue: pd.DataFrame,
     return out
 
 
+def decide_month(snapshot: pd.DataFrame, bundles: Mapping[str, Any], as_of: str | pd.Timestamp,
+                 cfg: CycleConfig | None = None, strategy_cfg: Any = None,
+                 uplift: Mapping[str, Any] | None = None, features: Any = None,
+                 with_reasons: bool = True, progress: Any = None) -> dict[str, Any]:
+    """One month's decisions and outreach: the pure core of the cycle's score step.
+
+    :func:`postloan.batch.score_and_decide` (the one scoring and decision path) on the
+    month's snapshot, then :func:`assign_outreach` with the config's holdout share and
+    the counts and decision bases the ledger records.
+
+    Args:
+        snapshot: the as-of snapshot (``build_snapshot(tables, as_of, with_labels=False)``).
+        bundles: the three champions.
+        as_of: the month's as-of (seeds the holdout).
+        cfg: the cycle config (capacity, holdout share; the shipped one when None).
+        strategy_cfg: the strategy config (the packaged default when None).
+        uplift: action -> uplift bundle (None: every action on the constants).
+        features: the run's :class:`postloan.batch.FeatureCache` of `snapshot`, if built.
+        with_reasons: compute reason codes (the costly part; a simulation may skip it).
+        progress: called with customers scored after each chunk.
+
+    Returns:
+        ``scores``, ``decisions``, ``queue`` (as score_and_decide), ``outreach`` (the
+        contract's outreach rows), ``counts`` (:func:`decision_counts`) and
+        ``decision_basis`` (action -> ``learned_uplift`` | ``constants``).
+    """
+    from postloan.batch import score_and_decide
+    from postloan.strategy import decision_bases
+
+    cfg = cfg or load_cycle_config()
+    out = score_and_decide(snapshot, dict(bundles), strategy_cfg, cfg.capacity,
+                           with_reasons=with_reasons, progress=progress, uplift=uplift,
+                           features=features)
+    outreach = assign_outreach(out["decisions"], out["queue"], as_of, cfg.holdout_share)
+    return {**out, "outreach": outreach,
+            "counts": decision_counts(out["decisions"], out["queue"], outreach),
+            "decision_basis": decision_bases(uplift)}
+
+
 def monitor_verdict(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """The month's monitor verdict from :func:`pipelines.monitor.run_monitor`'s results.
 
@@ -372,5 +411,5 @@ def ledger_url_for(tracking_uri: str, root: Path) -> str:
     return f"sqlite:///{Path(root) / 'runs.db'}"
 
 
-__all__ = ["STEPS", "CycleConfig", "Ledger", "assign_outreach", "decision_counts",
-           "load_cycle_config", "monitor_verdict", "retrain_reason"]
+__all__ = ["STEPS", "CycleConfig", "Ledger", "assign_outreach", "decide_month",
+           "decision_counts", "load_cycle_config", "monitor_verdict", "retrain_reason"]
