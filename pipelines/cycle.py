@@ -278,7 +278,8 @@ def run_cycle(as_of: str, paths: Paths, cfg: CycleConfig, ledger: Ledger,
         from pipelines.monitor import run_monitor
         from postloan.monitoring import load_monitoring_config
 
-        results = run_monitor(data, prev, as_of, month.bundles(), load_monitoring_config(),
+        results = run_monitor(data, prev, as_of, month.bundles(),
+                              load_monitoring_config(cfg.monitoring),
                               out / "reports" / f"monitor_{prev}_vs_{as_of}.html",
                               tracking_uri=None if model_dir else paths.tracking_uri)
         verdict = cycle.monitor_verdict(results)

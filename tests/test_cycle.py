@@ -227,16 +227,25 @@ def test_a_month_that_failed_after_writing_resumes_from_that_step(month_env, sma
 
 
 def test_cli_cycle_exit_codes_and_runs(project_like):
-    """`postloan cycle` exits 2 on bad input and 4 on the gate; `postloan runs` lists."""
-    run, book, broken = project_like
+    """`postloan cycle` exits 0, 2 on bad input, 4 on the gate, 3 when the monitor asks
+    for re-validation (thresholds set so that any drift does); `postloan runs` lists."""
+    run, book, broken, db = project_like
     r = run("cycle", "--as-of", APR)                      # neither --data nor --source
     assert r.returncode == 2 and "--data" in r.stderr
+    r = run("cycle", "--as-of", APR, "--data", str(book))  # first month: nothing to monitor
+    assert r.returncode == 0, r.stderr
     r = run("cycle", "--as-of", MAY, "--data", str(broken))
     assert r.returncode == 4, r.stderr
     r = run("cycle", "--as-of", MAY, "--data", str(book))
-    assert r.returncode in (0, 3), r.stderr
+    assert r.returncode == 3, r.stderr
+    assert "re-validate" in r.stderr
     r = run("runs", "--as-of", MAY)
     assert r.returncode == 0 and "blocked" in r.stdout and "failed" in r.stdout
+    led = Ledger(db)
+    rows = led.rows(MAY)
+    led.close()
+    assert rows.query("step == 'monitor'")["monitor_verdict"].tolist() == ["re-validate"]
+    assert rows.query("step == 'gate'")["gate_verdict"].tolist()[0] == "blocked"
 
 
 @pytest.fixture()
@@ -250,12 +259,17 @@ def project_like(trained, small_book, small_tables, tmp_path):
     io.write_tables(three_feed_faults(small_tables, MAY), broken)
     (tmp_path / "pyproject.toml").write_text("")
     cfg = tmp_path / "cycle.yaml"
-    cfg.write_text("steps: {retrain: false, monitor: false}\n")
+    tight = tmp_path / "monitoring.yaml"  # any shift re-validates
+    tight.write_text("psi_watch: 1.0e-9\npsi_shifted: 2.0e-9\nmacro_watch_points: 1.0e-9\n"
+                     "macro_shifted_points: 2.0e-9\n")
+    cfg.write_text(f"steps: {{retrain: false}}\nmonitoring: {tight}\n")
     env = cli_env(tmp_path, MLFLOW_TRACKING_URI=trained["uri"])
 
+    db = f"sqlite:///{tmp_path / 'decisions.db'}"  # decision tables and the ledger
+
     def run(*args):
-        extra = ["--config", str(cfg)] if args[0] == "cycle" else []
+        extra = ["--to", db] + (["--config", str(cfg)] if args[0] == "cycle" else [])
         return subprocess.run([str(Path(sys.executable).parent / "postloan"), *args, *extra],
                               capture_output=True, text=True, env=env, cwd=tmp_path,
                               timeout=600)
-    return run, small_book, broken
+    return run, small_book, broken, db

@@ -76,6 +76,7 @@ class CycleConfig(BaseModel):
     capacity: int | None = Field(None, ge=0)
     steps: CycleSteps = CycleSteps()
     online_store: str | None = None
+    monitoring: str | None = None
 
 
 def load_cycle_config(path: str | Path | None = None) -> CycleConfig:
