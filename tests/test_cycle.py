@@ -273,3 +273,29 @@ def project_like(trained, small_book, small_tables, tmp_path):
                               capture_output=True, text=True, env=env, cwd=tmp_path,
                               timeout=600)
     return run, small_book, broken, db
+
+
+def test_uplift_versions_and_bases_are_in_the_ledger(uplift_trained, small_book, tmp_path):
+    """With uplift champions the ledger names their versions, and each action's basis is
+    the one its decision gate gives (learned effects only once the gate admits them)."""
+    from pipelines.cycle import Paths, run_cycle
+    from pipelines.score import load_uplift
+    from postloan.strategy import decision_bases
+
+    uri = uplift_trained["uri"]
+    paths = Paths(cycles=tmp_path / "cycles", books=tmp_path / "books", tracking_uri=uri,
+                  artifact_root=None, models_dir=None, root=tmp_path)
+    led = Ledger(f"sqlite:///{tmp_path / 'runs.db'}")
+    run_cycle(APR, paths, CycleConfig(steps={"retrain": False}), led, data=small_book)
+    row = led.rows(APR).query("step == 'score'").iloc[-1]
+    led.close()
+    uplift = load_uplift(uri)
+    assert uplift
+    for action, b in uplift.items():
+        assert row["model_versions"][f"uplift_{action}"] == str(
+            b.metadata["registered_version"])
+    assert row["decision_basis"] == decision_bases(uplift)
+    decisions = pd.read_parquet(paths.cycles / APR / "decisions.parquet")
+    acted = decisions[decisions["recommended_action"] != "none"]
+    for action, basis in row["decision_basis"].items():
+        assert set(acted.loc[acted["recommended_action"] == action, "decision_basis"]) <= {basis}
