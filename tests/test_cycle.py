@@ -291,9 +291,9 @@ def test_uplift_versions_and_bases_are_in_the_ledger(uplift_trained, small_book,
     led.close()
     uplift = load_uplift(uri)
     assert uplift
-    for action, b in uplift.items():
-        assert row["model_versions"][f"uplift_{action}"] == str(
-            b.metadata["registered_version"])
+    registered = {r["action"]: str(r["version"]) for r in uplift_trained["results"]}
+    for action in uplift:  # each action's only registered version is its champion
+        assert row["model_versions"][f"uplift_{action}"] == registered[action]
     assert row["decision_basis"] == decision_bases(uplift)
     decisions = pd.read_parquet(paths.cycles / APR / "decisions.parquet")
     acted = decisions[decisions["recommended_action"] != "none"]
