@@ -844,6 +844,86 @@ def demo(
     run_demo(n_customers=customers, n_months=months, seed=seed)
 
 
+def _ledger(to: str | None, s):
+    """The run ledger: in the decision database with --to, else SQLite beside MLflow."""
+    from postloan.cycle import Ledger, ledger_url_for
+
+    return Ledger(to or ledger_url_for(_tracking(s)[0], s.root))
+
+
+@app.command()
+@handle_errors
+def cycle(
+    as_of: Annotated[str, typer.Option(help="The month's as-of date YYYY-MM-DD (month end).")],
+    data: Annotated[Path | None, typer.Option(help="Book folder of the month.")] = None,
+    source: Annotated[Path | None, typer.Option(
+        help="Source mapping YAML: ingest the lender's tables first (instead of --data).")]
+    = None,
+    to: Annotated[str | None, typer.Option(
+        help="Database URL for the decision tables and the run ledger (one transaction per "
+        "month's decisions); default: files only, the ledger in SQLite beside MLflow.")]
+    = None,
+    config: Annotated[Path | None, typer.Option(
+        help="Cycle YAML (retrain schedule, holdout share, capacity, steps; default the "
+        "shipped config/cycle.yaml).")] = None,
+    model_dir: Annotated[Path | None, typer.Option(
+        help="Bundle folder instead of the MLflow registry champions.")] = None,
+    accept_data_issues: AcceptOpt = None,
+    data_quality: DataQualityOpt = None,
+) -> None:
+    """Run one month: ingest, gate, score and decide, write, materialise, monitor,
+    retrain, report; every step recorded in the run ledger (`postloan runs`).
+
+    Exit codes (docs/operations.md): 0 ok, 2 bad input, 3 re-validation needed (the
+    monitor's verdict; the month's decisions are written), 4 stopped by the data gate
+    (nothing of the month written; fix the feed and re-run: the cycle resumes).
+    """
+    from pipelines.cycle import Paths, run_cycle
+    from pipelines.quality import parse_accepted
+    from postloan.cycle import load_cycle_config
+
+    s = get_settings()
+    cfg = load_cycle_config(config)
+    uri, art = _tracking(s)
+    paths = Paths(cycles=s.processed_dir / "cycles", books=s.data_dir / "books", tracking_uri=uri,
+                  artifact_root=art, models_dir=s.models_dir, root=s.root,
+                  online_store=s.online_store_url)
+    ledger = _ledger(to, s)
+    try:
+        res = run_cycle(as_of, paths, cfg, ledger, data=data, source=source, to=to,
+                        model_dir=model_dir, accept_data_issues=parse_accepted(accept_data_issues),
+                        data_quality=data_quality)
+    finally:
+        ledger.close()
+    console.print(f"cycle {res.cycle_id} of {res.as_of}: " + ", ".join(
+        f"{k} {v}" for k, v in res.steps.items()) + f"; written to {res.out}")
+    if res.exit_code == 3:
+        err_console.print("re-validate: the monitor found a model drifted (exit 3); the "
+                          "month's decisions are written")
+        raise typer.Exit(3)
+
+
+@app.command()
+@handle_errors
+def runs(
+    as_of: Annotated[str | None, typer.Option(help="Only this month (YYYY-MM-DD).")] = None,
+    to: Annotated[str | None, typer.Option(
+        help="The database the cycles wrote their ledger to (their --to).")] = None,
+) -> None:
+    """List the run ledger: one row per cycle and step (status, versions, counts, verdicts)."""
+    from pipelines.cycle import runs_table
+
+    ledger = _ledger(to, get_settings())
+    try:
+        rows = ledger.rows(as_of)
+    finally:
+        ledger.close()
+    if rows.empty:
+        console.print("no cycles recorded" + (f" for {as_of}" if as_of else ""))
+        return
+    print_frame(runs_table(rows).set_index("as of"), f"run ledger ({ledger.url})")
+
+
 def main() -> None:
     """Entry point of the ``postloan`` script."""
     import warnings

@@ -194,7 +194,7 @@ def test_decisions_land_in_tables_with_run_meta_and_the_view(tmp_path):
     assert v["customer_id"].tolist() == [104, 103, 102, 101, 100]
     assert set(v.columns) >= {"reasons_en", "reasons_zh", "warning_reasons_en",
                               "warning_reasons_zh"}
-    runs = pd.read_sql("SELECT * FROM postloan_runs", eng)
+    runs = pd.read_sql("SELECT * FROM postloan_decision_runs", eng)
     assert json.loads(runs["model_versions"].iloc[0]) == {"churn": "3"}
 
 

@@ -3,7 +3,7 @@
 ``postloan score --to URL`` writes the run's ``scores``, ``decisions`` and ``queue`` (the
 flattened frames also written as parquet/CSV) into ``<prefix>scores``,
 ``<prefix>decisions`` and ``<prefix>queue``, each row carrying the run id, the as-of
-date and the model versions, and records the run in ``<prefix>runs``. Everything happens
+date and the model versions, and records the run in ``<prefix>decision_runs``. Everything happens
 in one transaction: a reader never sees half a run, and re-running an as-of date
 replaces that date's rows. The view ``<prefix>todays_queue`` is the newest date's queue
 with the reasons in English and Chinese (docs/online-store.md shows the SQL).
@@ -89,7 +89,7 @@ def _view_sql(prefix: str) -> str:
             f"d.warning_reasons AS warning_reasons_en, d.warning_reasons_zh, q.run_id "
             f"FROM {prefix}queue q JOIN {prefix}decisions d "
             f"ON d.as_of = q.as_of AND d.customer_id = q.customer_id "
-            f"WHERE q.as_of = (SELECT max(as_of) FROM {prefix}runs) "
+            f"WHERE q.as_of = (SELECT max(as_of) FROM {prefix}decision_runs) "
             f"ORDER BY q.queue_rank")
 
 
@@ -126,7 +126,7 @@ def write_decisions(url: str | Engine, frames: Mapping[str, pd.DataFrame], as_of
     shown = mask_url(engine.url)
     md = sa.MetaData()
     tables = {f: _table(md, f"{table_prefix}{f}", frames[f]) for f in FRAMES}
-    runs = sa.Table(f"{table_prefix}runs", md,
+    runs = sa.Table(f"{table_prefix}decision_runs", md,
                     sa.Column("as_of", sa.String(10), primary_key=True),
                     sa.Column("run_id", sa.String(64), nullable=False),
                     sa.Column("model_versions", sa.Text, nullable=False),

@@ -236,6 +236,13 @@ def _swap_in(tmp: Path, out_dir: Path) -> None:
         tmp.rename(out_dir)
 
 
+def replace_folder(tmp: Path, out_dir: Path) -> None:
+    """Put a complete folder `tmp` in place of `out_dir` (replacing it whole, by renames
+    on one file system): a reader sees the old folder or the new one, never a mix."""
+    Path(out_dir).parent.mkdir(parents=True, exist_ok=True)
+    _swap_in(Path(tmp), Path(out_dir))
+
+
 def read_manifest(data_dir: Path) -> dict:
     """Read ``manifest.json`` of a book folder ({} if there is none)."""
     path = Path(data_dir) / MANIFEST

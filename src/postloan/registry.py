@@ -339,12 +339,22 @@ def uplift_gate(client: MlflowClient, action: str, version: str, metric: str = "
 
 
 def load_uplift(action: str, alias: str | None = CHAMPION) -> UpliftBundle:
-    """Load an action's registered uplift bundle (default: its champion).
+    """Load an action's registered uplift bundle (default: its champion); its metadata's
+    ``registered_version`` names the version the alias points at (audit trails, the
+    cycle's ledger), as the three champions' do.
 
     Raises:
         ModelNotFoundError: none registered under that alias.
     """
-    return UpliftBundle.load(download_bundle(model_name(action), alias=alias))
+    bundle = UpliftBundle.load(download_bundle(model_name(action), alias=alias))
+    if alias is not None:
+        try:
+            mv = mlflow.MlflowClient().get_model_version_by_alias(
+                registered_name(model_name(action)), alias)
+        except MlflowException:  # loaded a moment ago: the alias exists
+            return bundle
+        bundle.metadata["registered_version"] = str(mv.version)
+    return bundle
 
 
 def load_uplift_champions() -> dict[str, UpliftBundle]:

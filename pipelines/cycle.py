@@ -1,0 +1,359 @@
+"""The monthly cycle: ingest -> gate -> score and decide -> write -> materialise ->
+monitor -> retrain -> report, each step recorded in the run ledger (docs/operations.md).
+
+The month's files go to ``<cycles>/<as-of>/``: they are written into a staging folder
+``<cycles>/.<as-of>.staged`` by the score step and put in place whole by the write step
+(after the database transaction with ``--to``), so a reader sees the previous month's
+files, or the old version of this month, until the new one is complete. A run that
+failed at a step resumes from that step (:meth:`postloan.cycle.Ledger.resume_point`);
+a month that finished is re-run from the start and replaced.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipelines.console import console, progress_bar
+from postloan import cycle, io, strategy
+from postloan.batch import FeatureCache, flat_frame, model_versions
+from postloan.cycle import FAILED, OK, SKIPPED, CycleConfig, Ledger
+from postloan.database import first_line
+from postloan.errors import DataQualityError
+from postloan.snapshot import build_snapshot, parse_as_of
+
+FRAMES = ("scores", "decisions", "queue", "outreach")
+
+
+@dataclass
+class CycleResult:
+    """What one month's cycle did: its id, exit code, folder and each step's status."""
+
+    as_of: str
+    cycle_id: str
+    exit_code: int
+    out: Path
+    steps: dict[str, str] = field(default_factory=dict)
+    monitor: dict | None = None
+    retrain: str | None = None
+    resumed: bool = False
+
+
+@dataclass
+class Paths:
+    """Where a cycle reads and writes (the CLI derives them from the project settings)."""
+
+    cycles: Path            # data/processed/cycles
+    books: Path             # ingested books, one per as-of (with --source)
+    tracking_uri: str
+    artifact_root: Path | None
+    models_dir: Path | None
+    root: Path
+    online_store: str | None = None
+
+
+def all_versions(bundles: dict, uplift: dict) -> dict[str, str]:
+    """Every model's version: the three champions and the uplift model of each action."""
+    return {**model_versions(bundles),
+            **{f"uplift_{a}": str(b.metadata.get("registered_version", "local"))
+               for a, b in sorted(uplift.items())}}
+
+
+def _folder_cycle(folder: Path) -> str | None:
+    """The cycle id a month's folder was written by (None: no such folder)."""
+    import json
+
+    try:
+        return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["cycle_id"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+class _Month:
+    """One month's state, built lazily so a resumed cycle builds only what it needs."""
+
+    def __init__(self, as_of: str, data: Path | None, paths: Paths,
+                 model_dir: Path | None):
+        self.as_of, self.data, self.paths, self.model_dir = as_of, data, paths, model_dir
+        self._tables = self._snap = self._features = None
+        self._bundles = self._uplift = None
+        self.gate_report = None
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        if self._tables is None:
+            self._tables = io.read_tables(self.data)
+        return self._tables
+
+    def snapshot(self) -> pd.DataFrame:
+        if self._snap is None:
+            self._snap = build_snapshot(self.tables(), self.as_of, with_labels=False)
+            self._features = FeatureCache(self._snap)
+        return self._snap
+
+    def features(self) -> FeatureCache:
+        self.snapshot()
+        return self._features
+
+    def bundles(self) -> dict:
+        if self._bundles is None:
+            from postloan.registry import load_champions
+
+            self._bundles = load_champions(self.model_dir, tracking_uri=self.paths.tracking_uri)
+        return self._bundles
+
+    def uplift(self) -> dict:
+        if self._uplift is None:
+            from pipelines.score import load_uplift
+
+            self._uplift = load_uplift(self.paths.tracking_uri, self.model_dir)
+        return self._uplift
+
+    def reload_models(self) -> None:
+        """After a retraining the gates may have promoted new champions."""
+        self._bundles = self._uplift = None
+
+    def data_hash(self) -> str:
+        from pipelines.materialize import book_hash
+
+        return book_hash(self.data)
+
+
+def run_cycle(as_of: str, paths: Paths, cfg: CycleConfig, ledger: Ledger,
+              data: Path | None = None, source: Path | None = None, to: str | None = None,
+              model_dir: Path | None = None, accept_data_issues: Sequence[str] = (),
+              data_quality: Path | None = None, table_prefix: str = "postloan_"
+              ) -> CycleResult:
+    """Run (or resume) one month's cycle; see the module docstring.
+
+    Args:
+        as_of: the month's as-of date (a month end, ``YYYY-MM-DD``).
+        paths: where the cycle reads and writes.
+        cfg: the cycle config.
+        ledger: the run ledger the steps are recorded in.
+        data: the book folder (or `source`: a source mapping ingested first).
+        source: a source mapping YAML (``postloan ingest``'s).
+        to: a database URL the decision tables are written to (one transaction).
+        model_dir: bundle folder instead of the MLflow registry.
+        accept_data_issues: hard data-quality rules the operator accepted.
+        data_quality: data-quality limits YAML.
+        table_prefix: prefix of the decision tables.
+
+    Returns:
+        The :class:`CycleResult` (exit code 3 when the monitor asks for re-validation).
+
+    Raises:
+        DataQualityError: the gate stopped the month (nothing of it is written).
+        PostloanError: bad input at a step (the ledger records it).
+    """
+    from postloan.errors import PostloanError
+
+    if (data is None) == (source is None):
+        raise PostloanError("give the book with --data or a source mapping with --source "
+                            "(one of them)")
+    as_of = parse_as_of(as_of).date().isoformat()
+    cycle_id, done = ledger.resume_point(as_of)
+    resumed = cycle_id is not None
+    cycle_id = cycle_id or Ledger.new_cycle_id(as_of)
+    out = paths.cycles / as_of
+    staged = paths.cycles / f".{as_of}.staged"
+    if source is not None:
+        data = paths.books / as_of
+    month = _Month(as_of, data, paths, model_dir)
+    result = CycleResult(as_of, cycle_id, cycle.EXIT_OK, out, resumed=resumed)
+    if resumed:
+        console.print(f"resuming cycle {cycle_id} of {as_of}: done "
+                      f"{', '.join(s for s in cycle.STEPS if s in done) or 'nothing'}")
+    elif staged.exists():  # a staging folder of an abandoned run: never written out
+        shutil.rmtree(staged)
+
+    if "monitor" in done:  # a resumed month keeps the verdict its monitor step found
+        prev = ledger.rows(as_of).query("cycle_id == @cycle_id and step == 'monitor'")
+        details = prev["details"].iloc[-1] if len(prev) else None
+        result.monitor = details if isinstance(details, dict) and "by_model" in details \
+            else None
+
+    def step(name: str, fn: Callable[[], tuple[str, dict[str, Any]]]) -> None:
+        if name in done:
+            result.steps[name] = "done before"
+            return
+        row = ledger.start(cycle_id, as_of, name)
+        try:
+            status, fields = fn()
+        except DataQualityError as e:
+            ledger.finish(row, FAILED, gate_verdict="blocked", error=str(e))
+            result.steps[name] = FAILED
+            raise
+        except BaseException as e:
+            ledger.finish(row, FAILED, error=f"{type(e).__name__}: {first_line(e)}")
+            result.steps[name] = FAILED
+            raise
+        ledger.finish(row, status, **fields)
+        result.steps[name] = status
+
+    def common() -> dict[str, Any]:
+        return {"model_versions": all_versions(month.bundles(), month.uplift()),
+                "data_hash": month.data_hash()}
+
+    def ingest():
+        if source is None:
+            return SKIPPED, {"details": {"reason": "book given with --data"}}
+        from pipelines.ingest import run_ingest
+
+        m = run_ingest(source, data, overwrite=True)
+        return OK, {"data_hash": m["content_hash"], "details": {"book": str(data)}}
+
+    def gate():
+        from pipelines.quality import run_gate
+
+        report = run_gate(month.tables(), month.snapshot(), month.bundles(),
+                          accept_data_issues, data_quality, month.features())
+        month.gate_report = report
+        verdict = ("unchecked" if report is None else
+                   "accepted" if report.accepted_findings else
+                   "warnings" if report.warnings else "pass")
+        return OK, {**common(), "gate_verdict": verdict, "n_customers": len(month.snapshot())}
+
+    def score():
+        from pipelines.quality import gate_record
+
+        with progress_bar("scoring customers", len(month.snapshot())) as advance:
+            outputs = cycle.decide_month(month.snapshot(), month.bundles(), as_of, cfg,
+                                         uplift=month.uplift(), features=month.features(),
+                                         progress=advance)
+        counts, bases, outreach = (outputs.pop("counts"), outputs.pop("decision_basis"),
+                                   outputs.pop("outreach"))
+        manifest = {"as_of": as_of, "cycle_id": cycle_id, **common(),
+                    "decision_basis": bases, "holdout_share": cfg.holdout_share, **counts}
+        quality = (gate_record(month.gate_report) if month.gate_report is not None else
+                   {"checked": True, "note": "passed in an earlier attempt of this cycle"})
+        frames = {n: flat_frame(df) for n, df in outputs.items()}
+        io.write_frames_atomic({**frames, "outreach": outreach}, staged,
+                               json_files={"manifest.json": manifest,
+                                           "data_quality.json": quality})
+        return OK, {**common(), "n_customers": counts["n_customers"],
+                    "warnings": counts["warnings"], "queue_size": counts["queue_size"],
+                    "n_none": counts["n_none"], "decision_basis": bases,
+                    "details": {"assignments": counts["assignments"]}}
+
+    def write():
+        folder = staged
+        if not staged.is_dir():  # the process died between the rename and the ledger
+            if _folder_cycle(out) != cycle_id:
+                raise PostloanError(f"the staged decisions {staged} are gone; re-run the "
+                                    f"month from the start (a new cycle of {as_of})")
+            folder = out
+        db = None
+        if to:
+            from postloan.decision_tables import write_decisions
+
+            frames = {f: pd.read_parquet(folder / f"{f}.parquet")
+                      for f in ("scores", "decisions", "queue")}
+            db = write_decisions(to, frames, as_of, cycle_id,
+                                 all_versions(month.bundles(), month.uplift()), table_prefix)
+        if folder == staged:
+            io.replace_folder(staged, out)
+        return OK, {**common(), "details": {"folder": str(out),
+                                           "database": db["url"] if db else None}}
+
+    def materialize():
+        if not cfg.steps.materialize:
+            return SKIPPED, {"details": {"reason": "steps.materialize is off"}}
+        from pipelines.materialize import run_materialize
+
+        url = cfg.online_store or paths.online_store
+        info = run_materialize(data, as_of, url)
+        return OK, {"n_customers": info["n_customers"], "details": {"store": url}}
+
+    def monitor():
+        if not cfg.steps.monitor:
+            return SKIPPED, {"details": {"reason": "steps.monitor is off"}}
+        prev = ledger.last_as_of(as_of, "write")
+        if prev is None:
+            return SKIPPED, {"details": {"reason": "no previous cycle to compare with"}}
+        from pipelines.monitor import run_monitor
+        from postloan.monitoring import load_monitoring_config
+
+        results = run_monitor(data, prev, as_of, month.bundles(),
+                              load_monitoring_config(cfg.monitoring),
+                              out / "reports" / f"monitor_{prev}_vs_{as_of}.html",
+                              tracking_uri=None if model_dir else paths.tracking_uri)
+        verdict = cycle.monitor_verdict(results)
+        result.monitor = {**verdict, "reference": prev}
+        return OK, {"monitor_verdict": "re-validate" if verdict["revalidate"] else
+                    "retrain" if verdict["retrain"] else
+                    "data fault" if verdict["data_fault"] else "stable",
+                    "details": {"reference": prev, **verdict}}
+
+    def retrain():
+        last = ledger.last_as_of(as_of, "retrain") or ledger.first_as_of()
+        reason = cycle.retrain_reason(cfg, as_of, result.monitor, last)
+        result.retrain = reason
+        if reason is None:
+            return SKIPPED, {"details": {"reason": "neither the monitor nor the schedule "
+                                                   "asks for it"}}
+        from pipelines.train import run_train, run_train_uplift, uplift_skip_reason
+        from postloan.bundle import MODELS
+        from postloan.training import load_train_config
+
+        console.print(f"retraining: {reason}")
+        tcfg = load_train_config(None)
+        res = run_train(data, list(MODELS), tcfg, paths.tracking_uri, paths.artifact_root,
+                        paths.models_dir, paths.root, accept_data_issues=accept_data_issues,
+                        data_quality=data_quality)
+        gates = {r["model"]: r.get("gate", r.get("skipped")) for r in res}
+        if cfg.retrain_uplift and uplift_skip_reason(data) is None:
+            up = run_train_uplift(data, paths.tracking_uri, paths.artifact_root,
+                                  paths.models_dir, paths.root, seed=tcfg.seed,
+                                  n_dates=tcfg.uplift.n_dates,
+                                  n_test_dates=tcfg.uplift.n_test_dates, until=as_of,
+                                  learner=tcfg.uplift.learner)
+            gates.update({r["model"]: r.get("gate") for r in up})
+        month.reload_models()
+        return OK, {**common(), "decision_basis": strategy.decision_bases(month.uplift()),
+                    "details": {"reason": reason, "gates": gates}}
+
+    def report():
+        if not cfg.steps.report:
+            return SKIPPED, {"details": {"reason": "steps.report is off"}}
+        rows = ledger.rows(as_of)
+        rows = rows[rows["cycle_id"] == cycle_id]
+        summary = {"as_of": as_of, "cycle_id": cycle_id, "steps": result.steps,
+                   "monitor": result.monitor, "retrain": result.retrain,
+                   "ledger": rows.drop(columns=["id"]).to_dict("records")}
+        io.write_json_atomic(summary, out / "reports" / "cycle.json")
+        return OK, {"details": {"report": str(out / "reports" / "cycle.json")}}
+
+    for name, fn in (("ingest", ingest), ("gate", gate), ("score", score), ("write", write),
+                     ("materialize", materialize), ("monitor", monitor),
+                     ("retrain", retrain), ("report", report)):
+        step(name, fn)
+    if result.monitor is not None and result.monitor["revalidate"]:
+        result.exit_code = cycle.EXIT_REVALIDATE
+    return result
+
+
+def runs_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """The ledger as the ``postloan runs`` table shows it."""
+    def short(v, n=40):
+        s = "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
+        return s if len(s) <= n else s[: n - 1] + "…"
+
+    return pd.DataFrame({
+        "as of": rows["as_of"], "cycle": rows["cycle_id"].str[-10:], "step": rows["step"],
+        "status": rows["status"], "started": rows["started"].str[11:19],
+        "ended": rows["ended"].fillna("").str[11:19],
+        "versions": [short(", ".join(f"{k}={v}" for k, v in m.items()), 48)
+                     if isinstance(m, dict) else "" for m in rows["model_versions"]],
+        "customers": rows["n_customers"].map(lambda v: "" if pd.isna(v) else f"{int(v):,}"),
+        "queue": rows["queue_size"].map(lambda v: "" if pd.isna(v) else f"{int(v):,}"),
+        "none": rows["n_none"].map(lambda v: "" if pd.isna(v) else f"{int(v):,}"),
+        "gate": rows["gate_verdict"].fillna(""), "monitor": rows["monitor_verdict"].fillna(""),
+        "error": [short(e, 60) for e in rows["error"]]})
+
+
+__all__ = ["CycleResult", "Paths", "run_cycle", "runs_table"]
