@@ -19,7 +19,7 @@ Outcomes over the year (``postloan.policy.realised_outcomes``, the policy replay
 money terms): credit loss of new defaults, churned value, complaints, contact cost;
 net benefit against ``none``; paired 90% intervals against ``handbook`` over seeds.
 
-    python benchmarks/operations_year.py [--customers 3000] [--seeds 3] [--history 24]
+    python benchmarks/operations_year.py [--customers 3000] [--seeds 3] [--history 30]
 """
 
 from __future__ import annotations
@@ -150,10 +150,16 @@ def drift_check(bundles, ref: pd.DataFrame, cur: pd.DataFrame,
 
 
 def run_year(n_customers: int, seed: int, shock: bool, history: int, capacity: int,
-             t0_models: dict, work: Path) -> dict:
-    """One seed and scenario: the four arms over twelve months."""
+             t0_models: dict, work: Path, months: int = MONTHS,
+             keep_months: bool = False) -> dict:
+    """One seed and scenario: the four arms over `months` months (twelve: a year).
+
+    `t0_models` caches, per seed, the T0 champions and uplift models (and training
+    seconds); a caller may fill it with models of its own. With `keep_months`, the
+    result carries each arm's monthly tables and contacted customer ids.
+    """
     t0 = history - 1
-    cfg = SimulationConfig(n_customers, history + MONTHS + 1, seed=seed,
+    cfg = SimulationConfig(n_customers, history + months + 1, seed=seed,
                            shock=Shock(t0 + SHOCK_MONTH) if shock else None)
     w, s0, hist = simulate_until(cfg, t0)
     ends = cfg.month_ends()
@@ -166,11 +172,11 @@ def run_year(n_customers: int, seed: int, shock: bool, history: int, capacity: i
     costs = np.array([cfg.contacts.spec(a).cost for a in S.CONTACT_ACTIONS])
     mcfg = monitoring.default_monitoring_config()
     arms = {a: {"s": s0.copy(), "book": dict(hist), "year": [], "cost": 0.0, "n": 0,
-                "scores": []} for a in ARMS}
+                "scores": [], "contacted": []} for a in ARMS}
     cyc = {"bundles": bundles0, "uplift": uplift0, "retrained": [], "holdout": 0,
            "verdicts": [], "prev_snap": None, "last_retrain": 0}
     seconds_retrain = 0.0
-    for m in range(MONTHS):
+    for m in range(months):
         as_of = pd.Timestamp(ends[t0 + m])
         for a, arm in arms.items():
             codes = np.full(w.n, NO_CONTACT, np.int64)
@@ -211,6 +217,7 @@ def run_year(n_customers: int, seed: int, shock: bool, history: int, capacity: i
                                                         "p_churn_6m"]])
             contacted = codes[codes >= 0]
             arm["n"] += int(contacted.size)
+            arm["contacted"].append(w.cid[codes >= 0])
             arm["cost"] += float(costs[contacted].sum())
 
             def planner(w_, s_, t_, rng, codes=codes):
@@ -228,7 +235,7 @@ def run_year(n_customers: int, seed: int, shock: bool, history: int, capacity: i
         year = {k: pd.concat([mo[k] for mo in arm["year"]], ignore_index=True)
                 for k in ("repayments", "interactions", "truth")}
         year["loans"] = arm["year"][-1]["loans"]
-        outc = policy.realised_outcomes(year, as_of0, policy.Valuation(horizon_months=MONTHS),
+        outc = policy.realised_outcomes(year, as_of0, policy.Valuation(horizon_months=months),
                                         funding, in_default)
         tot = {"n_contacts": arm["n"], "contact_cost": arm["cost"],
                "n_defaults": int(outc["defaulted"].sum()),
@@ -243,9 +250,12 @@ def run_year(n_customers: int, seed: int, shock: bool, history: int, capacity: i
                               - tot["contact_cost"])
         rows[a] = tot
         if a in ("frozen", "cycle"):
-            arm["auc"] = monthly_auc(arm, year, ends, t0, funding, in_default)
+            arm["auc"] = monthly_auc(arm, year, ends, t0, funding, in_default, months)
     flagged = next((m for m, v in enumerate(cyc["verdicts"]) if v == "re-validate"), None)
-    return {"seed": seed, "shock": shock, "arms": rows,
+    kept = ({"months": {a: arm["year"] for a, arm in arms.items()},
+             "contacted": {a: arm["contacted"] for a, arm in arms.items()}}
+            if keep_months else {})
+    return {**kept, "seed": seed, "shock": shock, "arms": rows,
             "auc": {a: arms[a]["auc"] for a in ("frozen", "cycle")},
             "verdicts": cyc["verdicts"], "first_flagged_month": flagged,
             "retrained_months": cyc["retrained"], "holdout_customer_months": cyc["holdout"],
@@ -253,7 +263,7 @@ def run_year(n_customers: int, seed: int, shock: bool, history: int, capacity: i
 
 
 def monthly_auc(arm: dict, year: dict, ends, t0: int, funding: float,
-                in_default: np.ndarray) -> list[dict]:
+                in_default: np.ndarray, months: int) -> list[dict]:
     """AUC of the month's scores and of the simulator's true probabilities (oracle)
     against the events in the rest of the year (the horizon the year reveals)."""
     out = []
@@ -261,14 +271,15 @@ def monthly_auc(arm: dict, year: dict, ends, t0: int, funding: float,
     hist_truth = arm["book"]["truth"]
     for m, sc in enumerate(arm["scores"][:-1]):
         as_of = pd.Timestamp(ends[t0 + m])
-        left = MONTHS - m
+        left = months - m
         ev = policy.realised_outcomes(year, as_of, policy.Valuation(horizon_months=left),
                                       funding, in_default)
         tr = hist_truth[hist_truth["month_end"] == as_of] if m == 0 else \
             truth[truth["month_end"] == as_of]
         row = {"month": m}
         for model, (score, event, true_col) in AUC_MODELS.items():
-            d = sc.merge(tr[["customer_id", true_col]], on="customer_id", how="inner")
+            d = sc.merge(tr[["customer_id", true_col]].rename(columns={true_col: "_true"}),
+                         on="customer_id", how="inner")
             y = d["customer_id"].isin(ev.loc[ev[event], "customer_id"]).to_numpy(int)
             if model == "default_risk":
                 keep = ~d["customer_id"].isin(in_default).to_numpy()
@@ -276,7 +287,7 @@ def monthly_auc(arm: dict, year: dict, ends, t0: int, funding: float,
             if y.min() == y.max():
                 continue
             auc = binary_metrics(y, d[score].to_numpy(float))["auc"]
-            oracle = binary_metrics(y, d[true_col].to_numpy(float))["auc"]
+            oracle = binary_metrics(y, d["_true"].to_numpy(float))["auc"]
             row[model] = {"auc": auc, "oracle_auc": oracle, "ratio": auc / oracle,
                           "events": int(y.sum())}
         out.append(row)
@@ -301,7 +312,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--customers", type=int, default=3000)
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--history", type=int, default=24, help="months of history before T0")
+    ap.add_argument("--history", type=int, default=30, help="months of history before T0")
     ap.add_argument("--capacity", type=int, default=100)
     ap.add_argument("--scenarios", default="quiet,shock")
     args = ap.parse_args()
@@ -321,8 +332,9 @@ def main() -> None:
             log.info("%s", json.dumps({k: r[k] for k in ("seed", "shock", "arms",
                                                           "first_flagged_month", "seconds")},
                                       default=str))
-    seconds = time.perf_counter() - t_all
-    report(runs, args, seconds, machine(), write_json, update_section)
+            # Written after every year: a cut-short run still leaves its measured years.
+            report(runs, args, time.perf_counter() - t_all, machine(), write_json,
+                   update_section)
 
 
 def report(runs, args, seconds, mach, write_json, update_section) -> None:
@@ -389,7 +401,7 @@ def report(runs, args, seconds, mach, write_json, update_section) -> None:
               "| seed | scenario | first re-validate | retrained in months | "
               "default AUC / oracle by month: frozen | cycle |", "|---|---|---|---|---|---|"]
     for r in runs:
-        def ratios(a: str) -> str:
+        def ratios(a: str, r: dict = r) -> str:
             return " ".join(f"{x['default_risk']['ratio']:.2f}" if "default_risk" in x
                             else "-" for x in r["auc"][a])
         lines.append(f"| {r['seed']} | {'shock' if r['shock'] else 'quiet'} | "

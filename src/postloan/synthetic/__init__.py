@@ -238,7 +238,8 @@ def simulate_forward(w: World, s: State, months: range, replay: int,
     return assemble(w, s, rec, None, contacts=False)
 
 
-def simulate_until(cfg: SimulationConfig, month: int) -> tuple[World, State, dict[str, pd.DataFrame]]:
+def simulate_until(cfg: SimulationConfig, month: int
+                   ) -> tuple[World, State, dict[str, pd.DataFrame]]:
     """The book of `cfg` up to month index `month`, with the state it ends in.
 
     Like :func:`simulate` stopped after `month` (the book's own contact policy, its
@@ -285,6 +286,6 @@ def advance_month(w: World, s: State, t: int, replay: int,
 __all__ = [
     "CHARGE_OFF_MISSED", "DEFAULT_MISSED", "MECHANISMS", "N_SLOTS", "ActionSpec",
     "ContactPolicy", "Records", "Shock", "SimulationConfig", "State", "Streams", "World",
-    "advance_month", "fork", "historical_planner", "run_month", "setup", "simulate", "simulate_forward",
-    "simulate_until",
+    "advance_month", "fork", "historical_planner", "run_month", "setup", "simulate",
+    "simulate_forward", "simulate_until",
 ]
