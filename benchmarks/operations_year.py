@@ -57,6 +57,7 @@ MONTHS = 12
 SHOCK_MONTH = 6  # month of the year the macro shock starts in
 RETRAIN_EVERY = 3
 HOLDOUT = 0.10
+TRAIN_DATES = 6  # snapshot dates a champion trains on (shipped: 10)
 METRICS = ("n_contacts", "contact_cost", "n_defaults", "credit_loss", "n_churned",
            "churned_value", "complaints", "net_benefit")
 AUC_MODELS = {"default_risk": ("pd_12m", "defaulted", "pd_12m"),
@@ -102,13 +103,14 @@ def train(book: dict[str, pd.DataFrame], cfg: SimulationConfig, as_of: pd.Timest
     """The three champions and the uplift models on the book known at `as_of`."""
     from pipelines.train import run_train, run_train_uplift
     from postloan.bundle import MODELS
-    from postloan.training import TrainConfig
+    from postloan.training import Splits, TrainConfig
 
     raw = write_book(known_at(book, as_of), work / "raw", cfg, as_of)
     uri = f"sqlite:///{work / 'mlflow.db'}"
     models = work / "models"
-    run_train(raw, list(MODELS), TrainConfig(seed=42), uri, work / "mlartifacts", models,
-              work)
+    # Fewer training dates and SHAP rows than shipped (6 and 500): a year retrains often.
+    cfg_train = TrainConfig(seed=42, shap_sample=500, splits=Splits(n_train=TRAIN_DATES))
+    run_train(raw, list(MODELS), cfg_train, uri, work / "mlartifacts", models, work)
     try:
         run_train_uplift(raw, uri, work / "mlartifacts", models, work, until=as_of)
         uplift = batch.load_uplift_from_dir(models)
@@ -315,14 +317,33 @@ def main() -> None:
     ap.add_argument("--history", type=int, default=30, help="months of history before T0")
     ap.add_argument("--capacity", type=int, default=100)
     ap.add_argument("--scenarios", default="quiet,shock")
+    ap.add_argument("--seed-list", default=None,
+                    help="run these seeds only (comma-separated), e.g. one per process")
+    ap.add_argument("--out", default="operations_year",
+                    help="JSON name; a part (--seed-list) writes no docs section")
+    ap.add_argument("--combine", nargs="*", default=None,
+                    help="JSON files of parts: report them together (no simulation)")
     args = ap.parse_args()
+    if args.combine:
+        parts = [json.loads(Path(p).read_text()) for p in args.combine]
+        runs = [r for p in parts for r in p["runs"]]
+        args.seeds = len({r["seed"] for r in runs})
+        args.customers, args.capacity = parts[0]["customers"], parts[0]["capacity"]
+        args.history = parts[0]["history_months"]
+        report(runs, args, max(p["seconds"] for p in parts), machine(), write_json,
+               update_section, name="operations_year",
+               wall=f"{len(parts)} processes in parallel, the slowest "
+                    f"{max(p['seconds'] for p in parts) / 60:,.1f} min")
+        return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("mlflow", "alembic", "postloan", "pipelines", "lightgbm"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     work = Path(tempfile.mkdtemp(prefix="postloan-bench-year-"))
     t_all = time.perf_counter()
     runs, t0_models = [], {}
-    for seed in range(1, args.seeds + 1):
+    seeds = ([int(x) for x in args.seed_list.split(",")] if args.seed_list
+             else list(range(1, args.seeds + 1)))
+    for seed in seeds:
         for scen in args.scenarios.split(","):
             t = time.perf_counter()
             r = run_year(args.customers, seed, scen == "shock", args.history, args.capacity,
@@ -334,10 +355,11 @@ def main() -> None:
                                       default=str))
             # Written after every year: a cut-short run still leaves its measured years.
             report(runs, args, time.perf_counter() - t_all, machine(), write_json,
-                   update_section)
+                   update_section if args.seed_list is None else None, name=args.out)
 
 
-def report(runs, args, seconds, mach, write_json, update_section) -> None:
+def report(runs, args, seconds, mach, write_json, update_section, name: str,
+           wall: str | None = None) -> None:
     comparisons = {}
     for scen in (None, False, True):
         sub = [r for r in runs if scen is None or r["shock"] == scen]
@@ -352,7 +374,9 @@ def report(runs, args, seconds, mach, write_json, update_section) -> None:
                 "history_months": args.history, "capacity": args.capacity,
                 "retrain_every": RETRAIN_EVERY, "holdout": HOLDOUT,
                 "seconds": round(seconds, 1), "runs": runs, "paired": comparisons},
-               "operations_year")
+               name)
+    if update_section is None:  # a part of a parallel run: combined later
+        return
     lines = ["## A closed-loop year on the simulator", "",
              f"`python benchmarks/operations_year.py --customers {args.customers} --seeds "
              f"{args.seeds} --capacity {args.capacity}`: {len(runs)} years "
@@ -361,7 +385,8 @@ def report(runs, args, seconds, mach, write_json, update_section) -> None:
              "the queue, `postloan.synthetic.advance_month`), common random numbers across "
              f"arms. The cycle arm retrains the three models and uplift every "
              f"{RETRAIN_EVERY} months and after a re-validate verdict of the monthly drift "
-             f"check, and holds out {HOLDOUT:.0%} of its queue. {seconds / 60:,.1f} min, "
+             f"check (champions on {TRAIN_DATES} snapshot dates), and holds out "
+             f"{HOLDOUT:.0%} of its queue. {wall or f'{seconds / 60:,.1f} min'}, "
              f"load average {mach.get('load_avg', '?')}.", "",
              "Mean over seeds per scenario (net benefit against no contact):", "",
              "| scenario | arm | net benefit | credit loss | churned value | complaints | "
