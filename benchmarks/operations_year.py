@@ -153,12 +153,14 @@ def drift_check(bundles, ref: pd.DataFrame, cur: pd.DataFrame,
 
 def run_year(n_customers: int, seed: int, shock: bool, history: int, capacity: int,
              t0_models: dict, work: Path, months: int = MONTHS,
-             keep_months: bool = False) -> dict:
+             keep_months: bool = False, retrain_every: int = RETRAIN_EVERY) -> dict:
     """One seed and scenario: the four arms over `months` months (twelve: a year).
 
     `t0_models` caches, per seed, the T0 champions and uplift models (and training
     seconds); a caller may fill it with models of its own. With `keep_months`, the
-    result carries each arm's monthly tables and contacted customer ids.
+    result carries each arm's monthly tables and contacted customer ids. The cycle arm
+    retrains every `retrain_every` months (0: only on the monitor's re-validate verdict)
+    and after a re-validate verdict (at least two months after its last retraining).
     """
     t0 = history - 1
     cfg = SimulationConfig(n_customers, history + months + 1, seed=seed,
@@ -184,9 +186,10 @@ def run_year(n_customers: int, seed: int, shock: bool, history: int, capacity: i
             codes = np.full(w.n, NO_CONTACT, np.int64)
             if a != "none":
                 if a == "cycle":
-                    due = m > 0 and (m % RETRAIN_EVERY == 0 or (
-                        cyc["verdicts"] and cyc["verdicts"][-1] == "re-validate"
-                        and m - cyc["last_retrain"] >= 2))
+                    flagged = (bool(cyc["verdicts"]) and cyc["verdicts"][-1] == "re-validate"
+                               and m - cyc["last_retrain"] >= 2)
+                    due = m > 0 and ((retrain_every > 0 and m % retrain_every == 0)
+                                     or flagged)
                     if due:
                         t = time.perf_counter()
                         cyc["bundles"], cyc["uplift"] = train(
@@ -321,6 +324,11 @@ def main() -> None:
                     help="run these seeds only (comma-separated), e.g. one per process")
     ap.add_argument("--out", default="operations_year",
                     help="JSON name; a part (--seed-list) writes no docs section")
+    ap.add_argument("--retrain-every", type=int, default=RETRAIN_EVERY,
+                    help="months between scheduled retrainings (0: monitor-triggered only)")
+    ap.add_argument("--t0-models", nargs="*", default=(),
+                    help="SEED=DIR: T0 models already trained for a seed (a `models` "
+                         "folder of an earlier run), reused instead of training")
     ap.add_argument("--combine", nargs="*", default=None,
                     help="JSON files of parts: report them together (no simulation)")
     args = ap.parse_args()
@@ -330,6 +338,7 @@ def main() -> None:
         args.seeds = len({r["seed"] for r in runs})
         args.customers, args.capacity = parts[0]["customers"], parts[0]["capacity"]
         args.history = parts[0]["history_months"]
+        args.retrain_every = parts[0]["retrain_every"]
         report(runs, args, max(p["seconds"] for p in parts), machine(), write_json,
                update_section, name="operations_year",
                wall=f"{len(parts)} processes in parallel, the slowest "
@@ -341,13 +350,17 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="postloan-bench-year-"))
     t_all = time.perf_counter()
     runs, t0_models = [], {}
+    for spec in args.t0_models:
+        seed, folder = spec.split("=", 1)
+        t0_models[int(seed)] = (batch.load_bundles_from_dir(Path(folder)),
+                                batch.load_uplift_from_dir(Path(folder)), float("nan"))
     seeds = ([int(x) for x in args.seed_list.split(",")] if args.seed_list
              else list(range(1, args.seeds + 1)))
     for seed in seeds:
         for scen in args.scenarios.split(","):
             t = time.perf_counter()
             r = run_year(args.customers, seed, scen == "shock", args.history, args.capacity,
-                         t0_models, work)
+                         t0_models, work, retrain_every=args.retrain_every)
             r["seconds"] = round(time.perf_counter() - t, 1)
             runs.append(r)
             log.info("%s", json.dumps({k: r[k] for k in ("seed", "shock", "arms",
@@ -372,7 +385,7 @@ def report(runs, args, seconds, mach, write_json, update_section, name: str,
         comparisons[key]["cycle-frozen"] = {"net_benefit": paired(sub, "cycle", "frozen")}
     write_json({"machine": mach, "customers": args.customers, "seeds": args.seeds,
                 "history_months": args.history, "capacity": args.capacity,
-                "retrain_every": RETRAIN_EVERY, "holdout": HOLDOUT,
+                "retrain_every": args.retrain_every, "holdout": HOLDOUT,
                 "seconds": round(seconds, 1), "runs": runs, "paired": comparisons},
                name)
     if update_section is None:  # a part of a parallel run: combined later
@@ -383,8 +396,9 @@ def report(runs, args, seconds, mach, write_json, update_section, name: str,
              f"({args.history} months of history, then 12 months run one at a time: "
              "snapshot of the book as known, `postloan.batch.score_and_decide`, contact "
              "the queue, `postloan.synthetic.advance_month`), common random numbers across "
-             f"arms. The cycle arm retrains the three models and uplift every "
-             f"{RETRAIN_EVERY} months and after a re-validate verdict of the monthly drift "
+             f"arms. The cycle arm retrains the three models and uplift "
+             + (f"every {args.retrain_every} months and " if args.retrain_every else "")
+             + "after a re-validate verdict of the monthly drift "
              f"check (champions on {TRAIN_DATES} snapshot dates), and holds out "
              f"{HOLDOUT:.0%} of its queue. {wall or f'{seconds / 60:,.1f} min'}, "
              f"load average {mach.get('load_avg', '?')}.", "",
