@@ -446,6 +446,11 @@ def report(runs, args, seconds, mach, write_json, update_section, name: str,
         lines.append(f"| {r['seed']} | {'shock' if r['shock'] else 'quiet'} | "
                      f"{r['first_flagged_month']} | {r['retrained_months']} | "
                      f"{ratios('frozen')} | {ratios('cycle')} |")
+    same = sum(r["arms"]["frozen"] == r["arms"]["handbook"] for r in runs)
+    lines += ["", f"The frozen arm equals the handbook arm in {same} of {len(runs)} years: "
+              "where no uplift model passes its decision gate at T0, postloan's decision is "
+              "the constants' (`decision_basis`), so without retraining the two queues are "
+              "the same."]
     lines += ["", "AUC month by month is against the events in the rest of the year (the "
               "horizon the year reveals), the oracle the simulator's true probabilities on "
               "the same customers and events. Uplift re-learning inside the year can only "
