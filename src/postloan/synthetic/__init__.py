@@ -238,8 +238,54 @@ def simulate_forward(w: World, s: State, months: range, replay: int,
     return assemble(w, s, rec, None, contacts=False)
 
 
+def simulate_until(cfg: SimulationConfig, month: int
+                   ) -> tuple[World, State, dict[str, pd.DataFrame]]:
+    """The book of `cfg` up to month index `month`, with the state it ends in.
+
+    Like :func:`simulate` stopped after `month` (the book's own contact policy, its
+    outreach log and contact truth), but the state is kept so the months after can
+    be run one at a time (:func:`advance_month`) under another policy. The world
+    (macro, arrivals) spans ``cfg.n_months``.
+
+    Raises:
+        ConfigError: `cfg` has no contact policy or `month` is outside the window.
+    """
+    if cfg.contacts is None:
+        raise ConfigError("a closed-loop run needs a book generated with contacts")
+    if not 0 <= month < cfg.n_months:
+        raise ConfigError(f"month {month} outside the window 0..{cfg.n_months - 1}")
+    w, s, rng = setup(cfg)
+    streams = Streams(cfg.seed, rng, per_month=True)
+    planner = historical_planner(cfg.contacts)
+    rec = Records()
+    for t in range(month + 1):
+        run_month(w, s, t, streams, rec, planner, cfg.contacts)
+    return w, s, assemble(w, s, rec, None, contacts=True)
+
+
+def advance_month(w: World, s: State, t: int, replay: int,
+                  planner: Planner | None) -> dict[str, pd.DataFrame]:
+    """Run month `t` on `s` (moved in place) with this month's contacts; its tables.
+
+    The one-month step of a closed loop: decide on the book as known, contact,
+    advance, repeat. Each mechanism draws from its ``(replay, t)`` stream, so arms
+    advanced with the same `replay` share every random number (common random numbers).
+
+    Returns:
+        The tables of month `t` only (``loans`` and ``customers`` whole; no
+        ``customers_pii``, ``contact_truth``), as :func:`simulate_forward`.
+    """
+    if not 0 <= t < w.cfg.n_months:
+        raise ConfigError(f"month {t} outside the window 0..{w.cfg.n_months - 1}")
+    streams = Streams(w.cfg.seed, None, per_month=True, replay=replay)
+    rec = Records()
+    run_month(w, s, t, streams, rec, planner, None)
+    return assemble(w, s, rec, None, contacts=False)
+
+
 __all__ = [
     "CHARGE_OFF_MISSED", "DEFAULT_MISSED", "MECHANISMS", "N_SLOTS", "ActionSpec",
     "ContactPolicy", "Records", "Shock", "SimulationConfig", "State", "Streams", "World",
-    "fork", "historical_planner", "run_month", "setup", "simulate", "simulate_forward",
+    "advance_month", "fork", "historical_planner", "run_month", "setup", "simulate",
+    "simulate_forward", "simulate_until",
 ]
