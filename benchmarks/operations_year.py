@@ -341,7 +341,7 @@ def main() -> None:
         args.retrain_every = parts[0]["retrain_every"]
         mach = {**machine(), "load_avg": "; ".join(str(p["machine"].get("load_avg"))
                                                    for p in parts) + " (per process, at its end)"}
-        reused = len({r["seed"] for r in runs if not r["t0_train_seconds"] == r["t0_train_seconds"]})
+        reused = len({r["seed"] for r in runs if math.isnan(r["t0_train_seconds"])})
         report(runs, args, max(p["seconds"] for p in parts), mach, write_json,
                update_section, name="operations_year",
                wall=f"{len(parts)} processes in parallel, the slowest "
