@@ -339,10 +339,15 @@ def main() -> None:
         args.customers, args.capacity = parts[0]["customers"], parts[0]["capacity"]
         args.history = parts[0]["history_months"]
         args.retrain_every = parts[0]["retrain_every"]
-        report(runs, args, max(p["seconds"] for p in parts), machine(), write_json,
+        mach = {**machine(), "load_avg": "; ".join(str(p["machine"].get("load_avg"))
+                                                   for p in parts) + " (per process, at its end)"}
+        reused = len({r["seed"] for r in runs if math.isnan(r["t0_train_seconds"])})
+        report(runs, args, max(p["seconds"] for p in parts), mach, write_json,
                update_section, name="operations_year",
                wall=f"{len(parts)} processes in parallel, the slowest "
-                    f"{max(p['seconds'] for p in parts) / 60:,.1f} min")
+                    f"{max(p['seconds'] for p in parts) / 60:,.1f} min"
+                    + (f" (T0 models of {reused} seeds reused from an earlier run with the "
+                       "same settings: their T0 training not counted)" if reused else ""))
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("mlflow", "alembic", "postloan", "pipelines", "lightgbm"):
