@@ -376,8 +376,15 @@ def gather_decisions(tracking_uri: str, processed_dir: Path) -> reports.Decision
 
     client = registry.configure(tracking_uri)
     uplift = registry.load_uplift_champions()
-    rows = []
+    rows, gates = [], []
     for action, b in sorted(uplift.items()):
+        gate = b.decision_gate
+        gates.append({"action": action, "decision_basis": "learned_uplift"
+                      if gate.get("decides") else "constants",
+                      "difference": gate.get("value_difference", np.nan),
+                      "se": gate.get("se", np.nan),
+                      "reason": gate.get("reason", "not judged (retrain the model)"),
+                      "reason_zh": gate.get("reason_zh", "未经决策闸门评估（请重新训练）")})
         m = {**b.metadata.get("metrics", {}), **b.metadata}
         try:
             version = client.get_model_version_by_alias(
@@ -396,7 +403,8 @@ def gather_decisions(tracking_uri: str, processed_dir: Path) -> reports.Decision
         replay, replay_as_of = pd.read_parquet(runs[-1]), runs[-1].parent.name
     return reports.DecisionInputs(uplift=pd.DataFrame(rows), replay=replay,
                                   replay_as_of=replay_as_of,
-                                  strategy=yaml.safe_load(shipped_text("config/strategy.yaml")))
+                                  strategy=yaml.safe_load(shipped_text("config/strategy.yaml")),
+                                  gates=pd.DataFrame(gates))
 
 
 def run_pack(model: str, lang: str = "en", out: Path | None = None, pdf: bool = False,

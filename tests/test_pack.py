@@ -217,9 +217,17 @@ def test_decision_pack_in_both_languages():
                            "qini": [0.02, 0.001], "qini_se": [0.005, 0.004],
                            "auuc": [0.1, 0.0]})
     replay = pd.DataFrame({"policy": ["learned", "pd_only"], "net_value": [1200.0, 800.0]})
+    gates = pd.DataFrame({"action": ["retention_offer"], "decision_basis": ["constants"],
+                          "difference": [118.1], "se": [1242.1],
+                          "reason": ["learned effects not shown to decide better"],
+                          "reason_zh": ["未能证明按学习所得效应决策优于策略常数"]})
     d = reports.DecisionInputs(uplift=uplift, replay=replay, replay_as_of="2025-06-30",
-                               strategy=yaml.safe_load(shipped_text("config/strategy.yaml")))
+                               strategy=yaml.safe_load(shipped_text("config/strategy.yaml")),
+                               gates=gates)
     en, zh = reports.render_decision_pack(d, "en"), reports.render_decision_pack(d, "zh")
+    # the decision gate's verdict per action, in the reader's language
+    assert "not shown to decide better" in en and "未能证明按学习所得效应决策优于策略常数" in zh
+    assert "Decision gate" in en and "决策闸门" in zh
     assert _structure(en) == _structure(zh)
     assert _structure(en)["sections"] == list(reports.DECISION_SECTIONS)
     assert "0.700 [0.550, 0.900]" in en and "挽留优惠" in zh and "服务补救回访" in zh
@@ -229,7 +237,7 @@ def test_decision_pack_in_both_languages():
     assert "0.0010 ± 0.0040" in en and "0.0200" not in en.split("findings")[-1]
     assert glossary.untranslated(glossary.visible_text(zh)) == []
     empty = reports.render_decision_pack(reports.DecisionInputs(), "zh")
-    assert "未注册增量效应模型" in empty and "postloan policy" in empty
+    assert "未注册增量效应模型" in empty and "postloan evaluate-policy" in empty
 
 
 def _content() -> dict:

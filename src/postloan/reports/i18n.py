@@ -287,15 +287,27 @@ TEXTS: dict[str, tuple[str, str]] = {
         "effect.",
         "基于随机化联系记录估计：采取该动作时各结果的优势比（小于1表示该结果减少）及其95%"
         "置信区间；留出样本 Qini 及其自助法标准误衡量按估计效应排序客户的能力。"),
+    "gate_text": (
+        "Decision gate: on each action's held-out randomised contacts, the money per "
+        "contact of deciding with the learned effects minus deciding with the strategy "
+        "constants (inverse-propensity, paired), and its standard error. Learned effects "
+        "decide the action only where that difference clears the bar; elsewhere the "
+        "constants decide.",
+        "决策闸门：在各动作的留出随机化联系样本上，按学习所得效应决策与按策略常数决策的每个样本"
+        "价值之差（逆倾向加权，配对）及其标准误。仅当差值超过门槛时才按学习所得效应决策，否则按"
+        "策略常数决策。"),
+    "gate_difference": ("learned minus constants", "学习所得减常数"),
+    "gate_se": ("standard error", "标准误"),
+    "gate_reason": ("verdict", "结论"),
     "uplift_missing": ("No uplift model is registered: the queue falls back to the strategy "
                        "constants.", "未注册增量效应模型：联系队列退回使用策略常数。"),
     "replay_text": ("Realised outcomes of the book under each policy, replayed on the "
                     "simulator from {as_of} (mean over runs, with intervals).",
                     "自{as_of}起在模拟器上按各策略回放的实际结果（多次运行均值及区间）。"),
     "replay_missing": ("No policy replay output (data/processed/policy/<as-of>/summary.parquet)"
-                       ": run `postloan policy`.",
+                       ": run `postloan evaluate-policy`.",
                        "无策略回放结果（data/processed/policy/<as-of>/summary.parquet）："
-                       "请运行 `postloan policy`。"),
+                       "请运行 `postloan evaluate-policy`。"),
     "rules_text": ("The handbook's rules that the strategy enforces; each is held by a test "
                    "(tests/test_handbook_rules.py).",
                    "策略执行的手册规则；每条规则均有测试保证（tests/test_handbook_rules.py）。"),

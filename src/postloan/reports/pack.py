@@ -739,12 +739,15 @@ class DecisionInputs:
         replay: the policy replay summary (``summary.parquet``), or None.
         replay_as_of: its as-of date.
         strategy: the strategy configuration as a mapping (strategy.yaml).
+        gates: one row per action: ``action``, ``decision_basis``, ``difference``,
+            ``se``, ``reason``, ``reason_zh`` (each uplift champion's decision gate).
     """
 
     uplift: pd.DataFrame = field(default_factory=pd.DataFrame)
     replay: pd.DataFrame | None = None
     replay_as_of: str = ""
     strategy: dict = field(default_factory=dict)
+    gates: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _action_name(action: str, strategy_cfg: dict, lang: str) -> str:
@@ -786,6 +789,16 @@ def render_decision_pack(d: DecisionInputs, lang: str = "en") -> str:
                          "learner": "learner", "odds_ratio": "odds_ratio", "qini": "qini",
                          "qini_se": "qini_se", "auuc": "auuc"},
             code_cols=["outcome", "learner"])
+    if not d.gates.empty:
+        g = d.gates
+        gates = pd.DataFrame({
+            "action": [_action_name(a, cfg, lang) for a in g["action"]],
+            "decision_basis": g["decision_basis"], "difference": g["difference"],
+            "se": g["se"], "reason": g["reason_zh" if lang == "zh" else "reason"]})
+        up += para(tr("gate_text", lang)) + table(
+            gates, lang, {"action": "action", "decision_basis": "decision_basis",
+                          "difference": "gate_difference", "se": "gate_se",
+                          "reason": "gate_reason"}, code_cols=["decision_basis"])
     if d.replay is None or d.replay.empty:
         rep = para(tr("replay_missing", lang), "note")
     else:
