@@ -156,6 +156,12 @@ def run_cycle(as_of: str, paths: Paths, cfg: CycleConfig, ledger: Ledger,
         raise PostloanError("give the book with --data or a source mapping with --source "
                             "(one of them)")
     as_of = parse_as_of(as_of).date().isoformat()
+    if cfg.steps.retrain and cfg.training:
+        # A bad training config stops the month before anything is written, not at the
+        # retrain step after the decisions went out.
+        from postloan.training import load_train_config
+
+        load_train_config(cfg.training)
     cycle_id, done = ledger.resume_point(as_of)
     resumed = cycle_id is not None
     cycle_id = cycle_id or Ledger.new_cycle_id(as_of)
@@ -251,8 +257,9 @@ def run_cycle(as_of: str, paths: Paths, cfg: CycleConfig, ledger: Ledger,
         if to:
             from postloan.decision_tables import write_decisions
 
-            frames = {f: pd.read_parquet(folder / f"{f}.parquet")
-                      for f in ("scores", "decisions", "queue")}
+            # The month's outreach rows go in the same transaction as its decisions:
+            # next month's feed and the uplift models read them from there.
+            frames = {f: pd.read_parquet(folder / f"{f}.parquet") for f in FRAMES}
             db = write_decisions(to, frames, as_of, cycle_id,
                                  all_versions(month.bundles(), month.uplift()), table_prefix)
         if folder == staged:
@@ -301,21 +308,35 @@ def run_cycle(as_of: str, paths: Paths, cfg: CycleConfig, ledger: Ledger,
         from postloan.training import load_train_config
 
         console.print(f"retraining: {reason}")
-        tcfg = load_train_config(None)
+        before = strategy.decision_bases(month.uplift())
+        tcfg = load_train_config(cfg.training)
         res = run_train(data, list(MODELS), tcfg, paths.tracking_uri, paths.artifact_root,
                         paths.models_dir, paths.root, accept_data_issues=accept_data_issues,
                         data_quality=data_quality)
-        gates = {r["model"]: r.get("gate", r.get("skipped")) for r in res}
-        if cfg.retrain_uplift and uplift_skip_reason(data) is None:
+        # Each challenger's registered version and its gate's verdict (promoted or why
+        # not): with the versions recorded after, the ledger says which one decides next.
+        gates = {r["model"]: ({"version": str(r["version"]), "promoted": r["promoted"],
+                               "gate": r["gate"]} if "version" in r
+                              else {"skipped": r.get("skipped")}) for r in res}
+        skip = uplift_skip_reason(data) if cfg.retrain_uplift else "retrain_uplift is off"
+        if skip is None:
             up = run_train_uplift(data, paths.tracking_uri, paths.artifact_root,
                                   paths.models_dir, paths.root, seed=tcfg.seed,
                                   n_dates=tcfg.uplift.n_dates,
                                   n_test_dates=tcfg.uplift.n_test_dates, until=as_of,
                                   learner=tcfg.uplift.learner)
-            gates.update({r["model"]: r.get("gate") for r in up})
+            gates.update({r["model"]: {"version": str(r["version"]), "promoted": r["promoted"],
+                                       "gate": r["gate"],
+                                       "decides": bool(r["decision_gate"].get("decides"))}
+                          for r in up})
         month.reload_models()
-        return OK, {**common(), "decision_basis": strategy.decision_bases(month.uplift()),
-                    "details": {"reason": reason, "gates": gates}}
+        after = strategy.decision_bases(month.uplift())
+        # When an action's basis changes (constants -> learned effects once its decision
+        # gate admits an uplift model, or back), the ledger says so here.
+        switched = {a: [before.get(a), b] for a, b in after.items() if before.get(a) != b}
+        return OK, {**common(), "decision_basis": after,
+                    "details": {"reason": reason, "gates": gates, "uplift": skip or "trained",
+                                "decision_basis_before": before, "basis_switched": switched}}
 
     def report():
         if not cfg.steps.report:

@@ -299,3 +299,153 @@ def test_uplift_versions_and_bases_are_in_the_ledger(uplift_trained, small_book,
     acted = decisions[decisions["recommended_action"] != "none"]
     for action, basis in row["decision_basis"].items():
         assert set(acted.loc[acted["recommended_action"] == action, "decision_basis"]) <= {basis}
+
+
+# ------------------------------------------------------------------ retraining for real
+FAST_TRAINING = """\
+shap_sample: 200
+splits: {n_train: 6}
+models:
+  default_risk: {lgbm: {max_rounds: 40, early_stopping_rounds: 10}}
+  churn: {lgbm: {max_rounds: 40, early_stopping_rounds: 10}}
+  satisfaction: {lgbm: {max_rounds: 40, early_stopping_rounds: 10}}
+uplift: {n_dates: 6, n_test_dates: 2}
+"""
+
+
+@pytest.fixture()
+def own_store(trained, tmp_path):
+    """A copy of the session's store (its champions stay put) the test may retrain in."""
+    import shutil
+
+    from pipelines.cycle import Paths
+
+    shutil.copy(trained["root"] / "mlflow.db", tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    paths = Paths(cycles=tmp_path / "cycles", books=tmp_path / "books", tracking_uri=uri,
+                  artifact_root=tmp_path / "art", models_dir=None, root=tmp_path)
+    return uri, paths
+
+
+def test_a_month_due_for_retraining_retrains_gates_promotes_and_records_it(
+        own_store, trained, small_book, tmp_path):
+    """The schedule's month retrains the three models and the uplift models (few trees
+    through the cycle config's `training`), their gates decide, and the ledger names the
+    versions that decide from then on and when each action's basis switched."""
+    from mlflow import MlflowClient
+
+    from pipelines.cycle import run_cycle
+    from pipelines.score import load_uplift
+    from postloan import registry
+    from postloan.bundle import MODELS
+    from postloan.strategy import decision_bases
+
+    uri, paths = own_store
+    (tmp_path / "training.yaml").write_text(FAST_TRAINING)
+    cfg = CycleConfig(retrain_every_months=1, training=str(tmp_path / "training.yaml"),
+                      steps={"monitor": False})
+    led = Ledger(f"sqlite:///{tmp_path / 'runs.db'}")
+    apr = run_cycle(APR, paths, cfg, led, data=small_book)
+    assert apr.steps["retrain"] == "skipped" and apr.retrain is None   # the clock starts
+    may = run_cycle(MAY, paths, cfg, led, data=small_book)
+    assert may.steps["retrain"] == "ok" and may.retrain.startswith("schedule: 1 months")
+    row = led.rows(MAY).query("step == 'retrain'").iloc[-1]
+    gates = row["details"]["gates"]
+    client = MlflowClient(registry.store_uri(uri))
+    for m in MODELS:
+        old = str(trained["results"][m]["version"])
+        new = gates[m]["version"]
+        assert int(new) > int(old)                        # a challenger was registered
+        champ = str(client.get_model_version_by_alias(registry.registered_name(m),
+                                                      registry.CHAMPION).version)
+        assert champ == (new if gates[m]["promoted"] else old)
+        assert row["model_versions"][m] == champ          # the ledger names who decides now
+    uplift = load_uplift(uri)
+    assert uplift, "the book's logged outreach trains uplift models"
+    for a, b in uplift.items():
+        assert row["model_versions"][f"uplift_{a}"] == str(b.metadata["registered_version"])
+        assert gates[f"uplift_{a}"]["decides"] == bool(b.decision_gate.get("decides"))
+    # the basis switch: before (no uplift model in the store: constants) and after
+    assert set(row["details"]["decision_basis_before"].values()) == {"constants"}
+    assert row["decision_basis"] == decision_bases(uplift)
+    assert row["details"]["basis_switched"] == {
+        a: ["constants", b] for a, b in decision_bases(uplift).items() if b != "constants"}
+    # the next month decides with the promoted versions, and is not due again
+    jun = run_cycle(JUN, paths, cfg.model_copy(update={"retrain_every_months": 3}), led,
+                    data=small_book)
+    assert jun.steps["retrain"] == "skipped"
+    score = led.rows(JUN).query("step == 'score'").iloc[-1]
+    assert score["model_versions"] == row["model_versions"]
+    assert score["decision_basis"] == row["decision_basis"]
+    led.close()
+
+
+def test_outreach_rows_go_to_postgresql_with_the_decisions(pg_server, trained, small_book,
+                                                           tmp_path):
+    """With --to the month's outreach rows are written in the decisions' transaction: a
+    write that fails on the outreach rows leaves the month's decisions and outreach as
+    they were, and the resumed month replaces both (no duplicates)."""
+    import sqlalchemy as sa
+
+    from pipelines.cycle import Paths, run_cycle
+    from postloan.database import DatabaseError
+
+    url = pg_server.create_database("cycle_outreach")
+    paths = Paths(cycles=tmp_path / "cycles", books=tmp_path / "books",
+                  tracking_uri=trained["uri"], artifact_root=None, models_dir=None,
+                  root=tmp_path)
+    cfg = CycleConfig(steps={"retrain": False, "monitor": False, "report": False})
+    led = Ledger(f"sqlite:///{tmp_path / 'runs.db'}")
+
+    def month_rows(eng, table):
+        return pd.read_sql(sa.text(f"SELECT * FROM postloan_{table} WHERE as_of = :d"),
+                           eng, params={"d": APR})
+
+    with pg_server.password_env():
+        first = run_cycle(APR, paths, cfg, led, data=small_book, to=url)
+        eng = sa.create_engine(url)
+        files = pd.read_parquet(paths.cycles / APR / "outreach.parquet")
+        db = month_rows(eng, "outreach").sort_values("customer_id", ignore_index=True)
+        assert len(db) == len(files) > 0 and set(db["run_id"]) == {first.cycle_id}
+        assert db["customer_id"].tolist() == files["customer_id"].tolist()
+        assert db["assignment"].tolist() == files["assignment"].tolist()
+        assert np.allclose(db["propensity"], files["propensity"])
+        assert set(db["kind"]) == {"outreach"}
+        assert (db["event_date"] == (pd.Timestamp(APR) + pd.Timedelta(days=1))
+                .date().isoformat()).all()
+        n_dec = len(month_rows(eng, "decisions"))
+        # A fault inside the transaction, on the outreach rows only (a constraint every
+        # new holdout row breaks): nothing of the re-run is visible
+        with eng.begin() as c:
+            c.execute(sa.text("ALTER TABLE postloan_outreach ADD CONSTRAINT no_holdout "
+                              "CHECK (assignment <> 'holdout') NOT VALID"))
+        with pytest.raises(DatabaseError, match="nothing changed"):
+            run_cycle(APR, paths, cfg, led, data=small_book, to=url)
+        assert set(month_rows(eng, "decisions")["run_id"]) == {first.cycle_id}
+        assert set(month_rows(eng, "outreach")["run_id"]) == {first.cycle_id}
+        assert len(month_rows(eng, "outreach")) == len(files)
+        with eng.begin() as c:
+            c.execute(sa.text("ALTER TABLE postloan_outreach DROP CONSTRAINT no_holdout"))
+        again = run_cycle(APR, paths, cfg, led, data=small_book, to=url)  # resumes at write
+        assert again.resumed and again.steps["score"] == "done before"
+        assert set(month_rows(eng, "outreach")["run_id"]) == {again.cycle_id}
+        assert len(month_rows(eng, "outreach")) == len(files)
+        assert len(month_rows(eng, "decisions")) == n_dec
+        eng.dispose()
+    led.close()
+
+
+def test_a_bad_training_config_stops_the_month_before_anything_is_written(tmp_path,
+                                                                         small_book):
+    from pipelines.cycle import Paths, run_cycle
+
+    bad = tmp_path / "training.yaml"
+    bad.write_text("models: {churn: {lgbm: {num_leevs: 7}}}\n")
+    paths = Paths(cycles=tmp_path / "cycles", books=tmp_path / "books",
+                  tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_root=None,
+                  models_dir=None, root=tmp_path)
+    led = Ledger(f"sqlite:///{tmp_path / 'runs.db'}")
+    with pytest.raises(ConfigError, match="num_leevs"):
+        run_cycle(APR, paths, CycleConfig(training=str(bad)), led, data=small_book)
+    assert led.rows().empty and not (tmp_path / "cycles").exists()
+    led.close()

@@ -77,6 +77,7 @@ class CycleConfig(BaseModel):
     steps: CycleSteps = CycleSteps()
     online_store: str | None = None
     monitoring: str | None = None
+    training: str | None = None
 
 
 def load_cycle_config(path: str | Path | None = None) -> CycleConfig:

@@ -3,7 +3,10 @@
 ``postloan score --to URL`` writes the run's ``scores``, ``decisions`` and ``queue`` (the
 flattened frames also written as parquet/CSV) into ``<prefix>scores``,
 ``<prefix>decisions`` and ``<prefix>queue``, each row carrying the run id, the as-of
-date and the model versions, and records the run in ``<prefix>decision_runs``. Everything happens
+date and the model versions, and records the run in ``<prefix>decision_runs``.
+``postloan cycle --to URL`` adds the month's ``outreach`` rows (the contract's
+``interactions`` rows of kind ``outreach``: assignment and propensity of every eligible
+customer) as ``<prefix>outreach``, in the same transaction. Everything happens
 in one transaction: a reader never sees half a run, and re-running an as-of date
 replaces that date's rows. The view ``<prefix>todays_queue`` is the newest date's queue
 with the reasons in English and Chinese (docs/online-store.md shows the SQL).
@@ -28,6 +31,7 @@ from postloan.errors import ConfigError, DataValidationError
 log = logging.getLogger(__name__)
 
 FRAMES = ("scores", "decisions", "queue")
+OPTIONAL_FRAMES = ("outreach",)  # written when given (the cycle's outreach rows)
 INSERT_CHUNK = 5_000
 _META = ("run_id", "as_of")  # leading columns of every decision table
 
@@ -101,7 +105,8 @@ def write_decisions(url: str | Engine, frames: Mapping[str, pd.DataFrame], as_of
     Args:
         url: SQLAlchemy URL (``sqlite:///decisions.db``, ``postgresql://...``) or engine.
         frames: ``scores``, ``decisions`` and ``queue`` as written to files (flat:
-            lists and dicts already text, see :func:`postloan.batch.flat_frame`).
+            lists and dicts already text, see :func:`postloan.batch.flat_frame`), and
+            optionally ``outreach`` (:func:`postloan.cycle.assign_outreach`'s rows).
         as_of: the run's as-of date (``YYYY-MM-DD``); its earlier rows are replaced.
         run_id: identifies this run (rows and the ``runs`` table carry it).
         model_versions: model -> version scored with (recorded in ``runs``).
@@ -125,7 +130,8 @@ def write_decisions(url: str | Engine, frames: Mapping[str, pd.DataFrame], as_of
     engine = url if isinstance(url, Engine) else connect(url)
     shown = mask_url(engine.url)
     md = sa.MetaData()
-    tables = {f: _table(md, f"{table_prefix}{f}", frames[f]) for f in FRAMES}
+    names = [*FRAMES, *(f for f in OPTIONAL_FRAMES if f in frames)]
+    tables = {f: _table(md, f"{table_prefix}{f}", frames[f]) for f in names}
     runs = sa.Table(f"{table_prefix}decision_runs", md,
                     sa.Column("as_of", sa.String(10), primary_key=True),
                     sa.Column("run_id", sa.String(64), nullable=False),
