@@ -303,39 +303,19 @@ def run_cycle(as_of: str, paths: Paths, cfg: CycleConfig, ledger: Ledger,
         if reason is None:
             return SKIPPED, {"details": {"reason": "neither the monitor nor the schedule "
                                                    "asks for it"}}
-        from pipelines.train import run_train, run_train_uplift, uplift_skip_reason
-        from postloan.bundle import MODELS
         from postloan.training import load_train_config
 
         console.print(f"retraining: {reason}")
         before = strategy.decision_bases(month.uplift())
-        tcfg = load_train_config(cfg.training)
-        res = run_train(data, list(MODELS), tcfg, paths.tracking_uri, paths.artifact_root,
-                        paths.models_dir, paths.root, accept_data_issues=accept_data_issues,
-                        data_quality=data_quality)
-        # Each challenger's registered version and its gate's verdict (promoted or why
-        # not): with the versions recorded after, the ledger says which one decides next.
-        gates = {r["model"]: ({"version": str(r["version"]), "promoted": r["promoted"],
-                               "gate": r["gate"]} if "version" in r
-                              else {"skipped": r.get("skipped")}) for r in res}
-        skip = uplift_skip_reason(data) if cfg.retrain_uplift else "retrain_uplift is off"
-        if skip is None:
-            up = run_train_uplift(data, paths.tracking_uri, paths.artifact_root,
-                                  paths.models_dir, paths.root, seed=tcfg.seed,
-                                  n_dates=tcfg.uplift.n_dates,
-                                  n_test_dates=tcfg.uplift.n_test_dates, until=as_of,
-                                  learner=tcfg.uplift.learner)
-            gates.update({r["model"]: {"version": str(r["version"]), "promoted": r["promoted"],
-                                       "gate": r["gate"],
-                                       "decides": bool(r["decision_gate"].get("decides"))}
-                          for r in up})
+        trained = retrain_models(data, as_of, load_train_config(cfg.training), paths,
+                                 cfg.retrain_uplift, accept_data_issues, data_quality)
         month.reload_models()
         after = strategy.decision_bases(month.uplift())
         # When an action's basis changes (constants -> learned effects once its decision
         # gate admits an uplift model, or back), the ledger says so here.
         switched = {a: [before.get(a), b] for a, b in after.items() if before.get(a) != b}
         return OK, {**common(), "decision_basis": after,
-                    "details": {"reason": reason, "gates": gates, "uplift": skip or "trained",
+                    "details": {"reason": reason, **trained,
                                 "decision_basis_before": before, "basis_switched": switched}}
 
     def report():
@@ -358,6 +338,51 @@ def run_cycle(as_of: str, paths: Paths, cfg: CycleConfig, ledger: Ledger,
     return result
 
 
+def retrain_models(data: Path, as_of: str, tcfg: Any, paths: Paths,
+                   retrain_uplift: bool = True, accept_data_issues: Sequence[str] = (),
+                   data_quality: Path | None = None) -> dict[str, Any]:
+    """The cycle's retrain step: challengers of the three models and (with
+    `retrain_uplift`) of the uplift models, each through its gate.
+
+    The uplift models learn from the book's logged outreach whose outcomes are known by
+    `as_of`, the cycle's own holdout rows included once they mature. A book whose log
+    cannot train them (no outreach columns, too few matured dates) keeps its uplift
+    champions, or the constants: the reason is recorded, the month goes on.
+
+    Returns:
+        ``gates`` (model -> version, promoted, the gate's reason; uplift models also
+        whether their decision gate admits them) and ``uplift`` (``trained`` or why not).
+    """
+    from pipelines.train import run_train, run_train_uplift, uplift_skip_reason
+    from postloan.bundle import MODELS
+    from postloan.errors import DataValidationError
+
+    res = run_train(data, list(MODELS), tcfg, paths.tracking_uri, paths.artifact_root,
+                    paths.models_dir, paths.root, accept_data_issues=accept_data_issues,
+                    data_quality=data_quality)
+    # Each challenger's registered version and its gate's verdict (promoted or why
+    # not): with the versions recorded after, the ledger says which one decides next.
+    gates = {r["model"]: ({"version": str(r["version"]), "promoted": r["promoted"],
+                           "gate": r["gate"]} if "version" in r
+                          else {"skipped": r.get("skipped")}) for r in res}
+    skip = uplift_skip_reason(data) if retrain_uplift else "retrain_uplift is off"
+    if skip is None:
+        try:
+            up = run_train_uplift(data, paths.tracking_uri, paths.artifact_root,
+                                  paths.models_dir, paths.root, seed=tcfg.seed,
+                                  n_dates=tcfg.uplift.n_dates,
+                                  n_test_dates=tcfg.uplift.n_test_dates, until=as_of,
+                                  learner=tcfg.uplift.learner)
+        except DataValidationError as e:  # e.g. too few dates with matured outcomes
+            skip = f"uplift models not retrained: {e}"
+        else:
+            gates.update({r["model"]: {"version": str(r["version"]),
+                                       "promoted": r["promoted"], "gate": r["gate"],
+                                       "decides": bool(r["decision_gate"].get("decides"))}
+                          for r in up})
+    return {"gates": gates, "uplift": skip or "trained"}
+
+
 def runs_table(rows: pd.DataFrame) -> pd.DataFrame:
     """The ledger as the ``postloan runs`` table shows it."""
     def short(v, n=40):
@@ -377,4 +402,4 @@ def runs_table(rows: pd.DataFrame) -> pd.DataFrame:
         "error": [short(e, 60) for e in rows["error"]]})
 
 
-__all__ = ["CycleResult", "Paths", "run_cycle", "runs_table"]
+__all__ = ["CycleResult", "Paths", "retrain_models", "run_cycle", "runs_table"]

@@ -63,6 +63,36 @@ def test_one_month_steps_replay_the_book_and_its_forward_runs():
         advance_month(w, s, 12, 5, None)
 
 
+def test_customers_not_contacted_draw_the_same_numbers_in_every_arm():
+    """Common random numbers: contacting some customers leaves every other customer's
+    month the same, activity counts, bureau pulls and survey answers included (they
+    were drawn with array Poisson calls and draws sized by who was active or surveyed,
+    so one contacted customer's changed rate shifted every later customer's numbers)."""
+    cfg = SimulationConfig(1_500, 14, seed=5)
+    w, s0, _ = simulate_until(cfg, 9)
+    codes = np.full(w.n, NO_CONTACT, np.int64)
+    codes[np.arange(0, w.n, 7)] = 1  # restructuring offers to every 7th customer
+
+    def plan(w_, s_, t_, rng):
+        return queue_plan(w_, codes, rng)
+
+    arms = {}
+    for name, planner in (("none", None), ("contacts", plan)):
+        s = s0.copy()
+        arms[name] = [advance_month(w, s, t, 11, planner if t == 10 else None)
+                      for t in (10, 11, 12)]
+    touched = w.cid[codes >= 0]
+    for m in range(3):
+        ids = np.setdiff1d(arms["none"][m]["customers"]["customer_id"].to_numpy(), touched)
+        for table in ("activity", "bureau", "surveys", "repayments", "truth"):
+            a, b = _rows(arms["contacts"][m], table, ids), _rows(arms["none"][m], table, ids)
+            assert len(a) > 0, table
+            pd.testing.assert_frame_equal(a, b, obj=f"month {m} {table}")
+        # the contacted customers did live another month (the arms are not the same)
+        assert not _rows(arms["contacts"][m], "truth", touched).equals(
+            _rows(arms["none"][m], "truth", touched))
+
+
 @pytest.mark.slow
 def test_two_months_share_random_numbers_and_outcomes_are_finite(trained, uplift_trained,
                                                                  tmp_path):
@@ -82,11 +112,10 @@ def test_two_months_share_random_numbers_and_outcomes_are_finite(trained, uplift
         assert touched.size > 0
         for m, month in enumerate(r["months"][arm]):
             # Customers this arm never contacted live exactly the no-contact arm's month:
-            # repayments, loans and the true probabilities (the state). Activity counts
-            # are not compared: the simulator draws them with array Poisson calls, whose
-            # use of the stream depends on the other customers' rates.
+            # repayments, loans, the true probabilities (the state), activity counts,
+            # bureau pulls and survey answers.
             ids = np.setdiff1d(month["customers"]["customer_id"].to_numpy(), touched)
-            for table in ("repayments", "loans", "truth"):
+            for table in ("repayments", "loans", "truth", "activity", "bureau"):
                 a, b = _rows(month, table, ids), _rows(none[m], table, ids)
                 assert len(a) > 0
                 pd.testing.assert_frame_equal(a, b, obj=f"{arm} month {m} {table}")

@@ -336,17 +336,30 @@ def surveys(w: World, s: State, m: Month, rng: np.random.Generator, rec: Records
     n, t = w.n, m.t
     surveyed = m.active & (rng.random(n) < 0.03 + 0.06 * (m.n_req > 0))
     sv = np.flatnonzero(surveyed)
+    if w.per_customer:
+        # One draw per customer for every answer, kept for those surveyed: who else was
+        # surveyed (another arm's contacts) does not move this customer's answers.
+        low_pick = rng.choice([1, 2, 2, 3], size=n)[sv]
+        noise = rng.normal(0, 0.6, n)[sv]
+        dim_noise = rng.normal(0, 0.7, (5, n))[:, sv]
+        day = rng.integers(0, w.days_in_month[t], size=n)[sv]
+    else:
+        low_pick = rng.choice([1, 2, 2, 3], size=sv.size)
+        noise = rng.normal(0, 0.6, sv.size)
+        dim_noise = None
     low = m.dis[sv]
-    overall = np.where(low, rng.choice([1, 2, 2, 3], size=sv.size),
-                       np.clip(np.round(4.4 - 0.5 * s.mood[sv] + rng.normal(0, 0.6, sv.size)),
-                               3, 5)).astype(np.int64)
+    overall = np.where(low, low_pick,
+                       np.clip(np.round(4.4 - 0.5 * s.mood[sv] + noise), 3, 5)).astype(np.int64)
     drivers = [m.slow[sv] > 0, np.zeros(sv.size, bool), m.rate_gap[sv] > 1.0,
                m.n_coll[sv] > 0, m.slow[sv] > 0]
-    dims = [np.clip(overall + np.round(rng.normal(0, 0.7, sv.size)) - 1 * d, 1, 5)
-            for d in drivers]
+    dims = [np.clip(overall + np.round(rng.normal(0, 0.7, sv.size) if dim_noise is None
+                                       else dim_noise[i]) - 1 * d, 1, 5)
+            for i, d in enumerate(drivers)]
+    if dim_noise is None:
+        day = rng.integers(0, w.days_in_month[t], size=sv.size)
     rec.surv.add(customer_id=w.cid[sv], t=np.full(sv.size, t, np.int16),
-                 day=rng.integers(0, w.days_in_month[t], size=sv.size),
-                 d0=dims[0], d1=dims[1], d2=dims[2], d3=dims[3], d4=dims[4], overall=overall)
+                 day=day, d0=dims[0], d1=dims[1], d2=dims[2], d3=dims[3], d4=dims[4],
+                 overall=overall)
 
 
 def channel_use(w: World, s: State, m: Month, rng: np.random.Generator, rec: Records) -> None:
@@ -355,11 +368,21 @@ def channel_use(w: World, s: State, m: Month, rng: np.random.Generator, rec: Rec
     m.ac = ac
     lam = np.exp(1.3 + 0.6 * w.engage[ac] + 0.6 * (w.channel[ac] == 0)
                  - 0.25 * np.clip(s.mood[ac], 0, 3) - 0.8 * s.shopping[ac] - 0.4 * s.shock[ac])
+    lam_calls = (0.15 + 0.5 * s.shopping[ac] + 0.3 * (s.missed[ac] > 0) + 0.2 * m.dis[ac])
+    lam_visits = 0.08 + 0.25 * (w.channel[ac] == 1)
+    if w.per_customer:
+        # By inversion of one uniform per customer and count (as collection contacts):
+        # numpy's array Poisson uses a varying number of random bits per rate, so one
+        # contacted customer's changed rate would shift every later customer's counts.
+        u = rng.random((3, w.n))[:, ac]
+        logins, calls, visits = (poisson_inverse(u[0], lam), poisson_inverse(u[1], lam_calls),
+                                 poisson_inverse(u[2], lam_visits))
+    else:
+        logins, calls, visits = (rng.poisson(lam), rng.poisson(lam_calls),
+                                 rng.poisson(lam_visits))
     rec.act.add(customer_id=w.cid[ac], t=np.full(ac.size, m.t, np.int16),
-                logins=rng.poisson(lam).astype(np.int32),
-                calls=rng.poisson(0.15 + 0.5 * s.shopping[ac] + 0.3 * (s.missed[ac] > 0)
-                                  + 0.2 * m.dis[ac]).astype(np.int16),
-                visits=rng.poisson(0.08 + 0.25 * (w.channel[ac] == 1)).astype(np.int16))
+                logins=logins.astype(np.int32), calls=calls.astype(np.int16),
+                visits=visits.astype(np.int16))
 
 
 def bureau(w: World, s: State, m: Month, rng: np.random.Generator, rec: Records) -> None:
@@ -367,15 +390,24 @@ def bureau(w: World, s: State, m: Month, rng: np.random.Generator, rec: Records)
     ac, t = m.ac, m.t
     pulled = ac[(t % 3 == 2) | (w.onboard_t[ac] == t)]
     if pulled.size:
+        k = pulled.size
+        if w.per_customer:  # one draw per customer: others' activity does not move it
+            z = rng.normal(size=(3, w.n))[:, pulled]
+            e_score, e_inc, e_debt = 12 * z[0], 0.05 * z[1], 0.1 * z[2]
+        else:
+            e_score = rng.normal(0, 12, k)
+            e_inc = e_debt = None
         score = np.clip(np.round(665 + 55 * w.q_obs[pulled] - 45 * np.minimum(s.missed[pulled], 4)
-                                 - 25 * s.shock[pulled] + rng.normal(0, 12, pulled.size)),
+                                 - 25 * s.shock[pulled] + e_score),
                         300, 850)
-        rec.bur.add(customer_id=w.cid[pulled], t=np.full(pulled.size, t, np.int16),
-                    score=score.astype(np.int64),
-                    income=np.round(m.income[pulled] * np.exp(rng.normal(0, 0.05, pulled.size)),
-                                    2),
-                    debt=np.round(w.ext_debt_base[pulled]
-                                  * np.exp(rng.normal(0, 0.1, pulled.size)), 2))
+        if e_inc is None:
+            e_inc = rng.normal(0, 0.05, k)
+        income = np.round(m.income[pulled] * np.exp(e_inc), 2)
+        if e_debt is None:
+            e_debt = rng.normal(0, 0.1, k)
+        rec.bur.add(customer_id=w.cid[pulled], t=np.full(k, t, np.int16),
+                    score=score.astype(np.int64), income=income,
+                    debt=np.round(w.ext_debt_base[pulled] * np.exp(e_debt), 2))
 
 
 def maturing_soon(w: World, s: State, t: int, cust: np.ndarray) -> np.ndarray:
