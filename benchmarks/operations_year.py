@@ -11,9 +11,12 @@ decisions, not luck.
 
 Arms: ``none`` (no contact); ``handbook`` (the strategy constants' queue scored by
 the champions trained at T0, never learning); ``frozen`` (champions and uplift models
-trained at T0, never retrained); ``cycle`` (the same at T0, then retrained - three
-models and uplift - every RETRAIN_EVERY months and when the monthly drift check says
-re-validate; a random HOLDOUT share of its queue is held out, uncontacted).
+trained at T0, never retrained); ``cycle`` (the same at T0, then `postloan cycle`'s own
+steps: ``postloan.cycle.decide_month`` decides and holds out a random HOLDOUT share of
+its queue, its outreach rows - assignment, propensity, reached - join its book, and
+``pipelines.cycle.retrain_models`` retrains the three models and uplift, gated against
+its current champions, every RETRAIN_EVERY months and when the monthly drift check
+says re-validate).
 
 Outcomes over the year (``postloan.policy.realised_outcomes``, the policy replay's own
 money terms): credit loss of new defaults, churned value, complaints, contact cost;
@@ -35,8 +38,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from postloan import batch, monitoring, policy
+from postloan import batch, cycle, monitoring, policy
 from postloan import schema as S
+from postloan.cycle import CycleConfig
+from postloan.errors import DataQualityError
 from postloan.evaluation import binary_metrics
 from postloan.features import build_features
 from postloan.snapshot import build_snapshot
@@ -99,25 +104,39 @@ def write_book(book: dict[str, pd.DataFrame], folder: Path, cfg: SimulationConfi
 
 
 def train(book: dict[str, pd.DataFrame], cfg: SimulationConfig, as_of: pd.Timestamp,
-          work: Path) -> tuple[dict, dict]:
-    """The three champions and the uplift models on the book known at `as_of`."""
-    from pipelines.train import run_train, run_train_uplift
-    from postloan.bundle import MODELS
+          work: Path, store: Path | None = None) -> tuple[dict, dict, dict]:
+    """The cycle's retrain step (``pipelines.cycle.retrain_models``: the three models and
+    the uplift models, each through its gate) on the book known at `as_of`.
+
+    `store` is the folder whose MLflow store and bundle folder the arm has used so far
+    (its champions): it is copied into `work` first, so the challengers meet the current
+    champions at the gates, as in ``postloan cycle``; None starts an empty store (T0).
+
+    Returns:
+        The champions, the uplift champions (by action) and the step's record (gates,
+        ``uplift``: trained or why not).
+    """
+    import shutil
+
+    from pipelines.cycle import Paths, retrain_models
     from postloan.training import Splits, TrainConfig
 
+    work.mkdir(parents=True, exist_ok=True)
+    if store is not None:
+        shutil.copy(store / "mlflow.db", work / "mlflow.db")
+        shutil.copytree(store / "models", work / "models", dirs_exist_ok=True)
     raw = write_book(known_at(book, as_of), work / "raw", cfg, as_of)
-    uri = f"sqlite:///{work / 'mlflow.db'}"
-    models = work / "models"
+    paths = Paths(cycles=work / "cycles", books=work / "books",
+                  tracking_uri=f"sqlite:///{work / 'mlflow.db'}",
+                  artifact_root=work / "mlartifacts", models_dir=work / "models", root=work)
     # Fewer training dates and SHAP rows than shipped (6 and 500): a year retrains often.
+    # The uplift models learn as shipped (24 as-of dates of matured outreach).
     cfg_train = TrainConfig(seed=42, shap_sample=500, splits=Splits(n_train=TRAIN_DATES))
-    run_train(raw, list(MODELS), cfg_train, uri, work / "mlartifacts", models, work)
-    try:
-        run_train_uplift(raw, uri, work / "mlartifacts", models, work, until=as_of)
-        uplift = batch.load_uplift_from_dir(models)
-    except Exception as e:  # a book with too few matured contacts: decide on constants
-        log.warning("uplift training failed at %s: %s", as_of.date(), e)
-        uplift = {}
-    return batch.load_bundles_from_dir(models), uplift
+    record = retrain_models(raw, f"{as_of:%Y-%m-%d}", cfg_train, paths)
+    if record["uplift"] != "trained":
+        log.warning("uplift at %s: %s", as_of.date(), record["uplift"])
+    return (batch.load_bundles_from_dir(paths.models_dir),
+            batch.load_uplift_from_dir(paths.models_dir), record)
 
 
 def decide(book, as_of, bundles, uplift, capacity) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -170,15 +189,20 @@ def run_year(n_customers: int, seed: int, shock: bool, history: int, capacity: i
     as_of0 = pd.Timestamp(ends[t0])
     if seed not in t0_models:  # the history before the shock is the same in both years
         t = time.perf_counter()
-        t0_models[seed] = (*train(hist, cfg, as_of0, work / f"s{seed}-t0"),
-                           time.perf_counter() - t)
-    bundles0, uplift0, train_s = t0_models[seed]
+        b0, u0, _ = train(hist, cfg, as_of0, work / f"s{seed}-t0")
+        t0_models[seed] = (b0, u0, time.perf_counter() - t, work / f"s{seed}-t0")
+    # (bundles, uplift, seconds[, store]): models given without their store start the
+    # cycle arm's retraining in an empty store.
+    bundles0, uplift0, train_s, *rest = t0_models[seed]
+    ccfg = CycleConfig(holdout_share=HOLDOUT, capacity=capacity)
     costs = np.array([cfg.contacts.spec(a).cost for a in S.CONTACT_ACTIONS])
     mcfg = monitoring.default_monitoring_config()
     arms = {a: {"s": s0.copy(), "book": dict(hist), "year": [], "cost": 0.0, "n": 0,
                 "scores": [], "contacted": []} for a in ARMS}
     cyc = {"bundles": bundles0, "uplift": uplift0, "retrained": [], "holdout": 0,
-           "verdicts": [], "prev_snap": None, "last_retrain": 0}
+           "verdicts": [], "prev_snap": None, "last_retrain": 0,
+           "store": rest[0] if rest else None, "basis": [], "retrain_records": [],
+           "own_rows": 0}
     seconds_retrain = 0.0
     for m in range(months):
         as_of = pd.Timestamp(ends[t0 + m])
@@ -192,25 +216,40 @@ def run_year(n_customers: int, seed: int, shock: bool, history: int, capacity: i
                                      or flagged)
                     if due:
                         t = time.perf_counter()
-                        cyc["bundles"], cyc["uplift"] = train(
-                            arm["book"], cfg, as_of, work / f"s{seed}-{int(shock)}-m{m}")
+                        folder = work / f"s{seed}-{int(shock)}-m{m}"
+                        try:
+                            cyc["bundles"], cyc["uplift"], record = train(
+                                arm["book"], cfg, as_of, folder, store=cyc["store"])
+                            cyc["store"] = folder  # its champions meet the next challengers
+                        except DataQualityError as e:  # the champions' data gate refused
+                            record = {"blocked": str(e).splitlines()[0]}
+                            log.warning("retraining at month %d blocked: %s", m, e)
                         seconds_retrain += time.perf_counter() - t
                         cyc["retrained"].append(m)
+                        cyc["retrain_records"].append({"month": m, **record})
                         cyc["last_retrain"] = m
                     bundles, uplift = cyc["bundles"], cyc["uplift"]
                 elif a == "frozen":
                     bundles, uplift = bundles0, uplift0
                 else:
                     bundles, uplift = bundles0, None
-                snap, out = decide(arm["book"], as_of, bundles, uplift, capacity)
-                codes = queue_codes(out["queue"], w.cid)
                 if a == "cycle":
-                    # The randomised holdout the uplift models learn from (seeded by
-                    # seed and month: the same draw whatever the queue).
-                    u = np.random.default_rng([seed, m, 7]).random(w.n)
-                    held = (codes >= 0) & (u < HOLDOUT)
-                    cyc["holdout"] += int(held.sum())
-                    codes[held] = NO_CONTACT
+                    # `postloan cycle`'s score step: decisions, queue, and the outreach
+                    # rows with the randomised holdout the uplift models learn from.
+                    snap = build_snapshot(known_at(arm["book"], as_of), as_of,
+                                          with_labels=False)
+                    out = cycle.decide_month(snap, bundles, as_of, ccfg,
+                                             uplift=uplift or None, with_reasons=False)
+                    outreach = out["outreach"]
+                    held = outreach.loc[outreach["assignment"] == "holdout", "customer_id"]
+                    codes = queue_codes(out["queue"], w.cid)
+                    codes[np.isin(w.cid, held.to_numpy())] = NO_CONTACT
+                    cyc["holdout"] += int(len(held))
+                    cyc["basis"].append(out["decision_basis"])
+                else:
+                    snap, out = decide(arm["book"], as_of, bundles, uplift, capacity)
+                    codes = queue_codes(out["queue"], w.cid)
+                if a == "cycle":
                     if cyc["prev_snap"] is not None:
                         v, _ = drift_check(bundles, cyc["prev_snap"], snap, mcfg)
                         cyc["verdicts"].append(v)
@@ -225,12 +264,23 @@ def run_year(n_customers: int, seed: int, shock: bool, history: int, capacity: i
             arm["contacted"].append(w.cid[codes >= 0])
             arm["cost"] += float(costs[contacted].sum())
 
-            def planner(w_, s_, t_, rng, codes=codes):
-                return queue_plan(w_, codes, rng)
+            plans = []
+
+            def planner(w_, s_, t_, rng, codes=codes, plans=plans):
+                plans.append(queue_plan(w_, codes, rng))
+                return plans[-1]
 
             month = advance_month(w, arm["s"], t0 + m + 1, seed,
                                   planner if (codes >= 0).any() else None)
-            arm["book"] = extend(arm["book"], month)
+            known = month
+            if a == "cycle":
+                # The lender's outreach log of the month (assignment, propensity, and for
+                # the contacted whether they were reached) joins the book the cycle
+                # retrains on: its own randomised contacts, once their outcomes mature.
+                known = {**month, "interactions": with_outreach(
+                    month["interactions"], outreach, plans[0] if plans else None, w)}
+                cyc["own_rows"] += len(outreach)
+            arm["book"] = extend(arm["book"], known)
             arm["year"].append(month)
         log.info("seed %d shock %s month %d done", seed, shock, m + 1)
     in_default = w.cid[s0.missed >= DEFAULT_MISSED]
@@ -264,7 +314,25 @@ def run_year(n_customers: int, seed: int, shock: bool, history: int, capacity: i
             "auc": {a: arms[a]["auc"] for a in ("frozen", "cycle")},
             "verdicts": cyc["verdicts"], "first_flagged_month": flagged,
             "retrained_months": cyc["retrained"], "holdout_customer_months": cyc["holdout"],
+            "own_outreach_rows": cyc["own_rows"], "decision_basis": cyc["basis"],
+            "first_learned_month": next((m for m, b in enumerate(cyc["basis"])
+                                         if "learned_uplift" in b.values()), None),
+            "retrain_records": cyc["retrain_records"],
             "t0_train_seconds": round(train_s, 1), "retrain_seconds": round(seconds_retrain, 1)}
+
+
+def with_outreach(interactions: pd.DataFrame, outreach: pd.DataFrame, plan, w
+                  ) -> pd.DataFrame:
+    """The month's interactions with the cycle's outreach rows; a contacted row's outcome
+    is whether the simulator's contact reached the customer."""
+    rows = outreach.copy()
+    if plan is not None:
+        reached = pd.Series(plan.reached, index=w.cid)
+        hit = reached.reindex(rows["customer_id"]).to_numpy(bool)
+        contacted = (rows["assignment"] == "contacted").to_numpy()
+        rows["outcome"] = np.where(contacted, np.where(hit, "reached", "no_answer"), "none")
+    rows = S.validate_table("interactions", rows)
+    return S.validate_table("interactions", pd.concat([interactions, rows], ignore_index=True))
 
 
 def monthly_auc(arm: dict, year: dict, ends, t0: int, funding: float,
@@ -401,11 +469,18 @@ def report(runs, args, seconds, mach, write_json, update_section, name: str,
              f"({args.history} months of history, then 12 months run one at a time: "
              "snapshot of the book as known, `postloan.batch.score_and_decide`, contact "
              "the queue, `postloan.synthetic.advance_month`), common random numbers across "
-             f"arms. The cycle arm retrains the three models and uplift "
+             f"arms. The cycle arm decides with `postloan.cycle.decide_month` (the score "
+             "step of `postloan cycle`), holds out "
+             f"{HOLDOUT:.0%} of its queue (`assign_outreach`, seeded by the as-of) and logs "
+             "every eligible customer's outreach row (assignment, propensity, reached) "
+             "into its own book; it retrains with the cycle's retrain step "
+             "(`pipelines.cycle.retrain_models`: the three models and the uplift models, "
+             "each challenger gated against the arm's current champions in one MLflow "
+             "store) "
              + (f"every {args.retrain_every} months and " if args.retrain_every else "")
              + "after a re-validate verdict of the monthly drift "
-             f"check (champions on {TRAIN_DATES} snapshot dates), and holds out "
-             f"{HOLDOUT:.0%} of its queue. {wall or f'{seconds / 60:,.1f} min'}, "
+             f"check (champions on {TRAIN_DATES} snapshot dates). "
+             f"{wall or f'{seconds / 60:,.1f} min'}, "
              f"load average {mach.get('load_avg', '?')}.", "",
              "Mean over seeds per scenario (net benefit against no contact):", "",
              "| scenario | arm | net benefit | credit loss | churned value | complaints | "
@@ -442,27 +517,44 @@ def report(runs, args, seconds, mach, write_json, update_section, name: str,
                      f"{comp['cycle-frozen']['net_benefit']['n']} |")
     lines += ["", "Monitor and retraining per year (month 0 = T0; the shock starts in "
               f"month {SHOCK_MONTH}):", "",
-              "| seed | scenario | first re-validate | retrained in months | "
-              "default AUC / oracle by month: frozen | cycle |", "|---|---|---|---|---|---|"]
+              "| seed | scenario | first re-validate | retrained in months (promoted) | "
+              "first month on learned effects | "
+              "default AUC / oracle by month: frozen | cycle |",
+              "|---|---|---|---|---|---|---|"]
     for r in runs:
         def ratios(a: str, r: dict = r) -> str:
             return " ".join(f"{x['default_risk']['ratio']:.2f}" if "default_risk" in x
                             else "-" for x in r["auc"][a])
+        def promoted(r: dict = r) -> str:
+            out = []
+            for rec in r.get("retrain_records", []):
+                ok = [m for m, g in rec.get("gates", {}).items() if g.get("promoted")]
+                out.append(f"{rec['month']} ({', '.join(ok) or 'none'})" if "gates" in rec
+                           else f"{rec['month']} (blocked)")
+            return "; ".join(out) or "-"
+
         lines.append(f"| {r['seed']} | {'shock' if r['shock'] else 'quiet'} | "
-                     f"{r['first_flagged_month']} | {r['retrained_months']} | "
+                     f"{r['first_flagged_month']} | {promoted()} | "
+                     f"{r.get('first_learned_month', '-')} | "
                      f"{ratios('frozen')} | {ratios('cycle')} |")
     same = sum(r["arms"]["frozen"] == r["arms"]["handbook"] for r in runs)
     lines += ["", f"The frozen arm equals the handbook arm in {same} of {len(runs)} years: "
               "where no uplift model passes its decision gate at T0, postloan's decision is "
               "the constants' (`decision_basis`), so without retraining the two queues are "
               "the same."]
+    own = np.mean([r.get("own_outreach_rows", 0) for r in runs])
     lines += ["", "AUC month by month is against the events in the rest of the year (the "
               "horizon the year reveals), the oracle the simulator's true probabilities on "
-              "the same customers and events. Uplift re-learning inside the year can only "
-              "use contacts whose 12-month outcome is observed (`run_train_uplift --until`): "
-              "the cycle's own holdout contacts of this year mature after it, so within one "
-              "year its re-learned effects still come from the history's randomised "
-              "contacts."]
+              "the same customers and events. The cycle arm logged "
+              f"{own:,.0f} outreach rows a year on average (its holdout "
+              f"{np.mean([r['holdout_customer_months'] for r in runs]):,.0f} customer-"
+              "months), and its uplift retraining reads them, but only once their 12-month "
+              "outcome is observed (`run_train_uplift --until`, the longest label): none of "
+              "this year's own contacts matures inside the year, so its re-learned effects "
+              "still come from the history's randomised contacts, plus its own from the "
+              "second year on. 'First month on learned effects' is the first month any "
+              "action's decision basis (the ledger's `decision_basis`) was learned effects "
+              "(0: at T0 already)."]
     update_section("operations-year", "\n".join(lines))
     print("\n".join(lines))
 

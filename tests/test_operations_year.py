@@ -100,7 +100,10 @@ def test_two_months_share_random_numbers_and_outcomes_are_finite(trained, uplift
     # The session's champions and uplift models stand for the T0 training (no training here).
     models = {1: (batch.load_bundles_from_dir(trained["root"] / "models"),
                   batch.load_uplift_from_dir(uplift_trained["root"] / "models"), 0.0)}
-    r = Y.run_year(600, 1, False, 26, 40, models, tmp_path, months=2, keep_months=True)
+    # retrain_every=1: month 1 runs the cycle's retrain step (an empty store: the
+    # session's models were given without theirs)
+    r = Y.run_year(600, 1, False, 26, 40, models, tmp_path, months=2, keep_months=True,
+                   retrain_every=1)
     assert set(r["arms"]) == set(Y.ARMS)
     for arm, tot in r["arms"].items():
         assert all(math.isfinite(float(v)) for v in tot.values()), (arm, tot)
@@ -120,3 +123,10 @@ def test_two_months_share_random_numbers_and_outcomes_are_finite(trained, uplift
                 assert len(a) > 0
                 pd.testing.assert_frame_equal(a, b, obj=f"{arm} month {m} {table}")
     assert len(r["auc"]["frozen"]) == 1 and len(r["verdicts"]) == 2
+    # the cycle arm logs its own outreach (holdout included) and retrains on it
+    assert r["own_outreach_rows"] > 0 and r["holdout_customer_months"] > 0
+    assert r["retrained_months"] == [1]
+    rec = r["retrain_records"][0]
+    assert {"default_risk", "churn"} <= set(rec["gates"]) and rec["uplift"]
+    assert len(r["decision_basis"]) == 2
+    assert r["first_learned_month"] in (None, 0, 1)
