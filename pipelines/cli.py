@@ -860,12 +860,13 @@ def cycle(
         help="Source mapping YAML: ingest the lender's tables first (instead of --data).")]
     = None,
     to: Annotated[str | None, typer.Option(
-        help="Database URL for the decision tables and the run ledger (one transaction per "
-        "month's decisions); default: files only, the ledger in SQLite beside MLflow.")]
+        help="Database URL for the decision tables, the month's outreach rows and the run "
+        "ledger (one transaction per month's decisions and outreach); default: files only, "
+        "the ledger in SQLite beside MLflow.")]
     = None,
     config: Annotated[Path | None, typer.Option(
-        help="Cycle YAML (retrain schedule, holdout share, capacity, steps; default the "
-        "shipped config/cycle.yaml).")] = None,
+        help="Cycle YAML (retrain schedule and training config, holdout share, capacity, "
+        "steps; default the shipped config/cycle.yaml).")] = None,
     model_dir: Annotated[Path | None, typer.Option(
         help="Bundle folder instead of the MLflow registry champions.")] = None,
     accept_data_issues: AcceptOpt = None,
