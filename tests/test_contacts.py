@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from postloan import schema as S
-from postloan import strategy
+from postloan.data import schema as S
+from postloan.decisions import strategy
 from postloan.errors import ConfigError
-from postloan.policy import outreach_log
-from postloan.synthetic import (
+from postloan.models.uplift import outreach_log
+from postloan.simulation import (
     ActionSpec,
     ContactPolicy,
     SimulationConfig,

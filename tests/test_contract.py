@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from postloan import schema as S
-from postloan.contract import load_mapping, mask_url, parse_mapping
-from postloan.contract.convert import (
+from postloan.data import schema as S
+from postloan.data.contract import load_mapping, mask_url, parse_mapping
+from postloan.data.contract.convert import (
     Where,
     cast_date,
     cast_decimal,
@@ -20,7 +20,7 @@ from postloan.contract.convert import (
     convert_units,
     map_codes,
 )
-from postloan.contract.mapping import ColumnRule, TableMapping
+from postloan.data.contract.mapping import ColumnRule, TableMapping
 from postloan.errors import ConfigError, DataValidationError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "core_banking_mapping.yaml"
@@ -192,7 +192,7 @@ def test_column_rule_rejects_from_and_constant():
 
 
 def test_profile_collects_every_violation_and_hides_pii(small_tables):
-    from postloan.contract.profile import profile_table, render_html
+    from postloan.data.contract.profile import profile_table, render_html
 
     loans = small_tables["loans"].copy()
     loans.loc[[1, 2], "principal"] = -5.0

@@ -8,10 +8,10 @@ import json
 import pytest
 
 from postloan import glossary
-from postloan.bundle import MODELS, ModelBundle
+from postloan.data.snapshot import build_snapshot
 from postloan.errors import DataValidationError
-from postloan.reports.customer import customer_content, render_customer_page
-from postloan.snapshot import build_snapshot
+from postloan.models.bundle import MODELS, ModelBundle
+from postloan.reporting.customer import customer_content, render_customer_page
 
 
 @pytest.fixture(scope="module")

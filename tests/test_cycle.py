@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from postloan import cycle, io
-from postloan.cycle import CycleConfig, Ledger, assign_outreach, load_cycle_config
+from postloan.data import io
 from postloan.errors import ConfigError, DataQualityError, PostloanError
-from postloan.policy import outreach_log
+from postloan.models.uplift import outreach_log
+from postloan.operations import cycle
+from postloan.operations.cycle import CycleConfig, Ledger, assign_outreach, load_cycle_config
 
 APR, MAY, JUN = "2025-04-30", "2025-05-31", "2025-06-30"
 
@@ -146,7 +147,7 @@ def month_env(trained, tmp_path):
 def test_months_gate_fault_rerun_and_the_reviewers_question(month_env, trained, small_book,
                                                             small_tables, tmp_path):
     from pipelines.cycle import run_cycle
-    from postloan.quality.faults import three_feed_faults
+    from postloan.data.quality.faults import three_feed_faults
 
     paths, cfg, led = month_env
     db = f"sqlite:///{tmp_path / 'decisions.db'}"
@@ -253,7 +254,7 @@ def project_like(trained, small_book, small_tables, tmp_path):
     import subprocess
 
     from conftest import cli_env
-    from postloan.quality.faults import three_feed_faults
+    from postloan.data.quality.faults import three_feed_faults
 
     broken = tmp_path / "broken"
     io.write_tables(three_feed_faults(small_tables, MAY), broken)
@@ -280,7 +281,7 @@ def test_uplift_versions_and_bases_are_in_the_ledger(uplift_trained, small_book,
     the one its decision gate gives (learned effects only once the gate admits them)."""
     from pipelines.cycle import Paths, run_cycle
     from pipelines.score import load_uplift
-    from postloan.strategy import decision_bases
+    from postloan.decisions.strategy import decision_bases
 
     uri = uplift_trained["uri"]
     paths = Paths(cycles=tmp_path / "cycles", books=tmp_path / "books", tracking_uri=uri,

@@ -1,4 +1,4 @@
-"""The decision gate (postloan.strategy.gate): learned effects decide an action only where
+"""The decision gate (postloan.decisions.strategy.gate): learned effects decide an action only where
 deciding with them is worth at least as much as with the constants, off-policy on
 randomised contacts."""
 
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from postloan import strategy as st
-from postloan.snapshot import NUMERIC_FIELDS
+from postloan.data.snapshot import NUMERIC_FIELDS
+from postloan.decisions import strategy as st
 
 
 def held_contacts(n: int, seed: int, churn_effect: float) -> tuple[pd.DataFrame, pd.DataFrame]:

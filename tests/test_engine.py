@@ -21,9 +21,9 @@ import pytest
 
 from conftest import cli_env
 from postloan import scale
-from postloan.batch import load_bundles_from_dir
+from postloan.data.snapshot import build_snapshot
 from postloan.errors import DataValidationError, EngineError
-from postloan.snapshot import build_snapshot
+from postloan.models.store import load_bundles_from_dir
 
 dask = pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
@@ -156,7 +156,7 @@ def test_partitioned_decisions_with_uplift_equal_local(small_book, part_book, tr
     decisions and queue are the local engine's: each partition's top K, merged and
     ranked again."""
     from pipelines.score import run_score, run_score_engine
-    from postloan.uplift import UpliftBundle
+    from postloan.models.uplift import UpliftBundle
 
     uplift = {r["action"]: UpliftBundle.load(Path(r["bundle"]))
               for r in uplift_trained["results"]}
@@ -250,8 +250,8 @@ def test_unreachable_scheduler_is_a_clear_error():
 def test_dask_training_gives_a_valid_bundle_close_to_local(part_book, trained, client,
                                                            tmp_path):
     from pipelines.train import run_train_dask
-    from postloan.bundle import ModelBundle
-    from postloan.training import Splits, TrainConfig
+    from postloan.models.bundle import ModelBundle
+    from postloan.models.training import Splits, TrainConfig
 
     # The same configuration as the local `trained` fixture (LightGBM, not `auto`).
     cfg = TrainConfig(shap_sample=500, splits=Splits(n_train=6),

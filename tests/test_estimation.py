@@ -1,4 +1,4 @@
-"""Confidence-based performance estimation (postloan.estimation)."""
+"""Confidence-based performance estimation (postloan.models.estimation)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from postloan import estimation as E
+from postloan.data.snapshot import build_snapshots, oracle_scores
 from postloan.errors import DataValidationError
-from postloan.snapshot import build_snapshots, oracle_scores
+from postloan.models import estimation as E
 
 
 def _brute_expected_auc(p: np.ndarray, s: np.ndarray) -> float:
@@ -207,7 +207,7 @@ def test_recalibrating_on_rows_the_model_was_fitted_on_overstates_the_auc():
 def test_estimable_rows_are_those_the_label_is_defined_on(small_tables):
     """A customer already in default has no default label (build_labels): CBPE leaves
     them out, as the realised AUC does, instead of counting them as sure positives."""
-    from postloan.snapshot import build_snapshot
+    from postloan.data.snapshot import build_snapshot
 
     snap = build_snapshot(small_tables, "2024-03-31")
     mask = E.estimable(snap, "default_12m")

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from postloan import evaluation as ev
 from postloan.errors import DataValidationError
+from postloan.models import evaluation as ev
 
 SEEDS = [0, 1, 2, 3, 4]
 

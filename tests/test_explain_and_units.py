@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_curve
 
-from postloan import evaluation as ev
-from postloan.bundle import MODELS
-from postloan.calibration import Calibrator, fit_calibrator
+from postloan.data.features import CATEGORICAL_FEATURES, FEATURE_NAMES, build_features
+from postloan.data.snapshot import build_snapshot
 from postloan.errors import ConfigError, DataValidationError
-from postloan.explain import BIAS, LANGS, contributions, reason_codes, reason_text
-from postloan.features import CATEGORICAL_FEATURES, FEATURE_NAMES, build_features
-from postloan.snapshot import build_snapshot
-from postloan.training import LgbmParams, fit_lightgbm
+from postloan.models import evaluation as ev
+from postloan.models.bundle import MODELS
+from postloan.models.calibration import Calibrator, fit_calibrator
+from postloan.models.explain import BIAS, LANGS, contributions, reason_codes, reason_text
+from postloan.models.training import LgbmParams, fit_lightgbm
 
 
 @pytest.fixture(scope="module")

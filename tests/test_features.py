@@ -6,16 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from postloan import schema as S
-from postloan.errors import DataValidationError
-from postloan.features import (
+from postloan.data import schema as S
+from postloan.data.features import (
     CATEGORICAL_FEATURES,
     FEATURE_NAMES,
     build_features,
     feature_spec,
     features_from_records,
 )
-from postloan.snapshot import build_snapshot
+from postloan.data.snapshot import build_snapshot
+from postloan.errors import DataValidationError
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_record_fast_path_equals_frame_path(snap):
 def test_unknown_category_is_missing_with_a_warning(snap, caplog):
     rows = snap.head(3).copy()
     rows["region"] = ["north", "mars", "east"]
-    with caplog.at_level("WARNING", logger="postloan.features"):
+    with caplog.at_level("WARNING", logger="postloan.data.features"):
         X = build_features(rows)
     assert np.isnan(X["region"].iloc[1])
     assert X["region"].iloc[0] == S.REGIONS.index("north")

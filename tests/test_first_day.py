@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 
 from core_banking import SURVEYS_MAPPING, foreign_frames
 from pipelines.ingest import profile_book, profile_source, run_ingest
-from postloan import io
-from postloan import schema as S
+from postloan.data import io
+from postloan.data import schema as S
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "core_banking_mapping.yaml"
 OUTREACH = ("action", "eligibility", "assignment", "propensity")
@@ -203,10 +203,10 @@ def test_uplift_models_are_logged_with_a_signature(small_tables, tmp_path, caplo
     import mlflow
     import numpy as np
 
-    from postloan import registry
-    from postloan import uplift as U
-    from postloan.features import FEATURE_NAMES
-    from postloan.snapshot import build_snapshot
+    from postloan.data.features import FEATURE_NAMES
+    from postloan.data.snapshot import build_snapshot
+    from postloan.models import registry
+    from postloan.models import uplift as U
 
     rng = np.random.default_rng(0)
     X = pd.DataFrame(rng.normal(size=(600, len(FEATURE_NAMES))), columns=list(FEATURE_NAMES))
@@ -238,7 +238,7 @@ def _yyyymm(frames: dict, folder: Path) -> dict:
 
 
 def test_a_day_format_on_yyyymm_text_is_refused_not_read_as_january(frames, tmp_path):
-    from postloan.contract import load_mapping, read_canonical
+    from postloan.data.contract import load_mapping, read_canonical
     from postloan.errors import DataValidationError
 
     f = _yyyymm(frames, tmp_path / "src")
@@ -249,14 +249,14 @@ def test_a_day_format_on_yyyymm_text_is_refused_not_read_as_january(frames, tmp_
     assert "202301" in str(ei.value)  # the first offending source rows are shown
     # Every value is refused, November and December ones included (strptime alone read
     # "202411" and "202412" as dates in January 2024).
-    from postloan.contract.convert import cast_date
+    from postloan.data.contract.convert import cast_date
 
     parsed, bad = cast_date(f["repay_stmt"]["stmt_dt"], "%Y%m%d")
     assert bad.all() and parsed.isna().all()
 
 
 def test_a_yyyymm_period_needs_align_and_becomes_the_month_end(frames, small_tables, tmp_path):
-    from postloan.contract import load_mapping, read_canonical
+    from postloan.data.contract import load_mapping, read_canonical
     from postloan.errors import ConfigError
 
     _yyyymm(frames, tmp_path / "src")
@@ -273,7 +273,7 @@ def test_a_yyyymm_period_needs_align_and_becomes_the_month_end(frames, small_tab
 
 def test_statement_dates_that_are_not_month_ends_are_refused_unless_aligned(
         frames, small_tables, tmp_path):
-    from postloan.contract import load_mapping, read_canonical
+    from postloan.data.contract import load_mapping, read_canonical
     from postloan.errors import DataValidationError
 
     f = dict(frames)  # statements cut on the 25th of each month
@@ -301,7 +301,7 @@ def test_statement_dates_that_are_not_month_ends_are_refused_unless_aligned(
 
 # ------------------------------------------------------------------ item 6: mapping rules
 def test_letter_prefixed_ids_are_read_with_a_prefix_rule(frames, small_tables, tmp_path):
-    from postloan.contract import load_mapping, read_canonical
+    from postloan.data.contract import load_mapping, read_canonical
     from postloan.errors import DataValidationError
 
     f = {k: (v.assign(cust_no="C" + v["cust_no"]) if "cust_no" in v else v)
@@ -332,7 +332,7 @@ def test_letter_prefixed_ids_are_read_with_a_prefix_rule(frames, small_tables, t
 
 
 def test_outcome_defaults_to_none_for_requests_and_complaints(frames, small_tables, tmp_path):
-    from postloan.contract import load_mapping, read_canonical
+    from postloan.data.contract import load_mapping, read_canonical
     from postloan.errors import DataValidationError
 
     f = dict(frames)
@@ -425,7 +425,7 @@ def test_money_columns_in_different_units_disagree_by_name(frames, tmp_path):
 
 
 def test_money_unit_given_twice_or_on_a_non_money_column_is_refused():
-    from postloan.contract import parse_mapping
+    from postloan.data.contract import parse_mapping
     from postloan.errors import ConfigError
 
     d = _fen_mapping()

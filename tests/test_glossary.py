@@ -12,11 +12,12 @@ import math
 import pytest
 import yaml
 
-from postloan import explain, glossary
-from postloan import schema as S
+from postloan import glossary
 from postloan.config_files import shipped_text
+from postloan.data import schema as S
+from postloan.data.features import FEATURE_NAMES
 from postloan.errors import ConfigError
-from postloan.features import FEATURE_NAMES
+from postloan.models import explain
 
 
 def test_the_domain_terms_of_the_issue_are_in_the_glossary():
@@ -100,8 +101,8 @@ def test_decision_reasons_in_chinese_use_the_glossary(small_tables):
     import pandas as pd
     from tests.test_strategy import fake_scores
 
-    from postloan import strategy
-    from postloan.snapshot import build_snapshot
+    from postloan.data.snapshot import build_snapshot
+    from postloan.decisions import strategy
 
     dates = np.sort(small_tables["repayments"]["statement_date"].unique())
     snap = build_snapshot(small_tables, pd.Timestamp(dates[20]), with_labels=False)

@@ -1,5 +1,5 @@
 """The handbook's contact rules (domain.md ch. 6-7), each with a test that fails when broken,
-and the queue by learned net benefit (postloan.strategy.uplift_queue)."""
+and the queue by learned net benefit (postloan.decisions.strategy.uplift_queue)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from postloan import strategy as st
-from postloan.snapshot import NUMERIC_FIELDS, build_snapshot
+from postloan.data.snapshot import NUMERIC_FIELDS, build_snapshot
+from postloan.decisions import strategy as st
 
 ACTIONS = st.ACTIONS[:4]
 

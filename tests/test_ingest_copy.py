@@ -14,10 +14,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from postloan.contract import readers
-from postloan.contract.convert import Where, convert_chunk
-from postloan.contract.ingest import MappedBook
-from postloan.contract.mapping import ColumnRule, Source, TableMapping, parse_mapping
+from postloan.data.contract import readers
+from postloan.data.contract.convert import Where, convert_chunk
+from postloan.data.contract.ingest import MappedBook
+from postloan.data.contract.mapping import ColumnRule, Source, TableMapping, parse_mapping
 from postloan.errors import SourceError
 
 pytestmark = pytest.mark.integration
@@ -141,7 +141,7 @@ def test_unreadable_value_names_table_and_column(edge_db, pg_server):
 
 def test_contains_does_not_read_the_table(monkeypatch):
     """`name in book` must not read, convert and validate the table."""
-    from postloan.contract import ingest
+    from postloan.data.contract import ingest
 
     m = parse_mapping({
         "version": 1, "lender": "t",
@@ -175,8 +175,8 @@ def test_stopping_early_stops_the_copy(edge_db, pg_server):
 def test_write_tables_does_not_validate_a_mapped_book_twice(monkeypatch, tmp_path, small_tables):
     """A MappedBook's tables were validated by read_canonical; write_tables trusts that
     for the same vocabularies, and validates anything else."""
-    from postloan import io
-    from postloan import schema as S
+    from postloan.data import io
+    from postloan.data import schema as S
 
     calls = []
     real = S.validate_table

@@ -16,8 +16,8 @@ import yaml
 
 from core_banking import REGION_ZH, SCHEMA, SURVEYS_MAPPING, foreign_frames
 from pipelines.ingest import run_ingest
-from postloan import io
-from postloan.contract import load_mapping, read_canonical
+from postloan.data import io
+from postloan.data.contract import load_mapping, read_canonical
 from postloan.errors import DataValidationError, SourceError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "core_banking_mapping.yaml"

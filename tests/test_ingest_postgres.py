@@ -23,9 +23,9 @@ import yaml
 
 from conftest import cli_env
 from core_banking import REGION_ZH, load_core_banking
-from postloan import io
-from postloan import schema as S
-from postloan.snapshot import FEATURE_FAMILIES, build_snapshot
+from postloan.data import io
+from postloan.data import schema as S
+from postloan.data.snapshot import FEATURE_FAMILIES, build_snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -132,9 +132,9 @@ def test_the_ingested_book_trains_scores_and_skips_satisfaction(ingested, tmp_pa
     temp dir) and score it; satisfaction is skipped with its one-line reason."""
     from pipelines.score import run_score
     from pipelines.train import run_train
-    from postloan.batch import load_bundles_from_dir
-    from postloan.bundle import MODELS
-    from postloan.training import Splits, TrainConfig
+    from postloan.models.bundle import MODELS
+    from postloan.models.store import load_bundles_from_dir
+    from postloan.models.training import Splits, TrainConfig
 
     cfg = TrainConfig(shap_sample=200, splits=Splits(n_train=6),
                       models={m: {"family": "lightgbm"} for m in MODELS})

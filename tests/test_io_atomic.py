@@ -1,4 +1,4 @@
-"""The atomic text/bytes writers of postloan.io: whole file or the old one, no temp left."""
+"""The atomic text/bytes writers of postloan.data.io: whole file or the old one, no temp left."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from postloan import io
+from postloan.data import io
 
 
 def test_text_and_bytes_land_whole_and_readable(tmp_path):

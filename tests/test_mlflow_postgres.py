@@ -21,10 +21,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from postloan import io, registry
-from postloan import schema as S
-from postloan.snapshot import build_snapshot, data_range, to_json_record
-from postloan.synthetic import SimulationConfig, simulate
+from postloan.data import io
+from postloan.data import schema as S
+from postloan.data.snapshot import build_snapshot, data_range, to_json_record
+from postloan.models import registry
+from postloan.simulation import SimulationConfig, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `serving` is a folder of the repo, not an installed package

@@ -8,17 +8,17 @@ import pytest
 from pydantic import ValidationError
 
 from pipelines.monitor import run_monitor
-from postloan import io
-from postloan.batch import load_bundles_from_dir
+from postloan.data import io
 from postloan.errors import ConfigError, DataValidationError
-from postloan.monitoring import (
+from postloan.models.store import load_bundles_from_dir
+from postloan.operations.monitoring import (
     MonitoringConfig,
     feature_drift,
     load_monitoring_config,
     psi,
     status,
 )
-from postloan.synthetic import Shock, SimulationConfig, simulate
+from postloan.simulation import Shock, SimulationConfig, simulate
 
 
 def test_psi_matches_a_hand_computation():
@@ -118,7 +118,7 @@ def test_monitor_flags_a_shock_and_not_a_quiet_month(trained, tmp_path, shocked)
 
 
 def test_auc_standard_error_shrinks_with_n():
-    from postloan.monitoring import auc_standard_error
+    from postloan.operations.monitoring import auc_standard_error
 
     small, big = auc_standard_error(0.8, 50, 950), auc_standard_error(0.8, 500, 9500)
     assert 0 < big < small < 0.05

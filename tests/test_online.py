@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from postloan.database import DatabaseError, connect, mask_url
-from postloan.decision_tables import write_decisions
+from postloan.data.database import DatabaseError, connect, mask_url
+from postloan.data.decision_tables import write_decisions
+from postloan.data.online import SnapshotStore
+from postloan.data.snapshot import SNAPSHOT_FIELDS, build_snapshot, to_json_record
 from postloan.errors import ConfigError, DataValidationError
-from postloan.online import SnapshotStore
-from postloan.snapshot import SNAPSHOT_FIELDS, build_snapshot, to_json_record
 
 AS_OF = "2024-06-30"
 LATER = "2024-09-30"

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from postloan import batch
-from postloan.synthetic import (
+from postloan.models import store
+from postloan.simulation import (
     SimulationConfig,
     advance_month,
     fork,
@@ -19,7 +19,7 @@ from postloan.synthetic import (
     simulate_forward,
     simulate_until,
 )
-from postloan.synthetic.contacts import NO_CONTACT, queue_plan
+from postloan.simulation.contacts import NO_CONTACT, queue_plan
 
 _PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "operations_year.py"
 
@@ -68,8 +68,8 @@ def test_two_months_share_random_numbers_and_outcomes_are_finite(trained, uplift
                                                                  tmp_path):
     Y = _harness()
     # The session's champions and uplift models stand for the T0 training (no training here).
-    models = {1: (batch.load_bundles_from_dir(trained["root"] / "models"),
-                  batch.load_uplift_from_dir(uplift_trained["root"] / "models"), 0.0)}
+    models = {1: (store.load_bundles_from_dir(trained["root"] / "models"),
+                  store.load_uplift_from_dir(uplift_trained["root"] / "models"), 0.0)}
     r = Y.run_year(600, 1, False, 26, 40, models, tmp_path, months=2, keep_months=True)
     assert set(r["arms"]) == set(Y.ARMS)
     for arm, tot in r["arms"].items():

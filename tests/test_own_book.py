@@ -19,19 +19,20 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from postloan import io
-from postloan import schema as S
-from postloan.batch import load_bundles_from_dir, score_snapshot
-from postloan.bundle import MODELS, ModelBundle
-from postloan.errors import DataValidationError
-from postloan.features import build_features, code_maps, features_from_records
-from postloan.snapshot import (
+from postloan.data import io
+from postloan.data import schema as S
+from postloan.data.features import build_features, code_maps, features_from_records
+from postloan.data.snapshot import (
     FEATURE_FAMILIES,
     build_snapshot,
     data_range,
     to_json_record,
 )
-from postloan.training import Splits, TrainConfig
+from postloan.decisions.batch import score_snapshot
+from postloan.errors import DataValidationError
+from postloan.models.bundle import MODELS, ModelBundle
+from postloan.models.store import load_bundles_from_dir
+from postloan.models.training import Splits, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `serving` is a folder of the repo, not an installed package
@@ -161,7 +162,7 @@ def test_train_satisfaction_by_name_is_refused(core_book, tmp_path):
 def test_score_monitor_without_the_satisfaction_model(core_book, core_trained, tmp_path):
     from pipelines.monitor import run_monitor
     from pipelines.score import run_score
-    from postloan.monitoring import load_monitoring_config
+    from postloan.operations.monitoring import load_monitoring_config
 
     bundles = load_bundles_from_dir(core_trained["models"])
     assert sorted(bundles) == ["churn", "default_risk"]
@@ -271,14 +272,14 @@ def test_book_vocabulary_trains_and_scores_unknown_is_missing(zh_book, tmp_path,
     # An unknown region at scoring time: missing, with a warning, never a crash.
     odd = snap.head(4).copy()
     odd.loc[odd.index[0], "region"] = "火星"
-    with caplog.at_level(logging.WARNING, logger="postloan.features"):
+    with caplog.at_level(logging.WARNING, logger="postloan.data.features"):
         X_odd = bundle.features(odd)
     assert np.isnan(X_odd["region"].iloc[0]) and not X_odd["region"].iloc[1:].isna().any()
     assert "火星" in caplog.text
     scored = score_snapshot({"default_risk": bundle}, odd)
     assert scored["pd_12m"].between(0, 1).all()
     # The service's array path gives the same features and flags the value.
-    from postloan.features import unknown_categories
+    from postloan.data.features import unknown_categories
 
     records = [to_json_record(r) for r in odd.to_dict("records")]
     maps = code_maps(bundle.categories)
@@ -293,7 +294,7 @@ def test_stress_scenarios_use_the_books_regions(zh_book, tmp_path):
     own (nothing written); one naming the book's regions shocks exactly them."""
     from pipelines.stress import run_stress
     from postloan.errors import ConfigError
-    from postloan.stress import Scenario, apply_scenario, load_scenario
+    from postloan.operations.stress import Scenario, apply_scenario, load_scenario
 
     with pytest.raises(ConfigError, match="north"):
         run_stress(zh_book, _as_of(zh_book), load_scenario("severe"), {}, tmp_path / "s")
@@ -328,8 +329,8 @@ def test_partition_engine_accepts_the_book(core_book, core_trained, tmp_path):
 def test_postgresql_tracking_uri_uses_the_installed_driver_and_masks_passwords():
     import importlib.util
 
-    from postloan import registry
-    from postloan.database import mask_url
+    from postloan.data.database import mask_url
+    from postloan.models import registry
 
     uri = "postgresql://bank@127.0.0.1:5432/mlflow"
     want = uri if importlib.util.find_spec("psycopg2") or not importlib.util.find_spec(

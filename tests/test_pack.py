@@ -27,9 +27,10 @@ from tests.test_reports import (  # noqa: F401 - fixtures shared with the model 
     trained,
 )
 
-from postloan import glossary, reports
-from postloan.reports import i18n
-from postloan.reports.customer import customer_tables, render_customer_page
+from postloan import glossary
+from postloan import reporting as reports
+from postloan.reporting import i18n
+from postloan.reporting.customer import customer_tables, render_customer_page
 
 integration = pytest.mark.integration
 
@@ -67,8 +68,8 @@ def test_monthly_performance_intervals_hold_the_estimate_and_are_seeded(seed):
 def test_weighted_auc_ks_match_sklearn_on_repeated_rows(seed):
     from sklearn.metrics import roc_auc_score
 
-    from postloan.evaluation import ks_statistic
-    from postloan.reports.pack import weighted_auc_ks
+    from postloan.models.evaluation import ks_statistic
+    from postloan.reporting.pack import weighted_auc_ks
 
     y, p = _scores(800, seed)
     p = np.round(p, 2)  # ties
@@ -132,7 +133,7 @@ def _report_inputs() -> reports.ReportInputs:
                                   "oot_auc_spread_region": 0.08},
         tags={"data_content_hash": "h" * 16, "git_commit": "<script>x</script>"},
         tables={"segments_oot": seg, "shap_importance": imp},
-        manifest={"content_hash": "h" * 16, "generator": "postloan.synthetic",
+        manifest={"content_hash": "h" * 16, "generator": "postloan.simulation",
                   "tables": {"loans": {"rows": 10}}})
 
 
@@ -161,7 +162,7 @@ def _structure(text: str) -> dict:
 
 
 def _assert_offline(text: str) -> None:
-    from postloan.reports.html import CSP
+    from postloan.reporting.html import CSP
 
     assert CSP in text
     assert not re.search(r"https?://", text)
@@ -278,7 +279,7 @@ def test_customer_page_in_both_languages():
 
 
 def test_customer_tables_keep_what_the_snapshot_needs(small_tables):
-    from postloan.snapshot import build_snapshot
+    from postloan.data.snapshot import build_snapshot
 
     dates = np.sort(small_tables["repayments"]["statement_date"].unique())
     at = pd.Timestamp(dates[20])
@@ -470,7 +471,7 @@ def test_cli_refuses_an_unknown_language_with_exit_2(tmp_path):
 
 
 def test_figures_speak_the_language_they_are_built_in():
-    from postloan import plots
+    from postloan.reporting import figures as plots
 
     y, p = _scores(500, 0)
     with plots.language("zh"):
@@ -489,7 +490,7 @@ def test_every_handbook_rule_the_pack_lists_is_a_test_that_exists():
     """The decision pack names the test holding each rule: the name must be real."""
     from pathlib import Path
 
-    from postloan.reports.pack import HANDBOOK_RULES
+    from postloan.reporting.pack import HANDBOOK_RULES
 
     source = (Path(__file__).parent / "test_handbook_rules.py").read_text(encoding="utf-8")
     named = [name for name, _, _ in HANDBOOK_RULES if name.startswith("test_")]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import cli_env
-from postloan import schema as S
+from postloan.data import schema as S
 
 pytestmark = pytest.mark.integration
 
@@ -32,8 +32,8 @@ def test_no_pii_in_tracking_store_artifacts_or_bundles(trained, small_tables):
 
 
 def test_pii_columns_are_never_features_or_snapshot_fields():
-    from postloan.features import FEATURE_NAMES
-    from postloan.snapshot import SNAPSHOT_FIELDS
+    from postloan.data.features import FEATURE_NAMES
+    from postloan.data.snapshot import SNAPSHOT_FIELDS
 
     assert not S.PII_COLUMNS & set(FEATURE_NAMES)
     assert not S.PII_COLUMNS & set(SNAPSHOT_FIELDS)
@@ -48,8 +48,8 @@ def test_demo_monitor_and_stress_leave_no_pii_in_logs_reports_or_outputs(tmp_pat
 
     import pandas as pd
 
-    from postloan import io
-    from postloan.snapshot import data_range
+    from postloan.data import io
+    from postloan.data.snapshot import data_range
 
     exe = Path(sys.executable).parent / "postloan"
     env = cli_env(tmp_path, COLUMNS="160")

@@ -8,9 +8,10 @@ import pytest
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
-from postloan import monitoring, plots
 from postloan.errors import DataValidationError
-from postloan.evaluation import ks_statistic
+from postloan.models.evaluation import ks_statistic
+from postloan.operations import monitoring
+from postloan.reporting import figures as plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

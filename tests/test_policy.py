@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 from conftest import cli_env
-from postloan import policy as P
-from postloan import schema as S
-from postloan import strategy
+from postloan.data import schema as S
+from postloan.decisions import strategy
 from postloan.errors import ConfigError, DataValidationError
-from postloan.synthetic import ContactPolicy, SimulationConfig, fork, simulate
+from postloan.simulation import ContactPolicy, SimulationConfig, fork, simulate
+from postloan.simulation import replay as P
 
 CFG = SimulationConfig(n_customers=2_500, n_months=20, seed=21)
 AS_OF = CFG.month_ends()[6]
@@ -125,22 +125,22 @@ def test_baseline_queues():
                       "dpd_current": [0, 45, 0, 0, 10],
                       "recommended_action": ["payment_reminder", "restructuring_offer",
                                              "none", "retention_offer", "payment_reminder"]})
-    q = P.pd_only_queue(d, 3)
+    q = strategy.pd_only_queue(d, 3)
     assert q["customer_id"].tolist() == [3, 9, 7]
     assert q["action"].tolist() == ["restructuring_offer", "payment_reminder",
                                     "payment_reminder"]
-    r = P.random_queue(d, 10, seed=1)
+    r = strategy.random_queue(d, 10, seed=1)
     assert set(r["customer_id"]) == {5, 3, 1, 7}  # only the strategy's candidates
     assert (r.set_index("customer_id")["action"]
             == d.set_index("customer_id").loc[r["customer_id"], "recommended_action"]).all()
-    assert len(P.random_queue(d, 2, seed=1)) == 2
-    assert P.random_queue(d, 2, seed=1).equals(P.random_queue(d, 2, seed=1))
+    assert len(strategy.random_queue(d, 2, seed=1)) == 2
+    assert strategy.random_queue(d, 2, seed=1).equals(strategy.random_queue(d, 2, seed=1))
     with pytest.raises(ConfigError, match="capacity"):
-        P.pd_only_queue(d, -1)
+        strategy.pd_only_queue(d, -1)
 
 
 def test_constants_queue_is_todays_outreach_queue(small_tables):
-    from postloan.snapshot import build_snapshot
+    from postloan.data.snapshot import build_snapshot
 
     snap = build_snapshot(small_tables, "2024-03-31", with_labels=False)
     rng = np.random.default_rng(0)
@@ -149,7 +149,7 @@ def test_constants_queue_is_todays_outreach_queue(small_tables):
                            "p_churn_6m": rng.uniform(0, 0.5, len(snap)),
                            "p_dissatisfied_3m": rng.uniform(0, 0.6, len(snap))})
     dec = strategy.apply_strategy(scored, snap)
-    q = P.constants_queue(dec, 40)
+    q = strategy.constants_queue(dec, 40)
     ref = strategy.outreach_queue(dec, 40)
     assert q["customer_id"].tolist() == ref["customer_id"].tolist()
     assert q["action"].tolist() == ref["recommended_action"].astype(str).tolist()
@@ -209,8 +209,8 @@ def test_evaluate_policy_command(tmp_path):
 
 @pytest.mark.integration
 def test_queues_from_the_champions_replay_on_the_small_book(trained, small_book):
-    from pipelines.policy import run_evaluate_policy
-    from postloan.batch import load_bundles_from_dir
+    from pipelines.replay import run_evaluate_policy
+    from postloan.models.store import load_bundles_from_dir
 
     bundles = load_bundles_from_dir(trained["root"] / "models")
     out = run_evaluate_policy(small_book, "2024-03-31", [30], n_seeds=2, scores="models",
@@ -230,11 +230,12 @@ def test_the_decision_arm_replays_the_one_decisions_queue(trained, uplift_traine
     """`decision` replays exactly the queue postloan would send: the one decision with the
     uplift models (where their gate admits them) ranked by net benefit; `learned_all`
     lets every model decide."""
-    from pipelines.policy import decision_queue_builder, run_evaluate_policy
-    from postloan import io
-    from postloan.batch import load_bundles_from_dir, score_and_decide
-    from postloan.snapshot import build_snapshot
-    from postloan.uplift import UpliftBundle
+    from pipelines.replay import decision_queue_builder, run_evaluate_policy
+    from postloan.data import io
+    from postloan.data.snapshot import build_snapshot
+    from postloan.decisions.batch import score_and_decide
+    from postloan.models.store import load_bundles_from_dir
+    from postloan.models.uplift import UpliftBundle
 
     bundles = load_bundles_from_dir(trained["root"] / "models")
     uplift = {r["action"]: UpliftBundle.load(Path(r["bundle"]))

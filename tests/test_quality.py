@@ -8,15 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from postloan import quality as Q
-from postloan import schema as S
-from postloan.bundle import MODELS
+from postloan.data import quality as Q
+from postloan.data import schema as S
+from postloan.data.features import build_features
+from postloan.data.quality import faults
+from postloan.data.snapshot import build_snapshot, build_snapshots, data_range, month_end_dates
 from postloan.errors import ConfigError, DataQualityError, DataValidationError
-from postloan.features import build_features
-from postloan.quality import faults
-from postloan.snapshot import build_snapshot, build_snapshots, data_range, month_end_dates
-from postloan.synthetic import SimulationConfig, simulate
-from postloan.training import load_train_config, resolve_splits
+from postloan.models.bundle import MODELS
+from postloan.models.training import load_train_config, resolve_splits
+from postloan.simulation import SimulationConfig, simulate
 
 CHECKED = "2025-06-30"  # the small book runs 2023-01 .. 2025-06
 
@@ -342,7 +342,7 @@ def test_gate_needs_one_date(small_tables, expectations, cfg):
 
 
 def test_diagnose_puts_a_data_fault_before_decay_and_shift():
-    from postloan import monitoring as M
+    from postloan.operations import monitoring as M
 
     cfg = M.load_monitoring_config()
     decayed = {"auc_change": -0.10, "auc_se": 0.01, "ece_now": 0.01, "n_pos": 500,

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from conftest import cli_env
-from postloan import io
-from postloan.bundle import ModelBundle
-from postloan.quality import DataExpectations
-from postloan.quality.faults import three_feed_faults
+from postloan.data import io
+from postloan.data.quality import DataExpectations
+from postloan.data.quality.faults import three_feed_faults
+from postloan.models.bundle import ModelBundle
 
 BIN = Path(sys.executable).parent / "postloan"
 AS_OF = "2025-06-30"  # the small book's last month end
@@ -111,8 +111,8 @@ def test_stress_and_train_stop_too(trained, broken_book, tmp_path):
 
 def _monitor(trained, data: Path, out: Path) -> list[dict]:
     from pipelines.monitor import run_monitor
-    from postloan.batch import load_bundles_from_dir
-    from postloan.monitoring import load_monitoring_config
+    from postloan.models.store import load_bundles_from_dir
+    from postloan.operations.monitoring import load_monitoring_config
 
     bundles = load_bundles_from_dir(trained["root"] / "models")
     return run_monitor(data, "2024-12-31", AS_OF, bundles, load_monitoring_config(), out)
@@ -134,7 +134,7 @@ def test_monitor_calls_the_feed_faults_a_data_fault(trained, broken_book, tmp_pa
 
 def test_monitor_calls_a_macro_shock_a_population_shift(trained, tmp_path):
     from conftest import SMALL
-    from postloan.synthetic import Shock, simulate
+    from postloan.simulation import Shock, simulate
 
     shocked = dataclasses.replace(SMALL, shock=Shock(month_index=24))  # from 2025-01
     book = tmp_path / "shocked"

@@ -93,9 +93,9 @@ def server(trained, small_book, tmp_path_factory):
     log = tmp / "serve.log"
     # An online store too, so requests by id (what a fuzzer generates most easily) are
     # answered: known ids scored, unknown ones reported.
-    from postloan import io
-    from postloan.online import SnapshotStore
-    from postloan.snapshot import build_snapshot, data_range
+    from postloan.data import io
+    from postloan.data.online import SnapshotStore
+    from postloan.data.snapshot import build_snapshot, data_range
 
     tables = io.read_tables(small_book)
     snap = build_snapshot(tables, data_range(tables)[1] - pd.offsets.MonthEnd(6),

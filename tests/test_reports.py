@@ -25,10 +25,12 @@ from hypothesis import strategies as hs
 from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 
-from postloan import monitoring, plots, reports
+from postloan import reporting as reports
+from postloan.data.features import FEATURE_NAMES
 from postloan.errors import DataValidationError, ModelNotFoundError, PostloanError
-from postloan.features import FEATURE_NAMES
-from postloan.training import Lgbm, ModelConfig, Splits, TrainConfig
+from postloan.models.training import Lgbm, ModelConfig, Splits, TrainConfig
+from postloan.operations import monitoring
+from postloan.reporting import figures as plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 EPS = monitoring.PSI_EPS

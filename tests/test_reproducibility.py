@@ -7,9 +7,9 @@ import pytest
 
 from pipelines.score import run_score
 from pipelines.train import run_train
-from postloan.batch import load_bundles_from_dir
-from postloan.bundle import MODELS
-from postloan.training import Splits, TrainConfig
+from postloan.models.bundle import MODELS
+from postloan.models.store import load_bundles_from_dir
+from postloan.models.training import Splits, TrainConfig
 
 pytestmark = pytest.mark.integration
 

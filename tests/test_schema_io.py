@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from postloan import io
-from postloan import schema as S
+from postloan.data import io
+from postloan.data import schema as S
 from postloan.errors import DataValidationError, PostloanError
 
 

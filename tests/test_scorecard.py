@@ -20,7 +20,7 @@ import pytest
 
 from conftest import cli_env
 from postloan.errors import ConfigError, DataValidationError, ModelNotFoundError
-from postloan.scorecard import (
+from postloan.models.scorecard import (
     BASE_ROW,
     FILE,
     MISSING,
@@ -28,7 +28,7 @@ from postloan.scorecard import (
     fit_scorecard,
     report_table,
 )
-from postloan.training import TrainConfig, load_train_config
+from postloan.models.training import TrainConfig, load_train_config
 
 BIN = Path(sys.executable).parent / "postloan"
 PARAMS = TrainConfig().scorecard.params()  # the shipped settings
@@ -171,8 +171,8 @@ def test_same_points_in_a_fresh_process(data, card, tmp_path):
     code = (
         "import json, sys, pandas as pd\n"
         "from dataclasses import replace\n"
-        "from postloan.training import TrainConfig\n"
-        "from postloan.scorecard import fit_scorecard\n"
+        "from postloan.models.training import TrainConfig\n"
+        "from postloan.models.scorecard import fit_scorecard\n"
         f"d = pd.read_parquet({str(tmp_path / 'd.parquet')!r})\n"
         "p = replace(TrainConfig().scorecard.params(), special_values={'x2': [-1.0]})\n"
         "c = fit_scorecard(d.drop(columns='y'), d['y'], p, ['cat'], {'x1': 1},\n"
@@ -260,7 +260,7 @@ def test_scorecard_ranks_close_to_the_baseline_on_a_known_signal(data):
     """Not the benchmark (benchmarks/scorecard.py): a floor on a known signal."""
     from sklearn.metrics import roc_auc_score
 
-    from postloan.training import fit_baseline
+    from postloan.models.training import fit_baseline
 
     X, y = data
     tr, te = slice(0, 4000), slice(4000, None)
@@ -280,17 +280,18 @@ def test_german_credit_scorecard_is_within_two_points_of_the_baseline():
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold
 
-    from postloan.public_data import load_german_credit
-    from postloan.training import fit_baseline
-    from postloan.training.german_credit import GERMAN_MONEY_FEATURES, german_credit_frame
+    from conftest import load_benchmark
+    from postloan.data.public_data import load_german_credit
+    from postloan.models.training import fit_baseline
 
     data = load_german_credit()
-    X, categorical = german_credit_frame(data)
+    bm = load_benchmark("german_credit_cv")
+    X, categorical = bm.german_credit_frame(data)
     y = data.y.to_numpy(dtype="float64")
     card_auc, base_auc = [], []
     for tr, te in StratifiedKFold(5, shuffle=True, random_state=0).split(X, y):
         card = fit_scorecard(X.iloc[tr], y[tr], PARAMS, categorical, categories=data.categories)
-        base = fit_baseline(X.iloc[tr], y[tr], categorical, list(GERMAN_MONEY_FEATURES))
+        base = fit_baseline(X.iloc[tr], y[tr], categorical, list(bm.GERMAN_MONEY_FEATURES))
         card_auc.append(roc_auc_score(y[te], card.probability(X.iloc[te])))
         base_auc.append(roc_auc_score(y[te], base.predict_proba(X.iloc[te])[:, 1]))
     assert np.mean(card_auc) >= np.mean(base_auc) - 0.02
@@ -300,8 +301,8 @@ def test_german_credit_scorecard_is_within_two_points_of_the_baseline():
 
 # ------------------------------------------------ training, bundle, MLflow, CLI (trained)
 def test_training_fits_logs_and_bundles_the_scorecard(trained):
-    from postloan import registry
-    from postloan.bundle import ModelBundle
+    from postloan.models import registry
+    from postloan.models.bundle import ModelBundle
 
     res = trained["results"]["default_risk"]
     m = res["metrics"]
@@ -368,8 +369,8 @@ def test_cli_scorecard_writes_the_points_table(trained, small_book, tmp_path):
 def test_score_with_scorecard_adds_each_customers_points(trained, small_book, small_tables,
                                                          tmp_path):
     from pipelines.score import run_score
-    from postloan.registry import load_champions
-    from postloan.snapshot import build_snapshot
+    from postloan.data.snapshot import build_snapshot
+    from postloan.models.registry import load_champions
 
     bundles = load_champions(trained["root"] / "models")
     as_of = "2024-06-30"
@@ -395,7 +396,7 @@ def test_score_scorecard_without_one_is_a_clear_error(trained, small_book, tmp_p
     assert "carries no scorecard" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "s").exists()
     from pipelines.scorecard import require_scorecard
-    from postloan.registry import load_champions
+    from postloan.models.registry import load_champions
 
     with pytest.raises(ModelNotFoundError, match="no scorecard"):
         require_scorecard(load_champions(models))

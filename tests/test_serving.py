@@ -20,16 +20,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
-from postloan import strategy
-from postloan.batch import (
-    SCORE_COLUMNS,
-    load_bundles_from_dir,
-    load_uplift_from_dir,
-    score_snapshot,
-)
-from postloan.bundle import MODELS
-from postloan.features import FEATURE_NAMES
-from postloan.snapshot import NUMERIC_FIELDS, SNAPSHOT_FIELDS, build_snapshot, to_json_record
+from postloan.data.features import FEATURE_NAMES
+from postloan.data.snapshot import NUMERIC_FIELDS, SNAPSHOT_FIELDS, build_snapshot, to_json_record
+from postloan.decisions import strategy
+from postloan.decisions.batch import SCORE_COLUMNS, score_snapshot
+from postloan.models.bundle import MODELS
+from postloan.models.store import load_bundles_from_dir, load_uplift_from_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `serving` is a folder of the repo, not an installed package
@@ -84,7 +80,7 @@ def service_module():
 @pytest.fixture(scope="session")
 def online_store(snapshot, tmp_path_factory) -> str:
     """The session snapshot materialised into a real SQLite online store."""
-    from postloan.online import SnapshotStore
+    from postloan.data.online import SnapshotStore
 
     url = f"sqlite:///{tmp_path_factory.mktemp('online') / 'online.db'}"
     store = SnapshotStore(url)

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from postloan.data.features import FEATURE_NAMES, build_features
+from postloan.data.snapshot import LABELS, SNAPSHOT_FIELDS, build_labels, build_snapshot
 from postloan.errors import DataValidationError
-from postloan.features import FEATURE_NAMES, build_features
-from postloan.snapshot import LABELS, SNAPSHOT_FIELDS, build_labels, build_snapshot
 
 DATE_COLS = {"customers": "customer_since", "loans": "origination_date",
              "repayments": "statement_date", "activity": "month_end",
@@ -183,7 +183,7 @@ def test_monthly_windows_hold_exactly_their_months(small_tables, as_of):
 def test_to_json_record_is_the_service_body(small_tables):
     import json
 
-    from postloan.snapshot import to_json_record
+    from postloan.data.snapshot import to_json_record
 
     dates = np.sort(small_tables["repayments"]["statement_date"].unique())
     snap = build_snapshot(small_tables, pd.Timestamp(dates[18]))

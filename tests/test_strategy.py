@@ -1,4 +1,4 @@
-"""Early warning and prioritisation (postloan.strategy): rules, explainability, the queue."""
+"""Early warning and prioritisation (postloan.decisions.strategy): rules, explainability, the queue."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from postloan import strategy as st
+from postloan.data.snapshot import NUMERIC_FIELDS, build_snapshot
+from postloan.decisions import strategy as st
 from postloan.errors import ConfigError, DataValidationError
-from postloan.snapshot import NUMERIC_FIELDS, build_snapshot
 
 
 @pytest.fixture(scope="module")

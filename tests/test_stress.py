@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from pipelines.stress import run_stress
-from postloan.batch import load_bundles_from_dir
+from postloan.data.snapshot import build_snapshot
 from postloan.errors import ConfigError
-from postloan.snapshot import build_snapshot
-from postloan.stress import Scenario, apply_scenario, builtin_scenarios, load_scenario
+from postloan.models.store import load_bundles_from_dir
+from postloan.operations.stress import Scenario, apply_scenario, builtin_scenarios, load_scenario
 
 
 def test_builtin_scenarios_load():
@@ -33,8 +33,8 @@ def test_bad_scenarios_are_named(tmp_path, text, field):
 
 
 def test_scenario_names_are_checked_against_the_books_vocabularies():
-    from postloan import schema as S
-    from postloan.stress import check_vocabularies
+    from postloan.data import schema as S
+    from postloan.operations.stress import check_vocabularies
 
     default = S.resolve_vocabularies(None)
     check_vocabularies(load_scenario("severe"), default)  # the simulator's names: fine

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from postloan import io
-from postloan import schema as S
-from postloan.features import FEATURE_NAMES, build_features
-from postloan.snapshot import LABELS, build_snapshot, oracle_scores
-from postloan.synthetic import Shock, SimulationConfig, simulate
+from postloan.data import io
+from postloan.data import schema as S
+from postloan.data.features import FEATURE_NAMES, build_features
+from postloan.data.snapshot import LABELS, build_snapshot, oracle_scores
+from postloan.simulation import Shock, SimulationConfig, simulate
 
 DEMO = SimulationConfig(n_customers=20_000, n_months=36, seed=42)
 

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from postloan.errors import ConfigError, DataValidationError
-from postloan.linear import LinearModel
-from postloan.training import (
+from postloan.models.linear import LinearModel
+from postloan.models.training import (
     LgbmParams,
     QuantileClipper,
     TrainConfig,
@@ -22,7 +22,7 @@ from postloan.training import (
     fit_lightgbm,
     load_train_config,
 )
-from postloan.training.fit import export_baseline
+from postloan.models.training.fit import export_baseline
 
 FAST = LgbmParams(
     learning_rate=0.1,

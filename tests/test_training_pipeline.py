@@ -14,13 +14,14 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipelines.train import run_train
-from postloan import io, registry
-from postloan.batch import score_snapshot
-from postloan.bundle import ModelBundle
+from postloan.data import io
+from postloan.data.snapshot import SNAPSHOT_FIELDS, build_snapshot, to_json_record
+from postloan.decisions.batch import score_snapshot
+from postloan.decisions.strategy import load_strategy_config
 from postloan.errors import DataValidationError
-from postloan.snapshot import SNAPSHOT_FIELDS, build_snapshot, to_json_record
-from postloan.strategy import load_strategy_config
-from postloan.training import Lgbm, ModelConfig, Splits, TrainConfig
+from postloan.models import registry
+from postloan.models.bundle import ModelBundle
+from postloan.models.training import Lgbm, ModelConfig, Splits, TrainConfig
 
 pytestmark = pytest.mark.integration
 
@@ -115,7 +116,7 @@ def test_missing_model_is_a_clear_error(tmp_path):
 
 def test_batch_score_writes_every_output(trained, small_book, tmp_path):
     from pipelines.score import run_score
-    from postloan.batch import load_bundles_from_dir
+    from postloan.models.store import load_bundles_from_dir
 
     bundles = load_bundles_from_dir(trained["root"] / "models")
     out = tmp_path / "scores"
@@ -142,7 +143,7 @@ def test_batch_score_writes_every_output(trained, small_book, tmp_path):
 
 def test_batch_score_bad_date_leaves_no_output(trained, small_book, tmp_path):
     from pipelines.score import run_score
-    from postloan.batch import load_bundles_from_dir
+    from postloan.models.store import load_bundles_from_dir
 
     bundles = load_bundles_from_dir(trained["root"] / "models")
     with pytest.raises(DataValidationError, match="outside the data"):
@@ -223,7 +224,7 @@ def test_the_logistic_family_is_registered_scored_and_explained(small_book, smal
 
     # The service warms and explains a bundle without a booster (no trees, no TreeSHAP).
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what the service sets; undone after
-    from postloan.scoring import Scorer
+    from postloan.decisions.scoring import Scorer
 
     scorer = Scorer({"churn": local}, load_strategy_config())
     rec = to_json_record(snap.iloc[0])
@@ -246,8 +247,8 @@ def test_the_logistic_family_is_registered_scored_and_explained(small_book, smal
 def test_row_order_does_not_change_the_model(small_tables):
     """Bagging samples rows by position: training puts rows in one order first, so a
     partitioned book (stacked partition by partition) trains the same booster."""
-    from postloan.snapshot import build_snapshots, data_range
-    from postloan.training import resolve_splits, train_one
+    from postloan.data.snapshot import build_snapshots, data_range
+    from postloan.models.training import resolve_splits, train_one
 
     start, end = data_range(small_tables)
     cfg = TrainConfig(shap_sample=100, splits=Splits(n_train=3),

@@ -1,4 +1,4 @@
-"""postloan.treeshap equals LightGBM's own TreeSHAP (pred_contrib) on real boosters.
+"""postloan.models.treeshap equals LightGBM's own TreeSHAP (pred_contrib) on real boosters.
 
 Every test trains a real LightGBM booster (no mocks) and compares the explainer with
 ``booster.predict(X, pred_contrib=True)`` element by element, plus additivity
@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from postloan import explain
-from postloan.batch import load_bundles_from_dir
+from postloan.data.features import FEATURE_NAMES
+from postloan.data.snapshot import build_snapshot
 from postloan.errors import DataValidationError
-from postloan.explain import BIAS
-from postloan.features import FEATURE_NAMES
-from postloan.snapshot import build_snapshot
-from postloan.treeshap import TreeExplainer, UnsupportedModelError
+from postloan.models import explain
+from postloan.models.explain import BIAS
+from postloan.models.store import load_bundles_from_dir
+from postloan.models.treeshap import TreeExplainer, UnsupportedModelError
 
 ATOL = 1e-9
 
