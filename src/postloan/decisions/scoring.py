@@ -5,7 +5,7 @@ frames: for one customer pandas would cost more than the models. The numbers are
 batch's (:func:`postloan.decisions.batch.score_and_decide`): the same feature function (its array
 path :func:`postloan.data.features.features_from_records`), the same bundles, TreeSHAP
 reasons, uplift effects and decision rules (:func:`postloan.decisions.strategy.decide`);
-tests/test_serving.py pins the two paths to each other customer by customer. The
+tests/serving/test_serving.py pins the two paths to each other customer by customer. The
 HTTP service (``serving/``) only adds the request schemas, authentication, the audit
 trail and the response shapes around this class.
 """
@@ -84,7 +84,7 @@ class Scorer:
         contributions and reasons from the same bundle and explain calls as batch
         scoring, the uplift models' effects from the same bundles as batch scoring, the
         decisions from :func:`postloan.decisions.strategy.decide` (the rules of
-        ``apply_strategy``), so the numbers are the batch numbers (tests/test_serving.py
+        ``apply_strategy``), so the numbers are the batch numbers (tests/serving/test_serving.py
         checks equality).
 
         Returns:

@@ -120,7 +120,7 @@ class ModelBundle:
         """Raw log-odds of the booster.
 
         For LightGBM bit-identical to ``booster.predict(X, raw_score=True)`` (same
-        trees, same float64 additions in the same order; tests/test_treeshap.py),
+        trees, same float64 additions in the same order; tests/models/test_treeshap.py),
         computed by the booster's cached :class:`~postloan.models.treeshap.TreeExplainer`:
         several times LightGBM's throughput and no per-call overhead for one row.
 

@@ -309,8 +309,8 @@ TEXTS: dict[str, tuple[str, str]] = {
                        "无策略回放结果（data/processed/policy/<as-of>/summary.parquet）："
                        "请运行 `postloan evaluate-policy`。"),
     "rules_text": ("The handbook's rules that the strategy enforces; each is held by a test "
-                   "(tests/test_handbook_rules.py).",
-                   "策略执行的手册规则；每条规则均有测试保证（tests/test_handbook_rules.py）。"),
+                   "(tests/decisions/test_handbook_rules.py).",
+                   "策略执行的手册规则；每条规则均有测试保证（tests/decisions/test_handbook_rules.py）。"),
     "rule": ("rule", "规则"), "test": ("test", "测试"), "setting": ("setting", "设定"),
     "cost": ("contact cost", "联系成本"), "capacity": ("outreach capacity", "联系名额"),
     "d_limits": (

@@ -219,7 +219,7 @@ def _psycopg_chunks(conn, stmt, chunk_rows: int, columns: list[str], label: str,
     in CSV and each chunk is parsed by pyarrow's CSV reader (:func:`_copy_chunks`):
     no Python object per value. Otherwise each ``fetchmany`` is one ``FETCH FORWARD
     chunk_rows`` of plain tuples (SQLAlchemy's Row objects cost more than the fetch).
-    Both give the same DataFrames (tests/test_ingest_copy.py).
+    Both give the same DataFrames (tests/data/test_ingest_copy.py).
     """
     from sqlalchemy.sql.elements import TextClause
 

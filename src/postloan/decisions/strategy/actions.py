@@ -30,7 +30,7 @@ least as much as deciding with the constants; otherwise they are the *constants*
   -recovery_effect x P(dissatisfied) x (1 - P(churn))`` (it keeps ``recovery_effect``
   of the unhappy customer's discounted value).
 
-Handbook rules (tests/test_handbook_rules.py), the same whatever the basis: no
+Handbook rules (tests/decisions/test_handbook_rules.py), the same whatever the basis: no
 reminder to a customer who is paying, nor to one with a complaint open (service
 recovery first); restructuring for customers behind or in difficulty (help before
 collections); retention offers to customers who are current; service-recovery calls

@@ -34,7 +34,7 @@ from postloan.models.bundle import MODELS, ModelBundle
 from postloan.models.store import load_bundles_from_dir
 from postloan.models.training import Splits, TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # `serving` is a folder of the repo, not an installed package
     sys.path.insert(0, str(ROOT))
 

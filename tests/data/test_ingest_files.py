@@ -20,7 +20,7 @@ from postloan.data import io
 from postloan.data.contract import load_mapping, read_canonical
 from postloan.errors import DataValidationError, SourceError
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "core_banking_mapping.yaml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "core_banking_mapping.yaml"
 TABLES = ("customers", "loans", "repayments", "activity", "interactions", "surveys", "bureau",
           "macro")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # `serving` is a folder of the repo, not an installed package
     sys.path.insert(0, str(ROOT))
 

@@ -27,7 +27,7 @@ from postloan.decisions.batch import SCORE_COLUMNS, score_snapshot
 from postloan.models.bundle import MODELS
 from postloan.models.store import load_bundles_from_dir, load_uplift_from_dir
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # `serving` is a folder of the repo, not an installed package
     sys.path.insert(0, str(ROOT))
 

@@ -23,7 +23,7 @@ import pandas as pd
 import psutil
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -190,7 +190,7 @@ def test_schemathesis_fuzzing_finds_no_5xx_and_conforming_responses(server):
                ), statuses
     # /explain: the fuzzer's easiest valid body is one small customer_id, which the store
     # does not hold (ids start at 100001): a 404 naming it is the right answer there;
-    # explained 200s by id and by record are checked in tests/test_serving.py.
+    # explained 200s by id and by record are checked in tests/serving/test_serving.py.
     assert statuses[("/explain", 200)] + statuses[("/explain", 404)] > 0, statuses
 
 

@@ -30,7 +30,7 @@ from postloan.data.snapshot import FEATURE_FAMILIES, build_snapshot
 pytestmark = pytest.mark.integration
 
 BIN = Path(sys.executable).parent / "postloan"
-EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "core_banking_mapping.yaml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "core_banking_mapping.yaml"
 AS_OF = ("2024-06-30", "2024-12-31")
 URL_ENV = "POSTLOAN_CORE_BANKING_URL"
 # The lender: no surveys table, its region names in Chinese declared as its own.

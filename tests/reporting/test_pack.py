@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from tests.test_reports import (  # noqa: F401 - fixtures shared with the model report
+from tests.reporting.test_reports import (  # noqa: F401 - fixtures shared with the model report
     CHROMIUM_FLAGS,
     PNG_MAGIC,
     chromium,
@@ -462,7 +462,7 @@ def test_pdf_is_printed_and_checked_page_by_page(packs, chromium, tmp_path):  # 
 
 
 def test_cli_refuses_an_unknown_language_with_exit_2(tmp_path):
-    from tests.test_cli import run
+    from tests.pipelines.test_cli import run
 
     r = run("report", "--model", "default_risk", "--lang", "fr", cwd=tmp_path)
     assert r.returncode == 2 and "unknown language 'fr'" in r.stderr
@@ -492,6 +492,6 @@ def test_every_handbook_rule_the_pack_lists_is_a_test_that_exists():
 
     from postloan.reporting.pack import HANDBOOK_RULES
 
-    source = (Path(__file__).parent / "test_handbook_rules.py").read_text(encoding="utf-8")
+    source = (Path(__file__).parents[1] / "decisions" / "test_handbook_rules.py").read_text(encoding="utf-8")
     named = [name for name, _, _ in HANDBOOK_RULES if name.startswith("test_")]
     assert named and all(f"def {name}(" in source for name in named), named

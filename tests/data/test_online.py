@@ -1,6 +1,6 @@
 """The online snapshot store and the decision tables, on a real SQLite file.
 
-(The same code on a real PostgreSQL server: tests/test_online_postgres.py.)
+(The same code on a real PostgreSQL server: tests/data/test_online_postgres.py.)
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from pipelines.ingest import profile_book, profile_source, run_ingest
 from postloan.data import io
 from postloan.data import schema as S
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "core_banking_mapping.yaml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "core_banking_mapping.yaml"
 OUTREACH = ("action", "eligibility", "assignment", "propensity")
 
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from test_online import _frames
 
 from postloan.data.database import DatabaseError, connect
 from postloan.data.decision_tables import write_decisions
 from postloan.data.online import SnapshotStore
 from postloan.data.snapshot import build_snapshot, to_json_record
-from test_online import _frames
 
 AS_OF, LATER = "2024-06-30", "2024-09-30"
 

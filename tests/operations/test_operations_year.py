@@ -21,7 +21,7 @@ from postloan.simulation import (
 )
 from postloan.simulation.contacts import NO_CONTACT, queue_plan
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "operations_year.py"
+_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "operations_year.py"
 
 
 def _harness():

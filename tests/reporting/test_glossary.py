@@ -1,6 +1,6 @@
 """The one en/zh glossary: its file, its check, and the Chinese texts that must follow it.
 
-The validation pack and the customer page are checked in tests/test_reports.py (they
+The validation pack and the customer page are checked in tests/reporting/test_reports.py (they
 need rendered pages); here: the glossary itself, the reason-code texts, the strategy
 texts (config/strategy.yaml's Chinese strings and the Chinese decision reasons).
 """
@@ -99,7 +99,7 @@ def test_strategy_config_chinese_strings_use_the_glossary():
 def test_decision_reasons_in_chinese_use_the_glossary(small_tables):
     import numpy as np
     import pandas as pd
-    from tests.test_strategy import fake_scores
+    from tests.decisions.test_strategy import fake_scores
 
     from postloan.data.snapshot import build_snapshot
     from postloan.decisions import strategy

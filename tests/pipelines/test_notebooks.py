@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NB_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = ("01_portfolio.ipynb", "02_train_and_compare.ipynb",
              "03_explain_a_customer.ipynb", "04_monitoring_and_stress.ipynb")
 N_CUSTOMERS = "3000"

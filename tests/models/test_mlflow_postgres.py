@@ -27,7 +27,7 @@ from postloan.data.snapshot import build_snapshot, data_range, to_json_record
 from postloan.models import registry
 from postloan.simulation import SimulationConfig, simulate
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # `serving` is a folder of the repo, not an installed package
     sys.path.insert(0, str(ROOT))
 

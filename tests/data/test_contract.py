@@ -23,7 +23,7 @@ from postloan.data.contract.convert import (
 from postloan.data.contract.mapping import ColumnRule, TableMapping
 from postloan.errors import ConfigError, DataValidationError
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "core_banking_mapping.yaml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "core_banking_mapping.yaml"
 
 
 def base() -> dict:
