@@ -57,8 +57,9 @@ test: $(STAMP) postgres chromium  ## run the whole test suite (installs postgres
 test-fast: $(STAMP)  ## run the unit tests only (no trained models, servers, Dask or demo book)
 	$(BIN)/python -m pytest -m "not slow and not integration"
 
-lint: $(STAMP)  ## ruff lint
+lint: $(STAMP)  ## ruff lint and the wings' import rule (import-linter, docs/architecture.md)
 	$(BIN)/ruff check src pipelines serving tests benchmarks
+	PYTHONPATH=src:. $(BIN)/lint-imports --no-cache
 
 bench: $(STAMP)  ## run the benchmarks (results JSON + docs/benchmarks.md; serving ones need `make demo` first)
 	$(BIN)/python benchmarks/generator.py

@@ -9,8 +9,9 @@ compares, file by file, the generated book (`data/raw/*.parquet`), the snapshots
 (`data/processed/snapshots.parquet`), every scoring output under
 `data/processed/scores/` (scores, decisions, queue: parquet content and the CSV bytes),
 the model files of every bundle under `models/` (LightGBM text, calibrator, feature
-spec, uplift tables: the files that decide; `metadata.json` holds run ids and paths, so
-it is left out), and every MLflow metric of every run in `mlflow.db` (runs matched by
+spec, uplift tables: the files that decide; JSON compared without the keys that name a
+run, `run_id` and `git_commit`; `metadata.json`, which holds paths and times, is left
+out), and every MLflow metric of every run in `mlflow.db` (runs matched by
 experiment and run name, in start order). Frames are compared bit for bit (NaN equal
 to NaN, same dtypes and column order).
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import sqlite3
 import sys
 from pathlib import Path
@@ -29,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, write_json  # noqa: E402
+from _common import machine, update_section, write_json  # noqa: E402
 
 MODEL_FILES = ("*.txt", "calibrator.json", "feature_spec.json", "data_expectations.json",
                "scorecard.json", "uplift.json")
@@ -51,7 +53,22 @@ def _frames_equal(a: Path, b: Path) -> str | None:
     return None
 
 
+VOLATILE = frozenset({"run_id", "git_commit"})  # name the run, not what it computed
+
+
+def _without_volatile(obj):
+    if isinstance(obj, dict):
+        return {k: _without_volatile(v) for k, v in obj.items() if k not in VOLATILE}
+    if isinstance(obj, list):
+        return [_without_volatile(v) for v in obj]
+    return obj
+
+
 def _digest(path: Path) -> str:
+    if path.suffix == ".json":
+        canon = json.dumps(_without_volatile(json.loads(path.read_text("utf-8"))),
+                           sort_keys=True)
+        return hashlib.sha256(canon.encode()).hexdigest()
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -74,7 +91,7 @@ def compare_files(before: Path, after: Path) -> list[dict]:
                              "diff": _frames_equal(before / rel, after / rel)})
             else:
                 same = _digest(before / rel) == _digest(after / rel)
-                rows.append({"file": str(rel), "how": "bytes",
+                rows.append({"file": str(rel), "how": "json" if rel.suffix == ".json" else "bytes",
                              "diff": None if same else "bytes differ"})
     return rows
 
@@ -120,6 +137,8 @@ def main() -> int:
     ap.add_argument("before", type=Path, help="project root of the first run")
     ap.add_argument("after", type=Path, help="project root of the second run")
     ap.add_argument("--name", default="runs", help="results file suffix")
+    ap.add_argument("--docs", metavar="WHAT", help="also write a docs/benchmarks.md section "
+                    "saying what the two runs are (e.g. 'before and after the wings move')")
     args = ap.parse_args()
     for root in (args.before, args.after):
         if not (root / "mlflow.db").is_file() or not (root / "data" / "raw").is_dir():
@@ -139,6 +158,14 @@ def main() -> int:
     for r in bad[:20]:
         print(f"  {r.get('file') or r.get('run')}: {r['diff']}")
     print(f"results: {path}")
+    if args.docs:
+        verdict = "identical" if not bad else f"**{len(bad)} differ** (see the JSON)"
+        update_section(f"compare-runs-{args.name}", (
+            f"## Two `make demo` runs compared: {args.docs}\n\n"
+            f"`python benchmarks/compare_runs.py BEFORE AFTER --name {args.name}`: "
+            f"{len(files)} generated files (book, snapshots, scores, decisions, queue, model "
+            f"files) and {len(runs)} MLflow runs ({result['metrics_compared']} metric values) "
+            f"compared: {verdict}. Results: `benchmarks/results/compare_runs_{args.name}.json`."))
     return 0 if not bad else 1
 
 

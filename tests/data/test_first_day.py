@@ -195,6 +195,7 @@ def test_uplift_skip_reason_names_what_the_log_lacks(small_tables, tmp_path):
 
 
 # ------------------------------------------------------------------ item 7: signatures
+@pytest.mark.integration  # trains, runs the CLI in a process or a cluster
 def test_uplift_models_are_logged_with_a_signature(small_tables, tmp_path, caplog):
     """`make demo` printed MLflow's "Failed to infer model signature" once per uplift
     model: they are logged with an input example and a signature (effects out)."""

@@ -39,6 +39,8 @@ if str(ROOT) not in sys.path:  # `serving` is a folder of the repo, not an insta
     sys.path.insert(0, str(ROOT))
 
 FAST = TrainConfig(shap_sample=300, splits=Splits(n_train=6))
+# Every test here trains models on the foreign book (its fixtures): not a unit test.
+pytestmark = pytest.mark.integration
 REGIONS_ZH = ("华北", "华南", "华东", "华西", "华中", "东北", "西南", "沿海")
 ZH = dict(zip(S.REGIONS, REGIONS_ZH, strict=True))
 

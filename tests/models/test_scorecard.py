@@ -165,6 +165,7 @@ def test_same_data_gives_the_same_points(seed):
     np.testing.assert_array_equal(a.points(X), b.points(X))
 
 
+@pytest.mark.integration  # trains, runs the CLI in a process or a cluster
 def test_same_points_in_a_fresh_process(data, card, tmp_path):
     X, y = data
     X.assign(y=y).to_parquet(tmp_path / "d.parquet")

@@ -461,6 +461,7 @@ def test_pdf_is_printed_and_checked_page_by_page(packs, chromium, tmp_path):  # 
         assert ink.mean() > 0.003, f"{png.name} is blank"
 
 
+@pytest.mark.integration  # trains, runs the CLI in a process or a cluster
 def test_cli_refuses_an_unknown_language_with_exit_2(tmp_path):
     from tests.pipelines.test_cli import run
 

@@ -222,6 +222,7 @@ def test_killed_worker_is_retried_to_a_complete_output(part_book, trained, local
     assert_same_scores(local_score, scale.read_score_output(out))
 
 
+@pytest.mark.integration  # trains, runs the CLI in a process or a cluster
 def test_worker_dying_every_time_fails_clearly_without_output(part_book, tmp_path,
                                                               tmp_path_factory):
     # A cluster of its own: workers killed over and over may not all come back in time

@@ -188,6 +188,7 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           text=True, timeout=600)
 
 
+@pytest.mark.integration  # trains, runs the CLI in a process or a cluster
 def test_evaluate_policy_command(tmp_path):
     r = _run("generate", "--customers", "1500", "--months", "20", "--seed", "3", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
