@@ -371,87 +371,21 @@ def validate_table(name: str, df: pd.DataFrame,
         )
     out = pd.DataFrame(index=pd.RangeIndex(len(df)))
     src = df.reset_index(drop=True)
+    # Columns are checked in schema order, so the first broken rule reported is the
+    # same whatever the source's column order.
     for col in spec.columns:
-        if col.name not in src.columns:  # an optional column absent: all missing
-            s = pd.Series(np.full(len(src), np.nan) if col.kind in ("int", "float")
-                          else [None] * len(src), dtype="float64" if col.kind in
-                          ("int", "float") else object)
-        else:
-            s = src[col.name]
+        s = _source_column(src, col)
         isna = s.isna().to_numpy()
         if not col.nullable and isna.any():
             raise DataValidationError(
                 name, "missing values not allowed", col.name, _rows(src, isna, [col.name])
             )
         if col.kind in ("int", "float"):
-            if len(s) == 0 and not pd.api.types.is_numeric_dtype(s):
-                s = s.astype("float64")  # an empty column read without a type
-            if not (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)):
-                raise DataValidationError(
-                    name, f"expected a numeric ({col.kind}) column, got dtype {s.dtype}", col.name
-                )
-            vals = s.to_numpy(dtype="float64", na_value=np.nan)
-            if np.isinf(vals).any():
-                bad = np.isinf(vals)
-                raise DataValidationError(
-                    name, "infinite values", col.name, _rows(src, bad, [col.name])
-                )
-            if col.kind == "int":
-                frac = ~isna & (np.mod(np.where(isna, 0, vals), 1) != 0)
-                if frac.any():
-                    raise DataValidationError(
-                        name, "expected whole numbers", col.name, _rows(src, frac, [col.name])
-                    )
-            if col.min is not None:
-                bad = ~isna & (vals < col.min)
-                if bad.any():
-                    raise DataValidationError(
-                        name, f"values below the minimum {col.min}", col.name,
-                        _rows(src, bad, list(spec.key) + [col.name]),
-                    )
-            if col.max is not None:
-                bad = ~isna & (vals > col.max)
-                if bad.any():
-                    raise DataValidationError(
-                        name, f"values above the maximum {col.max}", col.name,
-                        _rows(src, bad, list(spec.key) + [col.name]),
-                    )
-            out[col.name] = vals.astype("int64") if col.kind == "int" and not isna.any() else vals
+            out[col.name] = _numeric_column(spec, col, s, isna, src)
         elif col.kind == "date":
-            if len(s) == 0 and not pd.api.types.is_datetime64_any_dtype(s):
-                s = s.astype("datetime64[ns]")
-            if not pd.api.types.is_datetime64_any_dtype(s):
-                raise DataValidationError(
-                    name, f"expected a date column, got dtype {s.dtype}", col.name
-                )
-            d = pd.to_datetime(s).astype("datetime64[ns]")
-            bad = d.notna().to_numpy() & ((d < MIN_DATE) | (d > MAX_DATE)).to_numpy()
-            if bad.any():
-                raise DataValidationError(
-                    name, f"dates outside {MIN_DATE.date()}..{MAX_DATE.date()}", col.name,
-                    _rows(src, bad, list(spec.key) + [col.name]),
-                )
-            if col.month_end and (bad := not_month_end(d)).any():
-                raise DataValidationError(
-                    name, MONTH_END_RULE, col.name,
-                    _rows(src, bad, list(spec.key) + [col.name]),
-                )
-            out[col.name] = d.to_numpy()
+            out[col.name] = _date_column(spec, col, s, src)
         elif col.kind in ("category", "str"):
-            if pd.api.types.is_numeric_dtype(s) and not isna.all():
-                raise DataValidationError(
-                    name, f"expected text, got dtype {s.dtype}", col.name
-                )
-            obj = s.astype(object).where(~isna, None)
-            if col.kind == "category":
-                allowed = vocab.get(col.name, col.categories)
-                bad = ~isna & ~obj.isin(set(allowed)).to_numpy()
-                if bad.any():
-                    raise DataValidationError(
-                        name, f"values outside the allowed categories {list(allowed)}",
-                        col.name, _rows(src, bad, list(spec.key) + [col.name]),
-                    )
-            out[col.name] = obj.to_numpy(dtype=object)
+            out[col.name] = _text_column(spec, col, s, isna, src, vocab)
         elif col.kind == "bool":
             out[col.name] = s.astype(bool).to_numpy()
         else:  # pragma: no cover - schema declaration error
@@ -464,6 +398,140 @@ def validate_table(name: str, df: pd.DataFrame,
                 _rows(out, dup, list(spec.key)),
             )
     return out
+
+
+def _source_column(src: pd.DataFrame, col: Column) -> pd.Series:
+    """The column as read, or all missing when it is an optional column left out."""
+    if col.name in src.columns:
+        return src[col.name]
+    numeric = col.kind in ("int", "float")
+    return pd.Series(np.full(len(src), np.nan) if numeric else [None] * len(src),
+                     dtype="float64" if numeric else object)
+
+
+def _numeric_column(spec: Table, col: Column, s: pd.Series, isna: np.ndarray,
+                    src: pd.DataFrame) -> np.ndarray:
+    """Check an ``int``/``float`` column (type, finite, whole, bounds) and normalise it.
+
+    Args:
+        spec: the table's schema.
+        col: the column's schema.
+        s: the column as read.
+        isna: its missing-value mask.
+        src: the table as read (for the offending rows in an error).
+
+    Returns:
+        int64 values for an int column without missing values, else float64 (NaN
+        for missing: int64 cannot hold them).
+
+    Raises:
+        DataValidationError: the column is not numeric, or holds infinite values,
+            fractions (int) or values outside its bounds.
+    """
+    name = spec.name
+    if len(s) == 0 and not pd.api.types.is_numeric_dtype(s):
+        s = s.astype("float64")  # an empty column read without a type
+    if not (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)):
+        raise DataValidationError(
+            name, f"expected a numeric ({col.kind}) column, got dtype {s.dtype}", col.name
+        )
+    vals = s.to_numpy(dtype="float64", na_value=np.nan)
+    if np.isinf(vals).any():
+        bad = np.isinf(vals)
+        raise DataValidationError(
+            name, "infinite values", col.name, _rows(src, bad, [col.name])
+        )
+    if col.kind == "int":
+        frac = ~isna & (np.mod(np.where(isna, 0, vals), 1) != 0)
+        if frac.any():
+            raise DataValidationError(
+                name, "expected whole numbers", col.name, _rows(src, frac, [col.name])
+            )
+    if col.min is not None:
+        bad = ~isna & (vals < col.min)
+        if bad.any():
+            raise DataValidationError(
+                name, f"values below the minimum {col.min}", col.name,
+                _rows(src, bad, list(spec.key) + [col.name]),
+            )
+    if col.max is not None:
+        bad = ~isna & (vals > col.max)
+        if bad.any():
+            raise DataValidationError(
+                name, f"values above the maximum {col.max}", col.name,
+                _rows(src, bad, list(spec.key) + [col.name]),
+            )
+    return vals.astype("int64") if col.kind == "int" and not isna.any() else vals
+
+
+def _date_column(spec: Table, col: Column, s: pd.Series, src: pd.DataFrame) -> np.ndarray:
+    """Check a ``date`` column (type, range, month end) and normalise it to datetime64[ns].
+
+    Args:
+        spec: the table's schema.
+        col: the column's schema.
+        s: the column as read.
+        src: the table as read (for the offending rows in an error).
+
+    Raises:
+        DataValidationError: the column is not a date column, or holds dates outside
+            :data:`MIN_DATE`..:data:`MAX_DATE` or (``month_end`` columns) not at a
+            month end.
+    """
+    name = spec.name
+    if len(s) == 0 and not pd.api.types.is_datetime64_any_dtype(s):
+        s = s.astype("datetime64[ns]")
+    if not pd.api.types.is_datetime64_any_dtype(s):
+        raise DataValidationError(
+            name, f"expected a date column, got dtype {s.dtype}", col.name
+        )
+    d = pd.to_datetime(s).astype("datetime64[ns]")
+    bad = d.notna().to_numpy() & ((d < MIN_DATE) | (d > MAX_DATE)).to_numpy()
+    if bad.any():
+        raise DataValidationError(
+            name, f"dates outside {MIN_DATE.date()}..{MAX_DATE.date()}", col.name,
+            _rows(src, bad, list(spec.key) + [col.name]),
+        )
+    if col.month_end and (bad := not_month_end(d)).any():
+        raise DataValidationError(
+            name, MONTH_END_RULE, col.name,
+            _rows(src, bad, list(spec.key) + [col.name]),
+        )
+    return d.to_numpy()
+
+
+def _text_column(spec: Table, col: Column, s: pd.Series, isna: np.ndarray, src: pd.DataFrame,
+                 vocab: Mapping[str, Sequence[str]]) -> np.ndarray:
+    """Check a ``category``/``str`` column and normalise it to Python strings (object).
+
+    Args:
+        spec: the table's schema.
+        col: the column's schema.
+        s: the column as read.
+        isna: its missing-value mask.
+        src: the table as read (for the offending rows in an error).
+        vocab: allowed values per category column; a column not in it keeps its
+            declared categories.
+
+    Raises:
+        DataValidationError: the column holds numbers, or (category) values outside
+            the allowed categories.
+    """
+    name = spec.name
+    if pd.api.types.is_numeric_dtype(s) and not isna.all():
+        raise DataValidationError(
+            name, f"expected text, got dtype {s.dtype}", col.name
+        )
+    obj = s.astype(object).where(~isna, None)
+    if col.kind == "category":
+        allowed = vocab.get(col.name, col.categories)
+        bad = ~isna & ~obj.isin(set(allowed)).to_numpy()
+        if bad.any():
+            raise DataValidationError(
+                name, f"values outside the allowed categories {list(allowed)}",
+                col.name, _rows(src, bad, list(spec.key) + [col.name]),
+            )
+    return obj.to_numpy(dtype=object)
 
 
 def category_code(column: str, values: pd.Series, table: str = "snapshot",

@@ -171,10 +171,42 @@ def build_snapshot(tables: dict[str, pd.DataFrame], as_of: str | pd.Timestamp,
     absent = [f for f, present in feature_families_present(tables).items() if not present]
     # An absent table reads as an empty one; its family is then set missing below.
     tables = {**tables, **{f: S.empty_table(f) for f in absent}}
-    cust = tables["customers"]
-    loans = tables["loans"]
 
-    # ---- loans open at the as-of date (close facts after it are invisible)
+    open_loans = _open_loans(tables["loans"], as_of)
+    ids = pd.Index(np.sort(open_loans["customer_id"].unique()), name="customer_id")
+    out = pd.DataFrame(index=ids)
+    out["as_of"] = as_of
+    # Each step adds its columns to `out` in turn; later steps read earlier columns
+    # (the macro step the region, the loan step the policy rate).
+    _add_profile(out, tables["customers"], as_of)
+    _add_bureau(out, tables["bureau"], as_of)
+    policy_now = _add_macro(out, tables["macro"], as_of)
+    rep = tables["repayments"]
+    rep = rep[(rep["statement_date"] <= as_of) & rep["customer_id"].isin(ids)]
+    _add_open_loans(out, open_loans, rep, policy_now, as_of)
+    _add_repayment_record(out, rep, as_of)
+    _add_activity(out, tables["activity"], as_of)
+    _add_interactions(out, tables["interactions"], as_of)
+    _add_surveys(out, tables["surveys"], as_of)
+
+    for family in absent:
+        for f in FEATURE_FAMILIES[family]:
+            out[f] = np.nan
+    out = out.reset_index()
+    out["as_of"] = out["as_of"].astype("datetime64[ns]")
+    out = out[list(SNAPSHOT_FIELDS)]
+    if with_labels:
+        present = {k: v for k, v in tables.items() if k not in absent}
+        out = pd.concat([out, build_labels(present, as_of, out["customer_id"])], axis=1)
+    return out
+
+
+def _open_loans(loans: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The loans open at the as-of date (close facts after it are invisible).
+
+    Raises:
+        DataValidationError: no loan is open at the as-of date.
+    """
     visible = loans[loans["origination_date"] <= as_of]
     still_open = visible["close_date"].isna() | (visible["close_date"] > as_of)
     open_loans = visible[still_open.to_numpy()]
@@ -182,20 +214,34 @@ def build_snapshot(tables: dict[str, pd.DataFrame], as_of: str | pd.Timestamp,
         raise DataValidationError(
             "loans", f"no loan is open at the as-of date {as_of.date()}: nothing to snapshot"
         )
-    ids = pd.Index(np.sort(open_loans["customer_id"].unique()), name="customer_id")
-    out = pd.DataFrame(index=ids)
-    out["as_of"] = as_of
+    return open_loans
 
-    # ---- profile
-    c = cust.set_index("customer_id").reindex(ids)
+
+def _add_profile(out: pd.DataFrame, cust: pd.DataFrame, as_of: pd.Timestamp) -> None:
+    """Add the profile fields (region ... declared income) to `out`, indexed by customer.
+
+    Args:
+        out: the snapshot under construction, indexed by customer_id; changed in place.
+        cust: the customers table.
+        as_of: the as-of date.
+    """
+    c = cust.set_index("customer_id").reindex(out.index)
     for f in ("region", "employment_type", "education", "channel_preference"):
         out[f] = c[f].to_numpy(dtype=object)
     out["age"] = (as_of.year - c["birth_year"]).to_numpy(dtype="float64")
     out["tenure_months"] = ((as_of - c["customer_since"]).dt.days / _DAYS_PER_MONTH).to_numpy()
     out["declared_monthly_income"] = c["declared_monthly_income"].to_numpy(dtype="float64")
 
-    # ---- bureau (latest pull, and the one ~6 months before it)
-    bur = tables["bureau"]
+
+def _add_bureau(out: pd.DataFrame, bur: pd.DataFrame, as_of: pd.Timestamp) -> None:
+    """Add the bureau fields: the latest pull, and the one ~6 months before it.
+
+    Args:
+        out: the snapshot under construction, indexed by customer_id; changed in place.
+        bur: the bureau table.
+        as_of: the as-of date.
+    """
+    ids = out.index
     bur = bur[(bur["pull_date"] <= as_of) & bur["customer_id"].isin(ids)]
     bur = bur.sort_values(["customer_id", "pull_date"])
     last = bur.groupby("customer_id").tail(1).set_index("customer_id")
@@ -215,8 +261,23 @@ def build_snapshot(tables: dict[str, pd.DataFrame], as_of: str | pd.Timestamp,
         ids).to_numpy(dtype="float64")
     out["external_debt"] = last["external_debt"].reindex(ids).to_numpy(dtype="float64")
 
-    # ---- macro at the as-of date (latest month on or before it) for the customer's region
-    mac = tables["macro"]
+
+def _add_macro(out: pd.DataFrame, mac: pd.DataFrame, as_of: pd.Timestamp) -> pd.Series | float:
+    """Add the macro fields for the customer's region at the as-of date.
+
+    The latest month on or before the as-of date counts as "now".
+
+    Args:
+        out: the snapshot under construction, indexed by customer_id, with its ``region``
+            column; changed in place.
+        mac: the macro table.
+        as_of: the as-of date.
+
+    Returns:
+        The policy rate per customer (the ``policy_rate`` column), or NaN when the book
+        holds no macro month up to the as-of date: the loan step prices the market
+        rate from it.
+    """
     mac = mac[mac["month_end"] <= as_of]
     policy_now = np.nan
     if len(mac):
@@ -237,27 +298,22 @@ def build_snapshot(tables: dict[str, pd.DataFrame], as_of: str | pd.Timestamp,
         out["unemployment_rate"] = np.nan
         out["unemployment_change_6m"] = np.nan
         out["policy_rate"] = np.nan
+    return policy_now
 
-    # ---- repayments up to the as-of date
-    rep = tables["repayments"]
-    rep = rep[(rep["statement_date"] <= as_of) & rep["customer_id"].isin(ids)]
-    last_bal = rep.sort_values(["loan_id", "statement_date"]).groupby("loan_id").tail(1)
-    last_bal = last_bal.set_index("loan_id")
-    ol = open_loans.set_index("loan_id")
-    bal = last_bal["balance"].reindex(ol.index).fillna(ol["principal"])
-    inst = last_bal["scheduled_amount"].reindex(ol.index).fillna(0.0)
-    ol = ol.assign(balance=bal, instalment=inst,
-                   market=(np.asarray(ol["product"].map(S.PRODUCT_MARKET_SPREAD), dtype="float64")
-                           + np.asarray(pd.Series(policy_now, index=out.index).reindex(
-                               ol["customer_id"]).to_numpy(dtype="float64"))),
-                   mob=(as_of - ol["origination_date"]).dt.days / _DAYS_PER_MONTH)
-    ol["remaining"] = np.where(ol["product"] == "card", np.nan, ol["term_months"] - ol["mob"])
-    ol["secured_bal"] = np.where(ol["collateral_type"] != "none", ol["balance"], 0.0)
-    ol["ltv"] = np.where(ol["collateral_value"] > 0,
-                         ol["balance"] / ol["collateral_value"].replace(0.0, np.nan), np.nan)
-    ol["card_util"] = np.where(ol["product"] == "card", ol["balance"] / ol["principal"], np.nan)
-    ol["w_rate"] = ol["annual_rate"] * ol["balance"]
-    ol["w_mkt"] = ol["market"] * ol["balance"]
+
+def _add_open_loans(out: pd.DataFrame, open_loans: pd.DataFrame, rep: pd.DataFrame,
+                    policy_now: pd.Series | float, as_of: pd.Timestamp) -> None:
+    """Add the fields of the customer's open loans (count, balances, rates, products).
+
+    Args:
+        out: the snapshot under construction, indexed by customer_id; changed in place.
+        open_loans: the loans open at the as-of date (:func:`_open_loans`).
+        rep: the repayments up to the as-of date of the snapshot's customers.
+        policy_now: the policy rate per customer, or NaN (:func:`_add_macro`).
+        as_of: the as-of date.
+    """
+    ids = out.index
+    ol = _open_loan_terms(open_loans, rep, pd.Series(policy_now, index=out.index), as_of)
     g = ol.groupby("customer_id")
     agg = g.agg(n_open_loans=("product", "size"), total_principal=("principal", "sum"),
                 total_balance=("balance", "sum"), total_instalment=("instalment", "sum"),
@@ -269,6 +325,8 @@ def build_snapshot(tables: dict[str, pd.DataFrame], as_of: str | pd.Timestamp,
     for f in ("n_open_loans", "total_principal", "total_balance", "total_instalment",
               "card_utilisation", "months_on_book", "min_remaining_months", "max_ltv"):
         out[f] = agg[f].to_numpy(dtype="float64")
+    # Rates are balance-weighted; a customer whose balances are all paid down to 0 gets
+    # the plain mean instead of a 0/0.
     balpos = agg["total_balance"].where(agg["total_balance"] > 0)
     out["weighted_rate"] = np.where(
         balpos.notna(), agg["w_rate"] / balpos,
@@ -284,7 +342,52 @@ def build_snapshot(tables: dict[str, pd.DataFrame], as_of: str | pd.Timestamp,
         out[f] = (ol["product"] == p).groupby(ol["customer_id"]).any().reindex(ids).astype(
             "float64").to_numpy()
 
-    # customer-month repayment record
+
+def _open_loan_terms(open_loans: pd.DataFrame, rep: pd.DataFrame, policy_now: pd.Series,
+                     as_of: pd.Timestamp) -> pd.DataFrame:
+    """The open loans, indexed by loan_id, with their per-loan terms as of the date.
+
+    Adds the last statement's balance (the principal before the first statement) and
+    instalment, the market rate (product spread + the region's policy rate), months on
+    book, remaining months, secured balance, LTV, card utilisation and the
+    balance-weighted rate terms.
+
+    Args:
+        open_loans: the loans open at the as-of date.
+        rep: the repayments up to the as-of date of the snapshot's customers.
+        policy_now: the policy rate per customer (all NaN without macro data).
+        as_of: the as-of date.
+    """
+    last_bal = rep.sort_values(["loan_id", "statement_date"]).groupby("loan_id").tail(1)
+    last_bal = last_bal.set_index("loan_id")
+    ol = open_loans.set_index("loan_id")
+    bal = last_bal["balance"].reindex(ol.index).fillna(ol["principal"])
+    inst = last_bal["scheduled_amount"].reindex(ol.index).fillna(0.0)
+    ol = ol.assign(balance=bal, instalment=inst,
+                   market=(np.asarray(ol["product"].map(S.PRODUCT_MARKET_SPREAD), dtype="float64")
+                           + np.asarray(policy_now.reindex(
+                               ol["customer_id"]).to_numpy(dtype="float64"))),
+                   mob=(as_of - ol["origination_date"]).dt.days / _DAYS_PER_MONTH)
+    ol["remaining"] = np.where(ol["product"] == "card", np.nan, ol["term_months"] - ol["mob"])
+    ol["secured_bal"] = np.where(ol["collateral_type"] != "none", ol["balance"], 0.0)
+    ol["ltv"] = np.where(ol["collateral_value"] > 0,
+                         ol["balance"] / ol["collateral_value"].replace(0.0, np.nan), np.nan)
+    ol["card_util"] = np.where(ol["product"] == "card", ol["balance"] / ol["principal"], np.nan)
+    ol["w_rate"] = ol["annual_rate"] * ol["balance"]
+    ol["w_mkt"] = ol["market"] * ol["balance"]
+    return ol
+
+
+def _add_repayment_record(out: pd.DataFrame, rep: pd.DataFrame, as_of: pd.Timestamp) -> None:
+    """Add the repayment-record fields (DPD, missed payments, paid ratios, delinquency).
+
+    Args:
+        out: the snapshot under construction, indexed by customer_id; changed in place.
+        rep: the repayments up to the as-of date of the snapshot's customers.
+        as_of: the as-of date.
+    """
+    ids = out.index
+    # One row per customer-month: the worst DPD and the sums over the customer's loans.
     cm = rep.groupby(["customer_id", "statement_date"], sort=True).agg(
         dpd=("dpd", "max"), scheduled=("scheduled_amount", "sum"), paid=("paid_amount", "sum"))
     cm = cm.reset_index()
@@ -314,8 +417,16 @@ def build_snapshot(tables: dict[str, pd.DataFrame], as_of: str | pd.Timestamp,
     out["ever_90dpd"] = (cm["dpd"] >= S.DEFAULT_DPD).groupby(cm["customer_id"]).any().reindex(
         ids).fillna(False).astype("float64").to_numpy()
 
-    # ---- channel activity
-    act = tables["activity"]
+
+def _add_activity(out: pd.DataFrame, act: pd.DataFrame, as_of: pd.Timestamp) -> None:
+    """Add the channel-activity fields (app logins, calls, branch visits).
+
+    Args:
+        out: the snapshot under construction, indexed by customer_id; changed in place.
+        act: the activity table.
+        as_of: the as-of date.
+    """
+    ids = out.index
     act = act[(act["month_end"] <= as_of) & act["customer_id"].isin(ids)]
 
     def act_sum(col: str, k: int, skip: int = 0) -> np.ndarray:
@@ -331,8 +442,19 @@ def build_snapshot(tables: dict[str, pd.DataFrame], as_of: str | pd.Timestamp,
     out["inbound_calls_3m"] = act_sum("inbound_calls", 3)
     out["branch_visits_6m"] = act_sum("branch_visits", 6)
 
-    # ---- interactions: a resolution is visible only once it has happened
-    it = tables["interactions"]
+
+def _add_interactions(out: pd.DataFrame, it: pd.DataFrame, as_of: pd.Timestamp) -> None:
+    """Add the service, complaint and collection fields.
+
+    A resolution is visible only once it has happened: a complaint resolved after the
+    as-of date is still open at it.
+
+    Args:
+        out: the snapshot under construction, indexed by customer_id; changed in place.
+        it: the interactions table.
+        as_of: the as-of date.
+    """
+    ids = out.index
     it = it[(it["event_date"] <= as_of) & it["customer_id"].isin(ids)]
     resolved_on = it["event_date"] + pd.to_timedelta(it["resolution_days"], unit="D")
     resolved = it["resolution_days"].notna() & (resolved_on <= as_of)
@@ -364,8 +486,16 @@ def build_snapshot(tables: dict[str, pd.DataFrame], as_of: str | pd.Timestamp,
     out["collection_refused_3m"] = count(is_coll & since3 & (it["outcome"] == "refused"))
     out["promise_to_pay_3m"] = count(is_coll & since3 & (it["outcome"] == "promise_to_pay"))
 
-    # ---- surveys
-    sv = tables["surveys"]
+
+def _add_surveys(out: pd.DataFrame, sv: pd.DataFrame, as_of: pd.Timestamp) -> None:
+    """Add the fields of the customer's latest survey up to the as-of date.
+
+    Args:
+        out: the snapshot under construction, indexed by customer_id; changed in place.
+        sv: the surveys table.
+        as_of: the as-of date.
+    """
+    ids = out.index
     sv = sv[(sv["survey_date"] <= as_of) & sv["customer_id"].isin(ids)]
     sv = sv.sort_values(["customer_id", "survey_date"]).groupby("customer_id").tail(1)
     sv = sv.set_index("customer_id").reindex(ids)
@@ -375,17 +505,6 @@ def build_snapshot(tables: dict[str, pd.DataFrame], as_of: str | pd.Timestamp,
     dims = ["service_efficiency", "service_quality", "product_range", "staff_attitude",
             "resolution_speed"]
     out["last_survey_min_dimension"] = sv[dims].min(axis=1).to_numpy(dtype="float64")
-
-    for family in absent:
-        for f in FEATURE_FAMILIES[family]:
-            out[f] = np.nan
-    out = out.reset_index()
-    out["as_of"] = out["as_of"].astype("datetime64[ns]")
-    out = out[list(SNAPSHOT_FIELDS)]
-    if with_labels:
-        present = {k: v for k, v in tables.items() if k not in absent}
-        out = pd.concat([out, build_labels(present, as_of, out["customer_id"])], axis=1)
-    return out
 
 
 def build_labels(tables: dict[str, pd.DataFrame], as_of: str | pd.Timestamp,

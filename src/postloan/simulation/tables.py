@@ -80,147 +80,20 @@ def assemble(w: World, s: State, rec: Records, rng: np.random.Generator | None,
         rng: draws the fake personal data; None leaves ``customers_pii`` out.
         contacts: whether a contact policy ran (adds ``contact_truth``).
     """
-    cfg, month_ends, month_starts = w.cfg, w.month_ends, w.month_starts
-    cid, q, s_sens, onboard_t, onboard_day = w.cid, w.q, w.s_sens, w.onboard_t, w.onboard_day
-    loans = dict(exists=s.l_exists, product=s.l_product, principal=s.l_principal,
-                 rate=s.l_rate, term=s.l_term, orig_t=s.l_orig_t, orig_day=s.l_orig_day,
-                 coll_type=s.l_coll_type, coll_value=s.l_coll_value, close_t=s.l_close_t,
-                 close_day=s.l_close_day, close_reason=s.l_close_reason)
-    rep, act, inter, surv, bur, tru = rec.rep, rec.act, rec.inter, rec.surv, rec.bur, rec.tru
-    me = month_ends.to_numpy()
-    first = pd.Timestamp(month_ends[0]) - pd.offsets.MonthBegin(1)
-
-    def month_start(t: np.ndarray) -> np.ndarray:
-        # Month starts for any month index, including months before the window.
-        base = first.year * 12 + first.month - 1
-        idx = base + np.asarray(t, np.int64)
-        years, months = idx // 12, idx % 12 + 1
-        return pd.to_datetime(pd.DataFrame(copy=False, data={"year": years, "month": months, "day": 1})).to_numpy()
-
-    def cat(values: np.ndarray, vocab: tuple[str, ...]) -> np.ndarray:
-        return np.asarray(vocab, dtype=object)[values]
-
-    cust_since = month_start(onboard_t) + onboard_day.astype("timedelta64[D]")
-    customers = pd.DataFrame(copy=False, data={
-        "customer_id": cid,
-        "birth_year": w.birth_year,
-        "region": cat(w.region, S.REGIONS),
-        "employment_type": cat(w.emp, S.EMPLOYMENT_TYPES),
-        "education": cat(w.edu, S.EDUCATION),
-        "channel_preference": cat(w.channel, S.CHANNELS),
-        "declared_monthly_income": w.declared_income,
-        "customer_since": cust_since.astype("datetime64[ns]"),
-    })
-    pii = _synthetic_pii(cid, rng) if rng is not None else None
-
-    ex = np.flatnonzero(loans["exists"])
-    owner = ex // N_SLOTS
-    orig_date = month_start(loans["orig_t"][ex]) + loans["orig_day"][ex].astype("timedelta64[D]")
-    closed = loans["close_t"][ex] >= 0
-    close_t = np.where(closed, loans["close_t"][ex], 0)
-    close_date = (month_starts[close_t] + loans["close_day"][ex].astype("timedelta64[D]"))
-    close_date = np.where(closed, close_date, np.datetime64("NaT"))
-    reason = np.where(closed, cat(np.maximum(loans["close_reason"][ex], 0), S.CLOSE_REASONS), None)
-    loans_df = pd.DataFrame(copy=False, data={
-        "loan_id": cid[owner] * N_SLOTS + ex % N_SLOTS,
-        "customer_id": cid[owner],
-        "product": cat(loans["product"][ex], S.PRODUCTS),
-        "principal": loans["principal"][ex],
-        "annual_rate": loans["rate"][ex],
-        "term_months": loans["term"][ex],
-        "origination_date": orig_date.astype("datetime64[ns]"),
-        "collateral_type": cat(loans["coll_type"][ex], S.COLLATERAL),
-        "collateral_value": loans["coll_value"][ex],
-        "close_date": pd.to_datetime(close_date).astype("datetime64[ns]"),
-        "close_reason": reason,
-    })
-
-    r = rep.frame()
-    repayments = pd.DataFrame(copy=False, data={
-        "loan_id": r["loan_id"], "customer_id": r["customer_id"],
-        "statement_date": me[r["t"].astype(np.int64)],
-        "scheduled_amount": r["scheduled"], "paid_amount": r["paid"],
-        "balance": r["balance"], "dpd": r["dpd"].astype(np.int64),
-    })
-    del r
-    a = act.frame()
-    activity = pd.DataFrame(copy=False, data={
-        "customer_id": a["customer_id"], "month_end": me[a["t"].astype(np.int64)],
-        "app_logins": a["logins"].astype(np.int64), "inbound_calls": a["calls"].astype(np.int64),
-        "branch_visits": a["visits"].astype(np.int64),
-    })
-    del a
-    i = inter.frame()
-    ti = i["t"].astype(np.int64)
-    interactions = pd.DataFrame(copy=False, data={
-        "customer_id": i["customer_id"],
-        "event_date": month_starts[ti] + i["day"].astype("timedelta64[D]"),
-        "kind": cat(i["kind"].astype(np.int64), S.INTERACTION_KINDS),
-        "channel": cat(i["channel"].astype(np.int64), S.INTERACTION_CHANNELS),
-        "resolution_days": i["res"],
-        "outcome": cat(i["outcome"].astype(np.int64), S.CONTACT_OUTCOMES),
-    })
-    del i, ti
-    none = np.full(len(interactions), None, dtype=object)
-    interactions["action"] = none
-    interactions["eligibility"] = none
-    interactions["assignment"] = none
-    interactions["propensity"] = np.full(len(interactions), np.nan)
-    if contacts:
-        o = rec.outreach.frame()
-        to = o["t"].astype(np.int64)
-        outreach = pd.DataFrame(copy=False, data={
-            "customer_id": o["customer_id"],
-            "event_date": month_starts[to] + o["day"].astype("timedelta64[D]"),
-            "kind": np.full(to.size, "outreach", dtype=object),
-            "channel": cat(o["channel"].astype(np.int64), S.INTERACTION_CHANNELS),
-            "resolution_days": np.full(to.size, np.nan),
-            "outcome": cat(o["outcome"].astype(np.int64), S.CONTACT_OUTCOMES),
-            "action": cat(o["action"].astype(np.int64), S.CONTACT_ACTIONS),
-            "eligibility": cat(o["eligibility"].astype(np.int64), S.ELIGIBILITY_RULES),
-            "assignment": cat(o["assignment"].astype(np.int64), S.CONTACT_ASSIGNMENTS),
-            "propensity": o["propensity"].astype(np.float64),
-        })
-        interactions = pd.concat([interactions, outreach], ignore_index=True)
-        del o, to, outreach
-    interactions = interactions.sort_values(["event_date", "customer_id", "kind"],
-                                            kind="stable").reset_index(drop=True)
-    sv = surv.frame()
-    ts = sv["t"].astype(np.int64)
-    surveys = pd.DataFrame(copy=False, data={
-        "customer_id": sv["customer_id"],
-        "survey_date": month_starts[ts] + sv["day"].astype("timedelta64[D]"),
-        "service_efficiency": sv["d0"].astype(np.int64),
-        "service_quality": sv["d1"].astype(np.int64),
-        "product_range": sv["d2"].astype(np.int64),
-        "staff_attitude": sv["d3"].astype(np.int64),
-        "resolution_speed": sv["d4"].astype(np.int64),
-        "overall": sv["overall"].astype(np.int64),
-    })
-    del sv, ts
-    b = bur.frame()
-    bureau = pd.DataFrame(copy=False, data={
-        "customer_id": b["customer_id"], "pull_date": me[b["t"].astype(np.int64)],
-        "bureau_score": b["score"].astype(np.int64),
-        "verified_monthly_income": b["income"], "external_debt": b["debt"],
-    })
-    del b
-    R = len(S.REGIONS)
-    macro = pd.DataFrame(copy=False, data={
-        "region": np.tile(np.asarray(S.REGIONS, dtype=object), cfg.n_months),
-        "month_end": np.repeat(me, R),
-        "unemployment_rate": np.round(w.unemp.reshape(-1), 3),
-        "policy_rate": np.round(np.repeat(w.policy, R), 3),
-    })
-    tr = tru.frame()
-    pos = np.searchsorted(cid, tr["customer_id"])
-    truth = pd.DataFrame(copy=False, data={
-        "customer_id": tr["customer_id"], "month_end": me[tr["t"].astype(np.int64)],
-        "credit_quality": q[pos], "service_sensitivity": s_sens[pos],
-        "p_miss": tr["p_miss"].astype(np.float64), "p_attrition": tr["p_attr"].astype(np.float64),
-        "p_dissatisfied": tr["p_dis"].astype(np.float64), "pd_12m": tr["pd12"].astype(np.float64),
-        "pchurn_6m": tr["pch6"].astype(np.float64), "pdissat_3m": tr["pdis3"].astype(np.float64),
-    })
+    me = w.month_ends.to_numpy()
+    first = pd.Timestamp(w.month_ends[0]) - pd.offsets.MonthBegin(1)
+    # One table at a time: each record is consumed (its chunks released) as its table
+    # is built, so only one copy of a large table's columns is alive at once.
+    customers = _customers_table(w, first)
+    pii = _synthetic_pii(w.cid, rng) if rng is not None else None
+    loans_df = _loans_table(w, s, first)
+    repayments = _repayments_table(rec.rep, me)
+    activity = _activity_table(rec.act, me)
+    interactions = _interactions_table(rec, w.month_starts, contacts)
+    surveys = _surveys_table(rec.surv, w.month_starts)
+    bureau = _bureau_table(rec.bur, me)
+    macro = _macro_table(w, me)
+    truth = _truth_table(w, rec.tru, me)
     out = {
         "customers": customers, "customers_pii": pii, "loans": loans_df,
         "repayments": repayments, "activity": activity, "interactions": interactions,
@@ -231,6 +104,209 @@ def assemble(w: World, s: State, rec: Records, rng: np.random.Generator | None,
     if contacts:
         out["contact_truth"] = _contact_truth(rec.contact_truth.frame(), me)
     return out
+
+
+def _month_start(first: pd.Timestamp, t: np.ndarray) -> np.ndarray:
+    """Month starts for month indices `t` counted from `first` (index 0).
+
+    Works for any month index, including months before the simulated window (a
+    customer onboarded or a loan originated before it).
+    """
+    base = first.year * 12 + first.month - 1
+    idx = base + np.asarray(t, np.int64)
+    years, months = idx // 12, idx % 12 + 1
+    return pd.to_datetime(pd.DataFrame(copy=False, data={"year": years, "month": months, "day": 1})).to_numpy()
+
+
+def _cat(values: np.ndarray, vocab: tuple[str, ...]) -> np.ndarray:
+    """Category codes -> their labels in `vocab` (an object array)."""
+    return np.asarray(vocab, dtype=object)[values]
+
+
+def _customers_table(w: World, first: pd.Timestamp) -> pd.DataFrame:
+    """The customers table from the world's profiles.
+
+    Args:
+        w: the world simulated.
+        first: the first simulated month's start (month index 0).
+    """
+    cust_since = _month_start(first, w.onboard_t) + w.onboard_day.astype("timedelta64[D]")
+    return pd.DataFrame(copy=False, data={
+        "customer_id": w.cid,
+        "birth_year": w.birth_year,
+        "region": _cat(w.region, S.REGIONS),
+        "employment_type": _cat(w.emp, S.EMPLOYMENT_TYPES),
+        "education": _cat(w.edu, S.EDUCATION),
+        "channel_preference": _cat(w.channel, S.CHANNELS),
+        "declared_monthly_income": w.declared_income,
+        "customer_since": cust_since.astype("datetime64[ns]"),
+    })
+
+
+def _loans_table(w: World, s: State, first: pd.Timestamp) -> pd.DataFrame:
+    """The loans table: one row per loan slot that ever held a loan.
+
+    Args:
+        w: the world simulated.
+        s: the state at the end of the simulated months.
+        first: the first simulated month's start (month index 0).
+    """
+    cid = w.cid
+    ex = np.flatnonzero(s.l_exists)
+    owner = ex // N_SLOTS
+    orig_date = _month_start(first, s.l_orig_t[ex]) + s.l_orig_day[ex].astype("timedelta64[D]")
+    closed = s.l_close_t[ex] >= 0
+    close_t = np.where(closed, s.l_close_t[ex], 0)
+    close_date = (w.month_starts[close_t] + s.l_close_day[ex].astype("timedelta64[D]"))
+    close_date = np.where(closed, close_date, np.datetime64("NaT"))
+    reason = np.where(closed, _cat(np.maximum(s.l_close_reason[ex], 0), S.CLOSE_REASONS), None)
+    return pd.DataFrame(copy=False, data={
+        "loan_id": cid[owner] * N_SLOTS + ex % N_SLOTS,
+        "customer_id": cid[owner],
+        "product": _cat(s.l_product[ex], S.PRODUCTS),
+        "principal": s.l_principal[ex],
+        "annual_rate": s.l_rate[ex],
+        "term_months": s.l_term[ex],
+        "origination_date": orig_date.astype("datetime64[ns]"),
+        "collateral_type": _cat(s.l_coll_type[ex], S.COLLATERAL),
+        "collateral_value": s.l_coll_value[ex],
+        "close_date": pd.to_datetime(close_date).astype("datetime64[ns]"),
+        "close_reason": reason,
+    })
+
+
+def _repayments_table(rep: Recorder, me: np.ndarray) -> pd.DataFrame:
+    """The repayments table from the repayment records (consumed); `me`: month ends."""
+    r = rep.frame()
+    return pd.DataFrame(copy=False, data={
+        "loan_id": r["loan_id"], "customer_id": r["customer_id"],
+        "statement_date": me[r["t"].astype(np.int64)],
+        "scheduled_amount": r["scheduled"], "paid_amount": r["paid"],
+        "balance": r["balance"], "dpd": r["dpd"].astype(np.int64),
+    })
+
+
+def _activity_table(act: Recorder, me: np.ndarray) -> pd.DataFrame:
+    """The activity table from the activity records (consumed); `me`: month ends."""
+    a = act.frame()
+    return pd.DataFrame(copy=False, data={
+        "customer_id": a["customer_id"], "month_end": me[a["t"].astype(np.int64)],
+        "app_logins": a["logins"].astype(np.int64), "inbound_calls": a["calls"].astype(np.int64),
+        "branch_visits": a["visits"].astype(np.int64),
+    })
+
+
+def _interactions_table(rec: Records, month_starts: np.ndarray,
+                        contacts: bool) -> pd.DataFrame:
+    """The interactions table: service events and, under a contact policy, outreach.
+
+    The customer's own events carry no action, eligibility, assignment or propensity
+    (they were not the policy's doing); outreach rows carry all four.
+
+    Args:
+        rec: the records; the interaction and (with `contacts`) outreach ones are consumed.
+        month_starts: the simulated months' start dates.
+        contacts: whether a contact policy ran.
+
+    Returns:
+        The table sorted by event date, customer and kind.
+    """
+    i = rec.inter.frame()
+    ti = i["t"].astype(np.int64)
+    interactions = pd.DataFrame(copy=False, data={
+        "customer_id": i["customer_id"],
+        "event_date": month_starts[ti] + i["day"].astype("timedelta64[D]"),
+        "kind": _cat(i["kind"].astype(np.int64), S.INTERACTION_KINDS),
+        "channel": _cat(i["channel"].astype(np.int64), S.INTERACTION_CHANNELS),
+        "resolution_days": i["res"],
+        "outcome": _cat(i["outcome"].astype(np.int64), S.CONTACT_OUTCOMES),
+    })
+    del i, ti
+    none = np.full(len(interactions), None, dtype=object)
+    interactions["action"] = none
+    interactions["eligibility"] = none
+    interactions["assignment"] = none
+    interactions["propensity"] = np.full(len(interactions), np.nan)
+    if contacts:
+        outreach = _outreach_rows(rec.outreach, month_starts)
+        interactions = pd.concat([interactions, outreach], ignore_index=True)
+        del outreach
+    return interactions.sort_values(["event_date", "customer_id", "kind"],
+                                    kind="stable").reset_index(drop=True)
+
+
+def _outreach_rows(outreach: Recorder, month_starts: np.ndarray) -> pd.DataFrame:
+    """The contact policy's outreach as interaction rows (kind ``outreach``; consumed)."""
+    o = outreach.frame()
+    to = o["t"].astype(np.int64)
+    return pd.DataFrame(copy=False, data={
+        "customer_id": o["customer_id"],
+        "event_date": month_starts[to] + o["day"].astype("timedelta64[D]"),
+        "kind": np.full(to.size, "outreach", dtype=object),
+        "channel": _cat(o["channel"].astype(np.int64), S.INTERACTION_CHANNELS),
+        "resolution_days": np.full(to.size, np.nan),
+        "outcome": _cat(o["outcome"].astype(np.int64), S.CONTACT_OUTCOMES),
+        "action": _cat(o["action"].astype(np.int64), S.CONTACT_ACTIONS),
+        "eligibility": _cat(o["eligibility"].astype(np.int64), S.ELIGIBILITY_RULES),
+        "assignment": _cat(o["assignment"].astype(np.int64), S.CONTACT_ASSIGNMENTS),
+        "propensity": o["propensity"].astype(np.float64),
+    })
+
+
+def _surveys_table(surv: Recorder, month_starts: np.ndarray) -> pd.DataFrame:
+    """The surveys table from the survey records (consumed)."""
+    sv = surv.frame()
+    ts = sv["t"].astype(np.int64)
+    return pd.DataFrame(copy=False, data={
+        "customer_id": sv["customer_id"],
+        "survey_date": month_starts[ts] + sv["day"].astype("timedelta64[D]"),
+        "service_efficiency": sv["d0"].astype(np.int64),
+        "service_quality": sv["d1"].astype(np.int64),
+        "product_range": sv["d2"].astype(np.int64),
+        "staff_attitude": sv["d3"].astype(np.int64),
+        "resolution_speed": sv["d4"].astype(np.int64),
+        "overall": sv["overall"].astype(np.int64),
+    })
+
+
+def _bureau_table(bur: Recorder, me: np.ndarray) -> pd.DataFrame:
+    """The bureau table from the bureau-pull records (consumed); `me`: month ends."""
+    b = bur.frame()
+    return pd.DataFrame(copy=False, data={
+        "customer_id": b["customer_id"], "pull_date": me[b["t"].astype(np.int64)],
+        "bureau_score": b["score"].astype(np.int64),
+        "verified_monthly_income": b["income"], "external_debt": b["debt"],
+    })
+
+
+def _macro_table(w: World, me: np.ndarray) -> pd.DataFrame:
+    """The macro table: one row per region and month end (rates rounded to 0.001)."""
+    R = len(S.REGIONS)
+    return pd.DataFrame(copy=False, data={
+        "region": np.tile(np.asarray(S.REGIONS, dtype=object), w.cfg.n_months),
+        "month_end": np.repeat(me, R),
+        "unemployment_rate": np.round(w.unemp.reshape(-1), 3),
+        "policy_rate": np.round(np.repeat(w.policy, R), 3),
+    })
+
+
+def _truth_table(w: World, tru: Recorder, me: np.ndarray) -> pd.DataFrame:
+    """The truth table: the latent traits and true probabilities per customer-month.
+
+    Args:
+        w: the world simulated (its customer ids are sorted: looked up by search).
+        tru: the truth records (consumed).
+        me: the simulated months' end dates.
+    """
+    tr = tru.frame()
+    pos = np.searchsorted(w.cid, tr["customer_id"])
+    return pd.DataFrame(copy=False, data={
+        "customer_id": tr["customer_id"], "month_end": me[tr["t"].astype(np.int64)],
+        "credit_quality": w.q[pos], "service_sensitivity": w.s_sens[pos],
+        "p_miss": tr["p_miss"].astype(np.float64), "p_attrition": tr["p_attr"].astype(np.float64),
+        "p_dissatisfied": tr["p_dis"].astype(np.float64), "pd_12m": tr["pd12"].astype(np.float64),
+        "pchurn_6m": tr["pch6"].astype(np.float64), "pdissat_3m": tr["pdis3"].astype(np.float64),
+    })
 
 
 def _contact_truth(c: dict[str, np.ndarray], me: np.ndarray) -> pd.DataFrame:

@@ -27,6 +27,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import Pipeline
 
 from postloan.data.features import (
     CATEGORICAL_FEATURES,
@@ -39,8 +40,8 @@ from postloan.errors import DataValidationError
 from postloan.models import evaluation as ev
 from postloan.models import explain
 from postloan.models import figures as plots
-from postloan.models.bundle import MODELS, ModelBundle, booster_probability
-from postloan.models.calibration import fit_calibrator
+from postloan.models.bundle import MODELS, Model, ModelBundle, booster_probability
+from postloan.models.calibration import Calibrator, fit_calibrator
 from postloan.models.scorecard import Scorecard, fit_scorecard
 from postloan.models.training.config import ModelConfig, TrainConfig
 from postloan.models.training.fit import (
@@ -133,58 +134,176 @@ def train_one(model: str, snap: pd.DataFrame, splits: dict[str, list[pd.Timestam
         raise DataValidationError("oot", f"'{label}' holds one class only in the OOT split",
                                   label)
     params = LgbmParams(**mcfg.lgbm.model_dump(), seed=cfg.seed, num_threads=cfg.num_threads)
-    booster = (fit or fit_lightgbm)(X_tr, y_tr, X_va, y_va, params, CATEGORICAL_FEATURES,
-                                    mcfg.monotone)
-    raw_va = booster_probability(booster, X_va)
-    raw_oot = booster_probability(booster, X_oot)
-    calibrator = _calibrate(raw_va, y_va, mcfg)
-    p_gbm = calibrator.transform(raw_oot)
-
-    baseline = fit_baseline(X_tr, y_tr, CATEGORICAL_FEATURES, MONEY_FEATURES, seed=cfg.seed)
-    linear = export_baseline(baseline, X_tr)
-    raw_base_va = booster_probability(linear, X_va)
-    b_cal = _calibrate(raw_base_va, y_va, mcfg)
-    p_base = b_cal.transform(booster_probability(linear, X_oot))
+    gbm = _fit_lightgbm_family(X_tr, y_tr, X_va, y_va, X_oot, params, mcfg, fit)
+    base, baseline = _fit_logistic_family(X_tr, y_tr, X_va, y_va, X_oot, mcfg, cfg.seed)
     scorecard, sc_metrics, p_card = None, {}, None
     if model in cfg.scorecard.models:
         scorecard, sc_metrics, p_card = fit_scorecard_challenger(model, X_tr, y_tr, X_oot, y_oot,
                                                                  cfg, categories)
 
     # Raw scores: calibration is monotone but may tie, which would blur the ranking.
-    valid_auc = {"lightgbm": float(roc_auc_score(y_va, raw_va)),
-                 "logistic": float(roc_auc_score(y_va, raw_base_va))}
+    valid_auc = {"lightgbm": float(roc_auc_score(y_va, gbm.raw_va)),
+                 "logistic": float(roc_auc_score(y_va, base.raw_va))}
     family, reason = _choose_family(mcfg, valid_auc)
-    gbm_metrics = ev.binary_metrics(y_oot, p_gbm)
-    base_metrics = ev.binary_metrics(y_oot, p_base)
+    gbm_metrics = ev.binary_metrics(y_oot, gbm.p_oot)
+    base_metrics = ev.binary_metrics(y_oot, base.p_oot)
     if scorecard is not None:
         scorecard.metrics = {"scorecard_auc": sc_metrics["scorecard_oot_auc"],
                              "logreg_auc": base_metrics["auc"],
                              "lightgbm_auc": gbm_metrics["auc"]}
-    meta = {
+    meta = _training_metadata(label, family, reason, valid_auc, splits,
+                              {"train": len(tr), "valid": len(va), "oot": len(oot)},
+                              gbm.model, params, mcfg)
+    chosen = base if family == "logistic" else gbm
+    bundle = ModelBundle(model, chosen.model, chosen.calibrator, meta, categories)
+    bundle.scorecard = scorecard
+    p_oot = chosen.p_oot
+    metrics = _oot_metrics(y_oot, chosen, family, valid_auc, gbm.model.best_iteration,
+                           gbm_metrics, base_metrics, sc_metrics, y_va, mcfg)
+    tables = {"calibration_oot": ev.calibration_table(y_oot, p_oot),
+              "lift_oot": ev.lift_table(y_oot, p_oot),
+              "baseline_coefficients": baseline_coefficients(baseline)}
+    if scorecard is not None:
+        tables["scorecard"] = scorecard.table()
+    if truth is not None:
+        metrics.update(_oracle_metrics(oracle_scores(truth, oot)[label].to_numpy(), y_oot,
+                                       p_oot))
+    tables["segments_oot"], spreads = _segment_metrics(y_oot, p_oot, oot, cfg)
+    metrics.update(spreads)
+
+    contrib, Xs, importance = _shap_on_sample(bundle.booster, X_oot, cfg)
+    tables["shap_importance"] = importance
+    bundle.metadata["top_features"] = importance["feature"].head(10).tolist()
+    bundle.metadata["metrics"] = metrics
+    figures = _report_figures(model, y_oot, p_oot, gbm.p_oot, base.p_oot, p_card, importance,
+                              contrib, Xs)
+    example = oot.loc[:, list(SNAPSHOT_FIELDS)].head(5).reset_index(drop=True)
+    return TrainOutput(bundle, metrics, tables, figures, meta["splits"], example)
+
+
+@dataclass
+class _Family:
+    """One model family fitted on the training rows and calibrated on the validation rows.
+
+    Attributes:
+        model: the fitted model (a LightGBM booster or the exported linear model).
+        calibrator: its calibrator, fitted on the validation rows.
+        raw_va: its uncalibrated probability on the validation rows.
+        raw_oot: its uncalibrated probability on the OOT rows.
+        p_oot: its calibrated probability on the OOT rows.
+    """
+
+    model: Model
+    calibrator: Calibrator
+    raw_va: np.ndarray
+    raw_oot: np.ndarray
+    p_oot: np.ndarray
+
+
+def _fit_lightgbm_family(X_tr: pd.DataFrame, y_tr: np.ndarray, X_va: pd.DataFrame,
+                         y_va: np.ndarray, X_oot: pd.DataFrame, params: LgbmParams,
+                         mcfg: ModelConfig, fit: Callable[..., lgb.Booster] | None) -> _Family:
+    """Fit (early-stopped on validation) and calibrate the LightGBM family.
+
+    Args:
+        X_tr: training features.
+        y_tr: training labels.
+        X_va: validation features (early stopping and calibration).
+        y_va: validation labels.
+        X_oot: OOT features.
+        params: the booster's parameters.
+        mcfg: the model's configuration (monotone constraints, calibration).
+        fit: fits the booster (see :func:`train_one`); None = :func:`fit_lightgbm`.
+    """
+    booster = (fit or fit_lightgbm)(X_tr, y_tr, X_va, y_va, params, CATEGORICAL_FEATURES,
+                                    mcfg.monotone)
+    raw_va = booster_probability(booster, X_va)
+    raw_oot = booster_probability(booster, X_oot)
+    calibrator = _calibrate(raw_va, y_va, mcfg)
+    return _Family(booster, calibrator, raw_va, raw_oot, calibrator.transform(raw_oot))
+
+
+def _fit_logistic_family(X_tr: pd.DataFrame, y_tr: np.ndarray, X_va: pd.DataFrame,
+                         y_va: np.ndarray, X_oot: pd.DataFrame, mcfg: ModelConfig,
+                         seed: int) -> tuple[_Family, Pipeline]:
+    """Fit, export and calibrate the logistic baseline family.
+
+    Args:
+        X_tr: training features.
+        y_tr: training labels.
+        X_va: validation features (calibration).
+        y_va: validation labels.
+        X_oot: OOT features.
+        mcfg: the model's configuration (calibration).
+        seed: the training seed.
+
+    Returns:
+        The family (its model is the exported :class:`~postloan.models.linear.LinearModel`)
+        and the fitted scikit-learn pipeline (for its coefficient table).
+    """
+    baseline = fit_baseline(X_tr, y_tr, CATEGORICAL_FEATURES, MONEY_FEATURES, seed=seed)
+    linear = export_baseline(baseline, X_tr)
+    raw_va = booster_probability(linear, X_va)
+    calibrator = _calibrate(raw_va, y_va, mcfg)
+    raw_oot = booster_probability(linear, X_oot)
+    return _Family(linear, calibrator, raw_va, raw_oot, calibrator.transform(raw_oot)), baseline
+
+
+def _training_metadata(label: str, family: str, reason: str, valid_auc: dict[str, float],
+                       splits: dict[str, list[pd.Timestamp]], n_rows: dict[str, int],
+                       booster: lgb.Booster, params: LgbmParams, mcfg: ModelConfig) -> dict:
+    """The bundle's training metadata (JSON-able): label, family and why, splits, params.
+
+    Args:
+        label: the label trained on.
+        family: the family kept.
+        reason: why it was kept (:func:`_choose_family`).
+        valid_auc: validation AUC per family.
+        splits: as-of dates per split.
+        n_rows: rows per split.
+        booster: the LightGBM booster (its best iteration is reported for either family).
+        params: the booster's parameters.
+        mcfg: the model's configuration.
+    """
+    return {
         "label": label,
         "family": family,
         "family_reason": reason,
         "valid_auc": valid_auc,
         "splits": {k: [str(d.date()) for d in v] for k, v in splits.items()},
-        "n_rows": {"train": len(tr), "valid": len(va), "oot": len(oot)},
+        "n_rows": n_rows,
         "best_iteration": booster.best_iteration,
         "params": params.to_lgb(),
         "monotone": mcfg.monotone,
         "calibration": mcfg.calibration,
         "probability_bounds": [mcfg.probability_floor, mcfg.probability_ceiling],
     }
-    if family == "logistic":
-        bundle = ModelBundle(model, linear, b_cal, meta, categories)
-        p_oot, raw_chosen = p_base, booster_probability(linear, X_oot)
-    else:
-        bundle = ModelBundle(model, booster, calibrator, meta, categories)
-        p_oot, raw_chosen = p_gbm, raw_oot
-    bundle.scorecard = scorecard
-    metrics = {f"oot_{k}": v for k, v in ev.binary_metrics(y_oot, p_oot).items()}
+
+
+def _oot_metrics(y_oot: np.ndarray, chosen: _Family, family: str,
+                 valid_auc: dict[str, float], best_iteration: int,
+                 gbm_metrics: dict[str, float], base_metrics: dict[str, float],
+                 sc_metrics: dict[str, float], y_va: np.ndarray,
+                 mcfg: ModelConfig) -> dict[str, float]:
+    """The run's metrics: the kept family's OOT metrics, then both families' side by side.
+
+    Args:
+        y_oot: OOT labels.
+        chosen: the kept family.
+        family: its name.
+        valid_auc: validation AUC per family.
+        best_iteration: the LightGBM booster's best iteration.
+        gbm_metrics: LightGBM's OOT metrics.
+        base_metrics: the logistic baseline's OOT metrics.
+        sc_metrics: the scorecard's ``scorecard_oot_*`` metrics ({} without one).
+        y_va: validation labels (the isotonic step map's fit).
+        mcfg: the model's configuration.
+    """
+    metrics = {f"oot_{k}": v for k, v in ev.binary_metrics(y_oot, chosen.p_oot).items()}
     metrics["valid_auc"] = valid_auc[family]
     metrics["lightgbm_valid_auc"] = valid_auc["lightgbm"]
     metrics["baseline_valid_auc"] = valid_auc["logistic"]
-    metrics["best_iteration"] = float(booster.best_iteration)
+    metrics["best_iteration"] = float(best_iteration)
     metrics["family_logistic"] = float(family == "logistic")
     metrics.update({f"lightgbm_oot_{k}": v for k, v in gbm_metrics.items() if k in _SIDE_METRICS})
     metrics.update({f"baseline_oot_{k}": v for k, v in base_metrics.items()
@@ -192,25 +311,44 @@ def train_one(model: str, snap: pd.DataFrame, splits: dict[str, list[pd.Timestam
     metrics.update(sc_metrics)
     if mcfg.calibration == "isotonic":
         # The step map's ECE beside the smoothed one's: what smoothing costs (or gains).
-        step = fit_calibrator(booster_probability(bundle.booster, X_va), y_va, "isotonic",
-                              mcfg.probability_floor, mcfg.probability_ceiling, smooth=False)
+        step = fit_calibrator(chosen.raw_va, y_va, "isotonic", mcfg.probability_floor,
+                              mcfg.probability_ceiling, smooth=False)
         metrics["oot_ece_isotonic_steps"] = ev.binary_metrics(
-            y_oot, step.transform(raw_chosen))["ece"]
+            y_oot, step.transform(chosen.raw_oot))["ece"]
+    return metrics
 
-    tables = {"calibration_oot": ev.calibration_table(y_oot, p_oot),
-              "lift_oot": ev.lift_table(y_oot, p_oot),
-              "baseline_coefficients": baseline_coefficients(baseline)}
-    if scorecard is not None:
-        tables["scorecard"] = scorecard.table()
-    if truth is not None:
-        oracle = oracle_scores(truth, oot)[label].to_numpy()
-        ok = ~np.isnan(oracle)
-        if ok.sum() > 0 and len(np.unique(y_oot[ok])) == 2:
-            metrics["oracle_auc"] = float(roc_auc_score(y_oot[ok], oracle[ok]))
-            metrics["model_auc_on_oracle_rows"] = float(roc_auc_score(y_oot[ok], p_oot[ok]))
-            metrics["oracle_ratio"] = metrics["model_auc_on_oracle_rows"] / metrics["oracle_auc"]
 
-    seg_frames = []
+def _oracle_metrics(oracle: np.ndarray, y_oot: np.ndarray,
+                    p_oot: np.ndarray) -> dict[str, float]:
+    """The simulator's true probabilities' AUC beside the model's, on the same OOT rows.
+
+    Args:
+        oracle: the true probability per OOT row (NaN where the truth lacks the row).
+        y_oot: OOT labels.
+        p_oot: the model's OOT probabilities.
+
+    Returns:
+        ``oracle_auc``, ``model_auc_on_oracle_rows`` and their ratio; {} when the rows
+        with a truth hold a single class (no AUC).
+    """
+    ok = ~np.isnan(oracle)
+    if not (ok.sum() > 0 and len(np.unique(y_oot[ok])) == 2):
+        return {}
+    oracle_auc = float(roc_auc_score(y_oot[ok], oracle[ok]))
+    model_auc = float(roc_auc_score(y_oot[ok], p_oot[ok]))
+    return {"oracle_auc": oracle_auc, "model_auc_on_oracle_rows": model_auc,
+            "oracle_ratio": model_auc / oracle_auc}
+
+
+def _segment_metrics(y_oot: np.ndarray, p_oot: np.ndarray, oot: pd.DataFrame,
+                     cfg: TrainConfig) -> tuple[pd.DataFrame, dict[str, float]]:
+    """OOT metrics by region, main product and age band, and the AUC spread of each.
+
+    Returns:
+        The stacked per-segment table (a ``dimension`` column first) and
+        ``oot_auc_spread_<dimension>`` per dimension.
+    """
+    seg_frames, spreads = [], {}
     segments = {"region": oot["region"], "main_product": oot["main_product"],
                 "age_band": cfg.age_bands.cut(oot["age"])}
     for seg_name, values in segments.items():
@@ -218,23 +356,44 @@ def train_one(model: str, snap: pd.DataFrame, splits: dict[str, list[pd.Timestam
         t.insert(0, "dimension", seg_name)
         seg_frames.append(t)
         d = ev.disparity_summary(t)
-        metrics[f"oot_auc_spread_{seg_name}"] = d["auc_spread"]
-    tables["segments_oot"] = pd.concat(seg_frames, ignore_index=True)
+        spreads[f"oot_auc_spread_{seg_name}"] = d["auc_spread"]
+    return pd.concat(seg_frames, ignore_index=True), spreads
 
-    # SHAP on a seeded OOT sample.
+
+def _shap_on_sample(booster: Model, X_oot: pd.DataFrame, cfg: TrainConfig
+                    ) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+    """SHAP contributions on a seeded OOT sample of ``cfg.shap_sample`` rows.
+
+    Returns:
+        The contributions, the sampled rows and the global importance table.
+    """
     n = min(cfg.shap_sample, len(X_oot))
     idx = np.sort(np.random.default_rng(cfg.seed).choice(len(X_oot), n, replace=False))
     Xs = X_oot.iloc[idx]
-    contrib = explain.contributions(bundle.booster, Xs)
-    importance = explain.global_importance(contrib)
-    tables["shap_importance"] = importance
-    bundle.metadata["top_features"] = importance["feature"].head(10).tolist()
-    bundle.metadata["metrics"] = metrics
+    contrib = explain.contributions(booster, Xs)
+    return contrib, Xs, explain.global_importance(contrib)
 
+
+def _report_figures(model: str, y_oot: np.ndarray, p_oot: np.ndarray, p_gbm: np.ndarray,
+                    p_base: np.ndarray, p_card: np.ndarray | None, importance: pd.DataFrame,
+                    contrib: np.ndarray, Xs: pd.DataFrame) -> dict[str, object]:
+    """The model report's figures (ROC, KS, calibration, lift, SHAP), by file name.
+
+    Args:
+        model: the model's name (figure titles).
+        y_oot: OOT labels.
+        p_oot: the kept family's OOT probabilities.
+        p_gbm: LightGBM's calibrated OOT probabilities.
+        p_base: the logistic baseline's calibrated OOT probabilities.
+        p_card: the scorecard's OOT PDs, or None without a scorecard.
+        importance: the global SHAP importance table.
+        contrib: SHAP contributions on the sampled OOT rows `Xs`.
+        Xs: the sampled OOT rows.
+    """
     scores = {"LightGBM": p_gbm, "logistic baseline": p_base}
     # The scorecard ranks beside them (its PD is uncalibrated: left off the calibration plot).
     ranked = scores if p_card is None else {**scores, "scorecard": p_card}
-    figures = {
+    return {
         "roc.png": plots.roc_figure(y_oot, ranked, f"{model}: ROC (OOT)"),
         "ks.png": plots.ks_figure(y_oot, p_oot, f"{model}: KS (OOT)"),
         "calibration.png": plots.calibration_figure(y_oot, scores, f"{model}: calibration (OOT)"),
@@ -242,8 +401,6 @@ def train_one(model: str, snap: pd.DataFrame, splits: dict[str, list[pd.Timestam
         "shap_bar.png": plots.shap_bar_figure(importance, title=f"{model}: mean |SHAP|"),
         "shap_summary.png": plots.shap_summary_figure(contrib, Xs, title=f"{model}: SHAP"),
     }
-    example = oot.loc[:, list(SNAPSHOT_FIELDS)].head(5).reset_index(drop=True)
-    return TrainOutput(bundle, metrics, tables, figures, meta["splits"], example)
 
 
 def fit_scorecard_challenger(model: str, X_tr: pd.DataFrame, y_tr: np.ndarray,
