@@ -54,11 +54,12 @@ chromium: fonts  ## install Debian's chromium and poppler-utils when missing (PD
 test: $(STAMP) postgres chromium  ## run the whole test suite (installs postgresql, chromium, CJK fonts when missing)
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP)  ## run the unit tests only (no trained models, servers, Dask or demo book)
-	$(BIN)/python -m pytest -m "not slow and not integration"
+test-fast: $(STAMP)  ## run the unit tests only (no trained models, servers, Dask or demo book), on 2 cores
+	$(BIN)/python -m pytest -m "not slow and not integration" -n 2
 
-lint: $(STAMP)  ## ruff lint
+lint: $(STAMP)  ## ruff lint and the wings' import rule (import-linter, docs/architecture.md)
 	$(BIN)/ruff check src pipelines serving tests benchmarks
+	PYTHONPATH=src:. $(BIN)/lint-imports --no-cache
 
 bench: $(STAMP)  ## run the benchmarks (results JSON + docs/benchmarks.md; serving ones need `make demo` first)
 	$(BIN)/python benchmarks/generator.py

@@ -7,7 +7,7 @@ import platform
 import re
 from pathlib import Path
 
-from postloan import io
+from postloan.data import io
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

@@ -31,10 +31,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from _common import ROOT, machine, update_section, write_json  # noqa: E402
-from postloan import io  # noqa: E402
-from postloan.online import SnapshotStore  # noqa: E402
+from postloan.data import io  # noqa: E402
+from postloan.data.online import SnapshotStore  # noqa: E402
+from postloan.data.snapshot import build_snapshot, data_range, to_json_record  # noqa: E402
 from postloan.settings import get_settings  # noqa: E402
-from postloan.snapshot import build_snapshot, data_range, to_json_record  # noqa: E402
 
 if sys.path[0] != str(ROOT):  # `serving` the package, not benchmarks/serving.py
     sys.path.insert(0, str(ROOT))

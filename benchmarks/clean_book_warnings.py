@@ -4,7 +4,7 @@ A clean book (the simulator, nothing broken) must pass the gate without a single
 warning at any as-of date, or users learn to ignore it. For each seed, a book of the
 demo's size is simulated; the data expectations are learned exactly as `postloan train`
 learns the default-risk champion's (its training split's snapshots); then the gate
-(:func:`postloan.quality.check_book`, what `score` and `monitor` run) checks the book
+(:func:`postloan.data.quality.check_book`, what `score` and `monitor` run) checks the book
 at as-of dates across the window, from the first training date to the last month.
 Every finding is counted by rule.
 
@@ -22,13 +22,13 @@ from collections import Counter
 import pandas as pd
 
 from _common import RESULTS, machine, update_section, write_json
-from postloan.bundle import MODELS
-from postloan.features import build_features
-from postloan.quality import check_book, learn_expectations, load_data_quality_config
-from postloan.snapshot import build_snapshot, data_range
-from postloan.synthetic import SimulationConfig, simulate
-from postloan.training import load_train_config
-from postloan.training.config import resolve_splits
+from postloan.data.features import build_features
+from postloan.data.quality import check_book, learn_expectations, load_data_quality_config
+from postloan.data.snapshot import build_snapshot, data_range
+from postloan.models.bundle import MODELS
+from postloan.models.training import load_train_config
+from postloan.models.training.config import resolve_splits
+from postloan.simulation import SimulationConfig, simulate
 
 
 def run_seed(customers: int, months: int, seed: int, every: int) -> dict:

@@ -29,9 +29,9 @@ import pandas as pd
 from _common import machine, update_section, write_json
 from pipelines.cycle import Paths, run_cycle
 from pipelines.score import load_uplift, run_score
-from postloan import io
-from postloan.cycle import CycleConfig, Ledger
-from postloan.registry import load_champions
+from postloan.data import io
+from postloan.models.registry import load_champions
+from postloan.operations.cycle import CycleConfig, Ledger
 from postloan.settings import get_settings
 
 

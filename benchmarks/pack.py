@@ -21,8 +21,8 @@ from pathlib import Path
 
 from _common import machine, update_section, write_json
 from pipelines.report import Book, gather_pack, run_report
-from postloan import reports
-from postloan.bundle import MODELS
+from postloan import reporting as reports
+from postloan.models.bundle import MODELS
 from postloan.settings import get_settings
 
 GOAL_S = 60.0

@@ -3,7 +3,7 @@
 On three simulated books, a default-risk model (LightGBM + isotonic calibration) is
 trained on the first as-of dates, then every later month-end is scored and its AUC
 and event rate are estimated from the calibrated probabilities alone
-(:func:`postloan.estimation.estimate_performance`), as if the labels had not matured.
+(:func:`postloan.models.estimation.estimate_performance`), as if the labels had not matured.
 The simulator runs long enough that every label does mature, so each estimate is
 compared with the realised figure:
 
@@ -13,11 +13,11 @@ compared with the realised figure:
   features and default is untouched);
 * macro shock: unemployment and rates jump (``postloan generate --shock``): how
   features relate to default changes, so the estimate is expected to miss, and the
-  drift checks (:mod:`postloan.monitoring`) must flag the months it misses.
+  drift checks (:mod:`postloan.operations.monitoring`) must flag the months it misses.
 
 The estimate is recalibrated on the latest matured months the model was not fitted
 on and its 95% interval carries calibration's uncertainty besides the labels' noise
-(:func:`postloan.estimation.estimate_from_reference`); the interval of label noise
+(:func:`postloan.models.estimation.estimate_from_reference`); the interval of label noise
 alone (the previous method) is reported beside it. Goal (issue 20): on quiet months
 the interval covers the realised AUC in at least 90% of months and the mean absolute
 error is at most 0.02.
@@ -47,19 +47,19 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from _common import RESULTS, machine, update_section, write_json
-from postloan import monitoring
-from postloan.bundle import booster_probability
-from postloan.calibration import fit_calibrator
-from postloan.estimation import (
+from postloan.data.features import CATEGORICAL_FEATURES, build_features
+from postloan.data.snapshot import build_snapshots
+from postloan.models.bundle import booster_probability
+from postloan.models.calibration import fit_calibrator
+from postloan.models.estimation import (
     estimate_from_reference,
     estimate_performance,
     expected_auc,
     reference_calibrator,
 )
-from postloan.features import CATEGORICAL_FEATURES, build_features
-from postloan.snapshot import build_snapshots
-from postloan.synthetic import Shock, SimulationConfig, simulate
-from postloan.training import LgbmParams, fit_lightgbm
+from postloan.models.training import LgbmParams, fit_lightgbm
+from postloan.operations import monitoring
+from postloan.simulation import Shock, SimulationConfig, simulate
 
 LABEL = "default_12m"
 GOAL_AUC_ERROR = 0.02
@@ -245,7 +245,7 @@ def write_docs(result: dict) -> str:
         f"calibration) trained on {args.train_dates} early month-ends; every later "
         "month-end whose 12-month label matures inside the book is scored, its AUC and "
         "event rate estimated from the probabilities alone "
-        "(`postloan.estimation.estimate_from_reference`): recalibrated (Platt) on the "
+        "(`postloan.models.estimation.estimate_from_reference`): recalibrated (Platt) on the "
         f"latest {args.reference_months} as-of months whose labels had matured at that "
         "date (all after the training dates), the 95% interval drawn from label noise and "
         "from the spread of the months' own calibrations; then compared with the "

@@ -26,14 +26,13 @@ import pandas as pd
 
 from _common import machine, update_section, write_json
 from pipelines.generate import run_generate
-from pipelines.policy import decision_queue_builder, run_evaluate_policy
+from pipelines.replay import decision_queue_builder, run_evaluate_policy
 from pipelines.train import run_train, run_train_uplift
-from postloan import policy
-from postloan.bundle import MODELS
-from postloan.registry import download_bundle
-from postloan.synthetic import SimulationConfig
-from postloan.training import TrainConfig, load_train_config
-from postloan.uplift import UpliftBundle
+from postloan.models.bundle import MODELS
+from postloan.models.registry import download_bundle
+from postloan.models.training import TrainConfig, load_train_config
+from postloan.models.uplift import UpliftBundle
+from postloan.simulation import SimulationConfig, replay
 
 CAPACITIES = (100, 300, 1000)
 
@@ -47,11 +46,12 @@ def feature_ceiling(raw: Path, as_of: str, n_dates: int, n_test: int) -> dict:
     import numpy as np
 
     from pipelines.train import uplift_dates
-    from postloan import io, policy, uplift
-    from postloan.features import FEATURE_NAMES, build_features
+    from postloan.data import io
+    from postloan.data.features import FEATURE_NAMES, build_features
+    from postloan.models import uplift
 
     tables = io.read_tables(raw, names=[*io.S.REQUIRED_TABLES])
-    log = policy.outreach_log(tables["interactions"])
+    log = uplift.outreach_log(tables["interactions"])
     dates = uplift_dates(log, pd.Timestamp(as_of), n_dates)
     data = uplift.training_set(tables, log, dates)
     truth = io.read_table(raw, "contact_truth")
@@ -132,7 +132,7 @@ def main() -> None:
                               extra_queues=queues)
     seconds = time.perf_counter() - t
     s = out["summary"]
-    paired = {(arm, other): policy.paired_difference(out["runs"], arm, other)
+    paired = {(arm, other): replay.paired_difference(out["runs"], arm, other)
               for arm, other in (("decision", "constants"), ("learned_all", "constants"),
                                  ("decision", "pd_only"))}
     ceiling = feature_ceiling(tmp / "raw", as_of, ucfg.n_dates, ucfg.n_test_dates)
@@ -165,7 +165,7 @@ def main() -> None:
              "defaults net of collateral, margin lost with prepaid loans, complaints "
              "(100 each), contact costs of the book's contact policy. Net benefit is "
              "against no contact. Queue scores: the simulator's true probabilities. "
-             "`decision` is postloan's one decision (`postloan.strategy.actions`): each "
+             "`decision` is postloan's one decision (`postloan.decisions.strategy.actions`): each "
              "action decided on its uplift model's learned effects where the decision gate "
              "admitted them (risk-based learner trained in "
              f"{train_s['risk']:,.0f} s on the contacts logged before the as-of; the gate "
@@ -192,7 +192,7 @@ def main() -> None:
     verdict = ", ".join(f"K={k}: {'yes' if v else 'no'}" for k, v in never_worse.items())
     lines += ["", f"The decision's queue at least the constants' (paired mean): {verdict}.", "",
               "Paired by replay seed (common random numbers: the difference per seed "
-              "removes the future's own noise; `postloan.policy.paired_difference`, 90% "
+              "removes the future's own noise; `postloan.simulation.replay.paired_difference`, 90% "
               "intervals):", "",
               "| K | difference | net benefit difference | seeds ahead |", "|---|---|---|---|"]
     for (arm, other), d in paired.items():

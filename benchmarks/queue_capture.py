@@ -23,12 +23,14 @@ from tqdm import tqdm
 
 from _common import machine, update_section, write_json
 from pipelines.train import run_train
-from postloan import io, strategy
-from postloan.batch import load_bundles_from_dir, score_snapshot
-from postloan.bundle import MODELS
-from postloan.snapshot import build_snapshot
-from postloan.synthetic import SimulationConfig, simulate
-from postloan.training import Splits, TrainConfig
+from postloan.data import io
+from postloan.data.snapshot import build_snapshot
+from postloan.decisions import strategy
+from postloan.decisions.batch import score_snapshot
+from postloan.models.bundle import MODELS
+from postloan.models.store import load_bundles_from_dir
+from postloan.models.training import Splits, TrainConfig
+from postloan.simulation import SimulationConfig, simulate
 
 CAPACITIES = (100, 250, 500, 1000)
 

@@ -79,10 +79,10 @@ def _warm() -> None:
     import numpy as np
     import pandas as pd
 
-    import postloan.batch  # noqa: F401
+    import postloan.decisions.batch  # noqa: F401
+    import postloan.decisions.strategy  # noqa: F401
     import postloan.scale  # noqa: F401
-    import postloan.strategy  # noqa: F401
-    from postloan import explain
+    from postloan.models import explain
 
     rng = np.random.default_rng(0)
     X = pd.DataFrame(rng.normal(size=(200, 3)), columns=["a", "b", "c"])
@@ -109,13 +109,14 @@ class _cluster:
 def child(step: str, work: Path, args: dict) -> dict:
     import numpy as np
 
-    from postloan import io, scale
+    from postloan import scale
+    from postloan.data import io
 
     _warm()
     rss = PeakRss()
     r: dict = {"step": step, "load_avg_1m_before": os.getloadavg()[0]}
     if step == "prepare":
-        from postloan.synthetic import SimulationConfig, simulate
+        from postloan.simulation import SimulationConfig, simulate
 
         t0 = time.perf_counter()
         tables = simulate(SimulationConfig(n_customers=args["n"], n_months=MONTHS, seed=42))
@@ -125,7 +126,7 @@ def child(step: str, work: Path, args: dict) -> dict:
         scale.partition_book(work / "raw", work / "part", N_PARTS)
         r.update(generate_s=t1 - t0, partition_s=time.perf_counter() - t1)
     elif step == "snapshot-local":
-        from postloan.snapshot import build_snapshot
+        from postloan.data.snapshot import build_snapshot
 
         t0 = time.perf_counter()
         snap = build_snapshot(io.read_tables(work / "raw"), AS_OF)
@@ -145,9 +146,9 @@ def child(step: str, work: Path, args: dict) -> dict:
     elif step == "train":
         import pandas as pd
 
-        from postloan.bundle import MODELS
-        from postloan.snapshot import build_snapshot, data_range
-        from postloan.training import TrainConfig, resolve_splits, train_one
+        from postloan.data.snapshot import build_snapshot, data_range
+        from postloan.models.bundle import MODELS
+        from postloan.models.training import TrainConfig, resolve_splits, train_one
 
         cfg = TrainConfig()
         t0 = time.perf_counter()
@@ -169,9 +170,10 @@ def child(step: str, work: Path, args: dict) -> dict:
                               "oot_auc": out.metrics["oot_auc"],
                               "trees": tree_count(out.bundle), "family": out.bundle.family}
     elif step == "score-profile":
-        from postloan.batch import load_bundles_from_dir, score_snapshot
-        from postloan.features import build_features
-        from postloan.snapshot import build_snapshot
+        from postloan.data.features import build_features
+        from postloan.data.snapshot import build_snapshot
+        from postloan.decisions.batch import score_snapshot
+        from postloan.models.store import load_bundles_from_dir
 
         snap = build_snapshot(io.read_tables(work / "raw"), AS_OF, with_labels=False)
         bundles = load_bundles_from_dir(Path(args["models"]))

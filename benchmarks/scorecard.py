@@ -1,7 +1,7 @@
 """The points scorecard against the logistic baseline: AUC and fit time, two data sets.
 
 - **Demo book** (20,000 customers x 36 months, seed 42, as `make demo`): the default-risk
-  model trained by `postloan.training.train_one` (the path `postloan train` takes), whose
+  model trained by `postloan.models.training.train_one` (the path `postloan train` takes), whose
   OOT metrics hold the scorecard's AUC beside the logistic baseline's and LightGBM's.
   Fit times: the scorecard (`fit_scorecard`) and the baseline (`fit_baseline` + its JSON
   export) on the same training rows, each the median of `--repeats` fits.
@@ -28,15 +28,15 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import RepeatedStratifiedKFold
 
 from _common import machine, update_section, write_json
-from postloan.features import CATEGORICAL_FEATURES, MONEY_FEATURES
-from postloan.public_data import load_german_credit
-from postloan.scorecard import fit_scorecard
-from postloan.snapshot import build_snapshot, data_range
-from postloan.synthetic import SimulationConfig, simulate
-from postloan.training import TrainConfig, resolve_splits, train_one
-from postloan.training.fit import export_baseline, fit_baseline
-from postloan.training.german_credit import GERMAN_MONEY_FEATURES, german_credit_frame
-from postloan.training.train import _split
+from german_credit_cv import GERMAN_MONEY_FEATURES, german_credit_frame
+from postloan.data.features import CATEGORICAL_FEATURES, MONEY_FEATURES
+from postloan.data.public_data import load_german_credit
+from postloan.data.snapshot import build_snapshot, data_range
+from postloan.models.scorecard import fit_scorecard
+from postloan.models.training import TrainConfig, resolve_splits, train_one
+from postloan.models.training.fit import export_baseline, fit_baseline
+from postloan.models.training.train import _split
+from postloan.simulation import SimulationConfig, simulate
 
 GOAL = 0.02  # |scorecard AUC - logistic AUC| at most this
 
@@ -133,7 +133,7 @@ def doc_section(res: dict) -> str:
     lines = [
         "## Scorecard against the logistic baseline",
         "",
-        "The default-risk challenger as a points scorecard (`postloan.scorecard`: monotone "
+        "The default-risk challenger as a points scorecard (`postloan.models.scorecard`: monotone "
         "WOE bins with missing and special values apart, a logistic fit on WOE, points "
         "from `config/training.yaml`), beside the logistic baseline fitted on the same "
         "rows. `python benchmarks/scorecard.py`. Goal (issue 21): scorecard AUC within "

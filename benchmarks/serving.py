@@ -44,13 +44,13 @@ from _common import (  # noqa: E402
     update_section,
     write_json,
 )
-from postloan import io  # noqa: E402
-from postloan.settings import get_settings  # noqa: E402
-from postloan.snapshot import (  # noqa: E402
+from postloan.data import io  # noqa: E402
+from postloan.data.snapshot import (  # noqa: E402
     build_snapshot,
     data_range,
     to_json_record,
 )
+from postloan.settings import get_settings  # noqa: E402
 
 # Before importing `serving`: this script's own folder (first on sys.path) holds a
 # `serving.py` that would shadow the package.
@@ -122,7 +122,7 @@ def concurrent(url: str, headers: dict, path: str, bodies: list[dict], clients: 
 def breakdown(model_dir: Path, records: list[dict], tmp: Path, n: int = 300) -> dict:
     """Milliseconds per step of one single-customer /score, in this process.
 
-    The steps are the service's own (``postloan.scoring.Scorer``: arrays, no frames);
+    The steps are the service's own (``postloan.decisions.scoring.Scorer``: arrays, no frames);
     ``whole_request`` is ``PostloanService._score`` plus the JSON of its answer, i.e.
     everything but BentoML's HTTP handling, and ``other`` what the steps leave out of it
     (strategy rules, audit line, response model).
@@ -134,8 +134,8 @@ def breakdown(model_dir: Path, records: list[dict], tmp: Path, n: int = 300) -> 
         from serving.schemas import ScoreRequest
         from serving.service import PostloanService
 
-        from postloan import explain
-        from postloan.features import FEATURE_NAMES, features_from_records
+        from postloan.data.features import FEATURE_NAMES, features_from_records
+        from postloan.models import explain
 
         svc = PostloanService()
     finally:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from _common import machine, update_section, write_json
 from pipelines.train import run_train
-from postloan import io
-from postloan.bundle import MODELS
-from postloan.synthetic import SimulationConfig, simulate
-from postloan.training import TrainConfig
+from postloan.data import io
+from postloan.models.bundle import MODELS
+from postloan.models.training import TrainConfig
+from postloan.simulation import SimulationConfig, simulate
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Exact TreeSHAP: postloan.treeshap versus LightGBM's own pred_contrib, same trees.
+"""Exact TreeSHAP: postloan.models.treeshap versus LightGBM's own pred_contrib, same trees.
 
 Trains two boosters on features of a simulated book (the repo's 65 features,
 categorical codes included): a 300-tree, 31-leaf model and the default-risk model
@@ -34,17 +34,17 @@ import numpy as np
 import pandas as pd
 
 from _common import RESULTS, ROOT, machine, update_section, write_json
-from postloan import io
-from postloan.batch import load_bundles_from_dir
-from postloan.features import CATEGORICAL_FEATURES, build_features
-from postloan.snapshot import build_snapshot, data_range
-from postloan.synthetic import SimulationConfig, simulate
-from postloan.training import LgbmParams, TrainConfig, fit_lightgbm, validation_customers
-from postloan.treeshap import TreeExplainer
+from postloan.data import io
+from postloan.data.features import CATEGORICAL_FEATURES, build_features
+from postloan.data.snapshot import build_snapshot, data_range
+from postloan.models.store import load_bundles_from_dir
+from postloan.models.training import LgbmParams, TrainConfig, fit_lightgbm, validation_customers
+from postloan.models.treeshap import TreeExplainer
+from postloan.simulation import SimulationConfig, simulate
 
 FIRST_CALL = """
 import time, numpy as np, lightgbm as lgb
-from postloan.treeshap import TreeExplainer
+from postloan.models.treeshap import TreeExplainer
 rng = np.random.default_rng(0)
 X = rng.normal(size=(2000, 5)); y = (X[:, 0] > 0).astype(int)
 b = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 8}, lgb.Dataset(X, y), 20)
@@ -59,7 +59,7 @@ def book(customers: int, months: int, rows: int):
     tables = simulate(SimulationConfig(customers, months, seed=42))
     last = data_range(tables)[1]
     # Dates with 12 observed months of outcome; early stopping watches held-out
-    # customers, as the training pipeline does (postloan.training).
+    # customers, as the training pipeline does (postloan.models.training).
     snaps = pd.concat([build_snapshot(tables, last - pd.offsets.MonthEnd(k))
                        for k in (22, 20, 18, 16, 14)])
     snaps = snaps[snaps["default_12m"].notna()]
@@ -302,7 +302,7 @@ def main() -> None:
                "treeshap")
     lines = [
         "## Exact TreeSHAP (reasons for every customer)", "",
-        "`postloan.treeshap` against LightGBM's own `pred_contrib=True` on the same trees "
+        "`postloan.models.treeshap` against LightGBM's own `pred_contrib=True` on the same trees "
         f"and threads, {len(X):,} customer snapshots x {X.shape[1]} features of a simulated "
         f"book ({args.customers:,} customers). Both give path-dependent TreeSHAP with data "
         "counts as covers; ours precomputes, per leaf, the Shapley weight sums for every "

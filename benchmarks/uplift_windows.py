@@ -34,13 +34,14 @@ import pandas as pd
 
 from _common import machine, update_section, write_json
 from pipelines.generate import run_generate
-from pipelines.policy import learned_queue_builder, run_evaluate_policy
+from pipelines.replay import learned_queue_builder, run_evaluate_policy
 from pipelines.train import run_train_uplift
-from postloan import io, policy
-from postloan.registry import download_bundle
-from postloan.synthetic import SimulationConfig
-from postloan.training import load_train_config
-from postloan.uplift import UPLIFT_LABELS, UpliftBundle
+from postloan.data import io
+from postloan.models.registry import download_bundle
+from postloan.models.training import load_train_config
+from postloan.models.uplift import UPLIFT_LABELS, UpliftBundle
+from postloan.simulation import SimulationConfig
+from postloan.simulation import replay as policy
 
 CAPACITIES = (100, 300, 1000)
 ALL = 10_000  # n_dates meaning "every date with observed labels"

@@ -56,6 +56,17 @@ def handle_errors(fn):
     return wrapper
 
 
+# Options several commands share, declared once.
+DataOpt = Annotated[Path | None, typer.Option(help="Book folder (default data/raw).")]
+OverwriteOpt = Annotated[bool, typer.Option(help="Replace an existing output folder.")]
+ModelDirOpt = Annotated[Path | None, typer.Option(
+    help="Bundle folder (<dir>/<model>/v<N>/, the champion its champion.json names) instead "
+    "of the MLflow registry.")]
+AliasOpt = Annotated[str, typer.Option(help="Registry alias to load (champion, challenger).")]
+AsOfOpt = Annotated[str, typer.Option(help="As-of date YYYY-MM-DD.")]
+ModelOpt = Annotated[str, typer.Option(help="default_risk | churn | satisfaction")]
+MonthsOpt = Annotated[int, typer.Option(help="Months simulated.")]
+SeedOpt = Annotated[int, typer.Option(help="Random seed: same seed, same files.")]
 EngineOpt = Annotated[str, typer.Option(
     help="local: in this process (streams partitions when the book is partitioned or "
     "--partitions is given); dask: one task per partition on a Dask cluster.")]
@@ -76,15 +87,15 @@ PartitionsOpt = Annotated[int | None, typer.Option(
 @handle_errors
 def generate(
     customers: Annotated[int, typer.Option(help="Customers in the book (existing + new).")] = 20_000,
-    months: Annotated[int, typer.Option(help="Months simulated.")] = 36,
-    seed: Annotated[int, typer.Option(help="Random seed: same seed, same files.")] = 42,
+    months: MonthsOpt = 36,
+    seed: SeedOpt = 42,
     start: Annotated[str, typer.Option(help="First simulated month, YYYY-MM.")] = "2023-01",
     out: Annotated[Path | None, typer.Option(help="Output folder (default data/raw).")] = None,
     shock: Annotated[bool, typer.Option(help="Add a macro shock (unemployment and rates jump).")]
     = False,
     shock_month: Annotated[str | None, typer.Option(
         help="Month the shock starts, YYYY-MM (default: two thirds into the window).")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+    overwrite: OverwriteOpt = False,
     partitions: Annotated[int | None, typer.Option(
         help="Write a partitioned book (customers hashed into N parts) for the scale-out "
         "engines.", min=1)] = None,
@@ -99,7 +110,7 @@ def generate(
     import dataclasses
 
     from pipelines.generate import run_generate, shock_from_month
-    from postloan.synthetic import ContactPolicy, SimulationConfig
+    from postloan.simulation import ContactPolicy, SimulationConfig
 
     if customers < 10 or months < 4:
         raise PostloanError("--customers must be >= 10 and --months >= 4")
@@ -128,8 +139,8 @@ def generate(
 def partition(
     partitions: Annotated[int, typer.Option(help="Number of customer partitions.", min=1)],
     out: Annotated[Path, typer.Option(help="Output folder of the partitioned book.")],
-    data: Annotated[Path | None, typer.Option(help="Book folder (default data/raw).")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+    data: DataOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Split a book into customer partitions (one table in memory at a time) for Dask."""
     from postloan.scale import partition_book
@@ -148,7 +159,7 @@ def ingest(
     out: Annotated[Path, typer.Option(help="Output folder of the canonical book.")],
     partitions: Annotated[int | None, typer.Option(
         help="Write a partitioned book (customers hashed into N parts).", min=1)] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Read a lender's tables through its source mapping and write a canonical book.
 
@@ -166,7 +177,7 @@ def ingest(
     console.print(", ".join(f"{k}: {v:,}" for k, v in rows.items()))
     print_money(manifest.get("money") or {})
     if manifest["absent_tables"]:
-        from postloan.contract import DISABLES
+        from postloan.data.contract import DISABLES
 
         for name in manifest["absent_tables"]:
             console.print(f"[yellow]absent[/] {name} (optional): {DISABLES[name]}")
@@ -241,7 +252,7 @@ def check_data(
 def snapshot(
     as_of: Annotated[list[str], typer.Option("--as-of", help="As-of date YYYY-MM-DD; repeat "
                                              "for several.")],
-    data: Annotated[Path | None, typer.Option(help="Book folder (default data/raw).")] = None,
+    data: DataOpt = None,
     out: Annotated[Path | None, typer.Option(help="Output parquet or .csv (default "
                                              "data/processed/snapshots.parquet).")] = None,
     labels: Annotated[bool, typer.Option(help="Add labels after the as-of date.")] = True,
@@ -282,7 +293,7 @@ def _tracking(s) -> tuple[str, Path | None]:
 def train(
     target: Annotated[str, typer.Option(
         help="default_risk | churn | satisfaction | uplift | all")] = "all",
-    data: Annotated[Path | None, typer.Option(help="Book folder (default data/raw).")] = None,
+    data: DataOpt = None,
     config: Annotated[Path | None, typer.Option(help="Training YAML (splits, params, gate).")]
     = None,
     engine: EngineOpt = "local",
@@ -303,8 +314,8 @@ def train(
     from pipelines.quality import parse_accepted
     from pipelines.scale import check_engine
     from pipelines.train import UPLIFT_TARGET, check_models, metrics_table, run_train
-    from postloan.bundle import MODELS
-    from postloan.training import load_train_config
+    from postloan.models.bundle import MODELS
+    from postloan.models.training import load_train_config
 
     s = get_settings()
     cfg = load_train_config(config)
@@ -374,7 +385,7 @@ def models() -> None:
     """List registered model versions, their aliases and gate decisions."""
     import pandas as pd
 
-    from postloan import registry
+    from postloan.models import registry
 
     s = get_settings()
     client = registry.configure(_tracking(s)[0])
@@ -388,13 +399,13 @@ def models() -> None:
 @app.command()
 @handle_errors
 def promote(
-    model: Annotated[str, typer.Option(help="default_risk | churn | satisfaction")],
+    model: ModelOpt,
     version: Annotated[str, typer.Option(help="Registered version to make champion.")],
     force: Annotated[bool, typer.Option(help="Skip the promotion gate.")] = False,
 ) -> None:
     """Run the promotion gate on a version (or force it to champion)."""
-    from postloan import registry
-    from postloan.training import load_train_config
+    from postloan.models import registry
+    from postloan.models.training import load_train_config
 
     s = get_settings()
     client = registry.configure(_tracking(s)[0])
@@ -412,20 +423,21 @@ def promote(
 @handle_errors
 def explain(
     customer: Annotated[int, typer.Option("--customer", "--customer-id", help="Customer id.")],
-    as_of: Annotated[str, typer.Option(help="As-of date YYYY-MM-DD.")],
+    as_of: AsOfOpt,
     target: Annotated[str | None, typer.Option(
         help="Print only this model's reasons: default_risk | churn | satisfaction.")] = None,
     lang: Annotated[str, typer.Option(help="Language of the page: en | zh.")] = "en",
     out: Annotated[Path | None, typer.Option(
         help="Write the customer page (HTML): scores, reason codes, signals, decision, "
              "score history.")] = None,
-    data: Annotated[Path | None, typer.Option(help="Book folder (default data/raw).")] = None,
-    alias: Annotated[str, typer.Option(help="Registry alias to load.")] = "champion",
+    data: DataOpt = None,
+    alias: AliasOpt = "champion",
     k: Annotated[int, typer.Option(help="Reasons per direction.")] = 3,
 ) -> None:
     """Explain a customer: print scores and reason codes, or write the customer page."""
-    from postloan import io, registry
+    from postloan.data import io
     from postloan.glossary import check_lang
+    from postloan.models import registry
 
     check_lang(lang)
     s = get_settings()
@@ -438,8 +450,8 @@ def explain(
         path = run_customer_page(tables, customer, as_of, out, lang, uri, alias, k)
         console.print(f"written: [bold]{path}[/]")
         return
-    from postloan.bundle import MODELS
-    from postloan.snapshot import build_snapshot
+    from postloan.data.snapshot import build_snapshot
+    from postloan.models.bundle import MODELS
 
     models = [target] if target else list(MODELS)
     snap = build_snapshot(tables, as_of, with_labels=False)
@@ -463,13 +475,12 @@ def explain(
 @app.command()
 @handle_errors
 def score(
-    as_of: Annotated[str, typer.Option(help="As-of date YYYY-MM-DD.")],
-    data: Annotated[Path | None, typer.Option(help="Book folder (default data/raw).")] = None,
+    as_of: AsOfOpt,
+    data: DataOpt = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default "
                                              "data/processed/scores/<as-of>).")] = None,
-    model_dir: Annotated[Path | None, typer.Option(
-        help="Bundle folder (<dir>/<model>/v<N>/) instead of the MLflow registry.")] = None,
-    alias: Annotated[str, typer.Option(help="Registry alias to score with.")] = "champion",
+    model_dir: ModelDirOpt = None,
+    alias: AliasOpt = "champion",
     capacity: Annotated[int | None, typer.Option(help="Calls per day for the outreach queue "
                                                  "(default from the strategy config).")] = None,
     config: Annotated[Path | None, typer.Option(help="Strategy YAML (grades, LGD, signals, "
@@ -502,7 +513,7 @@ def score(
     from pipelines.quality import parse_accepted
     from pipelines.scale import uses_partitions
     from pipelines.score import load_uplift, print_summary, run_score, run_score_engine
-    from postloan.registry import load_champions
+    from postloan.models.registry import load_champions
 
     s = get_settings()
     out = out or s.processed_dir / "scores" / as_of
@@ -514,7 +525,7 @@ def score(
         raise PostloanError("--scorecard works with the local engine on a plain book; the "
                             "partition engines do not compute scorecard points yet")
     if to:  # reach the database before scoring: a wrong URL fails before any file is written
-        from postloan.database import connect
+        from postloan.data.database import connect
 
         connect(to).dispose()
     bundles = load_champions(model_dir, alias, _tracking(s)[0])
@@ -542,7 +553,7 @@ def score(
 @handle_errors
 def materialize(
     as_of: Annotated[str, typer.Option(help="As-of date YYYY-MM-DD of the snapshots.")],
-    data: Annotated[Path | None, typer.Option(help="Book folder (default data/raw).")] = None,
+    data: DataOpt = None,
     store: Annotated[str | None, typer.Option(
         help="SQLAlchemy URL of the online store (default POSTLOAN_ONLINE_STORE, else "
         "sqlite:///online.db at the project root). Passwords come from PGPASSWORD or "
@@ -560,7 +571,7 @@ def materialize(
     mix; re-running a date replaces it.
     """
     from pipelines.materialize import run_materialize
-    from postloan.database import mask_url
+    from postloan.data.database import mask_url
 
     s = get_settings()
     url = store or s.online_store_url
@@ -576,9 +587,8 @@ def materialize(
 def monitor(
     reference: Annotated[str, typer.Option(help="Reference as-of date YYYY-MM-DD.")],
     current: Annotated[str, typer.Option(help="Current as-of date YYYY-MM-DD.")],
-    data: Annotated[Path | None, typer.Option(help="Book folder (default data/raw).")] = None,
-    model_dir: Annotated[Path | None, typer.Option(
-        help="Bundle folder instead of the MLflow registry champions.")] = None,
+    data: DataOpt = None,
+    model_dir: ModelDirOpt = None,
     config: Annotated[Path | None, typer.Option(help="Monitoring thresholds YAML.")] = None,
     out: Annotated[Path | None, typer.Option(help="HTML report (default data/processed/"
                                              "monitoring/<ref>_vs_<cur>.html).")] = None,
@@ -592,8 +602,8 @@ def monitor(
     import pandas as pd
 
     from pipelines.monitor import run_monitor
-    from postloan.monitoring import load_monitoring_config
-    from postloan.registry import load_champions
+    from postloan.models.registry import load_champions
+    from postloan.operations.monitoring import load_monitoring_config
 
     s = get_settings()
     cfg = load_monitoring_config(config)
@@ -620,9 +630,8 @@ def stress(
     scenario: Annotated[str, typer.Option(help="Scenario YAML file, or a built-in name: "
                                           "mild | severe.")],
     as_of: Annotated[str, typer.Option(help="As-of date of the book YYYY-MM-DD.")],
-    data: Annotated[Path | None, typer.Option(help="Book folder (default data/raw).")] = None,
-    model_dir: Annotated[Path | None, typer.Option(
-        help="Bundle folder instead of the MLflow registry champions.")] = None,
+    data: DataOpt = None,
+    model_dir: ModelDirOpt = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default "
                                              "data/processed/stress/<scenario>).")] = None,
     accept_data_issues: AcceptOpt = None,
@@ -634,8 +643,8 @@ def stress(
     a hard finding, nothing written)."""
     from pipelines.quality import parse_accepted
     from pipelines.stress import run_stress
-    from postloan.registry import load_champions
-    from postloan.stress import load_scenario
+    from postloan.models.registry import load_champions
+    from postloan.operations.stress import load_scenario
 
     s = get_settings()
     sc = load_scenario(scenario)
@@ -663,9 +672,8 @@ def evaluate_policy(
     scores: Annotated[str, typer.Option(help="Scores behind the queues: models (the "
                                         "champions) or truth (the simulator's true "
                                         "probabilities).")] = "models",
-    model_dir: Annotated[Path | None, typer.Option(
-        help="Bundle folder (<dir>/<model>/v<N>/) instead of the MLflow registry.")] = None,
-    alias: Annotated[str, typer.Option(help="Registry alias to score with.")] = "champion",
+    model_dir: ModelDirOpt = None,
+    alias: AliasOpt = "champion",
     config: Annotated[Path | None, typer.Option(help="Strategy YAML for the constants "
                                                 "queue.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default "
@@ -682,9 +690,9 @@ def evaluate_policy(
     from the simulated outcomes. Net benefit is against no contact, with 90% intervals
     over seeds.
     """
-    from pipelines.policy import decision_queue_builder, run_evaluate_policy, summary_view
+    from pipelines.replay import decision_queue_builder, run_evaluate_policy, summary_view
     from pipelines.score import load_uplift
-    from postloan.registry import load_champions
+    from postloan.models.registry import load_champions
 
     s = get_settings()
     data = data or s.raw_dir
@@ -697,7 +705,7 @@ def evaluate_policy(
         extra["learned_all"] = decision_queue_builder(uplift, config, respect_gate=False)
         import pandas as pd
 
-        from postloan.uplift import outcomes_seen_until
+        from postloan.models.uplift import outcomes_seen_until
 
         seen = {a: d for a, b in uplift.items()
                 if (d := outcomes_seen_until(b)) is not None and d > pd.Timestamp(as_of)}
@@ -717,22 +725,38 @@ def evaluate_policy(
     console.print(f"written to {out}: runs, summary and queues (parquet + CSV)")
 
 
+def benchmark_module(name: str):
+    """A module of the checkout's ``benchmarks/`` folder (benchmarks are not library code)."""
+    import importlib.util
+    import sys
+
+    path = get_settings().root / "benchmarks" / f"{name}.py"
+    if not path.is_file():
+        raise PostloanError(f"benchmark code {path} not found: benchmarks run from a source "
+                            "checkout of postloan (set POSTLOAN_ROOT to it)")
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # dataclasses resolve their module while it executes
+    spec.loader.exec_module(mod)
+    return mod
+
+
 @app.command()
 @handle_errors
 def benchmark(
     name: Annotated[str, typer.Argument(help="Benchmark to run: german-credit.")],
     repeats: Annotated[int, typer.Option(help="CV repeats.")] = 5,
     splits: Annotated[int, typer.Option(help="CV folds per repeat.")] = 5,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    seed: SeedOpt = 42,
 ) -> None:
     """Real-data benchmark through the same training code (German credit, repeated CV)."""
     import pandas as pd
 
     from pipelines.console import progress_bar
-    from postloan.training.german_credit import german_credit_cv
 
     if name != "german-credit":
         raise PostloanError(f"unknown benchmark '{name}'; available: german-credit")
+    german_credit_cv = benchmark_module("german_credit_cv").german_credit_cv
     with progress_bar("outer folds", repeats * splits) as advance:
         res = german_credit_cv(n_splits=splits, n_repeats=repeats, seed=seed,
                                progress=lambda done, total: advance())
@@ -759,7 +783,7 @@ def report(
                                               "challenger.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output HTML (default "
                                              "models/<model>/v<N>/pack_<lang>.html).")] = None,
-    data: Annotated[Path | None, typer.Option(help="Book folder (default data/raw).")] = None,
+    data: DataOpt = None,
 ) -> None:
     """Write a model's validation pack (one offline HTML page, English or Chinese)."""
     from pipelines.report import run_pack
@@ -776,13 +800,11 @@ def report(
 @app.command("scorecard")
 @handle_errors
 def scorecard_cmd(
-    model: Annotated[str, typer.Option(help="default_risk | churn | satisfaction")]
-    = "default_risk",
+    model: ModelOpt = "default_risk",
     out: Annotated[Path | None, typer.Option(help="Output folder (default "
                                              "models/<model>/scorecard).")] = None,
-    model_dir: Annotated[Path | None, typer.Option(
-        help="Bundle folder (<dir>/<model>/v<N>/) instead of the MLflow registry.")] = None,
-    alias: Annotated[str, typer.Option(help="Registry alias to load.")] = "champion",
+    model_dir: ModelDirOpt = None,
+    alias: AliasOpt = "champion",
     data: Annotated[Path | None, typer.Option(help="Book folder (default data/raw), to "
                                               "refit a bundle that has no scorecard.")] = None,
     config: Annotated[Path | None, typer.Option(help="Training YAML (its scorecard section) "
@@ -795,7 +817,7 @@ def scorecard_cmd(
     bundle without one gets it refitted on its own training dates from the book.
     """
     from pipelines.scorecard import run_scorecard, summary
-    from postloan.training import load_train_config
+    from postloan.models.training import load_train_config
 
     s = get_settings()
     res = run_scorecard(model, out or s.models_dir / model / "scorecard", data or s.raw_dir,
@@ -835,8 +857,8 @@ def serve(
 @handle_errors
 def demo(
     customers: Annotated[int, typer.Option(help="Customers in the demo book.")] = 20_000,
-    months: Annotated[int, typer.Option(help="Months simulated.")] = 36,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    months: MonthsOpt = 36,
+    seed: SeedOpt = 42,
 ) -> None:
     """Run the main job end to end on the built-in synthetic portfolio."""
     from pipelines.demo import run_demo
@@ -846,7 +868,7 @@ def demo(
 
 def _ledger(to: str | None, s):
     """The run ledger: in the decision database with --to, else SQLite beside MLflow."""
-    from postloan.cycle import Ledger, ledger_url_for
+    from postloan.operations.cycle import Ledger, ledger_url_for
 
     return Ledger(to or ledger_url_for(_tracking(s)[0], s.root))
 
@@ -867,8 +889,7 @@ def cycle(
     config: Annotated[Path | None, typer.Option(
         help="Cycle YAML (retrain schedule and training config, holdout share, capacity, "
         "steps; default the shipped config/cycle.yaml).")] = None,
-    model_dir: Annotated[Path | None, typer.Option(
-        help="Bundle folder instead of the MLflow registry champions.")] = None,
+    model_dir: ModelDirOpt = None,
     accept_data_issues: AcceptOpt = None,
     data_quality: DataQualityOpt = None,
 ) -> None:
@@ -881,7 +902,7 @@ def cycle(
     """
     from pipelines.cycle import Paths, run_cycle
     from pipelines.quality import parse_accepted
-    from postloan.cycle import load_cycle_config
+    from postloan.operations.cycle import load_cycle_config
 
     s = get_settings()
     cfg = load_cycle_config(config)

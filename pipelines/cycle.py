@@ -5,7 +5,7 @@ The month's files go to ``<cycles>/<as-of>/``: they are written into a staging f
 ``<cycles>/.<as-of>.staged`` by the score step and put in place whole by the write step
 (after the database transaction with ``--to``), so a reader sees the previous month's
 files, or the old version of this month, until the new one is complete. A run that
-failed at a step resumes from that step (:meth:`postloan.cycle.Ledger.resume_point`);
+failed at a step resumes from that step (:meth:`postloan.operations.cycle.Ledger.resume_point`);
 a month that finished is re-run from the start and replaced.
 """
 
@@ -20,12 +20,15 @@ from typing import Any
 import pandas as pd
 
 from pipelines.console import console, progress_bar
-from postloan import cycle, io, strategy
-from postloan.batch import FeatureCache, flat_frame, model_versions
-from postloan.cycle import FAILED, OK, SKIPPED, CycleConfig, Ledger
-from postloan.database import first_line
+from postloan.data import io
+from postloan.data.database import first_line
+from postloan.data.features import FeatureCache
+from postloan.data.snapshot import build_snapshot, parse_as_of
+from postloan.decisions import strategy
+from postloan.decisions.batch import flat_frame, model_versions
 from postloan.errors import DataQualityError
-from postloan.snapshot import build_snapshot, parse_as_of
+from postloan.operations import cycle
+from postloan.operations.cycle import FAILED, OK, SKIPPED, CycleConfig, Ledger
 
 FRAMES = ("scores", "decisions", "queue", "outreach")
 
@@ -101,7 +104,7 @@ class _Month:
 
     def bundles(self) -> dict:
         if self._bundles is None:
-            from postloan.registry import load_champions
+            from postloan.models.registry import load_champions
 
             self._bundles = load_champions(self.model_dir, tracking_uri=self.paths.tracking_uri)
         return self._bundles
@@ -159,7 +162,7 @@ def run_cycle(as_of: str, paths: Paths, cfg: CycleConfig, ledger: Ledger,
     if cfg.steps.retrain and cfg.training:
         # A bad training config stops the month before anything is written, not at the
         # retrain step after the decisions went out.
-        from postloan.training import load_train_config
+        from postloan.models.training import load_train_config
 
         load_train_config(cfg.training)
     cycle_id, done = ledger.resume_point(as_of)
@@ -225,7 +228,7 @@ def run_cycle(as_of: str, paths: Paths, cfg: CycleConfig, ledger: Ledger,
         return OK, {**common(), "gate_verdict": verdict, "n_customers": len(month.snapshot())}
 
     def score():
-        from pipelines.quality import gate_record
+        from postloan.data.quality import gate_record
 
         with progress_bar("scoring customers", len(month.snapshot())) as advance:
             outputs = cycle.decide_month(month.snapshot(), month.bundles(), as_of, cfg,
@@ -255,7 +258,7 @@ def run_cycle(as_of: str, paths: Paths, cfg: CycleConfig, ledger: Ledger,
             folder = out
         db = None
         if to:
-            from postloan.decision_tables import write_decisions
+            from postloan.data.decision_tables import write_decisions
 
             # The month's outreach rows go in the same transaction as its decisions:
             # next month's feed and the uplift models read them from there.
@@ -283,7 +286,7 @@ def run_cycle(as_of: str, paths: Paths, cfg: CycleConfig, ledger: Ledger,
         if prev is None:
             return SKIPPED, {"details": {"reason": "no previous cycle to compare with"}}
         from pipelines.monitor import run_monitor
-        from postloan.monitoring import load_monitoring_config
+        from postloan.operations.monitoring import load_monitoring_config
 
         results = run_monitor(data, prev, as_of, month.bundles(),
                               load_monitoring_config(cfg.monitoring),
@@ -303,7 +306,7 @@ def run_cycle(as_of: str, paths: Paths, cfg: CycleConfig, ledger: Ledger,
         if reason is None:
             return SKIPPED, {"details": {"reason": "neither the monitor nor the schedule "
                                                    "asks for it"}}
-        from postloan.training import load_train_config
+        from postloan.models.training import load_train_config
 
         console.print(f"retraining: {reason}")
         before = strategy.decision_bases(month.uplift())
@@ -354,8 +357,8 @@ def retrain_models(data: Path, as_of: str, tcfg: Any, paths: Paths,
         whether their decision gate admits them) and ``uplift`` (``trained`` or why not).
     """
     from pipelines.train import run_train, run_train_uplift, uplift_skip_reason
-    from postloan.bundle import MODELS
     from postloan.errors import DataValidationError
+    from postloan.models.bundle import MODELS
 
     res = run_train(data, list(MODELS), tcfg, paths.tracking_uri, paths.artifact_root,
                     paths.models_dir, paths.root, accept_data_issues=accept_data_issues,

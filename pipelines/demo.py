@@ -5,9 +5,9 @@ from __future__ import annotations
 from pipelines.console import console, print_frame
 from pipelines.generate import run_generate
 from pipelines.snapshot import run_snapshot, summarise
+from postloan.data.snapshot import month_end_dates
 from postloan.settings import get_settings
-from postloan.snapshot import month_end_dates
-from postloan.synthetic import SimulationConfig
+from postloan.simulation import SimulationConfig
 
 
 def run_demo(n_customers: int = 20_000, n_months: int = 36, seed: int = 42) -> None:
@@ -27,8 +27,8 @@ def run_demo(n_customers: int = 20_000, n_months: int = 36, seed: int = 42) -> N
 
     console.rule("3. train, explain, register (MLflow) and gate the three models")
     from pipelines.train import metrics_table, run_train
-    from postloan.bundle import MODELS
-    from postloan.training import TrainConfig
+    from postloan.models.bundle import MODELS
+    from postloan.models.training import TrainConfig
 
     uri = s.tracking_uri
     art = s.artifact_root if uri.startswith("sqlite:") else None
@@ -65,7 +65,7 @@ def run_demo(n_customers: int = 20_000, n_months: int = 36, seed: int = 42) -> N
 
     console.rule("5. score today's book: early warnings and the outreach queue")
     from pipelines.score import load_uplift, print_summary, run_score
-    from postloan.registry import load_champions
+    from postloan.models.registry import load_champions
 
     today = f"{months[-1]:%Y-%m-%d}"
     bundles = load_champions(tracking_uri=uri)

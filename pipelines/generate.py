@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.console import progress_bar
-from postloan import io
-from postloan.synthetic import Shock, SimulationConfig, simulate
+from postloan.data import io
+from postloan.simulation import Shock, SimulationConfig, simulate
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def run_generate(cfg: SimulationConfig, out: Path, overwrite: bool = False,
         tables = simulate(cfg, progress=lambda done, total: advance())
     months = cfg.month_ends()
     meta = {
-        "generator": "postloan.synthetic",
+        "generator": "postloan.simulation",
         "seed": cfg.seed,
         "n_customers": cfg.n_customers,
         "n_months": cfg.n_months,

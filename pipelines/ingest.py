@@ -10,12 +10,12 @@ from pathlib import Path
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from pipelines.console import err_console
-from postloan import io
-from postloan.contract import DISABLES, MappedBook, absent_tables, ingest_meta, load_mapping
-from postloan.contract.ingest import read_canonical
-from postloan.contract.mapping import CORE_TABLES, MAPPABLE_TABLES, OPTIONAL_TABLES
-from postloan.contract.money import money_check
-from postloan.contract.profile import (
+from postloan.data import io
+from postloan.data.contract import DISABLES, MappedBook, absent_tables, ingest_meta, load_mapping
+from postloan.data.contract.ingest import read_canonical
+from postloan.data.contract.mapping import CORE_TABLES, MAPPABLE_TABLES, OPTIONAL_TABLES
+from postloan.data.contract.money import money_check
+from postloan.data.contract.profile import (
     TableProfile,
     absent_profile,
     error_profile,
@@ -78,7 +78,7 @@ def profile_book(data: Path) -> tuple[list[TableProfile], str, dict]:
 
     Returns:
         The table profiles, a title, and the money report (medians and scale warnings
-        for the currency the manifest records, :mod:`postloan.contract.money`).
+        for the currency the manifest records, :mod:`postloan.data.contract.money`).
     """
     import pyarrow.parquet as pq
 
@@ -122,7 +122,7 @@ def profile_book(data: Path) -> tuple[list[TableProfile], str, dict]:
         money.add(name, df)
         want = manifest.get("tables", {}).get(name, {}).get("rows")
         if want is not None and want != len(df):
-            from postloan.contract.profile import Violation
+            from postloan.data.contract.profile import Violation
 
             p.violations.append(Violation(name, None, f"row count {len(df)} differs from "
                                           f"manifest.json ({want})", abs(want - len(df))))

@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.console import progress_bar
-from postloan import io
-from postloan.online import SnapshotStore
-from postloan.snapshot import build_snapshot, parse_as_of
+from postloan.data import io
+from postloan.data.online import SnapshotStore
+from postloan.data.snapshot import build_snapshot, parse_as_of
 
 
 def book_hash(data: Path) -> str:

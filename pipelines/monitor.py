@@ -10,19 +10,21 @@ import mlflow
 import numpy as np
 
 from pipelines.console import progress_bar
-from pipelines.quality import champion_expectations
-from postloan import io, monitoring, plots, registry
-from postloan.bundle import ModelBundle
-from postloan.estimation import (
+from postloan.data import io
+from postloan.data.features import build_features
+from postloan.data.quality import champion_expectations, check_book, load_data_quality_config
+from postloan.data.snapshot import build_snapshot, parse_as_of
+from postloan.models import registry
+from postloan.models.bundle import ModelBundle
+from postloan.models.estimation import (
     calibration_dates,
     estimable,
     estimate_from_reference,
     estimate_performance,
 )
-from postloan.features import build_features
-from postloan.quality import check_book, load_data_quality_config
-from postloan.reports.drift_report import render_drift_report
-from postloan.snapshot import build_snapshot, parse_as_of
+from postloan.operations import monitoring
+from postloan.reporting import figures as plots
+from postloan.reporting.drift_report import render_drift_report
 
 
 def _estimate(bundle: ModelBundle, tables: dict, snapshots: dict, current, p_cur: np.ndarray,
@@ -56,7 +58,7 @@ def run_monitor(data: Path, reference: str, current: str, bundles: dict[str, Mod
     The current date's feeds are checked first against the champions' data
     expectations: a hard finding makes every model's verdict a data fault (fix the
     feed, do not retrain). Otherwise realised decay means retrain and drift a
-    population shift (:func:`postloan.monitoring.diagnose`). Each model's AUC and event
+    population shift (:func:`postloan.operations.monitoring.diagnose`). Each model's AUC and event
     rate at the current date are estimated from its probabilities (CBPE) beside the
     realised figures once they exist.
     """

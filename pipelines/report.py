@@ -3,7 +3,7 @@
 Fetches the version's run (metrics, params, tags, plots, evaluation tables), its
 bundle and the registry's gate decisions from MLflow; rebuilds the training-date and
 OOT-date snapshots from the book for the stability (PSI) and dependence plots;
-renders with :func:`postloan.reports.render_report`; writes the page atomically and
+renders with :func:`postloan.reporting.render_report`; writes the page atomically and
 logs it to the version's MLflow run as ``report/report.html``.
 """
 
@@ -21,12 +21,16 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from postloan import explain, io, monitoring, plots, registry, reports
-from postloan.bundle import MODELS, ModelBundle
+from postloan import reporting as reports
+from postloan.data import io
+from postloan.data.features import CATEGORICAL_FEATURES
+from postloan.data.snapshot import build_snapshot
 from postloan.errors import ModelNotFoundError, PostloanError
-from postloan.features import CATEGORICAL_FEATURES
+from postloan.models import registry
+from postloan.models.bundle import MODELS, ModelBundle
+from postloan.operations import monitoring
+from postloan.reporting import figures as plots
 from postloan.settings import get_settings
-from postloan.snapshot import build_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +182,7 @@ def gather(model: str, version: str | None = None, alias: str | None = None,
         stab, f"{model} v{ver}: PSI, training dates -> OOT dates", cfg))
     inputs.stability_dates = {"reference": ref_dates, "current": oot_dates}
     seed = int(bundle.metadata.get("params", {}).get("seed", 42))
-    X, contrib = explain.explanation_sample(bundle, cur, N_EXPLAIN, seed)
+    X, contrib = bundle.explanation_sample(cur, N_EXPLAIN, seed)
     inputs.explained_rows = {"n": len(X), "dates": oot_dates}
     inputs.dependence = {f: plots.figure_png(plots.dependence_figure(contrib, X, f))
                          for f in top[:N_DEPENDENCE]}
@@ -245,10 +249,10 @@ N_REFERENCE_DATES = 3  # training as-of dates behind the PSI/CSI reference
 def _scorecard(folder: Path) -> tuple[pd.DataFrame, dict] | None:
     """The scorecard challenger of a bundle folder, or None when none was trained.
 
-    ``postloan.scorecard`` is imported lazily: the pack works without it.
+    ``postloan.models.scorecard`` is imported lazily: the pack works without it.
     """
     try:
-        from postloan import scorecard
+        from postloan.models import scorecard
     except ImportError:
         return None
     try:
@@ -260,7 +264,7 @@ def _scorecard(folder: Path) -> tuple[pd.DataFrame, dict] | None:
 
 def _training_config(model: str) -> dict[str, object]:
     """The shipped training configuration's entries that concern `model`, flattened."""
-    from postloan.training import load_train_config
+    from postloan.models.training import load_train_config
 
     cfg = load_train_config().model_dump(mode="json")
     keep = {"seed": cfg.get("seed"), "splits": cfg.get("splits"), "gate": cfg.get("gate"),
@@ -292,8 +296,8 @@ def gather_pack(model: str, version: str | None = None, alias: str | None = None
         ModelNotFoundError: the model, version or alias does not exist.
         DataValidationError: the book cannot be read.
     """
-    from postloan import stress
-    from postloan.snapshot import oracle_scores
+    from postloan.data.snapshot import oracle_scores
+    from postloan.operations import stress
 
     s = get_settings()
     uri = tracking_uri or s.tracking_uri
@@ -372,7 +376,7 @@ def gather_decisions(tracking_uri: str, processed_dir: Path) -> reports.Decision
     import yaml
 
     from postloan.config_files import shipped_text
-    from postloan.uplift import UPLIFT_LABELS, model_name
+    from postloan.models.uplift import UPLIFT_LABELS, model_name
 
     client = registry.configure(tracking_uri)
     uplift = registry.load_uplift_champions()
@@ -486,7 +490,7 @@ def run_customer_page(tables: dict[str, pd.DataFrame], customer_id: int, as_of: 
         DataValidationError: the customer is not active at `as_of`.
     """
     from postloan.glossary import check_lang
-    from postloan.reports.customer import customer_content, render_customer_page
+    from postloan.reporting.customer import customer_content, render_customer_page
 
     check_lang(lang)
     uri = tracking_uri or get_settings().tracking_uri

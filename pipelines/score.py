@@ -9,12 +9,17 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.console import console, print_frame, progress_bar
-from pipelines.quality import gate_record, run_gate
+from pipelines.quality import run_gate
 from pipelines.scorecard import require_scorecard, with_scorecard_points
-from postloan import io, registry, strategy
-from postloan.batch import FeatureCache, flat_frame, load_uplift_from_dir, score_and_decide
-from postloan.bundle import ModelBundle
-from postloan.snapshot import build_snapshot
+from postloan.data import io
+from postloan.data.features import FeatureCache
+from postloan.data.quality import gate_record
+from postloan.data.snapshot import build_snapshot
+from postloan.decisions import strategy
+from postloan.decisions.batch import flat_frame, score_and_decide
+from postloan.models import registry
+from postloan.models.bundle import ModelBundle
+from postloan.models.store import load_uplift_from_dir
 
 
 def load_uplift(tracking_uri: str | None, model_dir: Path | None = None) -> dict:
@@ -195,13 +200,13 @@ def write_to_database(out: Path, url: str, as_of: str, bundles: dict[str, ModelB
     """Copy a finished run's files (plain or partitioned layout) into decision tables.
 
     The tables get exactly what the files hold; one transaction, so a reader never sees
-    half a run. Returns :func:`postloan.decision_tables.write_decisions`' summary.
+    half a run. Returns :func:`postloan.data.decision_tables.write_decisions`' summary.
     """
     import uuid
 
     from postloan import scale
-    from postloan.batch import model_versions
-    from postloan.decision_tables import write_decisions
+    from postloan.data.decision_tables import write_decisions
+    from postloan.decisions.batch import model_versions
 
     out = Path(out)
     if (out / "scores").is_dir():

@@ -5,7 +5,7 @@ The default-risk bundle carries the scorecard training fitted beside it; it is w
 as is. A bundle without one (a model trained before scorecards, or one not listed under
 ``scorecard.models``) gets one refitted from the book: the snapshots at the bundle's own
 training and OOT dates, the one feature function with the bundle's categories, the fit
-``postloan train`` uses (:func:`postloan.training.scorecard_from_snapshots`).
+``postloan train`` uses (:func:`postloan.models.training.scorecard_from_snapshots`).
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from postloan import io, registry
-from postloan.batch import load_bundles_from_dir
-from postloan.bundle import MODELS, ModelBundle, is_bundle_folder
+from postloan.data import io
+from postloan.data.snapshot import build_snapshot
 from postloan.errors import DataValidationError, ModelNotFoundError
-from postloan.scorecard import FILE, Scorecard
-from postloan.snapshot import build_snapshot
-from postloan.training import TrainConfig, scorecard_from_snapshots
+from postloan.models import registry
+from postloan.models.bundle import MODELS, ModelBundle, is_bundle_folder
+from postloan.models.scorecard import FILE, Scorecard
+from postloan.models.store import load_bundles_from_dir
+from postloan.models.training import TrainConfig, scorecard_from_snapshots
 
 CSV = "scorecard.csv"
 
@@ -73,7 +74,7 @@ def run_scorecard(model: str, out: Path, data: Path, cfg: TrainConfig,
     """Write ``scorecard.csv`` and ``scorecard.json`` of `model` into `out` (atomically).
 
     Returns:
-        ``scorecard`` (the :class:`~postloan.scorecard.Scorecard`), ``source``
+        ``scorecard`` (the :class:`~postloan.models.scorecard.Scorecard`), ``source``
         (``bundle`` or ``refitted``), ``version`` and the paths written.
     """
     bundle = load_model(model, model_dir, alias, tracking_uri)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.console import progress_bar
-from postloan import io
-from postloan.snapshot import LABELS, build_snapshot, parse_as_of
+from postloan.data import io
+from postloan.data.snapshot import LABELS, build_snapshot, parse_as_of
 
 
 def run_snapshot(data: Path, as_of: list[str], out: Path, with_labels: bool = True

@@ -7,13 +7,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.quality import gate_record, run_gate
-from postloan import io, strategy
-from postloan.bundle import ModelBundle
+from pipelines.quality import run_gate
+from postloan.data import io
+from postloan.data.quality import gate_record
+from postloan.data.snapshot import build_snapshot
+from postloan.decisions import strategy
 from postloan.errors import DataValidationError
-from postloan.plots import save_figure, stress_figure
-from postloan.snapshot import build_snapshot
-from postloan.stress import Scenario, check_vocabularies, compare, stress_decisions
+from postloan.models.bundle import ModelBundle
+from postloan.operations.stress import Scenario, check_vocabularies, compare, stress_decisions
+from postloan.reporting.figures import save_figure, stress_figure
 
 
 def run_stress(data: Path, as_of: str, scenario: Scenario, bundles: dict[str, ModelBundle],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -13,21 +12,22 @@ import numpy as np
 import pandas as pd
 
 from pipelines.console import console, progress_bar
-from pipelines.quality import gate_record, run_gate
-from postloan import io, registry
-from postloan.bundle import MODELS
-from postloan.errors import DataValidationError, ModelNotFoundError
-from postloan.features import FEATURE_NAMES, build_features
-from postloan.plots import save_figure
-from postloan.quality import DataExpectations, learn_expectations
-from postloan.snapshot import (
+from pipelines.quality import run_gate
+from postloan.data import io
+from postloan.data.features import FEATURE_NAMES, build_features
+from postloan.data.quality import DataExpectations, gate_record, learn_expectations
+from postloan.data.snapshot import (
     LABEL_SOURCES,
     build_snapshot,
     data_range,
     feature_families_present,
     missing_label_sources,
 )
-from postloan.training import TrainConfig, TrainOutput, resolve_splits, train_one
+from postloan.errors import DataValidationError, ModelNotFoundError
+from postloan.models import registry, store
+from postloan.models.bundle import MODELS
+from postloan.models.training import TrainConfig, TrainOutput, resolve_splits, train_one
+from postloan.reporting.figures import save_figure
 
 
 def git_commit(root: Path) -> str:
@@ -202,13 +202,8 @@ def _log_and_register(out: TrainOutput, cfg: TrainConfig, manifest: dict, commit
     folder = None
     if models_dir is not None:
         out.bundle.metadata["registered_version"] = version
-        folder = out.bundle.save(Path(models_dir) / model / f"v{version}")
-        # Pointer files are read by `postloan score --model-dir` and the service: atomic.
-        io.write_json_atomic({"version": version, "champion": decision.promoted},
-                             Path(models_dir) / model / "latest.json")
-        if decision.promoted:  # the folder deployment follows the registry's gate
-            io.write_json_atomic({"version": version, "reason": decision.reason},
-                                 Path(models_dir) / model / "champion.json")
+        folder = out.bundle.save(store.version_folder(models_dir, model, version))
+        store.write_pointers(models_dir, model, version, decision.promoted, decision.reason)
     return {"model": model, "version": version, "run_id": run.info.run_id,
             "promoted": decision.promoted, "gate": decision.reason,
             "family": out.bundle.family,
@@ -380,8 +375,8 @@ def run_train_uplift(data: Path, tracking_uri: str, artifact_root: Path | None,
     book, the comparison with ``contact_truth``. With `until`, only contacts whose
     12-month outcome is known by that date are used (a model as of `until`).
     """
-    from postloan import policy, uplift
-    from postloan.training import load_train_config
+    from postloan.models import uplift
+    from postloan.models.training import load_train_config
 
     shipped = load_train_config().uplift  # what is not given: training.yaml's `uplift`
     n_dates = shipped.n_dates if n_dates is None else n_dates
@@ -395,7 +390,7 @@ def run_train_uplift(data: Path, tracking_uri: str, artifact_root: Path | None,
     if "interactions" not in tables:
         raise DataValidationError("interactions", "the book has no interactions table: "
                                   "uplift models learn from its logged outreach")
-    log = policy.outreach_log(tables["interactions"])
+    log = uplift.outreach_log(tables["interactions"])
     if log.empty:
         raise DataValidationError("interactions", "no logged outreach: uplift models learn "
                                   "from randomised contacts (generate with a contact policy)",
@@ -453,9 +448,9 @@ def _gate_champions(tracking_uri: str) -> dict | None:
 
 
 def _decision_gate(bundle, held: pd.DataFrame, champions: dict | None, min_z: float) -> dict:
-    """The decision gate's record for one action (postloan.strategy.gate)."""
-    from postloan import strategy
-    from postloan.batch import score_snapshot
+    """The decision gate's record for one action (postloan.decisions.strategy.gate)."""
+    from postloan.decisions import strategy
+    from postloan.decisions.batch import score_snapshot
 
     if champions is None:
         return {"decides": False, "n": 0,
@@ -481,7 +476,7 @@ def _log_uplift(out, action: str, manifest: dict, commit: str, client,
 
     `example` (a few training snapshot rows) gives the logged model its signature and
     input example (without one MLflow warns it failed to infer a signature)."""
-    from postloan.uplift import UPLIFT_LABELS
+    from postloan.models.uplift import UPLIFT_LABELS
 
     model = out.bundle.model
     m = dict(out.metrics)
@@ -516,10 +511,8 @@ def _log_uplift(out, action: str, manifest: dict, commit: str, client,
     decision = registry.uplift_gate(client, action, version)
     folder = None
     if models_dir is not None:
-        folder = out.bundle.save(Path(models_dir) / model / f"v{version}")
-        if decision.promoted:
-            (Path(models_dir) / model / "champion.json").write_text(json.dumps(
-                {"version": version, "reason": decision.reason}))
+        folder = out.bundle.save(store.version_folder(models_dir, model, version))
+        store.write_pointers(models_dir, model, version, decision.promoted, decision.reason)
     return {"model": model, "action": action, "version": version, "run_id": run.info.run_id,
             "promoted": decision.promoted, "gate": decision.reason, "metrics": m,
             "decision_gate": out.bundle.decision_gate,
@@ -544,7 +537,7 @@ def _decides(gate: dict) -> str:
 
 def uplift_table(results: list[dict]) -> pd.DataFrame:
     """Held-out uplift metrics per action and outcome (printed by train and the demo)."""
-    from postloan.uplift import UPLIFT_LABELS
+    from postloan.models.uplift import UPLIFT_LABELS
 
     def f(v) -> str:
         return "-" if v is None or pd.isna(v) else f"{v:.4f}"

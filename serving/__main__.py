@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.insecure_local:
         os.environ["POSTLOAN_INSECURE_LOCAL"] = "1"
 
-    from postloan import strategy
+    from postloan.decisions import strategy
     from postloan.errors import PostloanError
     from serving.config import ServingConfig
     from serving.service import champions_and_sources

@@ -10,7 +10,7 @@ BentoML 1.4 builds the document from the API methods alone, so on its own it:
 
 :func:`openapi_document` patches these into the generated document, and
 :class:`OpenAPIMiddleware` serves it in place of BentoML's, so clients and fuzzers
-(schemathesis in tests/test_reliability.py) see the contract the service keeps.
+(schemathesis in tests/serving/test_reliability.py) see the contract the service keeps.
 """
 
 from __future__ import annotations

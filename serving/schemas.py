@@ -1,7 +1,7 @@
 """Request and response models of the HTTP service (strict pydantic).
 
 A request body carries customer snapshots with exactly the fields of the snapshot
-contract (:data:`postloan.snapshot.SNAPSHOT_FIELDS`): every field present, numbers as
+contract (:data:`postloan.data.snapshot.SNAPSHOT_FIELDS`): every field present, numbers as
 JSON numbers (``null`` = not applicable, e.g. never surveyed), categories as text (a
 value outside the models' categories is scored as missing and flagged in the answer's
 ``unknown_categories``), no other field. Anything else is refused with a 400 naming the
@@ -33,10 +33,10 @@ from pydantic import (
     model_validator,
 )
 
-from postloan import schema as S
-from postloan import strategy
-from postloan.bundle import MODELS
-from postloan.snapshot import CATEGORY_FIELDS, NUMERIC_FIELDS, SNAPSHOT_FIELDS
+from postloan.data import schema as S
+from postloan.data.snapshot import CATEGORY_FIELDS, NUMERIC_FIELDS, SNAPSHOT_FIELDS
+from postloan.decisions import strategy
+from postloan.models.bundle import MODELS
 
 DEFAULT_MAX_BATCH = 1000
 MAX_BATCH_ENV = "POSTLOAN_MAX_BATCH"

@@ -1,7 +1,7 @@
 """The postloan HTTP service (BentoML 1.4): score, early warning, prioritise, explain.
 
 Thin by design: the request models check the input (``serving/schemas.py``), the
-library's online scoring core does the work (:class:`postloan.scoring.Scorer`: the one
+library's online scoring core does the work (:class:`postloan.decisions.scoring.Scorer`: the one
 feature function, the champions' bundles, TreeSHAP reasons, uplift effects, the one
 decision), and this module only adds HTTP, authentication, the audit trail and the
 response shapes.
@@ -21,7 +21,6 @@ import os
 # machine). Parallelism comes from workers instead. Must be set before LightGBM loads.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import json  # noqa: E402
 import logging  # noqa: E402
 import signal  # noqa: E402
 import uuid  # noqa: E402
@@ -38,22 +37,24 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import JSONResponse  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
-from postloan import registry, strategy  # noqa: E402
-from postloan.batch import SCORE_COLUMNS, load_uplift_from_dir, model_versions  # noqa: E402
-from postloan.bundle import ModelBundle  # noqa: E402
-from postloan.database import mask_url  # noqa: E402
+from postloan.data.database import mask_url  # noqa: E402
+from postloan.data.features import (  # noqa: E402
+    feature_spec,
+)
+from postloan.data.online import SnapshotStore  # noqa: E402
+from postloan.data.snapshot import SNAPSHOT_FIELDS  # noqa: E402
+from postloan.decisions import strategy  # noqa: E402
+from postloan.decisions.batch import SCORE_COLUMNS, model_versions  # noqa: E402
+from postloan.decisions.scoring import Scorer  # noqa: E402
 from postloan.errors import (  # noqa: E402
     ConfigError,
     PostloanError,
 )
-from postloan.features import (  # noqa: E402
-    feature_spec,
-)
-from postloan.online import SnapshotStore  # noqa: E402
-from postloan.scoring import Scorer  # noqa: E402
+from postloan.models import registry, store  # noqa: E402
+from postloan.models.bundle import ModelBundle  # noqa: E402
+from postloan.models.store import load_uplift_from_dir  # noqa: E402
+from postloan.models.uplift import UpliftBundle  # noqa: E402
 from postloan.settings import get_settings  # noqa: E402
-from postloan.snapshot import SNAPSHOT_FIELDS  # noqa: E402
-from postloan.uplift import UpliftBundle  # noqa: E402
 from serving import schemas  # noqa: E402
 from serving.config import ServingConfig  # noqa: E402
 from serving.logs import (  # noqa: E402
@@ -110,7 +111,7 @@ def uplift_champions(config: ServingConfig) -> dict[str, UpliftBundle]:
 
 def champions_and_sources(config: ServingConfig
                           ) -> tuple[dict[str, ModelBundle], dict[str, dict]]:
-    """The three champions (:func:`postloan.registry.load_champions`) and where each
+    """The three champions (:func:`postloan.models.registry.load_champions`) and where each
     came from.
 
     Args:
@@ -148,17 +149,11 @@ def _folder_champion(model_dir: Path, model: str, bundle: ModelBundle) -> bool |
     the gate's verdict on the latest in ``<model>/latest.json``; the folder loader takes
     the highest version, which may be a challenger the gate kept out.
     """
-    try:
-        latest = json.loads((Path(model_dir) / model / "latest.json").read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
-    if str(latest.get("version")) != str(bundle.metadata.get("registered_version")):
-        return None
-    champion = bool(latest.get("champion"))
-    if not champion:
+    version = bundle.metadata.get("registered_version")
+    champion = store.latest_verdict(model_dir, model, version)
+    if champion is False:
         log.warning("%s v%s in %s was kept out by the promotion gate and is served anyway "
-                    "(a bundle folder serves its highest version)", model, latest["version"],
-                    model_dir)
+                    "(a bundle folder serves its highest version)", model, version, model_dir)
     return champion
 
 

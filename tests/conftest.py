@@ -25,9 +25,9 @@ os.environ.setdefault("XDG_CONFIG_HOME", str(_TMP_HOME / "config"))
 
 import pytest  # noqa: E402
 
-from postloan import io  # noqa: E402
-from postloan import schema as S  # noqa: E402
-from postloan.synthetic import SimulationConfig, simulate  # noqa: E402
+from postloan.data import io  # noqa: E402
+from postloan.data import schema as S  # noqa: E402
+from postloan.simulation import SimulationConfig, simulate  # noqa: E402
 
 SMALL = SimulationConfig(n_customers=3_000, n_months=30, seed=7)
 
@@ -52,6 +52,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
         if used & SLOW_FIXTURES:
             item.add_marker(pytest.mark.slow)
+
+
+def load_benchmark(name: str):
+    """The module ``benchmarks/<name>.py`` (benchmarks are scripts, not a package)."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # dataclasses resolve their module while it executes
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def cli_env(root: Path, **extra: str) -> dict[str, str]:
@@ -93,8 +106,8 @@ def trained(small_book, tmp_path_factory) -> dict:
     Returns ``{"uri", "root", "results"}``; bundles are exported to ``root / "models"``.
     """
     from pipelines.train import run_train
-    from postloan.bundle import MODELS
-    from postloan.training import Splits, TrainConfig
+    from postloan.models.bundle import MODELS
+    from postloan.models.training import Splits, TrainConfig
 
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from postloan import schema as S
+from postloan.data import schema as S
 
 SCHEMA = "core"
 REGION_ZH = {"north": "华北", "south": "华南", "east": "华东", "west": "华西",
@@ -176,7 +176,7 @@ def load_core_banking(tables: dict[str, pd.DataFrame], url: str, with_surveys: b
     """Create the core-banking schema in the database at `url` and COPY the book into it.
 
     Args:
-        tables: a canonical book (e.g. from :func:`postloan.synthetic.simulate`).
+        tables: a canonical book (e.g. from :func:`postloan.simulation.simulate`).
         url: SQLAlchemy-style PostgreSQL URL (the password from ``PGPASSWORD``).
         with_surveys: also load the surveys (the default lender has none).
         chunk_rows: rows per COPY chunk.

@@ -58,7 +58,7 @@ class DataQualityError(PostloanError):
     Distinct from :class:`DataValidationError` (a table breaks its schema, exit code 2):
     the data is well-formed but not trustworthy (a feed late, incomplete, in the wrong
     unit, impossible combinations). The CLI exits with :attr:`exit_code` and writes
-    nothing. ``report`` is the :class:`postloan.quality.QualityReport`.
+    nothing. ``report`` is the :class:`postloan.data.quality.QualityReport`.
     """
 
     exit_code = 4

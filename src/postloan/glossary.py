@@ -3,7 +3,7 @@
 Chinese texts say a domain term with the glossary's word (逾期, 违约概率, 流失, 满意度,
 预警等级, 重组, 还款提醒, 挽留, 服务补救回访, ...). :func:`term` gives a term in a language,
 :func:`feature_definition` a feature's definition, and :func:`untranslated` finds the
-English terms left in a Chinese text (the check behind tests/test_glossary.py).
+English terms left in a Chinese text (the check behind tests/reporting/test_glossary.py).
 """
 
 from __future__ import annotations

@@ -10,13 +10,13 @@ score_book``):
   this process: memory bounded by the largest partition) and :class:`DaskRunner` (one
   task per partition on a ``distributed`` cluster), :func:`dask_client`;
 - :mod:`~postloan.scale.tasks`: :func:`snapshot_book` and :func:`score_book` with their
-  per-partition tasks (scoring runs the one batch step, :mod:`postloan.batch`);
+  per-partition tasks (scoring runs the one batch step, :mod:`postloan.decisions.batch`);
 - :mod:`~postloan.scale.dask_training`: labelled snapshots per partition and LightGBM
   fitted with ``lightgbm.dask``.
 
 :func:`read_partition` returns partition *k* as the same dict of validated tables
-:func:`postloan.io.read_tables` returns, so :func:`~postloan.snapshot.build_snapshot`
-and :func:`~postloan.batch.score_and_decide` run on it unchanged. Paths (book, models,
+:func:`postloan.data.io.read_tables` returns, so :func:`~postloan.data.snapshot.build_snapshot`
+and :func:`~postloan.decisions.batch.score_and_decide` run on it unchanged. Paths (book, models,
 outputs) must be visible to every worker: a local disk for a ``LocalCluster``, a
 shared file system for a remote cluster. ``docs/scale.md`` is the user's guide.
 """

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from postloan import io
-from postloan import schema as S
+from postloan.data import io
+from postloan.data import schema as S
 from postloan.errors import DataValidationError
 from postloan.scale.partitions import book_manifest, part_name, read_partition
 from postloan.scale.tasks import _partition_snapshots
@@ -36,8 +36,8 @@ def sample_customers(customer_id: np.ndarray | pd.Series, share: float) -> np.nd
 
 def _train_task(k: int, book: str, dates: list[str], share: float, with_truth: bool,
                 tmp: str, categories: dict | None = None) -> dict | None:
-    from postloan.features import build_features
-    from postloan.training import validation_customers
+    from postloan.data.features import build_features
+    from postloan.models.training import validation_customers
 
     names = [*S.REQUIRED_TABLES, *(["truth"] if with_truth else [])]
     tables = read_partition(Path(book), k, names)
@@ -45,7 +45,7 @@ def _train_task(k: int, book: str, dates: list[str], share: float, with_truth: b
     if not frames:
         return None
     snap = pd.concat(frames, ignore_index=True)
-    from postloan.snapshot import LABELS
+    from postloan.data.snapshot import LABELS
 
     part = build_features(snap, categories)
     part["as_of"] = snap["as_of"].to_numpy()
@@ -101,7 +101,7 @@ def fit_lightgbm_dask(client: Any, parts: Sequence[str], label: str,
     """Fit LightGBM with ``lightgbm.dask`` on the training rows of every partition.
 
     Training rows: as-of in `train_dates`, outside the validation hold-out, label
-    observed (the rule of :func:`postloan.training.train_one`). ``lightgbm.dask`` has
+    observed (the rule of :func:`postloan.models.training.train_one`). ``lightgbm.dask`` has
     no early stopping: the round count is given.
 
     Returns:
@@ -111,8 +111,8 @@ def fit_lightgbm_dask(client: Any, parts: Sequence[str], label: str,
     import lightgbm as lgb
     from lightgbm.dask import DaskLGBMClassifier
 
-    from postloan.features import FEATURE_NAMES
-    from postloan.training import lightgbm_params
+    from postloan.data.features import FEATURE_NAMES
+    from postloan.models.training import lightgbm_params
 
     ddf = dd.read_parquet(list(parts))
     dates = [pd.Timestamp(d) for d in train_dates]
@@ -133,7 +133,7 @@ def fit_lightgbm_dask(client: Any, parts: Sequence[str], label: str,
 
 def train_one_dask(model: str, client: Any, prepared: dict,
                    splits: dict[str, list[pd.Timestamp]], cfg: Any) -> Any:
-    """:func:`postloan.training.train_one` with the booster fitted on the Dask cluster.
+    """:func:`postloan.models.training.train_one` with the booster fitted on the Dask cluster.
 
     The round count comes from LightGBM's early stopping on the customer sample (its
     training rows against the hold-out customers, exactly the local rule); the final
@@ -141,10 +141,10 @@ def train_one_dask(model: str, client: Any, prepared: dict,
     Calibration, the baseline, the OOT metrics and SHAP use the sample.
 
     Returns:
-        A :class:`postloan.training.TrainOutput` (same bundle type as the local engine).
+        A :class:`postloan.models.training.TrainOutput` (same bundle type as the local engine).
     """
-    from postloan.bundle import MODELS
-    from postloan.training import fit_lightgbm, train_one
+    from postloan.models.bundle import MODELS
+    from postloan.models.training import fit_lightgbm, train_one
 
     label = MODELS[model]
     facts: dict[str, Any] = {}

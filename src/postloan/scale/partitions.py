@@ -4,7 +4,7 @@ A *partitioned book* holds every customer-keyed table as ``<table>/part-XXXXX.pa
 (customers assigned by a stable hash of ``customer_id``, so a customer never straddles
 partitions), the region-keyed ``macro`` table whole, and a ``manifest.json`` listing
 every part and its row count. :func:`read_partition` returns partition *k* as the same
-dict of validated tables :func:`postloan.io.read_tables` returns. Outputs are staged in
+dict of validated tables :func:`postloan.data.io.read_tables` returns. Outputs are staged in
 a temporary sibling folder and swapped in only when complete (:func:`_staging`).
 """
 
@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from postloan import io
-from postloan import schema as S
+from postloan.data import io
+from postloan.data import schema as S
 from postloan.errors import DataValidationError, EngineError, PostloanError
 
 LAYOUT = "postloan-partitioned-book/1"
@@ -40,7 +40,7 @@ def partition_of(customer_id: Iterable[int] | pd.Series | np.ndarray,
 
     Fibonacci hashing (multiply by 2^64/phi modulo 2^64, keep the high bits mixed in),
     never Python's salted ``hash()``; a different multiplier than
-    :func:`postloan.training.validation_customers`, so partitions are not aligned with
+    :func:`postloan.models.training.validation_customers`, so partitions are not aligned with
     the validation hold-out.
     """
     if n_partitions < 1:
@@ -178,7 +178,7 @@ def read_partition(book: Path, k: int, names: Sequence[str] = S.REQUIRED_TABLES,
     """Partition `k` of a partitioned book as validated tables (plus ``macro`` whole).
 
     The repayments table carries the whole book's statement range (see
-    :func:`postloan.snapshot.data_range`), so snapshots and labels of a partition equal
+    :func:`postloan.data.snapshot.data_range`), so snapshots and labels of a partition equal
     the same customers' rows of the whole book's snapshot.
 
     Raises:

@@ -130,7 +130,7 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None,
     # glibc's dynamic mmap threshold: every large pandas allocation then maps and unmaps
     # fresh pages, and a partition task ran about 1.5-2x slower than in the parent
     # process (measured). Keep only the one-thread-per-worker BLAS/OpenMP/numba settings
-    # (numba drives the TreeSHAP threads of postloan.treeshap).
+    # (numba drives the TreeSHAP threads of postloan.models.treeshap).
     threads = str(threads_per_worker)
     spawn_env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
                  "OPENBLAS_NUM_THREADS": threads, "NUMBA_NUM_THREADS": threads}

@@ -3,7 +3,7 @@
 Every task writes its part into the run's staging folder; the output folder and its
 manifest appear only once every partition has succeeded (a failed or killed run
 leaves the previous output, or none). Scoring runs the one batch step
-(:func:`postloan.batch.score_tables`) per partition. The few results that need the
+(:func:`postloan.decisions.batch.score_tables`) per partition. The few results that need the
 whole book are computed exactly from small per-partition pieces: the outreach queue
 (the global top-k is the top-k of the per-partition top-k lists, because the queue's
 order is a total order) and the warning rank inside each level (a second, cheap pass
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from postloan import io
+from postloan.data import io
 from postloan.errors import DataValidationError, EngineError
 from postloan.scale.partitions import (
     _check_staging,
@@ -39,7 +39,7 @@ from postloan.scale.runners import DaskRunner, LocalRunner
 # --------------------------------------------------------------------------- snapshot
 def _partition_snapshots(tables: dict, dates: Sequence[pd.Timestamp],
                          with_labels: bool) -> list[pd.DataFrame]:
-    from postloan.snapshot import build_snapshot
+    from postloan.data.snapshot import build_snapshot
 
     frames = []
     for d in dates:
@@ -53,7 +53,7 @@ def _partition_snapshots(tables: dict, dates: Sequence[pd.Timestamp],
 
 def _snapshot_stats(snap: pd.DataFrame) -> pd.DataFrame:
     """Per as-of date: customers, and per label its sum and observed count (additive)."""
-    from postloan.snapshot import LABELS
+    from postloan.data.snapshot import LABELS
 
     g = snap.groupby("as_of")
     stats = pd.DataFrame({"customers": g.size()})
@@ -77,7 +77,7 @@ def _snapshot_task(k: int, book: str, dates: list[str], with_labels: bool,
 
 def summarise_snapshot_stats(stats: pd.DataFrame) -> pd.DataFrame:
     """Customers and label rates per as-of date from :func:`snapshot_book`'s ``stats``."""
-    from postloan.snapshot import LABELS
+    from postloan.data.snapshot import LABELS
 
     out = pd.DataFrame({"customers": stats["customers"].astype("int64")}, index=stats.index)
     for lab in LABELS:
@@ -109,7 +109,7 @@ def snapshot_book(book: Path, as_of: Sequence[str | pd.Timestamp], out: Path, ru
             active at any date.
         EngineError: a partition failed beyond the engine's retries.
     """
-    from postloan.snapshot import parse_as_of
+    from postloan.data.snapshot import parse_as_of
 
     manifest = book_manifest(book)
     dates = [parse_as_of(d) for d in as_of]
@@ -137,7 +137,7 @@ def snapshot_book(book: Path, as_of: Sequence[str | pd.Timestamp], out: Path, ru
 @functools.lru_cache(maxsize=4)
 def _load_bundles(model_dir: str, stamp: float) -> dict:
     """Bundles loaded once per worker process (`stamp` invalidates on change)."""
-    from postloan.batch import load_bundles_from_dir
+    from postloan.models.store import load_bundles_from_dir
 
     return load_bundles_from_dir(Path(model_dir))
 
@@ -153,7 +153,7 @@ _RANK_KEYS = ("customer_id", "warning_level", "warning_score", "expected_loss", 
 
 def _load_uplift(uplift_dir: str | None) -> dict:
     """Uplift bundles by action from ``<uplift_dir>/<action>/`` (none: the constants)."""
-    from postloan.uplift import UpliftBundle
+    from postloan.models.uplift import UpliftBundle
 
     if uplift_dir is None:
         return {}
@@ -164,8 +164,8 @@ def _load_uplift(uplift_dir: str | None) -> dict:
 def _score_task(k: int, book: str, as_of: str, model_dir: str, stamp: float,
                 cfg_path: str | None, capacity: int | None, with_reasons: bool,
                 tmp: str, uplift_dir: str | None = None) -> dict | None:
-    from postloan import strategy
-    from postloan.batch import flat_frame, score_tables
+    from postloan.decisions import strategy
+    from postloan.decisions.batch import flat_frame, score_tables
 
     cfg = strategy.load_strategy_config(cfg_path)
     bundles = _load_bundles(model_dir, stamp)
@@ -186,9 +186,9 @@ def global_warning_rank(level_code: np.ndarray, warning_score: np.ndarray,
     """The rank inside each warning level over the whole book, as apply_strategy ranks.
 
     1 = most urgent: warning_score descending, then expected loss descending, then
-    customer_id ascending (:func:`postloan.strategy.apply_strategy`).
+    customer_id ascending (:func:`postloan.decisions.strategy.apply_strategy`).
     """
-    from postloan.strategy import rank_within_level
+    from postloan.decisions.strategy import rank_within_level
 
     return rank_within_level(level_code, warning_score, expected_loss, customer_id)
 
@@ -230,15 +230,16 @@ def score_book(book: Path, as_of: str, out: Path, model_dir: Path, runner: Any,
 
     Returns:
         ``manifest``, ``queue`` and ``decisions`` (the per-customer columns
-        :func:`postloan.strategy.summarise` needs, not the full decision table).
+        :func:`postloan.decisions.strategy.summarise` needs, not the full decision table).
 
     Raises:
         EngineError: a partition failed beyond the engine's retries.
         DataValidationError, ModelNotFoundError, ConfigError: bad inputs.
     """
-    from postloan import strategy
-    from postloan.batch import flat_frame, load_bundles_from_dir, model_versions
-    from postloan.snapshot import parse_as_of
+    from postloan.data.snapshot import parse_as_of
+    from postloan.decisions import strategy
+    from postloan.decisions.batch import flat_frame, model_versions
+    from postloan.models.store import load_bundles_from_dir
 
     manifest = book_manifest(book)
     as_of_ts = parse_as_of(as_of)
