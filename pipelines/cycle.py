@@ -26,7 +26,7 @@ from postloan.data.features import FeatureCache
 from postloan.data.snapshot import build_snapshot, parse_as_of
 from postloan.decisions import strategy
 from postloan.decisions.batch import flat_frame, model_versions
-from postloan.errors import DataQualityError
+from postloan.errors import DataQualityError, PostloanError
 from postloan.operations import cycle
 from postloan.operations.cycle import FAILED, OK, SKIPPED, CycleConfig, Ledger
 
@@ -153,8 +153,6 @@ def run_cycle(as_of: str, paths: Paths, cfg: CycleConfig, ledger: Ledger,
         DataQualityError: the gate stopped the month (nothing of it is written).
         PostloanError: bad input at a step (the ledger records it).
     """
-    from postloan.errors import PostloanError
-
     if (data is None) == (source is None):
         raise PostloanError("give the book with --data or a source mapping with --source "
                             "(one of them)")
@@ -165,180 +163,201 @@ def run_cycle(as_of: str, paths: Paths, cfg: CycleConfig, ledger: Ledger,
         from postloan.models.training import load_train_config
 
         load_train_config(cfg.training)
-    cycle_id, done = ledger.resume_point(as_of)
-    resumed = cycle_id is not None
-    cycle_id = cycle_id or Ledger.new_cycle_id(as_of)
-    out = paths.cycles / as_of
-    staged = paths.cycles / f".{as_of}.staged"
-    if source is not None:
-        data = paths.books / as_of
-    month = _Month(as_of, data, paths, model_dir)
-    result = CycleResult(as_of, cycle_id, cycle.EXIT_OK, out, resumed=resumed)
-    if resumed:
-        console.print(f"resuming cycle {cycle_id} of {as_of}: done "
-                      f"{', '.join(s for s in cycle.STEPS if s in done) or 'nothing'}")
-    elif staged.exists():  # a staging folder of an abandoned run: never written out
-        shutil.rmtree(staged)
+    run = _Cycle(as_of, paths, cfg, ledger, data, source, to, model_dir,
+                 accept_data_issues, data_quality, table_prefix)
+    for name in cycle.STEPS:
+        run.step(name, getattr(run, f"step_{name}"))
+    if run.result.monitor is not None and run.result.monitor["revalidate"]:
+        run.result.exit_code = cycle.EXIT_REVALIDATE
+    return run.result
 
-    if "monitor" in done:  # a resumed month keeps the verdict its monitor step found
-        prev = ledger.rows(as_of).query("cycle_id == @cycle_id and step == 'monitor'")
-        details = prev["details"].iloc[-1] if len(prev) else None
-        result.monitor = details if isinstance(details, dict) and "by_model" in details \
-            else None
 
-    def step(name: str, fn: Callable[[], tuple[str, dict[str, Any]]]) -> None:
-        if name in done:
-            result.steps[name] = "done before"
+class _Cycle:
+    """One run of a month's cycle: its state, and one method per step (``step_<name>``),
+    each returning the step's status and the ledger fields it records."""
+
+    def __init__(self, as_of: str, paths: Paths, cfg: CycleConfig, ledger: Ledger,
+                 data: Path | None, source: Path | None, to: str | None,
+                 model_dir: Path | None, accept_data_issues: Sequence[str],
+                 data_quality: Path | None, table_prefix: str) -> None:
+        self.as_of, self.paths, self.cfg, self.ledger = as_of, paths, cfg, ledger
+        self.source, self.to, self.model_dir = source, to, model_dir
+        self.accept_data_issues, self.data_quality = accept_data_issues, data_quality
+        self.table_prefix = table_prefix
+        cycle_id, self.done = ledger.resume_point(as_of)
+        resumed = cycle_id is not None
+        self.cycle_id = cycle_id or Ledger.new_cycle_id(as_of)
+        self.out = paths.cycles / as_of
+        self.staged = paths.cycles / f".{as_of}.staged"
+        self.data = paths.books / as_of if source is not None else data
+        self.month = _Month(as_of, self.data, paths, model_dir)
+        self.result = CycleResult(as_of, self.cycle_id, cycle.EXIT_OK, self.out,
+                                  resumed=resumed)
+        if resumed:
+            console.print(f"resuming cycle {self.cycle_id} of {as_of}: done "
+                          f"{', '.join(s for s in cycle.STEPS if s in self.done) or 'nothing'}")
+        elif self.staged.exists():  # a staging folder of an abandoned run: never written out
+            shutil.rmtree(self.staged)
+        if "monitor" in self.done:  # a resumed month keeps the verdict its monitor step found
+            rows = ledger.rows(as_of)
+            prev = rows[(rows["cycle_id"] == self.cycle_id) & (rows["step"] == "monitor")]
+            details = prev["details"].iloc[-1] if len(prev) else None
+            self.result.monitor = (details if isinstance(details, dict) and "by_model" in details
+                                   else None)
+
+    def step(self, name: str, fn: Callable[[], tuple[str, dict[str, Any]]]) -> None:
+        """Run one step (unless an earlier attempt of this cycle did) and record it."""
+        if name in self.done:
+            self.result.steps[name] = "done before"
             return
-        row = ledger.start(cycle_id, as_of, name)
+        row = self.ledger.start(self.cycle_id, self.as_of, name)
         try:
             status, fields = fn()
         except DataQualityError as e:
-            ledger.finish(row, FAILED, gate_verdict="blocked", error=str(e))
-            result.steps[name] = FAILED
+            self.ledger.finish(row, FAILED, gate_verdict="blocked", error=str(e))
+            self.result.steps[name] = FAILED
             raise
         except BaseException as e:
-            ledger.finish(row, FAILED, error=f"{type(e).__name__}: {first_line(e)}")
-            result.steps[name] = FAILED
+            self.ledger.finish(row, FAILED, error=f"{type(e).__name__}: {first_line(e)}")
+            self.result.steps[name] = FAILED
             raise
-        ledger.finish(row, status, **fields)
-        result.steps[name] = status
+        self.ledger.finish(row, status, **fields)
+        self.result.steps[name] = status
 
-    def common() -> dict[str, Any]:
-        return {"model_versions": all_versions(month.bundles(), month.uplift()),
-                "data_hash": month.data_hash()}
+    def common(self) -> dict[str, Any]:
+        """The fields every model-dependent step records: versions and data hash."""
+        return {"model_versions": all_versions(self.month.bundles(), self.month.uplift()),
+                "data_hash": self.month.data_hash()}
 
-    def ingest():
-        if source is None:
+    def step_ingest(self):
+        if self.source is None:
             return SKIPPED, {"details": {"reason": "book given with --data"}}
         from pipelines.ingest import run_ingest
 
-        m = run_ingest(source, data, overwrite=True)
-        return OK, {"data_hash": m["content_hash"], "details": {"book": str(data)}}
+        m = run_ingest(self.source, self.data, overwrite=True)
+        return OK, {"data_hash": m["content_hash"], "details": {"book": str(self.data)}}
 
-    def gate():
+    def step_gate(self):
         from pipelines.quality import run_gate
 
+        month = self.month
         report = run_gate(month.tables(), month.snapshot(), month.bundles(),
-                          accept_data_issues, data_quality, month.features())
+                          self.accept_data_issues, self.data_quality, month.features())
         month.gate_report = report
         verdict = ("unchecked" if report is None else
                    "accepted" if report.accepted_findings else
                    "warnings" if report.warnings else "pass")
-        return OK, {**common(), "gate_verdict": verdict, "n_customers": len(month.snapshot())}
+        return OK, {**self.common(), "gate_verdict": verdict,
+                    "n_customers": len(month.snapshot())}
 
-    def score():
+    def step_score(self):
         from postloan.data.quality import gate_record
 
+        month, cfg = self.month, self.cfg
         with progress_bar("scoring customers", len(month.snapshot())) as advance:
-            outputs = cycle.decide_month(month.snapshot(), month.bundles(), as_of, cfg,
+            outputs = cycle.decide_month(month.snapshot(), month.bundles(), self.as_of, cfg,
                                          uplift=month.uplift(), features=month.features(),
                                          progress=advance)
         counts, bases, outreach = (outputs.pop("counts"), outputs.pop("decision_basis"),
                                    outputs.pop("outreach"))
-        manifest = {"as_of": as_of, "cycle_id": cycle_id, **common(),
+        manifest = {"as_of": self.as_of, "cycle_id": self.cycle_id, **self.common(),
                     "decision_basis": bases, "holdout_share": cfg.holdout_share, **counts}
         quality = (gate_record(month.gate_report) if month.gate_report is not None else
                    {"checked": True, "note": "passed in an earlier attempt of this cycle"})
         frames = {n: flat_frame(df) for n, df in outputs.items()}
-        io.write_frames_atomic({**frames, "outreach": outreach}, staged,
+        io.write_frames_atomic({**frames, "outreach": outreach}, self.staged,
                                json_files={"manifest.json": manifest,
                                            "data_quality.json": quality})
-        return OK, {**common(), "n_customers": counts["n_customers"],
+        return OK, {**self.common(), "n_customers": counts["n_customers"],
                     "warnings": counts["warnings"], "queue_size": counts["queue_size"],
                     "n_none": counts["n_none"], "decision_basis": bases,
                     "details": {"assignments": counts["assignments"]}}
 
-    def write():
-        folder = staged
-        if not staged.is_dir():  # the process died between the rename and the ledger
-            if _folder_cycle(out) != cycle_id:
-                raise PostloanError(f"the staged decisions {staged} are gone; re-run the "
-                                    f"month from the start (a new cycle of {as_of})")
-            folder = out
+    def step_write(self):
+        folder = self.staged
+        if not self.staged.is_dir():  # the process died between the rename and the ledger
+            if _folder_cycle(self.out) != self.cycle_id:
+                raise PostloanError(f"the staged decisions {self.staged} are gone; re-run the "
+                                    f"month from the start (a new cycle of {self.as_of})")
+            folder = self.out
         db = None
-        if to:
+        if self.to:
             from postloan.data.decision_tables import write_decisions
 
             # The month's outreach rows go in the same transaction as its decisions:
             # next month's feed and the uplift models read them from there.
             frames = {f: pd.read_parquet(folder / f"{f}.parquet") for f in FRAMES}
-            db = write_decisions(to, frames, as_of, cycle_id,
-                                 all_versions(month.bundles(), month.uplift()), table_prefix)
-        if folder == staged:
-            io.replace_folder(staged, out)
-        return OK, {**common(), "details": {"folder": str(out),
-                                           "database": db["url"] if db else None}}
+            db = write_decisions(self.to, frames, self.as_of, self.cycle_id,
+                                 all_versions(self.month.bundles(), self.month.uplift()),
+                                 self.table_prefix)
+        if folder == self.staged:
+            io.replace_folder(self.staged, self.out)
+        return OK, {**self.common(), "details": {"folder": str(self.out),
+                                                "database": db["url"] if db else None}}
 
-    def materialize():
-        if not cfg.steps.materialize:
+    def step_materialize(self):
+        if not self.cfg.steps.materialize:
             return SKIPPED, {"details": {"reason": "steps.materialize is off"}}
         from pipelines.materialize import run_materialize
 
-        url = cfg.online_store or paths.online_store
-        info = run_materialize(data, as_of, url)
+        url = self.cfg.online_store or self.paths.online_store
+        info = run_materialize(self.data, self.as_of, url)
         return OK, {"n_customers": info["n_customers"], "details": {"store": url}}
 
-    def monitor():
-        if not cfg.steps.monitor:
+    def step_monitor(self):
+        if not self.cfg.steps.monitor:
             return SKIPPED, {"details": {"reason": "steps.monitor is off"}}
-        prev = ledger.last_as_of(as_of, "write")
+        prev = self.ledger.last_as_of(self.as_of, "write")
         if prev is None:
             return SKIPPED, {"details": {"reason": "no previous cycle to compare with"}}
         from pipelines.monitor import run_monitor
         from postloan.operations.monitoring import load_monitoring_config
 
-        results = run_monitor(data, prev, as_of, month.bundles(),
-                              load_monitoring_config(cfg.monitoring),
-                              out / "reports" / f"monitor_{prev}_vs_{as_of}.html",
-                              tracking_uri=None if model_dir else paths.tracking_uri)
+        results = run_monitor(self.data, prev, self.as_of, self.month.bundles(),
+                              load_monitoring_config(self.cfg.monitoring),
+                              self.out / "reports" / f"monitor_{prev}_vs_{self.as_of}.html",
+                              tracking_uri=None if self.model_dir else self.paths.tracking_uri)
         verdict = cycle.monitor_verdict(results)
-        result.monitor = {**verdict, "reference": prev}
+        self.result.monitor = {**verdict, "reference": prev}
         return OK, {"monitor_verdict": "re-validate" if verdict["revalidate"] else
                     "retrain" if verdict["retrain"] else
                     "data fault" if verdict["data_fault"] else "stable",
                     "details": {"reference": prev, **verdict}}
 
-    def retrain():
-        last = ledger.last_as_of(as_of, "retrain") or ledger.first_as_of()
-        reason = cycle.retrain_reason(cfg, as_of, result.monitor, last)
-        result.retrain = reason
+    def step_retrain(self):
+        last = self.ledger.last_as_of(self.as_of, "retrain") or self.ledger.first_as_of()
+        reason = cycle.retrain_reason(self.cfg, self.as_of, self.result.monitor, last)
+        self.result.retrain = reason
         if reason is None:
             return SKIPPED, {"details": {"reason": "neither the monitor nor the schedule "
                                                    "asks for it"}}
         from postloan.models.training import load_train_config
 
         console.print(f"retraining: {reason}")
-        before = strategy.decision_bases(month.uplift())
-        trained = retrain_models(data, as_of, load_train_config(cfg.training), paths,
-                                 cfg.retrain_uplift, accept_data_issues, data_quality)
-        month.reload_models()
-        after = strategy.decision_bases(month.uplift())
+        before = strategy.decision_bases(self.month.uplift())
+        trained = retrain_models(self.data, self.as_of, load_train_config(self.cfg.training),
+                                 self.paths, self.cfg.retrain_uplift, self.accept_data_issues,
+                                 self.data_quality)
+        self.month.reload_models()
+        after = strategy.decision_bases(self.month.uplift())
         # When an action's basis changes (constants -> learned effects once its decision
         # gate admits an uplift model, or back), the ledger says so here.
         switched = {a: [before.get(a), b] for a, b in after.items() if before.get(a) != b}
-        return OK, {**common(), "decision_basis": after,
+        return OK, {**self.common(), "decision_basis": after,
                     "details": {"reason": reason, **trained,
                                 "decision_basis_before": before, "basis_switched": switched}}
 
-    def report():
-        if not cfg.steps.report:
+    def step_report(self):
+        if not self.cfg.steps.report:
             return SKIPPED, {"details": {"reason": "steps.report is off"}}
-        rows = ledger.rows(as_of)
-        rows = rows[rows["cycle_id"] == cycle_id]
-        summary = {"as_of": as_of, "cycle_id": cycle_id, "steps": result.steps,
-                   "monitor": result.monitor, "retrain": result.retrain,
+        rows = self.ledger.rows(self.as_of)
+        rows = rows[rows["cycle_id"] == self.cycle_id]
+        res = self.result
+        summary = {"as_of": self.as_of, "cycle_id": self.cycle_id, "steps": res.steps,
+                   "monitor": res.monitor, "retrain": res.retrain,
                    "ledger": rows.drop(columns=["id"]).to_dict("records")}
-        io.write_json_atomic(summary, out / "reports" / "cycle.json")
-        return OK, {"details": {"report": str(out / "reports" / "cycle.json")}}
-
-    for name, fn in (("ingest", ingest), ("gate", gate), ("score", score), ("write", write),
-                     ("materialize", materialize), ("monitor", monitor),
-                     ("retrain", retrain), ("report", report)):
-        step(name, fn)
-    if result.monitor is not None and result.monitor["revalidate"]:
-        result.exit_code = cycle.EXIT_REVALIDATE
-    return result
+        io.write_json_atomic(summary, self.out / "reports" / "cycle.json")
+        return OK, {"details": {"report": str(self.out / "reports" / "cycle.json")}}
 
 
 def retrain_models(data: Path, as_of: str, tcfg: Any, paths: Paths,
