@@ -262,37 +262,56 @@ def cast_date(values: pd.Series, fmt: str | None = None) -> tuple[pd.Series, np.
     return parsed, bad
 
 
-# Formats the Arrow fast path parses: year, month and day directives and literals only.
+# Formats the Arrow fast path parses: %Y, %m and %d once each, and literal characters.
 _FAST_DATE_FORMAT = r"^(?:%[Ymd]|[^%])+$"
-# The dates datetime64[ns] holds (pandas' bounds), inside which the fast path runs.
-_NS_RANGE = (pd.Timestamp.min.ceil("D").value // 10**9, pd.Timestamp.max.floor("D").value // 10**9)
+# The dates datetime64[ns] holds (pandas' bounds, in seconds), inside which it runs.
+_NS_RANGE = (pd.Timestamp.min.ceil("D").value // 10**9,
+             pd.Timestamp.max.floor("D").value // 10**9)
 
 
 def _fast_dates(values: pd.Series, fmt: str | None) -> pd.Series | None:
-    """:func:`cast_date` of Arrow-held text in a plain year/month/day format, parsed in
+    """:func:`cast_date` of Arrow-held text in a plain year-month-day format, parsed in
     Arrow; None when anything is unusual (then the strptime path decides).
 
-    Every value must match the format's pattern untrimmed. Arrow's strptime rolls an
-    impossible day over (20240230 -> 2024-03-01) where strptime refuses it, so a date
-    counts only when formatting it back gives the text it came from; dates outside
-    datetime64[ns]'s range go the strptime path too.
+    Every value must match the format's pattern untrimmed, so each holds its digits at
+    the same byte positions. Arrow's strptime rolls an impossible day over (20240230 ->
+    2024-03-01) where strptime refuses it: a date counts only when its day of month is
+    the day written. Dates outside datetime64[ns]'s range go the strptime path too.
     """
     import re
 
     arr = _arrow_text(values)
-    if arr is None or fmt is None or not re.match(_FAST_DATE_FORMAT, fmt) or not len(arr):
+    if (arr is None or fmt is None or not re.match(_FAST_DATE_FORMAT, fmt) or not len(arr)
+            or sorted(re.findall(r"%([Ymd])", fmt)) != ["Y", "d", "m"]):
         return None
-    ok = pc.match_substring_regex(arr, f"^(?:{format_pattern(fmt)})$")
-    if not pc.all(ok).as_py():
+    if not pc.all(pc.match_substring_regex(arr, f"^(?:{format_pattern(fmt)})$")).as_py():
         return None
     ts = pc.strptime(arr, format=fmt, unit="s", error_is_null=True)
     span = pc.min_max(ts.cast(pa.int64()))  # seconds (year 0 is no Python datetime)
     lo, hi = span["min"].as_py(), span["max"].as_py()
     if lo is not None and (lo < _NS_RANGE[0] or hi > _NS_RANGE[1]):
         return None
-    same = pc.equal(pc.strftime(ts, format=fmt), arr).fill_null(False)
-    ts = pc.if_else(same, ts, pa.scalar(None, ts.type)).cast(pa.timestamp("ns"))
-    return pd.Series(ts.to_numpy(zero_copy_only=False), index=values.index)
+    # Byte position of the day's two digits in every value.
+    head = re.split(r"%d", fmt)[0]
+    pos = sum(4 if t == "%Y" else 2 if t == "%m" else len(t.encode())
+              for t in re.findall(r"%[Ym]|[^%]", head))
+    written = _two_digits_at(arr, pos)
+    day = pc.day(ts).fill_null(0).to_numpy(zero_copy_only=False)
+    out = ts.cast(pa.timestamp("ns")).to_numpy(zero_copy_only=False, writable=True)
+    out[day != written] = np.datetime64("NaT")
+    return pd.Series(out, index=values.index)
+
+
+def _two_digits_at(arr: pa.Array, pos: int) -> np.ndarray:
+    """The number written by the two ASCII digits at byte `pos` of each string (read
+    from Arrow's buffers; meaningless for NULL slots)."""
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64 if pa.types.is_large_string(
+        arr.type) else np.int32)[arr.offset:arr.offset + len(arr)]
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)
+    if len(data) < pos + 2:
+        return np.full(len(arr), -1)
+    start = np.minimum(offsets + pos, len(data) - 2)
+    return (data[start].astype(np.int64) - 48) * 10 + (data[start + 1].astype(np.int64) - 48)
 
 
 def align_month_end(dates: pd.Series) -> pd.Series:
