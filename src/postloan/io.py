@@ -51,6 +51,9 @@ def _to_arrow(name: str, df: pd.DataFrame) -> pa.Table:
         elif col.kind == "date":
             typ = pa.timestamp("ms")
             arr = pa.array(pd.to_datetime(s).astype("datetime64[ms]"), type=typ, from_pandas=True)
+        elif isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow":
+            typ = pa.string()  # text pandas holds in Arrow already: no Python objects
+            arr = pa.chunked_array(pa.array(s.array)).combine_chunks().cast(typ)
         else:
             typ = pa.string()
             arr = pa.array(s.to_numpy(dtype=object), type=typ, from_pandas=True)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from postloan.errors import DataValidationError
 
@@ -334,6 +336,11 @@ def not_month_end(dates: pd.Series) -> np.ndarray:
     return (d.notna() & ~d.dt.is_month_end).to_numpy()
 
 
+def _arrow_held(s: pd.Series) -> bool:
+    """Whether pandas holds the column's text in Arrow (its ``str`` dtype)."""
+    return isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow"
+
+
 def validate_table(name: str, df: pd.DataFrame,
                    vocabularies: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
     """Check a table against its schema and return it with normalised dtypes.
@@ -442,6 +449,20 @@ def validate_table(name: str, df: pd.DataFrame,
                 raise DataValidationError(
                     name, f"expected text, got dtype {s.dtype}", col.name
                 )
+            if _arrow_held(s) and not isna.all():
+                # Text pandas holds in Arrow (an ingested chunk): checked in Arrow and
+                # kept as it is, the dtype a DataFrame infers from Python strings.
+                if col.kind == "category":
+                    allowed = vocab.get(col.name, col.categories)
+                    arr = pa.chunked_array(pa.array(s.array))
+                    known = pc.is_in(arr, value_set=pa.array(list(allowed), type=arr.type))
+                    bad = ~isna & ~known.to_numpy(zero_copy_only=False)
+                    if bad.any():
+                        raise DataValidationError(
+                            name, f"values outside the allowed categories {list(allowed)}",
+                            col.name, _rows(src, bad, list(spec.key) + [col.name]))
+                out[col.name] = s.array
+                continue
             obj = s.astype(object).where(~isna, None)
             if col.kind == "category":
                 allowed = vocab.get(col.name, col.categories)

@@ -315,6 +315,7 @@ def _arrow_chunks(stream, keys: list[str], types: list[str], chunk_rows: int, la
 
     reader, cur, conn = stream
     target = [getattr(pa, t)() for t in types]
+    log.debug("table %s: read through the ADBC driver (Arrow)", label)
 
     def normalise(tbl):
         cols = []
