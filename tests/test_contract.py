@@ -263,7 +263,7 @@ def test_arrow_held_text_converts_as_python_strings(cast):
 def test_arrow_held_chunk_converts_as_python_strings():
     vocab = {"product": ("consumer", "mortgage", "card", "sme"),
              "collateral_type": ("none", "property"), "close_reason": ("matured",)}
-    raw = _raw().assign(acct=["A10", "A11", "A12"], cdt=["20240131", None, None])
+    raw = _raw().assign(acct=["0010", "11", "012"], cdt=["20240131", None, None])
     as_str = convert_chunk(raw.astype({c: "str" for c in ["acct", "cust", "prod", "odt",
                                                           "cdt"]}), "loans",
                            _loans_mapping(), WHERE, vocab)
