@@ -488,10 +488,11 @@ def convert_chunk(raw: pd.DataFrame, name: str, tm: TableMapping, where: Where,
 NO_CONTACT_KINDS = ("service_request", "complaint")
 
 
-def _default_outcome(out: dict[str, np.ndarray]) -> None:
+def _default_outcome(out: dict) -> None:
     """Fill a missing ``outcome`` with ``none`` on service requests and complaints."""
-    outcome = out["outcome"].astype(object)
-    fill = pd.isna(outcome) & np.isin(out["kind"].astype(object), NO_CONTACT_KINDS)
+    outcome = pd.Series(out["outcome"])
+    fill = (outcome.isna() & pd.Series(out["kind"]).isin(NO_CONTACT_KINDS)).to_numpy()
     if fill.any():
-        outcome[fill] = "none"
-        out["outcome"] = outcome
+        outcome = outcome.where(~fill, "none")
+        out["outcome"] = outcome.array if _arrow_text(outcome) is not None else \
+            outcome.to_numpy(dtype=object)
