@@ -104,6 +104,9 @@ def test_casts():
 
     d, bad = cast_date(pd.Series([dt.date(2024, 1, 31), None], dtype=object))
     assert d.iloc[0] == pd.Timestamp("2024-01-31") and not bad.any()
+    # Year 0 matches %Y but is no datetime64[ns] date: refused, not a traceback.
+    d, bad = cast_date(pd.Series(["00000101", "20240131"], dtype=object), "%Y%m%d")
+    assert bad.tolist() == [True, False] and d.iloc[1] == pd.Timestamp("2024-01-31")
 
 
 def test_map_codes_compares_as_text():
@@ -220,7 +223,8 @@ TRICKY_INTS = ["0000123", "7", " 7", "+5", "-3", "", "12a", None, "\u0663", "00"
                "9007199254740993"]
 TRICKY_DATES = ["20240131", "20240230", "20241301", "20240229", "20230229", None,
                 "20240100", "20240431", "2024013 ", " 20240131", "19991231", "2024-01-31",
-                "20241232", "22620411"]
+                "20241232", "22620411", "19000229", "20000229", "00000101", "99991231",
+                "16780101", "22611231", "2024013１"]
 
 
 def _same(a: pd.Series, b: pd.Series) -> None:

@@ -257,6 +257,11 @@ def cast_date(values: pd.Series, fmt: str | None = None) -> tuple[pd.Series, np.
             text = pd.Series(arr.to_numpy(zero_copy_only=False), index=values.index,
                              dtype=object).where(ok, None)
         parsed = pd.to_datetime(text, format=fmt or "ISO8601", errors="coerce")
+    if parsed.dtype != "datetime64[ns]":
+        # pandas 3 parses year 0 or 9999 at a coarser unit: such dates are refused
+        # (they are no book's dates), never an OutOfBoundsDatetime traceback.
+        lo, hi = pd.Timestamp.min, pd.Timestamp.max
+        parsed = parsed.where((parsed >= lo) & (parsed <= hi))
     parsed = parsed.astype("datetime64[ns]")
     bad = ~isna & parsed.isna().to_numpy()
     return parsed, bad
@@ -284,6 +289,8 @@ def _fast_dates(values: pd.Series, fmt: str | None) -> pd.Series | None:
     if (arr is None or fmt is None or not re.match(_FAST_DATE_FORMAT, fmt) or not len(arr)
             or sorted(re.findall(r"%([Ymd])", fmt)) != ["Y", "d", "m"]):
         return None
+    if fmt == "%Y%m%d":
+        return _yyyymmdd(arr, values.index)
     if not pc.all(pc.match_substring_regex(arr, f"^(?:{format_pattern(fmt)})$")).as_py():
         return None
     ts = pc.strptime(arr, format=fmt, unit="s", error_is_null=True)
@@ -300,6 +307,25 @@ def _fast_dates(values: pd.Series, fmt: str | None) -> pd.Series | None:
     out = ts.cast(pa.timestamp("ns")).to_numpy(zero_copy_only=False, writable=True)
     out[day != written] = np.datetime64("NaT")
     return pd.Series(out, index=values.index)
+
+
+def _yyyymmdd(arr: pa.Array, index: pd.Index) -> pd.Series | None:
+    """YYYYMMDD text (8 ASCII digits, years 1678-2261) as dates by integer arithmetic:
+    a date counts when its month is 1-12 and its day exists in that month."""
+    if not (pc.all(pc.ascii_is_decimal(arr)).as_py()
+            and pc.all(pc.equal(pc.binary_length(arr), 8)).as_py()):
+        return None
+    valid = arr.is_valid().to_numpy(zero_copy_only=False)
+    v = pc.cast(arr, pa.int64()).fill_null(19700101).to_numpy(zero_copy_only=False)
+    y, m, d = v // 10000, v // 100 % 100, v % 100
+    if y.min() < 1678 or y.max() > 2261:  # near datetime64[ns]'s bounds: strptime decides
+        return None
+    months = ((y - 1970) * 12 + (m - 1)).astype("datetime64[M]")
+    days = months.astype("datetime64[D]") + (d - 1).astype("timedelta64[D]")
+    ok = valid & (m >= 1) & (m <= 12) & (d >= 1) & (days.astype("datetime64[M]") == months)
+    out = days.astype("datetime64[ns]")
+    out[~ok] = np.datetime64("NaT")
+    return pd.Series(out, index=index)
 
 
 def _two_digits_at(arr: pa.Array, pos: int) -> np.ndarray:
