@@ -288,3 +288,35 @@ def test_fallback_when_the_arrow_reader_cannot_connect(edge_db, pg_server, monke
                       chunk_rows=5)
     for a, b in zip(got, want, strict=True):
         pd.testing.assert_frame_equal(a, b)
+
+
+def test_numeric_reads_as_the_same_doubles(edge_db, pg_server, monkeypatch):
+    """NUMERIC is cast to float8 by the server on the Arrow path, parsed from text by
+    pyarrow on the CSV path: the same nearest doubles, over many digits and scales."""
+    import random
+
+    import sqlalchemy as sa
+
+    rng = random.Random(20)
+    vals = ["0", "-0", "0.1", "0.3", "1e-20", "123456789012345678901234567890.123456789",
+            "9007199254740993", "2.675", "1.0000000000000002220446049250313"]
+    for _ in range(3000):
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 30)))
+        cut = rng.randint(0, len(digits))
+        vals.append(("-" if rng.random() < 0.3 else "") + (digits[:cut] or "0") + "."
+                    + (digits[cut:] or "0"))
+    with pg_server.password_env():
+        engine = sa.create_engine(edge_db)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE IF EXISTS nums; CREATE TABLE nums "
+                                 "(i integer, n numeric, m numeric(40,0))")
+            conn.exec_driver_sql("INSERT INTO nums VALUES " + ", ".join(
+                f"({i}, '{v}', round('{v}'::numeric))" for i, v in enumerate(vals)))
+        engine.dispose()
+    q = "SELECT i, n, m FROM nums ORDER BY i"
+    a = chunks(edge_db, pg_server, query=q, columns=["i"], chunk_rows=1000)
+    b = csv_chunks(edge_db, pg_server, monkeypatch, query=q, columns=["i"], chunk_rows=1000)
+    assert len(a) == len(b) == 4
+    for x, y in zip(a, b, strict=True):
+        pd.testing.assert_frame_equal(x, y, check_exact=True)
+        assert (x["n"].to_numpy().view("int64") == y["n"].to_numpy().view("int64")).all()
