@@ -440,8 +440,14 @@ class _Stop(Exception):
     """The consumer of :func:`_prefetched` went away."""
 
 
-def _prefetched(produce: Callable[[Callable[[pd.DataFrame], None]], None], depth: int = 1
-                ) -> Iterator[pd.DataFrame]:
+# Chunks a reader thread may hold ready (about 10 MB each at 100,000 rows): enough to
+# keep reading the next table while the ingest validates and writes the one before
+# (contract.ingest reads one table ahead).
+PREFETCH_CHUNKS = 16
+
+
+def _prefetched(produce: Callable[[Callable[[pd.DataFrame], None]], None],
+                depth: int = PREFETCH_CHUNKS) -> Iterator[pd.DataFrame]:
     """Run ``produce(put)`` in a thread and yield what it puts, at most `depth` ahead.
 
     An exception in the producer is raised here; when the consumer stops early (an
