@@ -461,7 +461,7 @@ def validate_table(name: str, df: pd.DataFrame,
                         raise DataValidationError(
                             name, f"values outside the allowed categories {list(allowed)}",
                             col.name, _rows(src, bad, list(spec.key) + [col.name]))
-                out[col.name] = s.array
+                out[col.name] = s.array.copy()  # Arrow buffers shared, never mutated
                 continue
             obj = s.astype(object).where(~isna, None)
             if col.kind == "category":
