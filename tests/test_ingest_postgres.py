@@ -151,6 +151,37 @@ def test_the_arrow_reader_and_copy_csv_give_the_same_book(bank, pg_server, tmp_p
     assert ma["sources"] == mc["sources"] and ma["money"] == mc["money"]
 
 
+@pytest.mark.parametrize("broken", ["loans", "repayments"])
+def test_a_failed_ingest_stops_the_table_read_ahead(bank, pg_server, tmp_path, monkeypatch,
+                                                     broken):
+    """The next table's read begins while one is written; when a table fails, that read
+    stops at once: no reader thread, no open connection, nothing written."""
+    import threading
+
+    import sqlalchemy as sa
+
+    from pipelines.ingest import run_ingest
+    from postloan.errors import DataValidationError
+
+    monkeypatch.setenv(URL_ENV, bank)
+    monkeypatch.setenv("PGPASSWORD", pg_server.password)
+    d = mapping_dict()
+    if broken == "loans":  # a code outside the map: fails while converting
+        d["tables"]["loans"]["columns"]["product"]["map"].pop("02")
+    else:  # fails validating the whole table, after its last chunk was read
+        d["tables"]["repayments"]["columns"]["dpd"] = {"from": "dpd", "scale": -1}
+    with pytest.raises(DataValidationError, match=broken):
+        run_ingest(write_mapping(tmp_path / "bank.yaml", d), tmp_path / "book")
+    assert not (tmp_path / "book").exists()
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("postloan-")]
+    engine = sa.create_engine(bank)
+    with engine.connect() as conn:
+        left = conn.exec_driver_sql("SELECT count(*) FROM pg_stat_activity WHERE "
+                                    "application_name = 'postloan-ingest'").scalar()
+    engine.dispose()
+    assert left == 0
+
+
 def test_manifest_records_mapping_sources_and_no_password(ingested, pg_server, small_tables):
     m = io.read_manifest(ingested)
     assert m["lender"] == "example-core-bank" and len(m["mapping_sha256"]) == 64

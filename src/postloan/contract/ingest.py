@@ -105,8 +105,11 @@ class _ReadAhead:
 
     def close(self) -> None:
         """Stop the read (its reader thread and connection) when it is not wanted."""
+        import contextlib
+
         self._thread.join()
-        self._chunks.close()
+        with contextlib.suppress(Exception):  # errors of a read nobody wants any more
+            self._chunks.close()
 
 
 def read_canonical(mapping: SourceMapping, name: str,
@@ -203,8 +206,13 @@ class MappedBook(MutableMapping):
         if ahead is not None and ahead.name != name:  # asked out of order: read afresh
             ahead.close()
             ahead = None
-        df = read_canonical(self.mapping, name, self.progress,
-                            chunks=ahead.chunks() if ahead is not None else None)
+        try:
+            df = read_canonical(self.mapping, name, self.progress,
+                                chunks=ahead.chunks() if ahead is not None else None)
+        except BaseException:
+            if ahead is not None:  # stopped now, not whenever the garbage collector runs
+                ahead.close()
+            raise
         # Begin reading the next table while the caller validates and writes this one.
         later = self._names[self._names.index(name) + 1:]
         if later:
