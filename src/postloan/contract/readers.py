@@ -1,9 +1,11 @@
 """Read a lender's source tables in chunks: SQL databases, DuckDB, CSV and parquet folders.
 
 Every reader yields DataFrames of at most ``chunk_rows`` source rows, so memory is
-bounded by a chunk, not the table: PostgreSQL as ``COPY ... TO STDOUT`` in CSV parsed
-by pyarrow (a server-side cursor for column types the COPY path does not read, and for
-other databases SQLAlchemy's ``stream_results``), CSV through pandas' chunked reader,
+bounded by a chunk, not the table: PostgreSQL through the ADBC driver as binary COPY
+into Arrow, or, when the driver is missing or cannot connect, as ``COPY ... TO STDOUT``
+in CSV parsed by pyarrow (a server-side cursor for column types neither COPY path
+reads, and for other databases SQLAlchemy's ``stream_results``), CSV through pandas'
+chunked reader,
 parquet through pyarrow record batches, DuckDB through its record-batch reader.
 
 Credentials come from the environment (``PGPASSWORD``, ``~/.pgpass`` read by libpq, or a
@@ -217,11 +219,13 @@ def _psycopg_chunks(conn, stmt, chunk_rows: int, columns: list[str], label: str,
 
     The statement is first declared as a named (server-side) cursor, which describes the
     result without running it. When every result column has a type of
+    :data:`_ARROW_OIDS`, the ADBC PostgreSQL driver reads it as binary COPY into Arrow
+    (:func:`_arrow_chunks`); else, or without the driver, when every type is in
     :data:`_COPY_TYPES` (and `copy`), the rows stream as ``COPY (statement) TO STDOUT``
     in CSV and each chunk is parsed by pyarrow's CSV reader (:func:`_copy_chunks`):
-    no Python object per value. Otherwise each ``fetchmany`` is one ``FETCH FORWARD
-    chunk_rows`` of plain tuples (SQLAlchemy's Row objects cost more than the fetch).
-    Both give the same DataFrames (tests/test_ingest_copy.py).
+    no Python object per value either way. Otherwise each ``fetchmany`` is one ``FETCH
+    FORWARD chunk_rows`` of plain tuples (SQLAlchemy's Row objects cost more than the
+    fetch). All give the same DataFrames (tests/test_ingest_copy.py).
     """
     from sqlalchemy.sql.elements import TextClause
 
