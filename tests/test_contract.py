@@ -276,3 +276,20 @@ def test_arrow_held_chunk_converts_as_python_strings():
     with pytest.raises(DataValidationError, match="outside the vocabulary"):
         convert_chunk(raw.astype({"prod": "str"}), "loans", _loans_mapping(
             product={"from": "prod", "map": {"01": "consumer", "02": "gold"}}), WHERE, vocab)
+
+
+def test_duplicate_keys_folded_into_one_int_find_what_pandas_finds():
+    """validate_table folds integer and date keys into one int64 before hashing them:
+    the same rows as DataFrame.duplicated, whatever the ranges (NaT, huge ids)."""
+    from postloan.schema import _duplicated
+
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        n = int(rng.integers(1, 200))
+        ids = rng.integers(-5, 5, n) * rng.choice([1, 10**9, 2**60])
+        d = np.datetime64("2020-01-31", "ns") + rng.integers(0, 4, n).astype("timedelta64[D]")
+        if trial % 3 == 0:
+            d[rng.integers(0, n)] = np.datetime64("NaT")
+        df = pd.DataFrame({"a": ids, "d": d, "b": rng.integers(0, 3, n)})
+        for keys in (["a", "d"], ["a", "b", "d"], ["d", "b"], ["b"]):
+            assert (_duplicated(df, keys) == df.duplicated(keys, keep=False).to_numpy()).all()

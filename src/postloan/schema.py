@@ -336,6 +336,25 @@ def not_month_end(dates: pd.Series) -> np.ndarray:
     return (d.notna() & ~d.dt.is_month_end).to_numpy()
 
 
+def _duplicated(df: pd.DataFrame, keys: list[str]) -> np.ndarray:
+    """``df.duplicated(keys, keep=False)``; integer and date keys are first folded into
+    one int64 (mixed radix over each key's range, when it fits), hashed once."""
+    cols = [df[k].to_numpy() for k in keys]
+    if len(cols) > 1 and all(c.dtype.kind in "iM" for c in cols):
+        folded, radix = np.zeros(len(df), dtype=np.int64), 1
+        for c in reversed(cols):
+            v = c.view("int64")
+            lo, hi = (int(v.min()), int(v.max())) if len(v) else (0, 0)
+            span = hi - lo + 1
+            if radix * span >= 2**62:
+                break
+            folded += (v - lo) * radix
+            radix *= span
+        else:
+            return pd.Series(folded).duplicated(keep=False).to_numpy()
+    return df.duplicated(keys, keep=False).to_numpy()
+
+
 def _arrow_held(s: pd.Series) -> bool:
     """Whether pandas holds the column's text in Arrow (its ``str`` dtype)."""
     return isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow"
@@ -403,8 +422,8 @@ def validate_table(name: str, df: pd.DataFrame,
                 raise DataValidationError(
                     name, "infinite values", col.name, _rows(src, bad, [col.name])
                 )
-            if col.kind == "int":
-                frac = ~isna & (np.mod(np.where(isna, 0, vals), 1) != 0)
+            if col.kind == "int" and s.dtype.kind not in "iu":  # int dtypes are whole
+                frac = ~isna & (np.floor(np.where(isna, 0, vals)) != np.where(isna, 0, vals))
                 if frac.any():
                     raise DataValidationError(
                         name, "expected whole numbers", col.name, _rows(src, frac, [col.name])
@@ -478,7 +497,7 @@ def validate_table(name: str, df: pd.DataFrame,
         else:  # pragma: no cover - schema declaration error
             raise ValueError(f"unknown column kind {col.kind}")
     if spec.key:
-        dup = out.duplicated(list(spec.key), keep=False).to_numpy()
+        dup = _duplicated(out, list(spec.key))
         if dup.any():
             raise DataValidationError(
                 name, f"duplicate keys {list(spec.key)}", ",".join(spec.key),

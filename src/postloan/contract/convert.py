@@ -186,8 +186,12 @@ def cast_integer(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
         # Arrow-held text of ASCII digits only (no sign, no space: the usual zero-padded
         # customer number): what the pattern below accepts, parsed straight away.
         num = pc.cast(arr, pa.int64())
-        return _whole(num.to_numpy(zero_copy_only=False).astype("float64"), values.index), \
-            np.zeros(len(values), dtype=bool)
+        ok = np.zeros(len(values), dtype=bool)
+        span = pc.min_max(num)
+        if not num.null_count and -2**53 <= span["min"].as_py() <= span["max"].as_py() <= 2**53:
+            # Whole and exact as float64: what the float round trip below gives.
+            return pd.Series(num.to_numpy(), index=values.index), ok
+        return _whole(num.to_numpy(zero_copy_only=False).astype("float64"), values.index), ok
     if arr is None:
         arr = pa.array(_as_text(values).to_numpy(dtype=object), type=pa.string())
     # Digits only (zero padding allowed): "1.5", "1e3" and "12a" are not codes. Match and
