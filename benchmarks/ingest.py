@@ -232,9 +232,9 @@ def main() -> None:
              f"{args.customers:,} customers x {args.months} months in a throwaway PostgreSQL "
              f"15 server under the core-banking schema ({sum(counts.values()):,} source rows; "
              "money in cents as NUMERIC, dates as YYYYMMDD text, codes, Chinese region "
-             "names). `postloan ingest` streams every table as `COPY ... TO STDOUT` (CSV "
-             "parsed by pyarrow, chunk by chunk), converts, validates and writes the parquet "
-             "book; " + {
+             "names). `postloan ingest` streams every table in chunks (binary COPY into "
+             "Arrow through the ADBC driver, else `COPY ... TO STDOUT` in CSV parsed by "
+             "pyarrow), converts, validates and writes the parquet book; " + {
                  "whole": "`pandas.read_sql` only reads the same tables whole (no "
                           "conversion, nothing written).",
                  "chunked": "the peer `pandas.read_sql(chunksize=100000)` only reads the "
