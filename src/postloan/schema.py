@@ -336,6 +336,9 @@ def not_month_end(dates: pd.Series) -> np.ndarray:
     return (d.notna() & ~d.dt.is_month_end).to_numpy()
 
 
+_NS_PER_DAY = 86_400 * 10**9
+
+
 def _duplicated(df: pd.DataFrame, keys: list[str]) -> np.ndarray:
     """``df.duplicated(keys, keep=False)``; integer and date keys are first folded into
     one int64 (mixed radix over each key's range, when it fits), hashed once."""
@@ -344,6 +347,8 @@ def _duplicated(df: pd.DataFrame, keys: list[str]) -> np.ndarray:
         folded, radix = np.zeros(len(df), dtype=np.int64), 1
         for c in reversed(cols):
             v = c.view("int64")
+            if c.dtype.kind == "M" and not (v % _NS_PER_DAY).any():
+                v = v // _NS_PER_DAY  # dates: count days, not nanoseconds
             lo, hi = (int(v.min()), int(v.max())) if len(v) else (0, 0)
             span = hi - lo + 1
             if radix * span >= 2**62:
