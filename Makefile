@@ -74,6 +74,7 @@ bench: $(STAMP)  ## run the benchmarks (results JSON + docs/benchmarks.md; servi
 	$(BIN)/python benchmarks/load.py
 	$(BIN)/python benchmarks/treeshap.py
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/ingest.py --peer skip --arrow-peers --name ingest_1m_arrow_peers
 	$(BIN)/python benchmarks/performance_estimation.py
 	$(BIN)/python benchmarks/pack.py
 	$(BIN)/python benchmarks/clean_book_warnings.py

@@ -62,14 +62,17 @@ def run_ingest(mapping_path: Path, out: Path, partitions: int | None = None,
         # The writers record the lender's vocabularies and the absent optional tables in
         # the manifest (one source of truth for every book, ingested or simulated).
         vocab = mapping.vocabularies or None
-        if partitions:
-            from postloan.scale.partitions import write_partitioned_book
+        try:
+            if partitions:
+                from postloan.scale.partitions import write_partitioned_book
 
-            return write_partitioned_book(book, out, partitions,
-                                          meta={**meta, "vocabularies": vocab},
-                                          overwrite=overwrite, consume=True)
-        return io.write_tables(book, out, meta=meta, overwrite=overwrite, consume=True,
-                               vocabularies=vocab)
+                return write_partitioned_book(book, out, partitions,
+                                              meta={**meta, "vocabularies": vocab},
+                                              overwrite=overwrite, consume=True)
+            return io.write_tables(book, out, meta=meta, overwrite=overwrite, consume=True,
+                                   vocabularies=vocab)
+        finally:
+            book.close()  # a table read ahead and never asked for (a failed write)
 
 
 def profile_book(data: Path) -> tuple[list[TableProfile], str, dict]:

@@ -104,6 +104,9 @@ def test_casts():
 
     d, bad = cast_date(pd.Series([dt.date(2024, 1, 31), None], dtype=object))
     assert d.iloc[0] == pd.Timestamp("2024-01-31") and not bad.any()
+    # Year 0 matches %Y but is no datetime64[ns] date: refused, not a traceback.
+    d, bad = cast_date(pd.Series(["00000101", "20240131"], dtype=object), "%Y%m%d")
+    assert bad.tolist() == [True, False] and d.iloc[1] == pd.Timestamp("2024-01-31")
 
 
 def test_map_codes_compares_as_text():
@@ -212,3 +215,83 @@ def test_profile_collects_every_violation_and_hides_pii(small_tables):
     text = render_html([p], "t") + "".join(v.rows for v in p.violations)
     assert "duplicate" in text and "missing values" in text and "<PII hidden>" in text
     assert "Wang Fang" not in text
+
+
+# Issue 20, item 10: text the PostgreSQL readers hand over in Arrow (pandas' ``str``
+# dtype) takes vectorised paths; they must give what the Python-object paths give.
+TRICKY_INTS = ["0000123", "7", " 7", "+5", "-3", "", "12a", None, "\u0663", "00", "1.0",
+               "9007199254740993"]
+TRICKY_DATES = ["20240131", "20240230", "20241301", "20240229", "20230229", None,
+                "20240100", "20240431", "2024013 ", " 20240131", "19991231", "2024-01-31",
+                "20241232", "22620411", "19000229", "20000229", "00000101", "99991231",
+                "16780101", "22611231", "2024013１"]
+
+
+def _same(a: pd.Series, b: pd.Series) -> None:
+    norm = [None if pd.isna(v) else v for v in a.to_numpy(dtype=object)]
+    assert norm == [None if pd.isna(v) else v for v in b.to_numpy(dtype=object)]
+
+
+@pytest.mark.parametrize("cast", ["integer", "date", "date_slash", "date_zh", "map", "text"])
+def test_arrow_held_text_converts_as_python_strings(cast):
+    from postloan.data.contract.convert import cast_text
+
+    def run(values: list, dtype: str):
+        s = pd.Series(values, dtype=dtype)
+        if cast == "integer":
+            return cast_integer(s)
+        if cast == "date":
+            return cast_date(s, "%Y%m%d")
+        if cast == "date_slash":  # the same dates written dd/mm/YYYY
+            return cast_date(s.str.slice(6, 8) + "/" + s.str.slice(4, 6) + "/"
+                             + s.str.slice(0, 4), "%d/%m/%Y")
+        if cast == "date_zh":
+            return cast_date(s.str.slice(0, 4) + "年" + s.str.slice(4, 6) + "月"
+                             + s.str.slice(6, 8) + "日", "%Y年%m月%d日")
+        if cast == "map":
+            return map_codes(s, {"01": "consumer", "02": "card", "7": None})
+        return cast_text(s)
+
+    values = (["01", "02", "1", None, "", "X", "7", "01 ", "02", "01"] if cast == "map" else
+              TRICKY_INTS if cast in ("integer", "text") else TRICKY_DATES)
+    # All good values (the fast paths' usual case), then the tricky ones.
+    good = [v for v, b in zip(values, run(values, object)[1], strict=True) if not b]
+    for vals in (good, values, [None, None]):
+        (fa, ba), (fo, bo) = run(vals, "str"), run(vals, object)
+        assert ba.tolist() == bo.tolist(), vals
+        _same(fa, fo)
+        assert fa.dtype == fo.dtype or cast in ("map", "text")  # str vs object text
+    assert run(good, "str")[0].notna().sum() >= 3
+
+
+def test_arrow_held_chunk_converts_as_python_strings():
+    vocab = {"product": ("consumer", "mortgage", "card", "sme"),
+             "collateral_type": ("none", "property"), "close_reason": ("matured",)}
+    raw = _raw().assign(acct=["0010", "11", "012"], cdt=["20240131", None, None])
+    as_str = convert_chunk(raw.astype({c: "str" for c in ["acct", "cust", "prod", "odt",
+                                                          "cdt"]}), "loans",
+                           _loans_mapping(), WHERE, vocab)
+    as_obj = convert_chunk(raw.astype(object), "loans", _loans_mapping(), WHERE, vocab)
+    pd.testing.assert_frame_equal(as_str, as_obj)
+    with pytest.raises(DataValidationError, match="outside the vocabulary"):
+        convert_chunk(raw.astype({"prod": "str"}), "loans", _loans_mapping(
+            product={"from": "prod", "map": {"01": "consumer", "02": "gold"}}), WHERE, vocab)
+
+
+def test_duplicate_keys_folded_into_one_int_find_what_pandas_finds():
+    """validate_table folds integer and date keys into one int64 before hashing them:
+    the same rows as DataFrame.duplicated, whatever the ranges (NaT, huge ids)."""
+    from postloan.data.schema import _duplicated
+
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        n = int(rng.integers(1, 200))
+        ids = rng.integers(-5, 5, n) * rng.choice([1, 10**9, 2**60])
+        d = np.datetime64("2020-01-31", "ns") + rng.integers(0, 4, n).astype("timedelta64[D]")
+        if trial % 3 == 0:
+            d[rng.integers(0, n)] = np.datetime64("NaT")
+        if trial % 5 == 0:  # not whole days: counted in nanoseconds
+            d = d + rng.integers(0, 2, n) * np.timedelta64(1, "h")
+        df = pd.DataFrame({"a": ids, "d": d, "b": rng.integers(0, 3, n)})
+        for keys in (["a", "d"], ["a", "b", "d"], ["d", "b"], ["b"]):
+            assert (_duplicated(df, keys) == df.duplicated(keys, keep=False).to_numpy()).all()

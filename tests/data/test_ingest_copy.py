@@ -210,3 +210,113 @@ def test_percent_signs_reach_the_server_unchanged(edge_db, pg_server, monkeypatc
                   monkeypatch=monkeypatch)
     assert a[["p", "pp", "q"]].iloc[0].tolist() == ["%", "100%%", "a%%b%"]
     pd.testing.assert_frame_equal(a, b)
+
+
+# --------------------------------------------------------------------------- Arrow reader
+# With the ADBC PostgreSQL driver installed (a project dependency), a result of plain
+# types is read through it (binary COPY into Arrow); COPY-as-CSV is the fallback. Both
+# must give the same DataFrames, chunk for chunk.
+def csv_chunks(url: str, pg_server, monkeypatch, **kw) -> list[pd.DataFrame]:
+    """The same read with the Arrow reader ruled out (the COPY-as-CSV path)."""
+    with monkeypatch.context() as m:
+        m.setattr(readers, "_ARROW_OIDS", frozenset())
+        return chunks(url, pg_server, **kw)
+
+
+@pytest.mark.parametrize("chunk_rows", [4, 5, 100])
+def test_arrow_chunks_equal_csv_chunks(edge_db, pg_server, monkeypatch, caplog, chunk_rows):
+    import logging
+
+    with caplog.at_level(logging.DEBUG, logger="postloan.data.contract.readers"):
+        via_arrow = chunks(edge_db, pg_server, "edge", columns=COLS, chunk_rows=chunk_rows)
+    assert "read through the ADBC driver" in caplog.text
+    via_csv = csv_chunks(edge_db, pg_server, monkeypatch, table="edge", columns=COLS,
+                         chunk_rows=chunk_rows)
+    assert [len(c) for c in via_arrow] == [len(c) for c in via_csv]
+    for a, b in zip(via_arrow, via_csv, strict=True):
+        pd.testing.assert_frame_equal(a, b, check_dtype=True)
+    whole = pd.concat(via_arrow, ignore_index=True)
+    import math
+
+    assert math.isnan(whole.loc[2, "amount"]) and whole.loc[3, "amount"] == math.inf
+    assert whole.loc[4, "amount"] == -math.inf and whole.loc[1, "txt"] == ""
+
+
+def test_float4_is_read_as_its_text(edge_db, pg_server, monkeypatch):
+    """A `real` column keeps the CSV path: 0.1 stays 0.1, not the widened float32."""
+    q = "SELECT 1 AS id, 0.1::real AS x"
+    (a,) = chunks(edge_db, pg_server, query=q, columns=["id"])
+    assert a.loc[0, "x"] == 0.1
+
+
+def test_fallback_when_the_driver_is_not_installed(edge_db, pg_server, monkeypatch, caplog):
+    import logging
+    import sys
+
+    with monkeypatch.context() as m, caplog.at_level(logging.DEBUG,
+                                                      logger="postloan.data.contract.readers"):
+        m.setitem(sys.modules, "adbc_driver_postgresql.dbapi", None)  # import fails
+        got = chunks(edge_db, pg_server, "edge", columns=COLS, chunk_rows=5)
+    assert "not installed" in caplog.text and "ADBC driver" not in caplog.text
+    want = csv_chunks(edge_db, pg_server, monkeypatch, table="edge", columns=COLS,
+                      chunk_rows=5)
+    for a, b in zip(got, want, strict=True):
+        pd.testing.assert_frame_equal(a, b)
+
+
+def test_fallback_when_the_arrow_reader_cannot_connect(edge_db, pg_server, monkeypatch,
+                                                       caplog):
+    """A loader role allowed one connection: the Arrow reader's second connection is
+    refused by the server, the table is read as COPY CSV on the first, with a warning."""
+    import logging
+
+    from sqlalchemy.engine import make_url
+
+    pg_server.execute("DROP ROLE IF EXISTS one_conn; CREATE ROLE one_conn LOGIN "
+                      "PASSWORD 'one-pw' CONNECTION LIMIT 1", "edge")
+    pg_server.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO one_conn", "edge")
+    url = make_url(edge_db).set(username="one_conn").render_as_string(hide_password=False)
+    source = Source(url=url, chunk_rows=5)
+    tm = TableMapping(source="db", table="edge")
+    monkeypatch.setenv("PGPASSWORD", "one-pw")
+    with caplog.at_level(logging.WARNING, logger="postloan.data.contract.readers"):
+        got = list(readers.read_chunks(source, tm, COLS, "t"))
+    assert "the Arrow reader failed" in caplog.text and "too many connections" in caplog.text
+    assert "one-pw" not in caplog.text
+    monkeypatch.delenv("PGPASSWORD")
+    want = csv_chunks(edge_db, pg_server, monkeypatch, table="edge", columns=COLS,
+                      chunk_rows=5)
+    for a, b in zip(got, want, strict=True):
+        pd.testing.assert_frame_equal(a, b)
+
+
+def test_numeric_reads_as_the_same_doubles(edge_db, pg_server, monkeypatch):
+    """NUMERIC is cast to float8 by the server on the Arrow path, parsed from text by
+    pyarrow on the CSV path: the same nearest doubles, over many digits and scales."""
+    import random
+
+    import sqlalchemy as sa
+
+    rng = random.Random(20)
+    vals = ["0", "-0", "0.1", "0.3", "1e-20", "123456789012345678901234567890.123456789",
+            "9007199254740993", "2.675", "1.0000000000000002220446049250313"]
+    for _ in range(3000):
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 30)))
+        cut = rng.randint(0, len(digits))
+        vals.append(("-" if rng.random() < 0.3 else "") + (digits[:cut] or "0") + "."
+                    + (digits[cut:] or "0"))
+    with pg_server.password_env():
+        engine = sa.create_engine(edge_db)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE IF EXISTS nums; CREATE TABLE nums "
+                                 "(i integer, n numeric, m numeric(40,0))")
+            conn.exec_driver_sql("INSERT INTO nums VALUES " + ", ".join(
+                f"({i}, '{v}', round('{v}'::numeric))" for i, v in enumerate(vals)))
+        engine.dispose()
+    q = "SELECT i, n, m FROM nums ORDER BY i"
+    a = chunks(edge_db, pg_server, query=q, columns=["i"], chunk_rows=1000)
+    b = csv_chunks(edge_db, pg_server, monkeypatch, query=q, columns=["i"], chunk_rows=1000)
+    assert len(a) == len(b) == 4
+    for x, y in zip(a, b, strict=True):
+        pd.testing.assert_frame_equal(x, y, check_exact=True)
+        assert (x["n"].to_numpy().view("int64") == y["n"].to_numpy().view("int64")).all()

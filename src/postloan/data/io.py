@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -51,12 +52,21 @@ def _to_arrow(name: str, df: pd.DataFrame) -> pa.Table:
         elif col.kind == "date":
             typ = pa.timestamp("ms")
             arr = pa.array(pd.to_datetime(s).astype("datetime64[ms]"), type=typ, from_pandas=True)
+        elif isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow":
+            typ = pa.string()  # text pandas holds in Arrow already: no Python objects
+            arr = pa.chunked_array(pa.array(s.array)).combine_chunks().cast(typ)
         else:
             typ = pa.string()
             arr = pa.array(s.to_numpy(dtype=object), type=typ, from_pandas=True)
         arrays.append(arr)
         fields.append(pa.field(col.name, typ, nullable=col.nullable))
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _write_table(arrow: pa.Table, path: Path) -> dict:
+    """Write one book table; its manifest entry."""
+    pq.write_table(arrow, path, compression="zstd", row_group_size=1 << 20)
+    return {"file": path.name, "rows": int(arrow.num_rows), "sha256": file_sha256(path)}
 
 
 def write_parquet_atomic(table: pa.Table, path: Path) -> None:
@@ -194,20 +204,29 @@ def write_tables(
         # A MappedBook hands over tables it has just validated against these same
         # vocabularies (read_canonical): validating again would only cost time and a copy.
         prevalidated = getattr(tables, "validated_vocabularies", None)
-        for name in list(tables):
-            df = tables.pop(name) if consume else tables[name]
-            if prevalidated is None or prevalidated != vocab:
-                df = S.validate_table(name, df, vocab)
-            path = tmp / f"{name}.parquet"
-            arrow = _to_arrow(name, df)
-            del df
-            pq.write_table(arrow, path, compression="zstd", row_group_size=1 << 20)
-            n_rows = arrow.num_rows
-            del arrow
-            entries[name] = {"file": path.name, "rows": int(n_rows),
-                             "sha256": file_sha256(path)}
-            if progress:
-                progress(name)
+        # Each table is written (compressed, hashed) in a thread while the next one is
+        # read and validated (a MappedBook reads it from its source when popped); one
+        # write at a time, finished in order.
+        with ThreadPoolExecutor(1, thread_name_prefix="postloan-write") as pool:
+            writing = None
+
+            def settle() -> None:
+                entries[writing[0]] = writing[1].result()
+                if progress:
+                    progress(writing[0])
+
+            for name in list(tables):
+                df = tables.pop(name) if consume else tables[name]
+                if prevalidated is None or prevalidated != vocab:
+                    df = S.validate_table(name, df, vocab)
+                arrow = _to_arrow(name, df)
+                del df
+                if writing is not None:
+                    settle()
+                writing = (name, pool.submit(_write_table, arrow, tmp / f"{name}.parquet"))
+                del arrow
+            if writing is not None:
+                settle()
         manifest = {"tables": entries, **meta, "absent_tables": absent,
                     "vocabularies": {k: list(v) for k, v in vocab.items()},
                     "feature_families_present": feature_families_present(present)}

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from postloan.errors import DataValidationError
 
@@ -334,6 +336,38 @@ def not_month_end(dates: pd.Series) -> np.ndarray:
     return (d.notna() & ~d.dt.is_month_end).to_numpy()
 
 
+_NS_PER_DAY = 86_400 * 10**9
+
+
+def _duplicated(df: pd.DataFrame, keys: list[str]) -> np.ndarray:
+    """``df.duplicated(keys, keep=False)``; integer and date keys are first folded into
+    one int64 (mixed radix over each key's range, when it fits), hashed once."""
+    cols = [df[k].to_numpy() for k in keys]
+    if len(cols) > 1 and all(c.dtype.kind in "iM" for c in cols):
+        folded, radix = np.zeros(len(df), dtype=np.int64), 1
+        for c in reversed(cols):
+            v = c.view("int64")
+            if c.dtype.kind == "M" and not (v % _NS_PER_DAY).any():
+                v = v // _NS_PER_DAY  # dates: count days, not nanoseconds
+            lo, hi = (int(v.min()), int(v.max())) if len(v) else (0, 0)
+            span = hi - lo + 1
+            if radix * span >= 2**62:
+                break
+            folded += (v - lo) * radix
+            radix *= span
+        else:
+            ordered = np.sort(folded)  # the usual answer, none, found faster by a sort
+            if not (ordered[1:] == ordered[:-1]).any():
+                return np.zeros(len(df), dtype=bool)
+            return pd.Series(folded).duplicated(keep=False).to_numpy()
+    return df.duplicated(keys, keep=False).to_numpy()
+
+
+def _arrow_held(s: pd.Series) -> bool:
+    """Whether pandas holds the column's text in Arrow (its ``str`` dtype)."""
+    return isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow"
+
+
 def validate_table(name: str, df: pd.DataFrame,
                    vocabularies: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
     """Check a table against its schema and return it with normalised dtypes.
@@ -391,7 +425,7 @@ def validate_table(name: str, df: pd.DataFrame,
         else:  # pragma: no cover - schema declaration error
             raise ValueError(f"unknown column kind {col.kind}")
     if spec.key:
-        dup = out.duplicated(list(spec.key), keep=False).to_numpy()
+        dup = _duplicated(out, list(spec.key))
         if dup.any():
             raise DataValidationError(
                 name, f"duplicate keys {list(spec.key)}", ",".join(spec.key),
@@ -441,8 +475,8 @@ def _numeric_column(spec: Table, col: Column, s: pd.Series, isna: np.ndarray,
         raise DataValidationError(
             name, "infinite values", col.name, _rows(src, bad, [col.name])
         )
-    if col.kind == "int":
-        frac = ~isna & (np.mod(np.where(isna, 0, vals), 1) != 0)
+    if col.kind == "int" and s.dtype.kind not in "iu":  # int dtypes are whole
+        frac = ~isna & (np.floor(np.where(isna, 0, vals)) != np.where(isna, 0, vals))
         if frac.any():
             raise DataValidationError(
                 name, "expected whole numbers", col.name, _rows(src, frac, [col.name])
@@ -501,8 +535,10 @@ def _date_column(spec: Table, col: Column, s: pd.Series, src: pd.DataFrame) -> n
 
 
 def _text_column(spec: Table, col: Column, s: pd.Series, isna: np.ndarray, src: pd.DataFrame,
-                 vocab: Mapping[str, Sequence[str]]) -> np.ndarray:
-    """Check a ``category``/``str`` column and normalise it to Python strings (object).
+                 vocab: Mapping[str, Sequence[str]]
+                 ) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """Check a ``category``/``str`` column and normalise it to Python strings (object), or
+    keep it in Arrow when pandas already holds it there (an ingested chunk).
 
     Args:
         spec: the table's schema.
@@ -522,6 +558,19 @@ def _text_column(spec: Table, col: Column, s: pd.Series, isna: np.ndarray, src: 
         raise DataValidationError(
             name, f"expected text, got dtype {s.dtype}", col.name
         )
+    if _arrow_held(s) and not isna.all():
+        # Text pandas holds in Arrow (an ingested chunk): checked in Arrow and kept as it
+        # is, the dtype a DataFrame infers from Python strings.
+        if col.kind == "category":
+            allowed = vocab.get(col.name, col.categories)
+            arr = pa.chunked_array(pa.array(s.array))
+            known = pc.is_in(arr, value_set=pa.array(list(allowed), type=arr.type))
+            bad = ~isna & ~known.to_numpy(zero_copy_only=False)
+            if bad.any():
+                raise DataValidationError(
+                    name, f"values outside the allowed categories {list(allowed)}",
+                    col.name, _rows(src, bad, list(spec.key) + [col.name]))
+        return s.array.copy()  # Arrow buffers shared, never mutated
     obj = s.astype(object).where(~isna, None)
     if col.kind == "category":
         allowed = vocab.get(col.name, col.categories)

@@ -94,8 +94,41 @@ def _fail(where: Where, col: str, src_col: str | None, rule: str, raw: pd.DataFr
     return DataValidationError(where.label(), rule, column, rows)
 
 
+def _arrow_text(values: pd.Series) -> pa.Array | None:
+    """The values as one Arrow string array, without a copy, when pandas holds them in
+    Arrow (its ``str`` dtype, as the PostgreSQL readers give text); else None.
+
+    The fast paths below work on it: no Python object per value.
+    """
+    dtype = values.dtype
+    if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
+        return None
+    arr = pa.array(values.array)  # __arrow_array__: the storage itself
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def _str_series(arr: pa.Array, index: pd.Index) -> pd.Series:
+    """Arrow strings as a Series of pandas' ``str`` dtype (what a DataFrame infers from
+    Python strings and None), without a Python object per value."""
+    out = pa.chunked_array([arr], type=arr.type).to_pandas()
+    out.index = index
+    return out
+
+
+def _objects(arr: pa.Array) -> np.ndarray:
+    """Arrow strings as an object array of Python strings and None, one object per
+    distinct value (codes and categories repeat: most of the cost is in making them)."""
+    enc = pc.dictionary_encode(arr)
+    uniq = np.empty(len(enc.dictionary) + 1, dtype=object)
+    uniq[:-1] = enc.dictionary.to_numpy(zero_copy_only=False)
+    uniq[-1] = None
+    return uniq[enc.indices.fill_null(len(uniq) - 1).to_numpy(zero_copy_only=False)]
+
+
 def _as_text(values: pd.Series) -> pd.Series:
     """Values as text; whole numbers print without a decimal point (1.0 -> "1")."""
+    if (arr := _arrow_text(values)) is not None:
+        return pd.Series(_objects(arr), index=values.index, dtype=object)
     if pd.api.types.is_string_dtype(values.dtype) and pd.api.types.infer_dtype(
             values, skipna=True) in ("string", "empty"):
         # Already text (object or pandas' str dtype): no per-value work.
@@ -118,6 +151,18 @@ def map_codes(values: pd.Series, codes: Mapping[str, object]) -> tuple[pd.Series
     Returns:
         The mapped values and a mask of non-missing values whose code is not listed.
     """
+    arr = _arrow_text(values)
+    targets = list(codes.values())
+    if arr is not None and len(arr) and all(isinstance(k, str) for k in codes) and all(
+            v is None or isinstance(v, str) for v in targets):
+        # Arrow-held text: each code's position in the map, then the canonical values
+        # taken by position (a ``str`` Series, as a DataFrame would infer it).
+        idx = pc.index_in(arr, value_set=pa.array(list(codes), type=arr.type))
+        bad = pc.and_(arr.is_valid(), idx.is_null()).to_numpy(zero_copy_only=False)
+        mapped = pc.take(pa.array(targets, type=pa.large_string()), idx)
+        if mapped.null_count < len(mapped):
+            return _str_series(mapped, values.index), bad
+        return pd.Series([None] * len(values), index=values.index, dtype=object), bad
     text = _as_text(values)
     bad = text.notna().to_numpy() & ~text.isin(list(codes)).to_numpy()
     mapped = text.map(dict(codes)).astype(object)
@@ -136,10 +181,21 @@ def cast_integer(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
         num = values.to_numpy(dtype="float64", na_value=np.nan)
         bad = ~isna & (np.isinf(num) | (np.mod(np.nan_to_num(num), 1) != 0))
         return _whole(np.where(bad, np.nan, num), values.index), bad
-    text = _as_text(values)
+    arr = _arrow_text(values)
+    if arr is not None and pc.all(pc.ascii_is_decimal(arr)).as_py():
+        # Arrow-held text of ASCII digits only (no sign, no space: the usual zero-padded
+        # customer number): what the pattern below accepts, parsed straight away.
+        num = pc.cast(arr, pa.int64())
+        ok = np.zeros(len(values), dtype=bool)
+        span = pc.min_max(num)
+        if not num.null_count and -2**53 <= span["min"].as_py() <= span["max"].as_py() <= 2**53:
+            # Whole and exact as float64: what the float round trip below gives.
+            return pd.Series(num.to_numpy(), index=values.index), ok
+        return _whole(num.to_numpy(zero_copy_only=False).astype("float64"), values.index), ok
+    if arr is None:
+        arr = pa.array(_as_text(values).to_numpy(dtype=object), type=pa.string())
     # Digits only (zero padding allowed): "1.5", "1e3" and "12a" are not codes. Match and
     # parse run vectorised in Arrow: a Python call per value costs seconds per million.
-    arr = pa.array(text.to_numpy(dtype=object), type=pa.string())
     ok = pc.match_substring_regex(arr, _INT_TEXT).fill_null(False)
     bad = ~isna & ~ok.to_numpy(zero_copy_only=False)
     digits = pc.replace_substring_regex(pc.utf8_trim_whitespace(arr), r"^\+", "")
@@ -188,6 +244,8 @@ def cast_date(values: pd.Series, fmt: str | None = None) -> tuple[pd.Series, np.
     if fmt is None and pd.api.types.infer_dtype(values, skipna=True) in ("date", "datetime"):
         # DATE / TIMESTAMP values from a driver (datetime.date objects).
         parsed = pd.to_datetime(values.astype(object), errors="coerce")
+    elif (fast := _fast_dates(values, fmt)) is not None:
+        parsed = fast
     else:
         text = _as_text(values)
         arr = pa.array(text.to_numpy(dtype=object), type=pa.string())
@@ -203,9 +261,87 @@ def cast_date(values: pd.Series, fmt: str | None = None) -> tuple[pd.Series, np.
             text = pd.Series(arr.to_numpy(zero_copy_only=False), index=values.index,
                              dtype=object).where(ok, None)
         parsed = pd.to_datetime(text, format=fmt or "ISO8601", errors="coerce")
+    if parsed.dtype != "datetime64[ns]":
+        # pandas 3 parses year 0 or 9999 at a coarser unit: such dates are refused
+        # (they are no book's dates), never an OutOfBoundsDatetime traceback.
+        lo, hi = pd.Timestamp.min, pd.Timestamp.max
+        parsed = parsed.where((parsed >= lo) & (parsed <= hi))
     parsed = parsed.astype("datetime64[ns]")
     bad = ~isna & parsed.isna().to_numpy()
     return parsed, bad
+
+
+# Formats the Arrow fast path parses: %Y, %m and %d once each, and literal characters.
+_FAST_DATE_FORMAT = r"^(?:%[Ymd]|[^%])+$"
+# The dates datetime64[ns] holds (pandas' bounds, in seconds), inside which it runs.
+_NS_RANGE = (pd.Timestamp.min.ceil("D").value // 10**9,
+             pd.Timestamp.max.floor("D").value // 10**9)
+
+
+def _fast_dates(values: pd.Series, fmt: str | None) -> pd.Series | None:
+    """:func:`cast_date` of Arrow-held text in a plain year-month-day format, parsed in
+    Arrow; None when anything is unusual (then the strptime path decides).
+
+    Every value must match the format's pattern untrimmed, so each holds its digits at
+    the same byte positions. Arrow's strptime rolls an impossible day over (20240230 ->
+    2024-03-01) where strptime refuses it: a date counts only when its day of month is
+    the day written. Dates outside datetime64[ns]'s range go the strptime path too.
+    """
+    import re
+
+    arr = _arrow_text(values)
+    if (arr is None or fmt is None or not re.match(_FAST_DATE_FORMAT, fmt) or not len(arr)
+            or sorted(re.findall(r"%([Ymd])", fmt)) != ["Y", "d", "m"]):
+        return None
+    if fmt == "%Y%m%d":
+        return _yyyymmdd(arr, values.index)
+    if not pc.all(pc.match_substring_regex(arr, f"^(?:{format_pattern(fmt)})$")).as_py():
+        return None
+    ts = pc.strptime(arr, format=fmt, unit="s", error_is_null=True)
+    span = pc.min_max(ts.cast(pa.int64()))  # seconds (year 0 is no Python datetime)
+    lo, hi = span["min"].as_py(), span["max"].as_py()
+    if lo is not None and (lo < _NS_RANGE[0] or hi > _NS_RANGE[1]):
+        return None
+    # Byte position of the day's two digits in every value.
+    head = re.split(r"%d", fmt)[0]
+    pos = sum(4 if t == "%Y" else 2 if t == "%m" else len(t.encode())
+              for t in re.findall(r"%[Ym]|[^%]", head))
+    written = _two_digits_at(arr, pos)
+    day = pc.day(ts).fill_null(0).to_numpy(zero_copy_only=False)
+    out = ts.cast(pa.timestamp("ns")).to_numpy(zero_copy_only=False, writable=True)
+    out[day != written] = np.datetime64("NaT")
+    return pd.Series(out, index=values.index)
+
+
+def _yyyymmdd(arr: pa.Array, index: pd.Index) -> pd.Series | None:
+    """YYYYMMDD text (8 ASCII digits, years 1678-2261) as dates by integer arithmetic:
+    a date counts when its month is 1-12 and its day exists in that month."""
+    if not (pc.all(pc.ascii_is_decimal(arr)).as_py()
+            and pc.all(pc.equal(pc.binary_length(arr), 8)).as_py()):
+        return None
+    valid = arr.is_valid().to_numpy(zero_copy_only=False)
+    v = pc.cast(arr, pa.int64()).fill_null(19700101).to_numpy(zero_copy_only=False)
+    y, m, d = v // 10000, v // 100 % 100, v % 100
+    if y.min() < 1678 or y.max() > 2261:  # near datetime64[ns]'s bounds: strptime decides
+        return None
+    months = ((y - 1970) * 12 + (m - 1)).astype("datetime64[M]")
+    days = months.astype("datetime64[D]") + (d - 1).astype("timedelta64[D]")
+    ok = valid & (m >= 1) & (m <= 12) & (d >= 1) & (days.astype("datetime64[M]") == months)
+    out = days.astype("datetime64[ns]")
+    out[~ok] = np.datetime64("NaT")
+    return pd.Series(out, index=index)
+
+
+def _two_digits_at(arr: pa.Array, pos: int) -> np.ndarray:
+    """The number written by the two ASCII digits at byte `pos` of each string (read
+    from Arrow's buffers; meaningless for NULL slots)."""
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64 if pa.types.is_large_string(
+        arr.type) else np.int32)[arr.offset:arr.offset + len(arr)]
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)
+    if len(data) < pos + 2:
+        return np.full(len(arr), -1)
+    start = np.minimum(offsets + pos, len(data) - 2)
+    return (data[start].astype(np.int64) - 48) * 10 + (data[start + 1].astype(np.int64) - 48)
 
 
 def align_month_end(dates: pd.Series) -> pd.Series:
@@ -232,8 +368,15 @@ def strip_prefix(values: pd.Series, prefix: str) -> tuple[pd.Series, np.ndarray]
 
 
 def cast_text(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """Text (whole numbers without a decimal point); never fails."""
-    return _as_text(values), np.zeros(len(values), dtype=bool)
+    """Text (whole numbers without a decimal point); never fails.
+
+    Arrow-held text (pandas' ``str`` dtype, not NULL throughout) is returned as it is:
+    a DataFrame infers that dtype from the Python strings anyway.
+    """
+    ok = np.zeros(len(values), dtype=bool)
+    if (arr := _arrow_text(values)) is not None and arr.null_count < len(arr):
+        return values, ok
+    return _as_text(values), ok
 
 
 def convert_units(values: pd.Series, units: tuple[str, ...] = (),
@@ -311,10 +454,15 @@ def convert_column(raw: pd.DataFrame, col: str, rule: ColumnRule, kind: str, whe
     if rule.unit or rule.scale is not None or rule.money_unit is not None:
         out = convert_units(out, rule.unit, rule.scale, rule.money_unit)
     if kind == "category" and vocabulary is not None:
-        obj = out.to_numpy(dtype=object)
-        allowed = set(vocabulary)
-        bad = np.array([v is not None and v not in allowed for v in obj], dtype=bool)
+        if (arr := _arrow_text(out)) is not None:  # text held in Arrow: no NaN, no object
+            known = pc.is_in(arr, value_set=pa.array(list(vocabulary), type=arr.type))
+            bad = pc.and_(arr.is_valid(), pc.invert(known)).to_numpy(zero_copy_only=False)
+        else:
+            obj = out.to_numpy(dtype=object)
+            allowed = set(vocabulary)
+            bad = np.array([v is not None and v not in allowed for v in obj], dtype=bool)
         if bad.any():
+            obj = out.to_numpy(dtype=object)
             raise _fail(where, col, src, f"value outside the vocabulary {list(vocabulary)}",
                         raw.assign(**{src: obj}) if src in raw.columns else
                         raw.assign(**{col: obj}), bad)
@@ -355,7 +503,10 @@ def convert_chunk(raw: pd.DataFrame, name: str, tm: TableMapping, where: Where,
             continue  # left out: the schema reads an absent optional column as missing
         rule = tm.columns.get(c.name) or ColumnRule()
         vocab = vocabularies.get(c.name) if c.kind == "category" else None
-        out[c.name] = convert_column(raw, c.name, rule, c.kind, where, vocab).to_numpy()
+        col = convert_column(raw, c.name, rule, c.kind, where, vocab)
+        # Arrow-held text stays so (the DataFrame would infer the same ``str`` dtype
+        # from its Python strings, at a cost per value).
+        out[c.name] = col.array if _arrow_text(col) is not None else col.to_numpy()
     if name == "interactions":
         _default_outcome(out)
     return pd.DataFrame(out)
@@ -367,10 +518,11 @@ def convert_chunk(raw: pd.DataFrame, name: str, tm: TableMapping, where: Where,
 NO_CONTACT_KINDS = ("service_request", "complaint")
 
 
-def _default_outcome(out: dict[str, np.ndarray]) -> None:
+def _default_outcome(out: dict) -> None:
     """Fill a missing ``outcome`` with ``none`` on service requests and complaints."""
-    outcome = out["outcome"].astype(object)
-    fill = pd.isna(outcome) & np.isin(out["kind"].astype(object), NO_CONTACT_KINDS)
+    outcome = pd.Series(out["outcome"])
+    fill = (outcome.isna() & pd.Series(out["kind"]).isin(NO_CONTACT_KINDS)).to_numpy()
     if fill.any():
-        outcome[fill] = "none"
-        out["outcome"] = outcome
+        outcome = outcome.where(~fill, "none")
+        out["outcome"] = outcome.array if _arrow_text(outcome) is not None else \
+            outcome.to_numpy(dtype=object)

@@ -61,9 +61,61 @@ def _rewrap(e: DataValidationError, name: str, where: Where, cols: dict[str, str
                                None if pii else e.rows)
 
 
+def _source_chunks(mapping: SourceMapping, name: str) -> Iterator[pd.DataFrame]:
+    """The source chunks of one canonical table (not yet converted)."""
+    tm = mapping.table(name)
+    source = mapping.sources[tm.source]
+    label = describe(source, tm, tm.source)
+    cols = source_columns(name, tm)
+    return read_chunks(source, tm, sorted(set(cols.values())), f"{name} (source {label})")
+
+
+_END = object()
+
+
+class _ReadAhead:
+    """The next table's source read, begun in a thread while this one is validated and
+    written: its connection, first chunk and the reader's prefetched chunks are ready
+    when it is asked for (the reader is the slower half of an ingest)."""
+
+    def __init__(self, name: str, chunks: Iterator[pd.DataFrame]) -> None:
+        import threading
+
+        self.name, self._chunks = name, chunks
+        self._first: object = _END
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._start, name="postloan-read-ahead",
+                                        daemon=True)
+        self._thread.start()
+
+    def _start(self) -> None:
+        try:
+            self._first = next(self._chunks, _END)
+        except BaseException as e:  # raised where the table is read
+            self._error = e
+
+    def chunks(self) -> Iterator[pd.DataFrame]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        if self._first is not _END:
+            yield self._first
+            self._first = _END
+            yield from self._chunks
+
+    def close(self) -> None:
+        """Stop the read (its reader thread and connection) when it is not wanted."""
+        import contextlib
+
+        self._thread.join()
+        with contextlib.suppress(Exception):  # errors of a read nobody wants any more
+            self._chunks.close()
+
+
 def read_canonical(mapping: SourceMapping, name: str,
                    progress: Callable[[str, int], None] | None = None,
-                   validate: bool = True) -> pd.DataFrame:
+                   validate: bool = True,
+                   chunks: Iterator[pd.DataFrame] | None = None) -> pd.DataFrame:
     """Read one canonical table from its source: stream, convert, validate.
 
     Args:
@@ -72,6 +124,8 @@ def read_canonical(mapping: SourceMapping, name: str,
         progress: called with (table, source rows read so far) after every chunk.
         validate: check the converted table against the schema (ranges, missing values,
             keys); ``check-data`` profiles it instead, to report every violation.
+        chunks: the table's source chunks when their read has begun already
+            (:class:`MappedBook` reads one table ahead); read here by default.
 
     Returns:
         The validated canonical table; ``attrs["source_rows"]`` holds the number of
@@ -90,7 +144,7 @@ def read_canonical(mapping: SourceMapping, name: str,
     where = Where(name, label, source_key_columns(name, tm))
     vocab = {c: mapping.vocabulary(c) for c in _category_columns(name)}
     parts, n = [], 0
-    for chunk in read_chunks(source, tm, sorted(set(cols.values())), f"{name} (source {label})"):
+    for chunk in (chunks if chunks is not None else _source_chunks(mapping, name)):
         parts.append(convert_chunk(chunk, name, tm, Where(name, label, where.key_columns, n),
                                    vocab))
         n += len(chunk)
@@ -134,6 +188,7 @@ class MappedBook(MutableMapping):
         self.mapping = mapping
         self.progress = progress
         self._names = [t for t in MAPPABLE_TABLES if t in mapping.tables]
+        self._ahead: _ReadAhead | None = None
         self.source_rows: dict[str, dict] = {}
         # Money medians and scale warnings, filled in as each table is read.
         self.money = money_check(mapping)
@@ -147,10 +202,30 @@ class MappedBook(MutableMapping):
     def __getitem__(self, name: str) -> pd.DataFrame:
         if name not in self._names:
             raise KeyError(name)
-        df = read_canonical(self.mapping, name, self.progress)
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead.name != name:  # asked out of order: read afresh
+            ahead.close()
+            ahead = None
+        try:
+            df = read_canonical(self.mapping, name, self.progress,
+                                chunks=ahead.chunks() if ahead is not None else None)
+        except BaseException:
+            if ahead is not None:  # stopped now, not whenever the garbage collector runs
+                ahead.close()
+            raise
+        # Begin reading the next table while the caller validates and writes this one.
+        later = self._names[self._names.index(name) + 1:]
+        if later:
+            self._ahead = _ReadAhead(later[0], _source_chunks(self.mapping, later[0]))
         self.source_rows[name] = {"source": df.attrs["source"], "rows": df.attrs["source_rows"]}
         self.money.add(name, df)
         return df
+
+    def close(self) -> None:
+        """Stop a read begun ahead and not asked for (the write failed)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead.close()
 
     def __delitem__(self, name: str) -> None:
         self._names.remove(name)

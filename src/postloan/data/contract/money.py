@@ -122,8 +122,11 @@ class MoneyCheck:
                 self._paid_ratio = float(np.nanmedian(paid[ok] / sched[ok]))
         if self._loans is None or "statement_date" not in df:
             return
-        sub = df[df["loan_id"].isin(self._loans["loan_id"])]
-        first = sub.sort_values("statement_date").drop_duplicates("loan_id", keep="first")
+        sub = df.loc[df["loan_id"].isin(self._loans["loan_id"]).to_numpy(),
+                     ["loan_id", "statement_date", "scheduled_amount", "balance"]]
+        # Each loan's first statement (statements are unique per loan and date): found
+        # by grouping, not by sorting millions of rows; only medians are taken of it.
+        first = sub.loc[sub.groupby("loan_id", sort=False)["statement_date"].idxmin()]
         self._first = first[["loan_id", "scheduled_amount", "balance"]].reset_index(drop=True)
 
     def _update(self) -> None:

@@ -1,9 +1,11 @@
 """Read a lender's source tables in chunks: SQL databases, DuckDB, CSV and parquet folders.
 
 Every reader yields DataFrames of at most ``chunk_rows`` source rows, so memory is
-bounded by a chunk, not the table: PostgreSQL as ``COPY ... TO STDOUT`` in CSV parsed
-by pyarrow (a server-side cursor for column types the COPY path does not read, and for
-other databases SQLAlchemy's ``stream_results``), CSV through pandas' chunked reader,
+bounded by a chunk, not the table: PostgreSQL through the ADBC driver as binary COPY
+into Arrow, or, when the driver is missing or cannot connect, as ``COPY ... TO STDOUT``
+in CSV parsed by pyarrow (a server-side cursor for column types neither COPY path
+reads, and for other databases SQLAlchemy's ``stream_results``), CSV through pandas'
+chunked reader,
 parquet through pyarrow record batches, DuckDB through its record-batch reader.
 
 Credentials come from the environment (``PGPASSWORD``, ``~/.pgpass`` read by libpq, or a
@@ -13,6 +15,7 @@ URL in the variable named by ``url_env``). A URL is only ever shown masked
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -191,7 +194,8 @@ def _read_sql(source: Source, tm: TableMapping, columns: list[str], label: str
     except Exception as e:
         import psycopg
 
-        if isinstance(e, psycopg.Error):
+        # The ADBC driver's errors (adbc_driver_manager.Error) carry a SQLSTATE too.
+        if isinstance(e, psycopg.Error) or type(e).__module__.startswith("adbc_driver"):
             raise _db_error(e, source, label) from None
         raise
     finally:
@@ -215,11 +219,13 @@ def _psycopg_chunks(conn, stmt, chunk_rows: int, columns: list[str], label: str,
 
     The statement is first declared as a named (server-side) cursor, which describes the
     result without running it. When every result column has a type of
+    :data:`_ARROW_OIDS`, the ADBC PostgreSQL driver reads it as binary COPY into Arrow
+    (:func:`_arrow_chunks`); else, or without the driver, when every type is in
     :data:`_COPY_TYPES` (and `copy`), the rows stream as ``COPY (statement) TO STDOUT``
     in CSV and each chunk is parsed by pyarrow's CSV reader (:func:`_copy_chunks`):
-    no Python object per value. Otherwise each ``fetchmany`` is one ``FETCH FORWARD
-    chunk_rows`` of plain tuples (SQLAlchemy's Row objects cost more than the fetch).
-    Both give the same DataFrames (tests/data/test_ingest_copy.py).
+    no Python object per value either way. Otherwise each ``fetchmany`` is one ``FETCH
+    FORWARD chunk_rows`` of plain tuples (SQLAlchemy's Row objects cost more than the
+    fetch). All give the same DataFrames (tests/data/test_ingest_copy.py).
     """
     from sqlalchemy.sql.elements import TextClause
 
@@ -240,7 +246,148 @@ def _psycopg_chunks(conn, stmt, chunk_rows: int, columns: list[str], label: str,
             while rows := cur.fetchmany(chunk_rows):
                 yield pd.DataFrame.from_records(rows, columns=keys)
             return
-    yield from _copy_chunks(raw, sql, keys, [_COPY_TYPES[o] for o in oids], chunk_rows, label)
+    types = [_COPY_TYPES[o] for o in oids]
+    if all(o in _ARROW_OIDS for o in oids):
+        stream = _arrow_stream(raw, _numeric_as_float8(raw, sql, keys, oids), label)
+        if stream is not None:
+            yield from _arrow_chunks(stream, keys, types, chunk_rows, label)
+            return
+    yield from _copy_chunks(raw, sql, keys, types, chunk_rows, label)
+
+
+# The OIDs the Arrow reader (ADBC, binary COPY) reads into exactly the Arrow values the
+# CSV path parses: not float4, whose text form ("0.1") is not the double its binary
+# value widens to (0.100000001...).
+_ARROW_OIDS = frozenset(_COPY_TYPES) - {700}
+# Days from 1970-01-01 of 0001-01-01 and 9999-12-31: the dates the CSV path can parse
+# (a 5-digit year, BC or +-infinity is an unreadable value there, and here).
+_DATE32_RANGE = (-719162, 2932896)
+
+
+def _numeric_as_float8(raw, sql: str, keys: list[str], oids: list[int]) -> str:
+    """The statement with its NUMERIC columns cast to float8 by the server.
+
+    The driver hands NUMERIC over as decimal text it builds itself, which costs more
+    than the rest of the read. PostgreSQL's numeric-to-float8 cast formats the value
+    as text and parses it with strtod: the nearest double, what the CSV path's parser
+    gives for the same text (NaN and +-Infinity included; tests/data/test_ingest_copy.py).
+    """
+    if 1700 not in oids:
+        return sql
+    from psycopg import sql as pgsql
+
+    cols = [pgsql.SQL("{0}::float8 AS {0}" if o == 1700 else "{0}").format(
+        pgsql.Identifier(k)) for k, o in zip(keys, oids, strict=True)]
+    body = sql.rstrip().rstrip(";").rstrip()
+    return (pgsql.SQL("SELECT ") + pgsql.SQL(", ").join(cols)).as_string(raw) + \
+        f" FROM ({body}\n) AS postloan_source"
+
+
+def _arrow_stream(raw, sql: str, label: str):
+    """The statement's rows as an Arrow record-batch stream read by the ADBC PostgreSQL
+    driver (libpq, binary COPY), or None when the COPY-as-CSV path must read them.
+
+    The driver connects with the psycopg connection's own parameters (host, user,
+    statement timeout, application name; the password is libpq's as well: PGPASSWORD,
+    ~/.pgpass or the URL's). None when the driver is not installed, or when it fails
+    before the first row (logged as a warning): the CSV path then reads the table, and
+    reports the database's own error if there is one. A statement timeout is raised.
+    """
+    try:
+        import adbc_driver_postgresql.dbapi as adbc
+    except ImportError:
+        log.debug("adbc-driver-postgresql not installed: %s read as COPY CSV", label)
+        return None
+    from psycopg.conninfo import make_conninfo
+
+    info = raw.info
+    conninfo = make_conninfo(info.dsn, client_encoding="UTF8",
+                             **({"password": info.password} if info.password else {}))
+    conn = cur = None
+    try:
+        conn = adbc.connect(conninfo)
+        cur = conn.cursor()
+        # A query may end with ';' or a -- comment (the driver wraps it in COPY (...)).
+        cur.execute(sql.rstrip().rstrip(";").rstrip() + "\n")
+        reader = cur.fetch_record_batch()
+    except Exception as e:
+        for c in (cur, conn):
+            if c is not None:
+                with contextlib.suppress(Exception):
+                    c.close()
+        if getattr(e, "sqlstate", None) == _QUERY_CANCELED:
+            raise
+        log.warning("table %s: the Arrow reader failed (%s); reading it as COPY CSV",
+                    label, scrub(str(e).strip().splitlines()[0] if str(e).strip()
+                                 else type(e).__name__))
+        return None
+    return reader, cur, conn
+
+
+def _arrow_chunks(stream, keys: list[str], types: list[str], chunk_rows: int, label: str
+                  ) -> Iterator[pd.DataFrame]:
+    """Chunks of exactly `chunk_rows` rows from an ADBC record-batch stream, as the
+    DataFrames the CSV path gives (:func:`_arrow_frame`).
+
+    The driver's types are cast to the CSV path's (int2/int4 to int64; NUMERIC, cast
+    to float8 by the server, see :func:`_numeric_as_float8`).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    reader, cur, conn = stream
+    target = [getattr(pa, t)() for t in types]
+    log.debug("table %s: read through the ADBC driver (Arrow)", label)
+
+    def normalise(tbl):
+        cols = []
+        for i, (k, want) in enumerate(zip(keys, target, strict=True)):
+            col = tbl.column(i)
+            if isinstance(col.type, pa.ExtensionType):
+                col = pa.chunked_array([c.storage for c in col.chunks], col.type.storage_type)
+            if want == pa.date32():
+                span = pc.min_max(col.cast(pa.int32()))
+                lo, hi = span["min"].as_py(), span["max"].as_py()
+                if lo is not None and (lo < _DATE32_RANGE[0] or hi > _DATE32_RANGE[1]):
+                    raise SourceError(f"table {label}: a value PostgreSQL sent cannot be "
+                                      f"read as date32 in column '{k}': a date outside "
+                                      "0001-01-01..9999-12-31 (or infinity)")
+            if col.type != want:
+                col = pc.cast(col, want)
+            cols.append(col)
+        return pa.Table.from_arrays(cols, names=keys)
+
+    def produce(put: Callable[[pd.DataFrame], None]) -> None:
+        pending: list = []
+        have = 0
+        for batch in reader:
+            pending.append(batch)
+            have += batch.num_rows
+            while have >= chunk_rows:
+                tbl = pa.Table.from_batches(pending)
+                put(_arrow_frame(normalise(tbl.slice(0, chunk_rows)), keys))
+                rest = tbl.slice(chunk_rows)
+                pending, have = rest.to_batches(), rest.num_rows
+        if have:
+            put(_arrow_frame(normalise(pa.Table.from_batches(pending)), keys))
+
+    try:
+        yield from _prefetched(produce)
+    finally:
+        for c in (reader, cur, conn):
+            with contextlib.suppress(Exception):
+                c.close()
+
+
+def _arrow_frame(tbl, keys: list[str]) -> pd.DataFrame:
+    """A chunk as a DataFrame: strings as pandas' str dtype, ints with NULL as float64
+    (NaN), dates as datetime.date objects, a column NULL throughout the chunk as None
+    objects: what DataFrame.from_records makes of psycopg's tuples."""
+    df = tbl.combine_chunks().to_pandas()
+    for k in keys:
+        if tbl.num_rows and tbl.column(k).null_count == tbl.num_rows:
+            df[k] = pd.Series([None] * tbl.num_rows, index=df.index, dtype=object)
+    return df
 
 
 def _copy_chunks(raw, sql: str, keys: list[str], types: list[str], chunk_rows: int,
@@ -270,14 +417,7 @@ def _copy_chunks(raw, sql: str, keys: list[str], types: list[str], chunk_rows: i
         except pa.ArrowInvalid as e:
             raise SourceError(f"table {label}: a value PostgreSQL sent cannot be read as "
                               f"{_column_of(str(e), keys, types)}: {e}") from None
-        # Strings as pandas' str dtype, ints with NULL as float64 (NaN), dates as
-        # datetime.date objects, a column NULL throughout the chunk as None objects:
-        # what DataFrame.from_records makes of psycopg's tuples.
-        df = tbl.to_pandas()
-        for k in keys:
-            if tbl.num_rows and tbl.column(k).null_count == tbl.num_rows:
-                df[k] = pd.Series([None] * tbl.num_rows, index=df.index, dtype=object)
-        return df
+        return _arrow_frame(tbl, keys)
 
     def produce(put: Callable[[pd.DataFrame], None]) -> None:
         with raw.cursor() as cur:
@@ -304,8 +444,14 @@ class _Stop(Exception):
     """The consumer of :func:`_prefetched` went away."""
 
 
-def _prefetched(produce: Callable[[Callable[[pd.DataFrame], None]], None], depth: int = 1
-                ) -> Iterator[pd.DataFrame]:
+# Chunks a reader thread may hold ready (about 6 MB each at 100,000 rows): enough to
+# keep reading the next table while the ingest validates and writes the one before
+# (contract.ingest reads one table ahead); 16 left the reader idle most of that time.
+PREFETCH_CHUNKS = 48
+
+
+def _prefetched(produce: Callable[[Callable[[pd.DataFrame], None]], None],
+                depth: int = PREFETCH_CHUNKS) -> Iterator[pd.DataFrame]:
     """Run ``produce(put)`` in a thread and yield what it puts, at most `depth` ahead.
 
     An exception in the producer is raised here; when the consumer stops early (an
