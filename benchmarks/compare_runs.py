@@ -8,10 +8,10 @@ checkouts, before and after, then
 compares, file by file, the generated book (`data/raw/*.parquet`), the snapshots
 (`data/processed/snapshots.parquet`), every scoring output under
 `data/processed/scores/` (scores, decisions, queue: parquet content and the CSV bytes),
-the model files of every bundle under `models/` (LightGBM text, calibrator, feature
-spec, uplift tables: the files that decide; JSON compared without the keys that name a
-run, `run_id` and `git_commit`; `metadata.json`, which holds paths and times, is left
-out), and every MLflow metric of every run in `mlflow.db` (runs matched by
+the model files of every bundle under `models/` (LightGBM text or the logistic model,
+calibrator, feature spec, uplift tables: the files that decide; JSON compared without
+the keys that name a run, `run_id` and `git_commit`; `metadata.json`, which holds paths
+and times, is left out), and every MLflow metric of every run in `mlflow.db` (runs matched by
 experiment and run name, in start order). Frames are compared bit for bit (NaN equal
 to NaN, same dtypes and column order).
 
@@ -33,8 +33,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, update_section, write_json  # noqa: E402
 
-MODEL_FILES = ("*.txt", "calibrator.json", "feature_spec.json", "data_expectations.json",
-               "scorecard.json", "uplift.json")
+MODEL_FILES = ("*.txt", "linear_model.json", "calibrator.json", "feature_spec.json",
+               "data_expectations.json", "scorecard.json", "uplift.json")
 
 
 def _frames_equal(a: Path, b: Path) -> str | None:
