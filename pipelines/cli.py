@@ -726,19 +726,18 @@ def evaluate_policy(
 
 
 def benchmark_module(name: str):
-    """A module of the checkout's ``benchmarks/`` folder (benchmarks are not library code)."""
-    import importlib.util
+    """A module of the checkout's ``benchmarks/`` folder (benchmarks are not library code),
+    imported by name with that folder on ``sys.path`` so its process pools import it too."""
+    import importlib
     import sys
 
-    path = get_settings().root / "benchmarks" / f"{name}.py"
-    if not path.is_file():
-        raise PostloanError(f"benchmark code {path} not found: benchmarks run from a source "
-                            "checkout of postloan (set POSTLOAN_ROOT to it)")
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod  # dataclasses resolve their module while it executes
-    spec.loader.exec_module(mod)
-    return mod
+    folder = get_settings().root / "benchmarks"
+    if not (folder / f"{name}.py").is_file():
+        raise PostloanError(f"benchmark code {folder / f'{name}.py'} not found: benchmarks "
+                            "run from a source checkout of postloan (set POSTLOAN_ROOT to it)")
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    return importlib.import_module(name)
 
 
 @app.command()

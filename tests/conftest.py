@@ -55,16 +55,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def load_benchmark(name: str):
-    """The module ``benchmarks/<name>.py`` (benchmarks are scripts, not a package)."""
-    import importlib.util
+    """The module ``benchmarks/<name>.py`` (benchmarks are scripts, not a package).
+
+    Imported by name with ``benchmarks/`` on ``sys.path``, so the process pools a
+    benchmark starts (joblib's, in the German credit CV) import it too.
+    """
+    import importlib
     import sys
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod  # dataclasses resolve their module while it executes
-    spec.loader.exec_module(mod)
-    return mod
+    folder = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module(name)
 
 
 def cli_env(root: Path, **extra: str) -> dict[str, str]:
