@@ -727,7 +727,8 @@ def evaluate_policy(
 
 def benchmark_module(name: str):
     """A module of the checkout's ``benchmarks/`` folder (benchmarks are not library code),
-    imported by name with that folder on ``sys.path`` so its process pools import it too."""
+    imported by name with that folder at the end of ``sys.path`` (its scripts must not
+    shadow the packages) so its process pools import it too."""
     import importlib
     import sys
 
@@ -736,7 +737,7 @@ def benchmark_module(name: str):
         raise PostloanError(f"benchmark code {folder / f'{name}.py'} not found: benchmarks "
                             "run from a source checkout of postloan (set POSTLOAN_ROOT to it)")
     if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
+        sys.path.append(str(folder))
     return importlib.import_module(name)
 
 

@@ -57,15 +57,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def load_benchmark(name: str):
     """The module ``benchmarks/<name>.py`` (benchmarks are scripts, not a package).
 
-    Imported by name with ``benchmarks/`` on ``sys.path``, so the process pools a
-    benchmark starts (joblib's, in the German credit CV) import it too.
+    Imported by name with ``benchmarks/`` at the end of ``sys.path`` (its scripts
+    ``serving.py``, ``training.py``... must not shadow the packages), so the process
+    pools a benchmark starts (joblib's, in the German credit CV) import it too.
     """
     import importlib
     import sys
 
     folder = str(Path(__file__).resolve().parents[1] / "benchmarks")
     if folder not in sys.path:
-        sys.path.insert(0, folder)
+        sys.path.append(folder)
     return importlib.import_module(name)
 
 
