@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import load_benchmark
 from postloan.models import store
 from postloan.simulation import (
     SimulationConfig,
@@ -20,15 +19,6 @@ from postloan.simulation import (
     simulate_until,
 )
 from postloan.simulation.contacts import NO_CONTACT, queue_plan
-
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "operations_year.py"
-
-
-def _harness():
-    spec = importlib.util.spec_from_file_location("operations_year", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _rows(month: dict, table: str, ids: np.ndarray) -> pd.DataFrame:
@@ -96,7 +86,7 @@ def test_customers_not_contacted_draw_the_same_numbers_in_every_arm():
 @pytest.mark.slow
 def test_two_months_share_random_numbers_and_outcomes_are_finite(trained, uplift_trained,
                                                                  tmp_path):
-    Y = _harness()
+    Y = load_benchmark("operations_year")
     # The session's champions and uplift models stand for the T0 training (no training here).
     models = {1: (store.load_bundles_from_dir(trained["root"] / "models"),
                   store.load_uplift_from_dir(uplift_trained["root"] / "models"), 0.0)}
