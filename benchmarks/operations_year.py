@@ -12,11 +12,12 @@ decisions, not luck.
 Arms: ``none`` (no contact); ``handbook`` (the strategy constants' queue scored by
 the champions trained at T0, never learning); ``frozen`` (champions and uplift models
 trained at T0, never retrained); ``cycle`` (the same at T0, then `postloan cycle`'s own
-steps: ``postloan.operations.cycle.decide_month`` decides and holds out a random HOLDOUT share of
-its queue, its outreach rows - assignment, propensity, reached - join its book, and
-``pipelines.cycle.retrain_models`` retrains the three models and uplift, gated against
-its current champions, every RETRAIN_EVERY months and when the monthly drift check
-says re-validate).
+steps with the shipped ``config/cycle.yaml``: ``postloan.operations.cycle.decide_month``
+decides and holds out a random ``holdout_share`` of the customers it would contact (the
+capacity still filled: the holdout costs no call slots), its outreach rows -
+assignment, propensity, reached - join its book, and ``pipelines.cycle.retrain_models``
+retrains the three models and uplift, gated against its current champions, every
+``retrain_every_months`` and when the monthly drift check says re-validate).
 
 Outcomes over the year (``postloan.simulation.replay.realised_outcomes``, the policy replay's own
 money terms): credit loss of new defaults, churned value, complaints, contact cost;
@@ -63,8 +64,9 @@ ARMS = ("none", "handbook", "frozen", "cycle")
 WHOLE = ("customers", "loans", "macro")  # tables a month's output carries whole
 MONTHS = 12
 SHOCK_MONTH = 6  # month of the year the macro shock starts in
-RETRAIN_EVERY = 3
-HOLDOUT = 0.10
+# The cycle arm runs as shipped: config/cycle.yaml's schedule and holdout share.
+RETRAIN_EVERY = cycle.load_cycle_config().retrain_every_months
+HOLDOUT = cycle.load_cycle_config().holdout_share
 TRAIN_DATES = 6  # snapshot dates a champion trains on (shipped: 10)
 METRICS = ("n_contacts", "contact_cost", "n_defaults", "credit_loss", "n_churned",
            "churned_value", "complaints", "net_benefit")
@@ -244,10 +246,8 @@ def run_year(n_customers: int, seed: int, shock: bool, history: int, capacity: i
                     out = cycle.decide_month(snap, bundles, as_of, ccfg,
                                              uplift=uplift or None, with_reasons=False)
                     outreach = out["outreach"]
-                    held = outreach.loc[outreach["assignment"] == "holdout", "customer_id"]
-                    codes = queue_codes(out["queue"], w.cid)
-                    codes[np.isin(w.cid, held.to_numpy())] = NO_CONTACT
-                    cyc["holdout"] += int(len(held))
+                    codes = queue_codes(out["queue"], w.cid)  # the holdout is not in it
+                    cyc["holdout"] += int((outreach["assignment"] == "holdout").sum())
                     cyc["basis"].append(out["decision_basis"])
                 else:
                     snap, out = decide(arm["book"], as_of, bundles, uplift, capacity)
@@ -475,7 +475,8 @@ def report(runs, args, seconds, mach, write_json, update_section, name: str,
              "contact the queue, `postloan.simulation.advance_month`), common random numbers "
              f"across arms. The cycle arm decides with `postloan.operations.cycle.decide_month` "
              "(the score step of `postloan cycle`), holds out "
-             f"{HOLDOUT:.0%} of its queue (`assign_outreach`, seeded by the as-of) and logs "
+             f"{HOLDOUT:.0%} of the customers it would contact (`assign_outreach`, seeded by the "
+             "as-of; the candidates go deeper so the capacity is still filled) and logs "
              "every eligible customer's outreach row (assignment, propensity, reached) "
              "into its own book; it retrains with the cycle's retrain step "
              "(`pipelines.cycle.retrain_models`: the three models and the uplift models, "

@@ -59,6 +59,32 @@ def test_outreach_rows_follow_the_contract_and_hold_out_a_seeded_share():
         assign_outreach(d, q, APR, 1.0)
 
 
+def test_the_holdout_costs_no_call_slots():
+    """The candidates go holdout_reach deep: exactly `capacity` are contacted, the rest
+    held out at random, and the team's queue lists the contacted only."""
+    assert cycle.holdout_reach(100, 0.10) == 112          # 100 / 0.9 = 111.1
+    assert cycle.holdout_reach(90, 0.10) == 100           # no float round-up to 101
+    assert cycle.holdout_reach(100, 0.0) == 100 and cycle.holdout_reach(0, 0.1) == 0
+    d, q = _decisions()
+    cand = q.head(cycle.holdout_reach(100, 0.10)).copy()
+    cand["queue_rank"] = np.arange(1, len(cand) + 1)
+    rows = assign_outreach(d, cand, APR, 0.10, capacity=100)
+    a = rows["assignment"].value_counts()
+    assert a["contacted"] == 100 and a["holdout"] == 12
+    inq = rows["customer_id"].isin(cand["customer_id"])
+    assert np.allclose(rows.loc[inq, "propensity"], 100 / 112)
+    team = cycle.contacted_queue(cand, rows)
+    held = set(rows.loc[rows["assignment"] == "holdout", "customer_id"])
+    assert len(team) == 100 and not held & set(team["customer_id"])
+    assert team["queue_rank"].tolist() == list(range(1, 101))
+    # the held-out are spread over the ranks, not the bottom of the queue
+    ranks = cand.loc[cand["customer_id"].isin(held), "queue_rank"]
+    assert ranks.min() <= 60
+    # fewer candidates than the reach: the share is still held out, fewer calls made
+    few = assign_outreach(d, q.head(50), APR, 0.10, capacity=100)["assignment"]
+    assert (few == "contacted").sum() == 45 and (few == "holdout").sum() == 5
+
+
 def test_cycle_config_overrides_and_names_bad_fields(tmp_path):
     assert load_cycle_config().holdout_share == 0.10
     f = tmp_path / "c.yaml"
@@ -159,6 +185,10 @@ def test_months_gate_fault_rerun_and_the_reviewers_question(month_env, trained, 
     outreach = pd.read_parquet(out / "outreach.parquet")
     assert set(outreach["assignment"]) <= {"contacted", "holdout", "over_capacity"}
     assert (outreach["assignment"] == "holdout").sum() > 0
+    # the team's queue is the contacted: no holdout customer is in it
+    queue = pd.read_parquet(out / "queue.parquet")
+    assert set(queue["customer_id"]) == set(
+        outreach.loc[outreach["assignment"] == "contacted", "customer_id"])
     before = _tree_hash(out)
 
     # May's feed breaks: exit 4 (DataQualityError), April untouched, the ledger says why

@@ -99,6 +99,8 @@ def test_two_months_share_random_numbers_and_outcomes_are_finite(trained, uplift
         assert all(math.isfinite(float(v)) for v in tot.values()), (arm, tot)
     assert r["arms"]["none"]["n_contacts"] == 0
     assert r["arms"]["handbook"]["n_contacts"] > 0  # the arms differ by their contacts
+    # the cycle's holdout costs no call slots: as many contacts as the handbook's
+    assert r["arms"]["cycle"]["n_contacts"] == r["arms"]["handbook"]["n_contacts"]
     none = r["months"]["none"]
     for arm in ("handbook", "frozen", "cycle"):
         touched = np.unique(np.concatenate(r["contacted"][arm]))

@@ -9,6 +9,7 @@ simulator call the same functions:
 - :func:`load_cycle_config`: the validated ``config/cycle.yaml``;
 - :func:`assign_outreach`: the month's contacts, holdout and over-capacity customers as
   the contract's ``interactions`` outreach rows (what the lender feeds back next month);
+  the holdout is drawn :func:`holdout_reach` deep so it costs no call slots;
 - :func:`decision_counts`: the counts the ledger records of a month's decisions;
 - :func:`monitor_verdict`, :func:`retrain_reason`: the monitor's verdict and whether
   the month retrains;
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import uuid
 import zlib
 from collections.abc import Iterable, Mapping
@@ -102,24 +104,41 @@ def as_of_seed(as_of: str | pd.Timestamp) -> int:
     return zlib.crc32(f"{pd.Timestamp(as_of):%Y-%m-%d}".encode())
 
 
+def holdout_reach(capacity: int, holdout_share: float) -> int:
+    """How far down the ranking the month's candidates go so that, after the holdout,
+    the team still has `capacity` contacts: ``ceil(capacity / (1 - holdout_share))``.
+
+    The holdout costs no call slots: it is drawn from the top `reach` customers, and the
+    slots it frees go to the next in rank."""
+    if holdout_share <= 0.0 or capacity == 0:
+        return capacity
+    return int(math.ceil(round(capacity / (1.0 - holdout_share), 9)))
+
+
 def assign_outreach(decisions: pd.DataFrame, queue: pd.DataFrame,
-                    as_of: str | pd.Timestamp, holdout_share: float = 0.10) -> pd.DataFrame:
+                    as_of: str | pd.Timestamp, holdout_share: float = 0.10,
+                    capacity: int | None = None) -> pd.DataFrame:
     """The month's outreach as the contract's ``interactions`` rows of kind ``outreach``.
 
-    Every eligible customer (a decision other than ``none``) gets one row. Those in the
-    queue are contacted, except a random `holdout_share` of them (seeded by the as-of:
-    a re-run draws the same) kept out as the randomised control; the eligible customers
-    the queue had no room for are ``over_capacity``. ``propensity`` is the probability
-    of being contacted given that assignment process: ``1 - holdout_share`` in the queue,
-    0 beyond it. The rows are dated the day after the as-of (the contact month), so
-    :func:`postloan.models.uplift.outreach_log` aligns them back to this as-of; ``outcome`` is
-    ``none`` until the lender records reached / no_answer.
+    Every eligible customer (a decision other than ``none``) gets one row. Of the `n`
+    customers in `queue` (the candidates), a random ``max(n - capacity,
+    round(holdout_share * n))`` are held out as the randomised control and the rest
+    contacted: with the candidates :func:`holdout_reach` deep, exactly `capacity`
+    (`capacity` None: no slots to fill, ``round(holdout_share * n)`` held out). The draw
+    is seeded by the as-of (a re-run draws the same) and does not depend on row order.
+    The eligible customers beyond the candidates are ``over_capacity``. ``propensity``
+    is the probability of being contacted under that assignment: the contacted share of
+    the candidates, 0 beyond them. The rows are dated the day after the as-of (the
+    contact month), so :func:`postloan.models.uplift.outreach_log` aligns them back to
+    this as-of; ``outcome`` is ``none`` until the lender records reached / no_answer.
 
     Args:
         decisions: one row per customer with ``customer_id`` and ``recommended_action``.
-        queue: the queue of these decisions (:func:`postloan.decisions.strategy.outreach_queue`).
+        queue: the candidates (:func:`postloan.decisions.strategy.outreach_queue` of
+            these decisions, :func:`holdout_reach` deep).
         as_of: the month's as-of date.
-        holdout_share: share of the queue held out, in [0, 1).
+        holdout_share: share of the candidates held out at least, in [0, 1).
+        capacity: contacts the team makes (None: as many as the candidates left).
 
     Returns:
         ``customer_id``, ``event_date``, ``kind``, ``channel``, ``resolution_days``,
@@ -133,11 +152,18 @@ def assign_outreach(decisions: pd.DataFrame, queue: pd.DataFrame,
     elig = elig.sort_values("customer_id", kind="stable").reset_index(drop=True)
     ids = elig["customer_id"].to_numpy()
     in_queue = np.isin(ids, queue["customer_id"].to_numpy())
-    # One uniform per eligible customer in id order: the draw does not depend on row order.
+    n = int(in_queue.sum())
+    n_held = int(round(holdout_share * n))
+    if capacity is not None:
+        n_held = max(n_held, n - capacity)
+    # One uniform per eligible customer in id order: the candidates with the n_held
+    # smallest draws are held out, whatever the row order.
     u = np.random.default_rng(as_of_seed(as_of)).random(len(elig))
-    held = in_queue & (u < holdout_share)
+    cand = np.flatnonzero(in_queue)
+    held = np.zeros(len(elig), dtype=bool)
+    held[cand[np.argsort(u[cand], kind="stable")[:n_held]]] = True
     assignment = np.where(~in_queue, "over_capacity", np.where(held, "holdout", "contacted"))
-    propensity = np.where(in_queue, 1.0 - holdout_share, 0.0)
+    propensity = np.where(in_queue, (n - n_held) / n if n else 0.0, 0.0)
     action = elig["recommended_action"].astype(str)
     event = pd.Timestamp(as_of).normalize() + pd.Timedelta(days=1)
     return pd.DataFrame({
@@ -147,6 +173,14 @@ def assign_outreach(decisions: pd.DataFrame, queue: pd.DataFrame,
         "resolution_days": np.nan, "outcome": "none", "action": action.to_numpy(),
         "eligibility": action.map(ELIGIBILITY).to_numpy(), "assignment": assignment,
         "propensity": propensity})
+
+
+def contacted_queue(queue: pd.DataFrame, outreach: pd.DataFrame) -> pd.DataFrame:
+    """The team's queue: the candidates less the holdout, ranked 1.. again."""
+    held = outreach.loc[outreach["assignment"] == "holdout", "customer_id"].to_numpy()
+    q = queue[~queue["customer_id"].isin(held)].reset_index(drop=True)
+    q["queue_rank"] = np.arange(1, len(q) + 1, dtype="int64")
+    return q
 
 
 def decision_counts(decisions: pd.DataFrame, queue: pd.DataFrame,
@@ -171,8 +205,10 @@ def decide_month(snapshot: pd.DataFrame, bundles: Mapping[str, Any], as_of: str 
     """One month's decisions and outreach: the pure core of the cycle's score step.
 
     :func:`postloan.decisions.batch.score_and_decide` (the one scoring and decision path) on the
-    month's snapshot, then :func:`assign_outreach` with the config's holdout share and
-    the counts and decision bases the ledger records.
+    month's snapshot with candidates :func:`holdout_reach` deep, then
+    :func:`assign_outreach` with the config's holdout share and capacity, the team's
+    queue (the candidates less the holdout: `capacity` contacts when the book has that
+    many) and the counts and decision bases the ledger records.
 
     Args:
         snapshot: the as-of snapshot (``build_snapshot(tables, as_of, with_labels=False)``).
@@ -186,18 +222,25 @@ def decide_month(snapshot: pd.DataFrame, bundles: Mapping[str, Any], as_of: str 
         progress: called with customers scored after each chunk.
 
     Returns:
-        ``scores``, ``decisions``, ``queue`` (as score_and_decide), ``outreach`` (the
+        ``scores``, ``decisions``, ``queue`` (whom the team contacts; no holdout
+        customer is in it), ``outreach`` (the
         contract's outreach rows), ``counts`` (:func:`decision_counts`) and
         ``decision_basis`` (action -> ``learned_uplift`` | ``constants``).
     """
     from postloan.decisions.batch import score_and_decide
-    from postloan.decisions.strategy import decision_bases
+    from postloan.decisions.strategy import decision_bases, load_strategy_config
 
     cfg = cfg or load_cycle_config()
-    out = score_and_decide(snapshot, dict(bundles), strategy_cfg, cfg.capacity,
+    capacity = cfg.capacity
+    if capacity is None:
+        capacity = (strategy_cfg or load_strategy_config()).outreach.capacity
+    out = score_and_decide(snapshot, dict(bundles), strategy_cfg,
+                           holdout_reach(capacity, cfg.holdout_share),
                            with_reasons=with_reasons, progress=progress, uplift=uplift,
                            features=features)
-    outreach = assign_outreach(out["decisions"], out["queue"], as_of, cfg.holdout_share)
+    outreach = assign_outreach(out["decisions"], out["queue"], as_of, cfg.holdout_share,
+                               capacity)
+    out["queue"] = contacted_queue(out["queue"], outreach)
     return {**out, "outreach": outreach,
             "counts": decision_counts(out["decisions"], out["queue"], outreach),
             "decision_basis": decision_bases(uplift)}
