@@ -315,3 +315,20 @@ def test_evaluate_policy_says_when_the_champions_saw_the_replays_future(tmp_path
     assert r.returncode == 0, r.stderr
     said = " ".join(r.stdout.split())  # rich wraps long lines
     assert "learned from outcomes up to" in said and "after the as-of 2023-06-30" in said
+
+
+def test_rows_not_randomised_are_left_out_of_the_training_set(small_tables):
+    """The monthly cycle logs its over-capacity customers with propensity 0 (never
+    contacted): they carry no contrast, and a propensity of 0 or 1 would stop the
+    learners, so the training set leaves them out and keeps the randomised rows."""
+    log = U.outreach_log(small_tables["interactions"])
+    as_of = sorted(log["as_of"].unique())[-14]
+    month = log[log["as_of"] == as_of].copy()
+    assert len(month) > 20
+    ids = month["customer_id"].to_numpy()
+    month.loc[month["customer_id"].isin(ids[:5]), ["treated", "propensity"]] = [0, 0.0]
+    month.loc[month["customer_id"].isin(ids[5:10]), ["treated", "propensity"]] = [1, 1.0]
+    rows = U.training_set(small_tables, month, [as_of])
+    assert not set(ids[:10]) & set(rows["customer_id"])
+    assert len(rows) > 0 and rows["propensity"].between(0, 1, inclusive="neither").all()
+    assert set(rows["customer_id"]) <= set(ids[10:])

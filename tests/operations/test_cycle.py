@@ -29,8 +29,10 @@ def _decisions(n=2_000, seed=0):
                          p=[0.6, 0.1, 0.1, 0.1, 0.1])
     d = pd.DataFrame({"customer_id": rng.permutation(n) + 100,
                       "recommended_action": actions,
-                      "warning_level": rng.choice(["green", "yellow", "red"], n)})
-    queue = d[d["recommended_action"] != "none"].head(500)
+                      "warning_level": rng.choice(["green", "yellow", "red"], n),
+                      "net_benefit": rng.lognormal(5.0, 1.5, n)})
+    queue = (d[d["recommended_action"] != "none"]
+             .sort_values("net_benefit", ascending=False).head(500))
     return d, queue
 
 
@@ -68,7 +70,7 @@ def test_the_holdout_costs_no_call_slots():
     d, q = _decisions()
     cand = q.head(cycle.holdout_reach(100, 0.10)).copy()
     cand["queue_rank"] = np.arange(1, len(cand) + 1)
-    rows = assign_outreach(d, cand, APR, 0.10, capacity=100)
+    rows = assign_outreach(d, cand, APR, 0.10, capacity=100, weighting="uniform")
     a = rows["assignment"].value_counts()
     assert a["contacted"] == 100 and a["holdout"] == 12
     inq = rows["customer_id"].isin(cand["customer_id"])
@@ -83,6 +85,40 @@ def test_the_holdout_costs_no_call_slots():
     # fewer candidates than the reach: the share is still held out, fewer calls made
     few = assign_outreach(d, q.head(50), APR, 0.10, capacity=100)["assignment"]
     assert (few == "contacted").sum() == 45 and (few == "holdout").sum() == 5
+
+
+def test_a_value_weighted_holdout_costs_less_and_logs_each_chance():
+    """The value weighting holds out the contacts worth less more often (each within the
+    bounds, the chances summing to the holdout size); the draws hit each candidate with
+    its logged chance, and the expected value held out is below a uniform holdout's."""
+    lo, hi = cycle.HOLDOUT_CHANCE_BOUNDS
+    nb = np.geomspace(20_000, 50, 112)
+    p = cycle.holdout_chances(nb, 12, "value")
+    assert p.sum() == pytest.approx(12) and p.min() >= lo - 1e-12 and p.max() <= hi + 1e-12
+    assert (np.diff(p) >= -1e-12).all()                      # worth less: likelier held out
+    assert (p * nb).sum() < (12 / 112 * nb).sum() / 2        # costs under half a uniform's
+    assert np.allclose(cycle.holdout_chances(nb, 12, "uniform"), 12 / 112)
+    with pytest.raises(ValueError, match="weighting"):
+        cycle.holdout_chances(nb, 12, "by_hand")
+    d, q = _decisions()
+    cand = q.head(112)
+    rows = assign_outreach(d, cand, APR, 0.10, capacity=100, weighting="value")
+    assert (rows["assignment"] == "contacted").sum() == 100
+    inq = rows.set_index("customer_id").loc[cand["customer_id"]]
+    chance = cycle.holdout_chances(cand["net_benefit"].to_numpy(), 12, "value")
+    assert np.allclose(1 - inq["propensity"].to_numpy(), chance)
+    # over many months each candidate is held out about as often as its logged chance
+    held = np.zeros(len(cand))
+    for k in range(400):
+        month = pd.Timestamp(APR) + pd.offsets.MonthEnd(k)
+        r = assign_outreach(d, cand, month, 0.10, capacity=100, weighting="value")
+        held += r.set_index("customer_id").loc[cand["customer_id"], "assignment"].eq(
+            "holdout").to_numpy()
+    top, bottom = held[:20].sum() / 400, held[-20:].sum() / 400
+    assert top == pytest.approx(chance[:20].sum(), abs=0.6)
+    assert bottom == pytest.approx(chance[-20:].sum(), abs=1.2)
+    with pytest.raises(ValueError, match="net_benefit"):
+        assign_outreach(d, cand.drop(columns="net_benefit"), APR, 0.1, 100, "value")
 
 
 def test_cycle_config_overrides_and_names_bad_fields(tmp_path):

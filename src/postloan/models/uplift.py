@@ -145,7 +145,8 @@ def training_set(tables: Mapping[str, pd.DataFrame], outreach: pd.DataFrame,
     Returns:
         The snapshot rows (fields + labels) of eligible customer-months with
         ``as_of``, ``action``, ``treated`` and ``propensity``; rows whose labels are
-        all unobserved are dropped.
+        all unobserved, and rows that were not randomised (propensity 0 or 1), are
+        dropped.
     """
     from postloan.data.snapshot import build_snapshot
 
@@ -167,6 +168,10 @@ def training_set(tables: Mapping[str, pd.DataFrame], outreach: pd.DataFrame,
     out = pd.concat(parts, ignore_index=True)
     out["action"] = out["action"].astype(object)
     keep = out[list(UPLIFT_LABELS)].notna().any(axis=1)
+    # Rows not randomised (contacted or passed over for certain: propensity 0 or 1, e.g.
+    # the monthly cycle's over-capacity customers) carry no contrast to learn from.
+    e = out["propensity"].to_numpy(float)
+    keep &= (e > 0.0) & (e < 1.0)
     return out[keep].reset_index(drop=True)
 
 

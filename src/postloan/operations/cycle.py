@@ -26,7 +26,7 @@ import zlib
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -75,6 +75,7 @@ class CycleConfig(BaseModel):
     retrain_every_months: int = Field(6, ge=0)
     retrain_uplift: bool = True
     holdout_share: float = Field(0.10, ge=0.0, lt=1.0)
+    holdout_weighting: Literal["value", "uniform"] = "value"
     capacity: int | None = Field(None, ge=0)
     steps: CycleSteps = CycleSteps()
     online_store: str | None = None
@@ -115,22 +116,68 @@ def holdout_reach(capacity: int, holdout_share: float) -> int:
     return int(math.ceil(round(capacity / (1.0 - holdout_share), 9)))
 
 
+# A candidate's chance of being held out stays within these bounds whatever its value:
+# every candidate can be held out (so the uplift models may learn its effect, the
+# inverse-propensity weight of a held-out row at most 50), none is held out more often
+# than not.
+HOLDOUT_CHANCE_BOUNDS = (0.02, 0.5)
+HOLDOUT_WEIGHTINGS = ("value", "uniform")
+
+
+def holdout_chances(net_benefit: np.ndarray, n_held: int, weighting: str = "value"
+                    ) -> np.ndarray:
+    """Each candidate's chance of being held out, summing to `n_held`.
+
+    ``uniform``: the same for every candidate (``n_held / n``). ``value``: inversely
+    proportional to the contact's expected net benefit, within
+    :data:`HOLDOUT_CHANCE_BOUNDS` (widened to ``n_held / n`` when that is outside them):
+    the holdout falls more often on the contacts worth less, so it costs the lender less
+    than a uniform one, and every chance is logged as the row's propensity (the uplift
+    models weight by it, so they stay unbiased).
+    """
+    nb = np.asarray(net_benefit, dtype=float)
+    n = len(nb)
+    if weighting not in HOLDOUT_WEIGHTINGS:
+        raise ValueError(f"holdout weighting must be one of {HOLDOUT_WEIGHTINGS}, "
+                         f"got {weighting!r}")
+    if n == 0 or n_held == 0:
+        return np.zeros(n)
+    share = n_held / n
+    if weighting == "uniform":
+        return np.full(n, share)
+    lo, hi = min(HOLDOUT_CHANCE_BOUNDS[0], share), max(HOLDOUT_CHANCE_BOUNDS[1], share)
+    w = 1.0 / np.maximum(np.nan_to_num(nb, nan=0.0), 1e-6)
+    p = np.full(n, np.nan)
+    for _ in range(n + 1):  # cap the chances at the bounds, spread the rest by weight
+        free = np.isnan(p)
+        q = p.copy()
+        q[free] = (n_held - np.nansum(p)) * w[free] / w[free].sum()
+        low, high = free & (q < lo), free & (q > hi)
+        if not (low.any() or high.any()):
+            return q
+        p[low], p[high] = lo, hi
+    return q  # pragma: no cover - each pass fixes at least one chance
+
+
 def assign_outreach(decisions: pd.DataFrame, queue: pd.DataFrame,
                     as_of: str | pd.Timestamp, holdout_share: float = 0.10,
-                    capacity: int | None = None) -> pd.DataFrame:
+                    capacity: int | None = None, weighting: str = "uniform") -> pd.DataFrame:
     """The month's outreach as the contract's ``interactions`` rows of kind ``outreach``.
 
     Every eligible customer (a decision other than ``none``) gets one row. Of the `n`
-    customers in `queue` (the candidates), a random ``max(n - capacity,
-    round(holdout_share * n))`` are held out as the randomised control and the rest
-    contacted: with the candidates :func:`holdout_reach` deep, exactly `capacity`
-    (`capacity` None: no slots to fill, ``round(holdout_share * n)`` held out). The draw
-    is seeded by the as-of (a re-run draws the same) and does not depend on row order.
+    customers in `queue` (the candidates), ``max(n - capacity, round(holdout_share *
+    n))`` are held out at random as the randomised control and the rest contacted: with
+    the candidates :func:`holdout_reach` deep, exactly `capacity` (`capacity` None: no
+    slots to fill, ``round(holdout_share * n)`` held out). Each candidate's chance of
+    being held out is :func:`holdout_chances` (`weighting`; ``value`` needs the queue's
+    ``net_benefit``), drawn exactly by systematic sampling over the candidates in a
+    random order, seeded by the as-of: a re-run draws the same, whatever the row order.
     The eligible customers beyond the candidates are ``over_capacity``. ``propensity``
-    is the probability of being contacted under that assignment: the contacted share of
-    the candidates, 0 beyond them. The rows are dated the day after the as-of (the
-    contact month), so :func:`postloan.models.uplift.outreach_log` aligns them back to
-    this as-of; ``outcome`` is ``none`` until the lender records reached / no_answer.
+    is the probability of being contacted under that assignment: one minus the chance
+    of being held out for a candidate, 0 beyond them. The rows are dated the day after
+    the as-of (the contact month), so :func:`postloan.models.uplift.outreach_log` aligns
+    them back to this as-of; ``outcome`` is ``none`` until the lender records reached /
+    no_answer.
 
     Args:
         decisions: one row per customer with ``customer_id`` and ``recommended_action``.
@@ -139,6 +186,7 @@ def assign_outreach(decisions: pd.DataFrame, queue: pd.DataFrame,
         as_of: the month's as-of date.
         holdout_share: share of the candidates held out at least, in [0, 1).
         capacity: contacts the team makes (None: as many as the candidates left).
+        weighting: ``uniform`` or ``value`` (:func:`holdout_chances`).
 
     Returns:
         ``customer_id``, ``event_date``, ``kind``, ``channel``, ``resolution_days``,
@@ -147,23 +195,33 @@ def assign_outreach(decisions: pd.DataFrame, queue: pd.DataFrame,
     """
     if not 0.0 <= holdout_share < 1.0:
         raise ValueError(f"holdout_share must be in [0, 1), got {holdout_share}")
+    if weighting == "value" and "net_benefit" not in queue.columns:
+        raise ValueError("a value-weighted holdout needs the queue's net_benefit column")
     elig = decisions.loc[decisions["recommended_action"].astype(str) != NO_ACTION,
                          ["customer_id", "recommended_action"]]
     elig = elig.sort_values("customer_id", kind="stable").reset_index(drop=True)
     ids = elig["customer_id"].to_numpy()
     in_queue = np.isin(ids, queue["customer_id"].to_numpy())
-    n = int(in_queue.sum())
-    n_held = int(round(holdout_share * n))
+    cand = np.flatnonzero(in_queue)  # the candidates, in id order
+    n_held = int(round(holdout_share * len(cand)))
     if capacity is not None:
-        n_held = max(n_held, n - capacity)
-    # One uniform per eligible customer in id order: the candidates with the n_held
-    # smallest draws are held out, whatever the row order.
-    u = np.random.default_rng(as_of_seed(as_of)).random(len(elig))
-    cand = np.flatnonzero(in_queue)
+        n_held = max(n_held, len(cand) - capacity)
+    value = (queue.set_index("customer_id")["net_benefit"].reindex(ids[cand]).to_numpy(float)
+             if weighting == "value" else np.zeros(len(cand)))
+    chance = holdout_chances(value, n_held, weighting)
+    # Systematic sampling: the candidates in a seeded random order, one point every 1
+    # from a random start over their cumulated chances; each is held out with exactly
+    # its chance, and exactly n_held are.
+    rng = np.random.default_rng(as_of_seed(as_of))
+    order = rng.permutation(len(cand))
+    start = rng.random()
+    cum = np.concatenate([[0.0], np.cumsum(chance[order])])
+    hits = np.diff(np.floor(np.round(cum - start, 9))) > 0
     held = np.zeros(len(elig), dtype=bool)
-    held[cand[np.argsort(u[cand], kind="stable")[:n_held]]] = True
+    held[cand[order[hits]]] = True
+    propensity = np.zeros(len(elig))
+    propensity[cand] = 1.0 - chance
     assignment = np.where(~in_queue, "over_capacity", np.where(held, "holdout", "contacted"))
-    propensity = np.where(in_queue, (n - n_held) / n if n else 0.0, 0.0)
     action = elig["recommended_action"].astype(str)
     event = pd.Timestamp(as_of).normalize() + pd.Timedelta(days=1)
     return pd.DataFrame({
@@ -239,7 +297,7 @@ def decide_month(snapshot: pd.DataFrame, bundles: Mapping[str, Any], as_of: str 
                            with_reasons=with_reasons, progress=progress, uplift=uplift,
                            features=features)
     outreach = assign_outreach(out["decisions"], out["queue"], as_of, cfg.holdout_share,
-                               capacity)
+                               capacity, cfg.holdout_weighting)
     out["queue"] = contacted_queue(out["queue"], outreach)
     return {**out, "outreach": outreach,
             "counts": decision_counts(out["decisions"], out["queue"], outreach),
