@@ -158,6 +158,16 @@ def queue_codes(queue: pd.DataFrame, cid: np.ndarray) -> np.ndarray:
     return policy.queue_codes(q, cid)
 
 
+def holdout_cost(decisions: pd.DataFrame, outreach: pd.DataFrame, capacity: int) -> float:
+    """What the holdout costs by the strategy's own valuation: the net benefit of the
+    top `capacity` candidates (the handbook's contacts) less that of those contacted."""
+    nb = decisions.set_index("customer_id")["net_benefit"]
+    cand = outreach.loc[outreach["assignment"] != "over_capacity", "customer_id"]
+    sent = outreach.loc[outreach["assignment"] == "contacted", "customer_id"]
+    top = nb.reindex(cand).sort_values(ascending=False).iloc[:capacity].sum()
+    return float(top - nb.reindex(sent).sum())
+
+
 def drift_check(bundles, ref: pd.DataFrame, cur: pd.DataFrame,
                 cfg: monitoring.MonitoringConfig) -> tuple[str, list[str]]:
     """pipelines/monitor.py's verdict (drift part), worst over the models."""
@@ -207,7 +217,7 @@ def run_year(n_customers: int, seed: int, shock: bool, history: int, capacity: i
     cyc = {"bundles": bundles0, "uplift": uplift0, "retrained": [], "holdout": 0,
            "verdicts": [], "prev_snap": None, "last_retrain": 0,
            "store": rest[0] if rest else None, "basis": [], "retrain_records": [],
-           "own_rows": 0}
+           "own_rows": 0, "holdout_cost": 0.0}
     seconds_retrain = 0.0
     for m in range(months):
         as_of = pd.Timestamp(ends[t0 + m])
@@ -248,6 +258,7 @@ def run_year(n_customers: int, seed: int, shock: bool, history: int, capacity: i
                     outreach = out["outreach"]
                     codes = queue_codes(out["queue"], w.cid)  # the holdout is not in it
                     cyc["holdout"] += int((outreach["assignment"] == "holdout").sum())
+                    cyc["holdout_cost"] += holdout_cost(out["decisions"], outreach, capacity)
                     cyc["basis"].append(out["decision_basis"])
                 else:
                     snap, out = decide(arm["book"], as_of, bundles, uplift, capacity)
@@ -317,6 +328,7 @@ def run_year(n_customers: int, seed: int, shock: bool, history: int, capacity: i
             "auc": {a: arms[a]["auc"] for a in ("frozen", "cycle")},
             "verdicts": cyc["verdicts"], "first_flagged_month": flagged,
             "retrained_months": cyc["retrained"], "holdout_customer_months": cyc["holdout"],
+            "holdout_expected_cost": round(cyc["holdout_cost"], 1),
             "own_outreach_rows": cyc["own_rows"], "decision_basis": cyc["basis"],
             "first_learned_month": next((m for m, b in enumerate(cyc["basis"])
                                          if "learned_uplift" in b.values()), None),
@@ -522,10 +534,11 @@ def report(runs, args, seconds, mach, write_json, update_section, name: str,
                      f"{comp['cycle-frozen']['net_benefit']['n']} |")
     lines += ["", "Monitor and retraining per year (month 0 = T0; the shock starts in "
               f"month {SHOCK_MONTH}):", "",
-              "| seed | scenario | first re-validate | retrained in months (promoted) | "
+              "| seed | scenario | cycle - handbook | holdout's expected cost | "
+              "first re-validate | retrained in months (promoted) | "
               "first month on learned effects | "
               "default AUC / oracle by month: frozen | cycle |",
-              "|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         def ratios(a: str, r: dict = r) -> str:
             return " ".join(f"{x['default_risk']['ratio']:.2f}" if "default_risk" in x
@@ -538,7 +551,9 @@ def report(runs, args, seconds, mach, write_json, update_section, name: str,
                            else f"{rec['month']} (blocked)")
             return "; ".join(out) or "-"
 
-        lines.append(f"| {r['seed']} | {'shock' if r['shock'] else 'quiet'} | "
+        gap = r["arms"]["cycle"]["net_benefit"] - r["arms"]["handbook"]["net_benefit"]
+        lines.append(f"| {r['seed']} | {'shock' if r['shock'] else 'quiet'} | {gap:+,.0f} | "
+                     f"{r.get('holdout_expected_cost', math.nan):,.0f} | "
                      f"{r['first_flagged_month']} | {promoted()} | "
                      f"{r.get('first_learned_month', '-')} | "
                      f"{ratios('frozen')} | {ratios('cycle')} |")

@@ -117,6 +117,7 @@ def test_two_months_share_random_numbers_and_outcomes_are_finite(trained, uplift
     assert len(r["auc"]["frozen"]) == 1 and len(r["verdicts"]) == 2
     # the cycle arm logs its own outreach (holdout included) and retrains on it
     assert r["own_outreach_rows"] > 0 and r["holdout_customer_months"] > 0
+    assert r["holdout_expected_cost"] >= 0   # the top `capacity` are worth the most
     assert r["retrained_months"] == [1]
     rec = r["retrain_records"][0]
     assert {"default_risk", "churn"} <= set(rec["gates"]) and rec["uplift"]
