@@ -47,7 +47,6 @@ from postloan.errors import DataQualityError
 from postloan.models import store
 from postloan.models.evaluation import binary_metrics
 from postloan.operations import cycle, monitoring
-from postloan.operations.cycle import CycleConfig
 from postloan.simulation import (
     DEFAULT_MISSED,
     Shock,
@@ -67,6 +66,7 @@ SHOCK_MONTH = 6  # month of the year the macro shock starts in
 # The cycle arm runs as shipped: config/cycle.yaml's schedule and holdout share.
 RETRAIN_EVERY = cycle.load_cycle_config().retrain_every_months
 HOLDOUT = cycle.load_cycle_config().holdout_share
+HOLDOUT_WEIGHTING = cycle.load_cycle_config().holdout_weighting
 TRAIN_DATES = 6  # snapshot dates a champion trains on (shipped: 10)
 METRICS = ("n_contacts", "contact_cost", "n_defaults", "credit_loss", "n_churned",
            "churned_value", "complaints", "net_benefit")
@@ -209,7 +209,7 @@ def run_year(n_customers: int, seed: int, shock: bool, history: int, capacity: i
     # (bundles, uplift, seconds[, store]): models given without their store start the
     # cycle arm's retraining in an empty store.
     bundles0, uplift0, train_s, *rest = t0_models[seed]
-    ccfg = CycleConfig(holdout_share=HOLDOUT, capacity=capacity)
+    ccfg = cycle.load_cycle_config().model_copy(update={"capacity": capacity})
     costs = np.array([cfg.contacts.spec(a).cost for a in S.CONTACT_ACTIONS])
     mcfg = monitoring.default_monitoring_config()
     arms = {a: {"s": s0.copy(), "book": dict(hist), "year": [], "cost": 0.0, "n": 0,
@@ -598,6 +598,16 @@ def report(runs, args, seconds, mach, write_json, update_section, name: str,
               "second year on. 'First month on learned effects' is the first month any "
               "action's decision basis (the ledger's `decision_basis`) was learned effects "
               "(0: at T0 already)."]
+    costs = [r["holdout_expected_cost"] for r in runs if "holdout_expected_cost" in r]
+    if costs:
+        lines += ["", "The holdout's expected cost is what the strategy itself expected to "
+                  "forgo by holding out instead of contacting its top "
+                  f"{args.capacity} (net benefit of the top {args.capacity} candidates less "
+                  "that of those contacted, summed over the year): "
+                  f"{np.mean(costs):,.0f} a year on average "
+                  f"({HOLDOUT_WEIGHTING} weighting). It is paid every month; "
+                  "what the holdout teaches the uplift models pays back only once its "
+                  "outcomes mature, after the year."]
     update_section("operations-year", "\n".join(lines))
     print("\n".join(lines))
 

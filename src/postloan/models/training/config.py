@@ -119,7 +119,7 @@ class UpliftSettings(Shipped):
     learner: Literal["risk", "dr"]
     n_dates: int = Field(ge=2)
     n_test_dates: int = Field(ge=1)
-    decision_gate_min_z: float = Field(1.645, ge=0.0)
+    decision_gate_min_z: float = Field(ge=0.0)
 
     @model_validator(mode="after")
     def _check(self) -> UpliftSettings:
