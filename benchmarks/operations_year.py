@@ -585,6 +585,14 @@ def report(runs, args, seconds, mach, write_json, update_section, name: str,
               "where no uplift model passes its decision gate at T0, postloan's decision is "
               "the constants' (`decision_basis`), so without retraining the two queues are "
               "the same."]
+    learned = sum(r.get("first_learned_month") is not None for r in runs)
+    lines += ["", f"In {len(runs) - learned} of {len(runs)} years the cycle arm decided on "
+              "the constants all year (no learned effects passed the decision gate, at T0 "
+              "or after a retraining), like the handbook: there, the cycle differs from the "
+              "handbook only by its retrained scores and its holdout, whose outcomes mature "
+              "3 to 12 months later. Within one year the holdout is a cost (below) and its "
+              "lesson is not yet learnable, so the cycle can only be ahead by better "
+              "scores; the paired differences above are what that comes to."]
     own = np.mean([r.get("own_outreach_rows", 0) for r in runs])
     lines += ["", "AUC month by month is against the events in the rest of the year (the "
               "horizon the year reveals), the oracle the simulator's true probabilities on "
