@@ -80,7 +80,8 @@ bench: $(STAMP)  ## run the benchmarks (results JSON + docs/benchmarks.md; servi
 	$(BIN)/python benchmarks/clean_book_warnings.py
 	$(BIN)/python benchmarks/uplift_windows.py
 	$(BIN)/python benchmarks/cycle_month.py --docs
-	$(BIN)/python benchmarks/operations_year.py --customers 2000 --seeds 3
+	$(BIN)/python benchmarks/holdout_cost.py
+	$(BIN)/python benchmarks/operations_year.py --customers 2000 --seeds 6 --capacity 100
 
 NB_STAMP := $(VENV)/.notebooks-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 $(NB_STAMP): $(STAMP)

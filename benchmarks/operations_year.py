@@ -63,10 +63,11 @@ ARMS = ("none", "handbook", "frozen", "cycle")
 WHOLE = ("customers", "loans", "macro")  # tables a month's output carries whole
 MONTHS = 12
 SHOCK_MONTH = 6  # month of the year the macro shock starts in
-# The cycle arm runs as shipped: config/cycle.yaml's schedule and holdout share.
-RETRAIN_EVERY = cycle.load_cycle_config().retrain_every_months
-HOLDOUT = cycle.load_cycle_config().holdout_share
-HOLDOUT_WEIGHTING = cycle.load_cycle_config().holdout_weighting
+# The cycle arm runs as shipped: config/cycle.yaml's schedule and holdout.
+SHIPPED = cycle.load_cycle_config()
+RETRAIN_EVERY = SHIPPED.retrain_every_months
+HOLDOUT = SHIPPED.holdout_share
+HOLDOUT_WEIGHTING = SHIPPED.holdout_weighting
 TRAIN_DATES = 6  # snapshot dates a champion trains on (shipped: 10)
 METRICS = ("n_contacts", "contact_cost", "n_defaults", "credit_loss", "n_churned",
            "churned_value", "complaints", "net_benefit")
@@ -209,7 +210,7 @@ def run_year(n_customers: int, seed: int, shock: bool, history: int, capacity: i
     # (bundles, uplift, seconds[, store]): models given without their store start the
     # cycle arm's retraining in an empty store.
     bundles0, uplift0, train_s, *rest = t0_models[seed]
-    ccfg = cycle.load_cycle_config().model_copy(update={"capacity": capacity})
+    ccfg = SHIPPED.model_copy(update={"capacity": capacity})
     costs = np.array([cfg.contacts.spec(a).cost for a in S.CONTACT_ACTIONS])
     mcfg = monitoring.default_monitoring_config()
     arms = {a: {"s": s0.copy(), "book": dict(hist), "year": [], "cost": 0.0, "n": 0,
@@ -406,7 +407,10 @@ def main() -> None:
     ap.add_argument("--seed-list", default=None,
                     help="run these seeds only (comma-separated), e.g. one per process")
     ap.add_argument("--out", default="operations_year",
-                    help="JSON name; a part (--seed-list) writes no docs section")
+                    help="JSON name; a part (--seed-list) writes no docs section, another "
+                         "name than the default writes its own section")
+    ap.add_argument("--title", default="",
+                    help="added to the docs section's heading (what this run is)")
     ap.add_argument("--retrain-every", type=int, default=RETRAIN_EVERY,
                     help="months between scheduled retrainings (0: monitor-triggered only)")
     ap.add_argument("--t0-models", nargs="*", default=(),
@@ -426,7 +430,7 @@ def main() -> None:
                                                    for p in parts) + " (per process, at its end)"}
         reused = len({r["seed"] for r in runs if math.isnan(r["t0_train_seconds"])})
         report(runs, args, max(p["seconds"] for p in parts), mach, write_json,
-               update_section, name="operations_year",
+               update_section, name=args.out,
                wall=(f"{len(parts)} processes in parallel, the slowest "
                      if len(parts) > 1 else "One process, ")
                     + f"{max(p['seconds'] for p in parts) / 60:,.1f} min"
@@ -479,7 +483,8 @@ def report(runs, args, seconds, mach, write_json, update_section, name: str,
                name)
     if update_section is None:  # a part of a parallel run: combined later
         return
-    lines = ["## A closed-loop year on the simulator", "",
+    lines = ["## A closed-loop year on the simulator"
+             + (f" ({args.title})" if getattr(args, "title", "") else ""), "",
              f"`python benchmarks/operations_year.py --customers {args.customers} --seeds "
              f"{args.seeds} --capacity {args.capacity}`: {len(runs)} years "
              f"({args.history} months of history, then 12 months run one at a time: "
@@ -616,7 +621,7 @@ def report(runs, args, seconds, mach, write_json, update_section, name: str,
                   f"({HOLDOUT_WEIGHTING} weighting). It is paid every month; "
                   "what the holdout teaches the uplift models pays back only once its "
                   "outcomes mature, after the year."]
-    update_section("operations-year", "\n".join(lines))
+    update_section(name.replace("_", "-"), "\n".join(lines))
     print("\n".join(lines))
 
 

@@ -186,7 +186,8 @@ def assign_outreach(decisions: pd.DataFrame, queue: pd.DataFrame,
         as_of: the month's as-of date.
         holdout_share: share of the candidates held out at least, in [0, 1).
         capacity: contacts the team makes (None: as many as the candidates left).
-        weighting: ``uniform`` or ``value`` (:func:`holdout_chances`).
+        weighting: ``uniform`` or ``value`` (:func:`holdout_chances`); the cycle passes
+            its config's ``holdout_weighting`` (``value`` as shipped).
 
     Returns:
         ``customer_id``, ``event_date``, ``kind``, ``channel``, ``resolution_days``,
